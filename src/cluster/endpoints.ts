@@ -1,0 +1,102 @@
+// EndpointSlices (discovery.k8s.io/v1) → endpoints per service port, merged the way kube-proxy's
+// endpoint slice cache merges them: slices in name order, one entry per IP:port, a local copy
+// preferred over a remote one, only the first address of each endpoint used.
+import type { V1EndpointSlice } from '@kubernetes/client-node';
+import { canonicalIp, ipFamilyOf } from '../model/ip.js';
+import { Label } from '../model/names.js';
+import type { Endpoint, IpFamily, Protocol, ServiceEndpoints, ServiceKey } from '../model/types.js';
+import { hostPort, PROTOCOLS, serviceKey, servicePortKey } from '../model/types.js';
+import type { ProblemSink } from './problems.js';
+
+/** The service a slice belongs to, or undefined when kube-proxy ignores the slice. */
+export function sliceServiceKey(slice: V1EndpointSlice): ServiceKey | undefined {
+  const labels = slice.metadata?.labels ?? {};
+  const svcName = labels[Label.SERVICE_NAME];
+  if (!svcName) return undefined;
+  if (Label.SERVICE_PROXY_NAME in labels || Label.HEADLESS in labels) return undefined;
+  return serviceKey(slice.metadata?.namespace ?? 'default', svcName);
+}
+
+function sliceFamily(addressType: unknown): IpFamily | undefined {
+  if (addressType === 'IPv4') return 'IPv4';
+  if (addressType === 'IPv6') return 'IPv6';
+  return undefined; // FQDN slices are ignored, as in kube-proxy
+}
+
+function hintNames(v: unknown): string[] {
+  if (!Array.isArray(v)) return [];
+  const out: string[] = [];
+  for (const h of v) {
+    if (h && typeof h === 'object' && typeof (h as { name?: unknown }).name === 'string') out.push((h as { name: string }).name);
+  }
+  return out;
+}
+
+/**
+ * Builds the endpoints of one service from all its slices. `nodeName` decides which endpoints are
+ * local (a local duplicate wins over a remote one).
+ */
+export function endpointsFromSlices(
+  key: ServiceKey,
+  slices: readonly V1EndpointSlice[],
+  nodeName: string,
+  report: ProblemSink,
+): ServiceEndpoints {
+  const [namespace = 'default', name = ''] = key.split('/');
+  const byPort = new Map<string, Map<string, Endpoint>>();
+  const sorted = [...slices].sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
+  for (const slice of sorted) {
+    const sliceName = slice.metadata?.name ?? '<unnamed>';
+    const problem = (field: string, reason: string): void =>
+      report({ kind: 'EndpointSlice', namespace, name: sliceName, field, reason, effect: 'ignored-field' });
+    const family = sliceFamily(slice.addressType);
+    if (!family) continue;
+    const ports = Array.isArray(slice.ports) ? slice.ports : [];
+    const endpoints = Array.isArray(slice.endpoints) ? slice.endpoints : [];
+    ports.forEach((p, pi) => {
+      if (!p || typeof p !== 'object') return;
+      if (p.port === undefined || p.port === null) return; // kube-proxy skips ports without a number
+      if (typeof p.port !== 'number' || !Number.isInteger(p.port) || p.port < 1 || p.port > 65535) {
+        problem(`ports[${pi}].port`, `${JSON.stringify(p.port)} is not a valid port (1-65535)`);
+        return;
+      }
+      const protocol = (p.protocol ?? 'TCP') as Protocol;
+      if (!PROTOCOLS.includes(protocol)) {
+        problem(`ports[${pi}].protocol`, `unknown protocol ${JSON.stringify(p.protocol)}; use TCP, UDP or SCTP`);
+        return;
+      }
+      const portKey = servicePortKey({ namespace, name, port: p.name ?? '', protocol });
+      let set = byPort.get(portKey);
+      if (!set) byPort.set(portKey, (set = new Map()));
+      endpoints.forEach((ep, ei) => {
+        if (!ep || typeof ep !== 'object' || !Array.isArray(ep.addresses) || ep.addresses.length === 0) return;
+        const raw = ep.addresses[0];
+        const ip = typeof raw === 'string' ? canonicalIp(raw) : undefined;
+        if (!ip || ipFamilyOf(ip) !== family) {
+          // Reported once per slice, on its first port, not once per port.
+          if (pi === 0) problem(`endpoints[${ei}].addresses[0]`, `${JSON.stringify(raw)} is not a valid ${family} address`);
+          return;
+        }
+        const c = ep.conditions ?? {};
+        const ready = c.ready ?? true;
+        const e: Endpoint = {
+          ip,
+          port: p.port as number,
+          family,
+          nodeName: ep.nodeName ?? undefined,
+          zone: ep.zone ?? undefined,
+          ready: ready === true,
+          serving: (c.serving ?? ready) === true,
+          terminating: c.terminating === true,
+          zoneHints: hintNames(ep.hints?.forZones),
+          nodeHints: hintNames(ep.hints?.forNodes),
+        };
+        const id = hostPort(ip, e.port);
+        if (!set.has(id) || e.nodeName === nodeName) set.set(id, e);
+      });
+    });
+  }
+  const result = new Map<string, readonly Endpoint[]>();
+  for (const [k, v] of byPort) if (v.size > 0) result.set(k, [...v.values()]);
+  return { key, byPort: result };
+}

@@ -1,0 +1,140 @@
+// Keeps the latest Service and EndpointSlice objects and hands the sync loop a snapshot plus the
+// services that really changed since the last hand-over. Changes that cancel out (an update and
+// its revert, an add then delete) produce no change, as in kube-proxy's change trackers.
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { ServiceEndpoints, ServiceInfo, ServiceKey } from '../model/types.js';
+import { serviceKey } from '../model/types.js';
+import { endpointsFromSlices, sliceServiceKey } from './endpoints.js';
+import type { ProblemSink } from './problems.js';
+import { toServiceInfo } from './service.js';
+
+export interface ClusterSnapshot {
+  readonly services: ReadonlyMap<ServiceKey, ServiceInfo>;
+  readonly endpoints: ReadonlyMap<ServiceKey, ServiceEndpoints>;
+}
+
+export interface ClusterChanges {
+  readonly snapshot: ClusterSnapshot;
+  /** Services whose ServiceInfo or endpoints differ from the previous hand-over. */
+  readonly changed: ReadonlySet<ServiceKey>;
+  readonly serviceChanges: number;
+  readonly endpointChanges: number;
+}
+
+interface Derived {
+  info: ServiceInfo | undefined;
+  endpoints: ServiceEndpoints | undefined;
+  fingerprint: string;
+}
+
+function sliceKey(slice: V1EndpointSlice): string {
+  return `${slice.metadata?.namespace ?? 'default'}/${slice.metadata?.name ?? ''}`;
+}
+
+export class ClusterTracker {
+  private readonly services = new Map<ServiceKey, V1Service>();
+  private readonly slices = new Map<string, { svc: ServiceKey; slice: V1EndpointSlice }>();
+  private readonly slicesByService = new Map<ServiceKey, Set<string>>();
+  private readonly derived = new Map<ServiceKey, Derived>();
+  private readonly infos = new Map<ServiceKey, ServiceInfo>();
+  private readonly endpointsMap = new Map<ServiceKey, ServiceEndpoints>();
+  private readonly dirtyServices = new Set<ServiceKey>();
+  private readonly dirtyEndpoints = new Set<ServiceKey>();
+
+  constructor(
+    private nodeName: string,
+    private readonly report: ProblemSink,
+  ) {}
+
+  /** Number of objects whose changes wait for the next drain (for the *_changes_pending metrics). */
+  get pending(): { services: number; endpoints: number } {
+    return { services: this.dirtyServices.size, endpoints: this.dirtyEndpoints.size };
+  }
+
+  upsertService(svc: V1Service): void {
+    const key = serviceKey(svc.metadata?.namespace ?? 'default', svc.metadata?.name ?? '');
+    this.services.set(key, svc);
+    this.dirtyServices.add(key);
+  }
+
+  deleteService(namespace: string, name: string): void {
+    const key = serviceKey(namespace, name);
+    if (this.services.delete(key)) this.dirtyServices.add(key);
+  }
+
+  upsertEndpointSlice(slice: V1EndpointSlice): void {
+    const key = sliceKey(slice);
+    const old = this.slices.get(key);
+    if (old) this.unlinkSlice(key, old.svc);
+    const svc = sliceServiceKey(slice);
+    if (svc === undefined) {
+      this.slices.delete(key);
+      return;
+    }
+    this.slices.set(key, { svc, slice });
+    let set = this.slicesByService.get(svc);
+    if (!set) this.slicesByService.set(svc, (set = new Set()));
+    set.add(key);
+    this.dirtyEndpoints.add(svc);
+  }
+
+  deleteEndpointSlice(namespace: string, name: string): void {
+    const key = `${namespace}/${name}`;
+    const old = this.slices.get(key);
+    if (!old) return;
+    this.slices.delete(key);
+    this.unlinkSlice(key, old.svc);
+  }
+
+  private unlinkSlice(key: string, svc: ServiceKey): void {
+    const set = this.slicesByService.get(svc);
+    set?.delete(key);
+    if (set && set.size === 0) this.slicesByService.delete(svc);
+    this.dirtyEndpoints.add(svc);
+  }
+
+  /** Local-ness of endpoints depends on the node name; a new name re-derives every service. */
+  setNodeName(name: string): void {
+    if (name === this.nodeName) return;
+    this.nodeName = name;
+    for (const k of this.slicesByService.keys()) this.dirtyEndpoints.add(k);
+  }
+
+  /** Every object currently known (for `kube-ipvs status` and full re-plans). */
+  allServiceKeys(): ServiceKey[] {
+    return [...new Set([...this.services.keys(), ...this.slicesByService.keys()])];
+  }
+
+  /** Applies pending changes and reports which services changed since the last drain. */
+  drain(): ClusterChanges {
+    const changed = new Set<ServiceKey>();
+    const serviceChanges = this.dirtyServices.size;
+    const endpointChanges = this.dirtyEndpoints.size;
+    for (const key of new Set([...this.dirtyServices, ...this.dirtyEndpoints])) {
+      if (this.rederive(key, this.dirtyServices.has(key), this.dirtyEndpoints.has(key))) changed.add(key);
+    }
+    this.dirtyServices.clear();
+    this.dirtyEndpoints.clear();
+    return { snapshot: { services: this.infos, endpoints: this.endpointsMap }, changed, serviceChanges, endpointChanges };
+  }
+
+  private rederive(key: ServiceKey, serviceDirty: boolean, endpointsDirty: boolean): boolean {
+    const prev = this.derived.get(key);
+    const raw = this.services.get(key);
+    const info = serviceDirty ? (raw ? toServiceInfo(raw, this.report) : undefined) : prev?.info;
+    let endpoints = prev?.endpoints;
+    if (endpointsDirty || !prev) {
+      const keys = this.slicesByService.get(key);
+      const slices = keys ? [...keys].map((k) => this.slices.get(k)?.slice).filter((s): s is V1EndpointSlice => s !== undefined) : [];
+      endpoints = slices.length > 0 ? endpointsFromSlices(key, slices, this.nodeName, this.report) : undefined;
+    }
+    const fingerprint = JSON.stringify([info ?? null, endpoints ? [...endpoints.byPort] : null]);
+    if (info) this.infos.set(key, info);
+    else this.infos.delete(key);
+    if (endpoints) this.endpointsMap.set(key, endpoints);
+    else this.endpointsMap.delete(key);
+    if (!info && !endpoints) this.derived.delete(key);
+    else this.derived.set(key, { info, endpoints, fingerprint });
+    return (prev?.fingerprint ?? JSON.stringify([null, null])) !== fingerprint;
+  }
+}

@@ -1,0 +1,174 @@
+// The kernel objects one service port contributes to one address family: kube-proxy's per-service
+// loop body (ipvs proxier syncProxyRules), as data. Pure: no I/O, no clock.
+import type { ProxyConfig } from '../config/types.js';
+import { bitmapPortEntry, ipPortEntry, ipPortIpEntry, ipPortNetEntry } from '../dataplane/ipset/text.js';
+import { cidrContains, ipFamilyOf, parseCidr, parseIp } from '../model/ip.js';
+import type { RealServer, VirtualServer, VirtualServerSpec } from '../model/kernel.js';
+import { VsFlag } from '../model/kernel.js';
+import { SetBase } from '../model/names.js';
+import type { SetBaseName } from '../model/names.js';
+import type { Endpoint, IpFamily, Protocol, ServicePort } from '../model/types.js';
+import { compareIpText } from './node-ips.js';
+import { outFilterRule } from './rules.js';
+import type { TopologyOptions } from './topology.js';
+import { categorizeEndpoints } from './topology.js';
+
+/** What the planner knows of one family on this node, shared by every service port. */
+export interface FamilyContext {
+  readonly family: IpFamily;
+  readonly topology: TopologyOptions;
+  /** Node addresses of this family (not on kube-ipvs0, no loopback). */
+  readonly nodeAddresses: ReadonlySet<string>;
+  /** Where NodePort virtual servers go. */
+  readonly nodePortIPs: readonly string[];
+  /** The node IP that loadBalancerSourceRanges are checked against. */
+  readonly primaryIP: string | undefined;
+  readonly config: Pick<ProxyConfig, 'ipvs'>;
+}
+
+export interface OwnedVirtualServer {
+  /** Service port key that asked for it (two ports may claim one VS; the planner arbitrates). */
+  readonly owner: string;
+  readonly spec: VirtualServerSpec;
+}
+
+export interface FamilyFragment {
+  readonly virtualServers: readonly OwnedVirtualServer[];
+  readonly setEntries: ReadonlyArray<readonly [SetBaseName, string]>;
+  readonly boundAddresses: readonly string[];
+  /** Canonical rule specs for KUBE-IPVS-OUT-FILTER. */
+  readonly outFilterRules: readonly string[];
+  /** Counted in sync_proxy_rules_no_local_endpoints_total. */
+  readonly noLocalInternal: boolean;
+  readonly noLocalExternal: boolean;
+}
+
+function realServersOf(endpoints: readonly Endpoint[]): RealServer[] {
+  const seen = new Map<string, RealServer>();
+  for (const ep of endpoints) {
+    const id = `${ep.ip}|${ep.port}`;
+    if (!seen.has(id)) seen.set(id, { address: ep.ip, port: ep.port, weight: 1, forward: 'masq' });
+  }
+  return [...seen.values()].sort((a, b) => compareIpText(a.address, b.address) || a.port - b.port);
+}
+
+function sameFamily(family: IpFamily) {
+  return (ip: string): boolean => ipFamilyOf(ip) === family;
+}
+
+/**
+ * Plans one service port for one family. Returns undefined when the port has no ClusterIP of the
+ * family: kube-proxy's per-family proxier ignores such a service entirely.
+ */
+export function planServicePort(sp: ServicePort, allEndpoints: readonly Endpoint[], ctx: FamilyContext): FamilyFragment | undefined {
+  const family = ctx.family;
+  const clusterIP = sp.clusterIPs.find(sameFamily(family));
+  if (clusterIP === undefined) return undefined;
+  const proto: Protocol = sp.protocol;
+  const endpoints = allEndpoints.filter((ep) => ep.family === family);
+  const externalIPs = sp.externalIPs.filter(sameFamily(family));
+  const lbVIPs = sp.loadBalancerVIPs.filter(sameFamily(family));
+  const sourceRanges = sp.loadBalancerSourceRanges.filter((c) => parseCidr(c)?.family === family);
+  const externallyAccessible = sp.nodePort !== 0 || externalIPs.length > 0 || lbVIPs.length > 0;
+
+  const cat = categorizeEndpoints(
+    endpoints,
+    { internalPolicyLocal: sp.internalPolicyLocal, externalPolicyLocal: sp.externalPolicyLocal, externallyAccessible },
+    ctx.topology,
+  );
+  let noLocalInternal = false;
+  let noLocalExternal = false;
+  // kube-proxy's syncEndpoint: a Local policy with no local endpoint falls back to the cluster list
+  // (k/k PR 97081) so pods on this node can still reach the service.
+  const pick = (onlyLocal: boolean): readonly Endpoint[] => {
+    if (!onlyLocal) return cat.cluster ?? [];
+    if (cat.local && cat.local.length > 0) return cat.local;
+    if (cat.hasAny && sp.internalPolicyLocal) noLocalInternal = true;
+    if (cat.hasAny && sp.externalPolicyLocal) noLocalExternal = true;
+    return cat.cluster ?? [];
+  };
+  const internalRS = realServersOf(pick(sp.internalPolicyLocal));
+  const externalRS = externallyAccessible ? realServersOf(pick(sp.externalPolicyLocal)) : [];
+
+  const scheduler = sp.scheduler ?? ctx.config.ipvs.scheduler;
+  let flags = sp.schedulerFlags;
+  // kube-proxy adds the source-port hash flag for mh; explicit annotation flags replace it.
+  if (scheduler === 'mh' && sp.schedulerFlags === 0) flags |= VsFlag.SCHED2;
+  if (sp.stickyMaxAgeSeconds > 0) flags |= VsFlag.PERSISTENT;
+  const vsAt = (address: string, port: number): VirtualServer => ({
+    family,
+    protocol: proto,
+    address,
+    port,
+    scheduler,
+    flags,
+    timeout: sp.stickyMaxAgeSeconds,
+  });
+
+  const virtualServers: OwnedVirtualServer[] = [];
+  const setEntries: Array<readonly [SetBaseName, string]> = [];
+  const boundAddresses: string[] = [];
+  const outFilterRules: string[] = [];
+  const addVs = (address: string, port: number, realServers: RealServer[]): void => {
+    virtualServers.push({ owner: sp.key, spec: { vs: vsAt(address, port), realServers } });
+  };
+
+  // Hairpin: every local endpoint, whatever its readiness, may reach itself through the service.
+  for (const ep of endpoints) {
+    if (ep.nodeName === ctx.topology.nodeName) setEntries.push([SetBase.LOOP_BACK, ipPortIpEntry(ep.ip, proto, ep.port, ep.ip)]);
+  }
+
+  setEntries.push([SetBase.CLUSTER_IP, ipPortEntry(clusterIP, proto, sp.port)]);
+  addVs(clusterIP, sp.port, internalRS);
+  boundAddresses.push(clusterIP);
+
+  for (const ip of externalIPs) {
+    setEntries.push([sp.externalPolicyLocal ? SetBase.EXTERNAL_IP_LOCAL : SetBase.EXTERNAL_IP, ipPortEntry(ip, proto, sp.port)]);
+    addVs(ip, sp.port, externalRS);
+    // An address another interface already holds must not be bound again on kube-ipvs0.
+    if (!ctx.nodeAddresses.has(ip)) boundAddresses.push(ip);
+  }
+
+  const primary = ctx.primaryIP !== undefined ? parseIp(ctx.primaryIP) : undefined;
+  for (const vip of lbVIPs) {
+    const entry = ipPortEntry(vip, proto, sp.port);
+    setEntries.push([SetBase.LOAD_BALANCER, entry]);
+    if (sp.externalPolicyLocal) setEntries.push([SetBase.LOAD_BALANCER_LOCAL, entry]);
+    if (sourceRanges.length > 0) {
+      setEntries.push([SetBase.LOAD_BALANCER_FW, entry]);
+      let allowFromNode = false;
+      for (const cidr of sourceRanges) {
+        setEntries.push([SetBase.LOAD_BALANCER_SOURCE_CIDR, ipPortNetEntry(vip, proto, sp.port, cidr)]);
+        const parsed = parseCidr(cidr);
+        if (parsed && primary && cidrContains(parsed, primary)) allowFromNode = true;
+      }
+      if (allowFromNode) setEntries.push([SetBase.LOAD_BALANCER_SOURCE_IP, ipPortIpEntry(vip, proto, sp.port, vip)]);
+      else outFilterRules.push(outFilterRule(vip, proto, sp.port, family));
+    }
+    addVs(vip, sp.port, externalRS);
+    if (!ctx.nodeAddresses.has(vip)) boundAddresses.push(vip);
+  }
+
+  // With no usable node IP, kube-proxy skips the node ports and the health-check port alike.
+  if (sp.nodePort !== 0 && ctx.nodePortIPs.length > 0) {
+    const local = sp.externalPolicyLocal;
+    if (proto === 'SCTP') {
+      // A bitmap cannot carry the protocol, so SCTP node ports are ip,port entries per node IP.
+      for (const ip of ctx.nodePortIPs) {
+        const entry = ipPortEntry(ip, proto, sp.nodePort);
+        setEntries.push([SetBase.NODE_PORT_SCTP, entry]);
+        if (local) setEntries.push([SetBase.NODE_PORT_LOCAL_SCTP, entry]);
+      }
+    } else {
+      const entry = bitmapPortEntry(sp.nodePort);
+      setEntries.push([proto === 'TCP' ? SetBase.NODE_PORT_TCP : SetBase.NODE_PORT_UDP, entry]);
+      if (local) setEntries.push([proto === 'TCP' ? SetBase.NODE_PORT_LOCAL_TCP : SetBase.NODE_PORT_LOCAL_UDP, entry]);
+    }
+    for (const ip of ctx.nodePortIPs) addVs(ip, sp.nodePort, externalRS);
+  }
+  if (sp.healthCheckNodePort !== 0 && (sp.nodePort === 0 || ctx.nodePortIPs.length > 0)) {
+    setEntries.push([SetBase.HEALTH_CHECK_NODE_PORT, bitmapPortEntry(sp.healthCheckNodePort)]);
+  }
+
+  return { virtualServers, setEntries, boundAddresses, outFilterRules, noLocalInternal, noLocalExternal };
+}

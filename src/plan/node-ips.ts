@@ -1,0 +1,54 @@
+// The node addresses a family's NodePort virtual servers listen on, and the set used to decide
+// whether an external/LB IP is already local (then it is not bound to kube-ipvs0).
+import type { ProxyConfig } from '../config/types.js';
+import { cidrContains, isLinkLocal, isLoopback, parseCidr, parseIp } from '../model/ip.js';
+import type { ParsedCidr } from '../model/ip.js';
+import type { IpFamily, NodeInfo } from '../model/types.js';
+
+/** Node addresses of a family except loopback and IPv6 link-local (kube-proxy's isValidForSet). */
+export function nodeAddressSet(node: NodeInfo, family: IpFamily): Set<string> {
+  const out = new Set<string>();
+  for (const a of node.addresses) {
+    const ip = parseIp(a);
+    if (!ip || ip.family !== family || isLoopback(ip)) continue;
+    if (family === 'IPv6' && isLinkLocal(ip)) continue;
+    out.add(a);
+  }
+  return out;
+}
+
+/**
+ * The addresses NodePort virtual servers are created on, per --nodeport-addresses: every node
+ * address when unset (or 0.0.0.0/0, ::/0, or only CIDRs of the other family), the node's primary IP
+ * for "primary", else the addresses inside the CIDRs. Loopback is never used (no localhost
+ * NodePorts in IPVS mode). Sorted, so the plan is deterministic.
+ */
+export function nodePortIPs(node: NodeInfo, config: Pick<ProxyConfig, 'nodePortAddresses'>, family: IpFamily): string[] {
+  const all = nodeAddressSet(node, family);
+  const spec = config.nodePortAddresses;
+  if (spec.length === 1 && spec[0] === 'primary') {
+    const primary = node.primaryIPs[family];
+    return primary ? [primary] : [];
+  }
+  const cidrs: ParsedCidr[] = spec.map((s) => parseCidr(s)).filter((c): c is ParsedCidr => c !== undefined && c.family === family);
+  const matchAll = cidrs.length === 0 || cidrs.some((c) => c.prefix === 0);
+  const picked = matchAll
+    ? [...all]
+    : node.addresses.filter((a) => {
+        const ip = parseIp(a);
+        return ip !== undefined && ip.family === family && !isLoopback(ip) && cidrs.some((c) => cidrContains(c, ip));
+      });
+  return [...new Set(picked)].sort(compareIpText);
+}
+
+export function compareIpText(a: string, b: string): number {
+  const pa = parseIp(a);
+  const pb = parseIp(b);
+  if (!pa || !pb) return a < b ? -1 : a > b ? 1 : 0;
+  if (pa.bytes.length !== pb.bytes.length) return pa.bytes.length - pb.bytes.length;
+  for (let i = 0; i < pa.bytes.length; i++) {
+    const d = (pa.bytes[i] ?? 0) - (pb.bytes[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}

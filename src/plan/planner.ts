@@ -1,0 +1,242 @@
+// The incremental planner: keeps one fragment per service and family, and aggregates of what all
+// fragments want, so a change re-plans only the services that changed. planCluster() is the pure
+// whole-cluster entry point; both give identical states (a property test checks it).
+import type { ProxyConfig } from '../config/types.js';
+import type { ClusterSnapshot } from '../cluster/tracker.js';
+import type { IpsetState, VirtualServerSpec } from '../model/kernel.js';
+import { vsKey } from '../model/kernel.js';
+import type { SetBaseName } from '../model/names.js';
+import { Label, SET_INFO } from '../model/names.js';
+import type { Endpoint, IpFamily, NodeInfo, ServiceKey } from '../model/types.js';
+import type { DesiredState, FamilyDesiredState, VirtualServerConflict } from './desired.js';
+import { ipsetSpec } from './desired.js';
+import type { FamilyContext, FamilyFragment } from './fragment.js';
+import { planServicePort } from './fragment.js';
+import { nodeAddressSet, nodePortIPs } from './node-ips.js';
+import { CountedSet } from './refcount.js';
+import { buildRules, jumpRulesInChainOrder } from './rules.js';
+import { planIpvsTimeouts, planSysctls } from './sysctl.js';
+
+export interface PlannerOptions {
+  readonly node: NodeInfo;
+  readonly config: ProxyConfig;
+  /** MASQUERADE --random-fully support of the iptables binary (default true). */
+  readonly randomFully?: boolean;
+  /** CPU count for nf_conntrack_max (default 1). */
+  readonly cpuCount?: number;
+  /** Honour node hints (the PreferSameTrafficDistribution feature; default true). */
+  readonly preferSameNode?: boolean;
+}
+
+/** What an update changed, so the sync touches only that. */
+export interface PlanDelta {
+  /** vsKeys per family whose spec (or existence) changed. */
+  readonly virtualServers: ReadonlyMap<IpFamily, ReadonlySet<string>>;
+  /** Kernel set names whose entries changed. */
+  readonly ipsets: ReadonlySet<string>;
+  readonly addressesChanged: boolean;
+  /** The iptables rules may differ (a set went empty/non-empty, out-filter rules changed). */
+  readonly rulesChanged: boolean;
+}
+
+const EMPTY_ENDPOINTS: readonly Endpoint[] = [];
+
+class FamilyAggregate {
+  readonly claims = new Map<string, Map<string, VirtualServerSpec>>();
+  readonly virtualServers = new Map<string, VirtualServerSpec>();
+  readonly sets = new Map<SetBaseName, CountedSet>(SET_INFO.map((s) => [s.base, new CountedSet()]));
+  readonly bound = new CountedSet();
+  readonly outFilter = new CountedSet();
+  readonly noLocalInternal = new CountedSet();
+  readonly noLocalExternal = new CountedSet();
+  // Change tracking since the last takeDelta().
+  changedVs = new Set<string>();
+  changedSets = new Set<SetBaseName>();
+  addressesChanged = false;
+  rulesChanged = false;
+
+  constructor(readonly ctx: FamilyContext) {}
+
+  apply(svc: ServiceKey, frags: readonly FamilyFragment[], sign: 1 | -1): void {
+    for (const frag of frags) {
+      for (const { owner, spec } of frag.virtualServers) this.claim(vsKey(spec.vs), owner, spec, sign);
+      for (const [base, entry] of frag.setEntries) {
+        const set = this.sets.get(base) as CountedSet;
+        const before = set.size;
+        if (sign > 0) set.add(entry);
+        else set.remove(entry);
+        if (set.size !== before) {
+          this.changedSets.add(base);
+          if (before === 0 || set.size === 0) this.rulesChanged = true;
+        }
+      }
+      for (const a of frag.boundAddresses) {
+        const before = this.bound.size;
+        if (sign > 0) this.bound.add(a);
+        else this.bound.remove(a);
+        if (before !== this.bound.size) {
+          this.addressesChanged = true;
+          this.changedSets.add('KUBE-IPVS-IPS');
+        }
+      }
+      for (const r of frag.outFilterRules) {
+        const before = this.outFilter.size;
+        if (sign > 0) this.outFilter.add(r);
+        else this.outFilter.remove(r);
+        if (before !== this.outFilter.size) this.rulesChanged = true;
+      }
+      if (frag.noLocalInternal) countIn(this.noLocalInternal, svc, sign);
+      if (frag.noLocalExternal) countIn(this.noLocalExternal, svc, sign);
+    }
+  }
+
+  private claim(key: string, owner: string, spec: VirtualServerSpec, sign: 1 | -1): void {
+    let owners = this.claims.get(key);
+    if (sign > 0) {
+      if (!owners) this.claims.set(key, (owners = new Map()));
+      owners.set(owner, spec);
+    } else {
+      owners?.delete(owner);
+      if (owners && owners.size === 0) this.claims.delete(key);
+    }
+    const winner = owners && owners.size > 0 ? owners.get(minKey(owners.keys())) : undefined;
+    const prev = this.virtualServers.get(key);
+    if (winner) this.virtualServers.set(key, winner);
+    else this.virtualServers.delete(key);
+    if (prev !== winner) this.changedVs.add(key);
+  }
+
+  ipsets(): IpsetState[] {
+    return SET_INFO.map((s) => ({
+      spec: ipsetSpec(s.base, this.ctx.family),
+      entries: s.base === 'KUBE-IPVS-IPS' ? this.bound : (this.sets.get(s.base) as CountedSet),
+    }));
+  }
+}
+
+function countIn(set: CountedSet, member: string, sign: 1 | -1): void {
+  if (sign > 0) set.add(member);
+  else set.remove(member);
+}
+
+function minKey(keys: Iterable<string>): string {
+  let min: string | undefined;
+  for (const k of keys) if (min === undefined || k < min) min = k;
+  return min as string;
+}
+
+function familyContext(family: IpFamily, o: PlannerOptions): FamilyContext {
+  const node = o.node;
+  return {
+    family,
+    topology: { nodeName: node.name, zone: node.labels[Label.TOPOLOGY_ZONE], preferSameNode: o.preferSameNode ?? true },
+    nodeAddresses: nodeAddressSet(node, family),
+    nodePortIPs: nodePortIPs(node, o.config, family),
+    primaryIP: node.primaryIPs[family],
+    config: o.config,
+  };
+}
+
+export class Planner {
+  private readonly families: Map<IpFamily, FamilyAggregate>;
+  private readonly fragments = new Map<ServiceKey, Map<IpFamily, FamilyFragment[]>>();
+  private readonly healthChecks = new Map<ServiceKey, number>();
+
+  constructor(private readonly options: PlannerOptions) {
+    this.families = new Map(options.node.families.map((f) => [f, new FamilyAggregate(familyContext(f, options))]));
+  }
+
+  /** Re-plans the given services from the snapshot (removed ones disappear). */
+  update(snapshot: ClusterSnapshot, changed: Iterable<ServiceKey>): PlanDelta {
+    for (const key of changed) this.replanService(snapshot, key);
+    return this.takeDelta();
+  }
+
+  /** Plans every service of the snapshot, dropping services that are gone. */
+  updateAll(snapshot: ClusterSnapshot): PlanDelta {
+    const keys = new Set<ServiceKey>([...this.fragments.keys(), ...snapshot.services.keys()]);
+    return this.update(snapshot, keys);
+  }
+
+  private replanService(snapshot: ClusterSnapshot, key: ServiceKey): void {
+    const old = this.fragments.get(key);
+    if (old) for (const [family, frags] of old) this.families.get(family)?.apply(key, frags, -1);
+    this.fragments.delete(key);
+    this.healthChecks.delete(key);
+    const info = snapshot.services.get(key);
+    if (!info) return;
+    const endpoints = snapshot.endpoints.get(key);
+    const next = new Map<IpFamily, FamilyFragment[]>();
+    for (const [family, agg] of this.families) {
+      const frags: FamilyFragment[] = [];
+      for (const sp of info.ports) {
+        const frag = planServicePort(sp, endpoints?.byPort.get(sp.key) ?? EMPTY_ENDPOINTS, agg.ctx);
+        if (frag) frags.push(frag);
+      }
+      if (frags.length > 0) {
+        next.set(family, frags);
+        agg.apply(key, frags, 1);
+      }
+    }
+    if (next.size > 0) this.fragments.set(key, next);
+    const hc = info.ports.find((p) => p.healthCheckNodePort !== 0)?.healthCheckNodePort;
+    if (hc !== undefined && next.size > 0) this.healthChecks.set(key, hc);
+  }
+
+  private takeDelta(): PlanDelta {
+    const vs = new Map<IpFamily, ReadonlySet<string>>();
+    const ipsets = new Set<string>();
+    let addressesChanged = false;
+    let rulesChanged = false;
+    for (const [family, agg] of this.families) {
+      vs.set(family, agg.changedVs);
+      for (const base of agg.changedSets) ipsets.add(ipsetSpec(base, family).name);
+      addressesChanged ||= agg.addressesChanged;
+      rulesChanged ||= agg.rulesChanged;
+      agg.changedVs = new Set();
+      agg.changedSets = new Set();
+      agg.addressesChanged = false;
+      agg.rulesChanged = false;
+    }
+    return { virtualServers: vs, ipsets, addressesChanged, rulesChanged };
+  }
+
+  /** A view of the current desired state (live maps: read it before the next update). */
+  state(): DesiredState {
+    const o = this.options;
+    const families: FamilyDesiredState[] = [];
+    const conflicts: VirtualServerConflict[] = [];
+    for (const [family, agg] of this.families) {
+      const ipsets = agg.ipsets();
+      const nonEmpty = (base: SetBaseName): boolean => (base === 'KUBE-IPVS-IPS' ? agg.bound.size : (agg.sets.get(base) as CountedSet).size) > 0;
+      families.push({
+        family,
+        virtualServers: agg.virtualServers,
+        ipsets,
+        boundAddresses: agg.bound,
+        iptables: buildRules({ family, config: o.config, randomFully: o.randomFully ?? true, nonEmpty, outFilterRules: [...agg.outFilter].sort() }),
+        jumps: jumpRulesInChainOrder(),
+        noLocalEndpoints: { internal: agg.noLocalInternal.size, external: agg.noLocalExternal.size },
+      });
+      for (const [key, owners] of agg.claims) {
+        if (owners.size < 2) continue;
+        const sorted = [...owners.keys()].sort();
+        conflicts.push({ vsKey: key, family, winner: sorted[0] as string, losers: sorted.slice(1) });
+      }
+    }
+    return {
+      families,
+      sysctls: planSysctls(o.node, o.config, o.cpuCount ?? 1),
+      ipvsTimeouts: planIpvsTimeouts(o.config),
+      conflicts,
+      healthCheckNodePorts: this.healthChecks,
+    };
+  }
+}
+
+/** Pure whole-cluster plan: (snapshot, node, config) → desired state. */
+export function planCluster(snapshot: ClusterSnapshot, options: PlannerOptions): DesiredState {
+  const planner = new Planner(options);
+  planner.updateAll(snapshot);
+  return planner.state();
+}

@@ -2,7 +2,7 @@
 // endpoint slice cache merges them: slices in name order, one entry per IP:port, a local copy
 // preferred over a remote one, only the first address of each endpoint used.
 import type { V1EndpointSlice } from '@kubernetes/client-node';
-import { canonicalIp, ipFamilyOf } from '../model/ip.js';
+import { canonicalIp } from '../model/ip.js';
 import { Label } from '../model/names.js';
 import type { Endpoint, IpFamily, Protocol, ServiceEndpoints, ServiceKey } from '../model/types.js';
 import { hostPort, PROTOCOLS, serviceKey, servicePortKey } from '../model/types.js';
@@ -23,8 +23,10 @@ function sliceFamily(addressType: unknown): IpFamily | undefined {
   return undefined; // FQDN slices are ignored, as in kube-proxy
 }
 
-function hintNames(v: unknown): string[] {
-  if (!Array.isArray(v)) return [];
+const NO_HINTS: readonly string[] = Object.freeze([]);
+
+function hintNames(v: unknown): readonly string[] {
+  if (!Array.isArray(v) || v.length === 0) return NO_HINTS;
   const out: string[] = [];
   for (const h of v) {
     if (h && typeof h === 'object' && typeof (h as { name?: unknown }).name === 'string') out.push((h as { name: string }).name);
@@ -72,7 +74,8 @@ export function endpointsFromSlices(
         if (!ep || typeof ep !== 'object' || !Array.isArray(ep.addresses) || ep.addresses.length === 0) return;
         const raw = ep.addresses[0];
         const ip = typeof raw === 'string' ? canonicalIp(raw) : undefined;
-        if (!ip || ipFamilyOf(ip) !== family) {
+        // Canonical text: the separator tells the family without parsing again.
+        if (!ip || ip.includes(':') !== (family === 'IPv6')) {
           // Reported once per slice, on its first port, not once per port.
           if (pi === 0) problem(`endpoints[${ei}].addresses[0]`, `${JSON.stringify(raw)} is not a valid ${family} address`);
           return;

@@ -70,8 +70,10 @@ export function parseManifestText(file: string, text: string, into: ManifestObje
   for (const doc of list) {
     const err = doc.errors[0];
     if (err) {
-      const line = err.linePos?.[0]?.line ?? lineCounter.linePos(err.pos[0]).line;
-      throw new ManifestError(file, line, `invalid YAML: ${err.message.split('\n')[0]}`);
+      const pos = err.linePos?.[0] ?? lineCounter.linePos(err.pos[0]);
+      // The parser's message repeats the position and quotes the source; file:line says it already.
+      const reason = (err.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+      throw new ManifestError(file, pos.line, `invalid YAML (column ${pos.col}): ${reason}`);
     }
     collect(doc.toJS({ maxAliasCount: 100 }), into);
   }

@@ -4,6 +4,7 @@
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import type { ServiceEndpoints, ServiceInfo, ServiceKey } from '../model/types.js';
 import { serviceKey } from '../model/types.js';
+import { deepEqual } from '../model/equal.js';
 import { endpointsFromSlices, sliceServiceKey } from './endpoints.js';
 import type { ProblemSink } from './problems.js';
 import { toServiceInfo } from './service.js';
@@ -24,7 +25,6 @@ export interface ClusterChanges {
 interface Derived {
   info: ServiceInfo | undefined;
   endpoints: ServiceEndpoints | undefined;
-  fingerprint: string;
 }
 
 function sliceKey(slice: V1EndpointSlice): string {
@@ -128,13 +128,13 @@ export class ClusterTracker {
       const slices = keys ? [...keys].map((k) => this.slices.get(k)?.slice).filter((s): s is V1EndpointSlice => s !== undefined) : [];
       endpoints = slices.length > 0 ? endpointsFromSlices(key, slices, this.nodeName, this.report) : undefined;
     }
-    const fingerprint = JSON.stringify([info ?? null, endpoints ? [...endpoints.byPort] : null]);
+    const same = deepEqual(prev?.info, info) && deepEqual(prev?.endpoints?.byPort, endpoints?.byPort);
     if (info) this.infos.set(key, info);
     else this.infos.delete(key);
     if (endpoints) this.endpointsMap.set(key, endpoints);
     else this.endpointsMap.delete(key);
     if (!info && !endpoints) this.derived.delete(key);
-    else this.derived.set(key, { info, endpoints, fingerprint });
-    return (prev?.fingerprint ?? JSON.stringify([null, null])) !== fingerprint;
+    else this.derived.set(key, { info, endpoints });
+    return !same;
   }
 }

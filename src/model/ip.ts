@@ -97,8 +97,12 @@ export function formatIp(ip: { family: IpFamily; bytes: Uint8Array }): string {
   return `${left}::${right}`;
 }
 
+// Dotted quad without leading zeros: already canonical, no need to parse and re-print it.
+const CANONICAL_V4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
 /** Canonical text of an IP address, or undefined when it is not one. */
 export function canonicalIp(s: string): string | undefined {
+  if (CANONICAL_V4.test(s)) return s;
   const p = parseIp(s.trim());
   return p ? formatIp(p) : undefined;
 }

@@ -2,13 +2,13 @@
 // loop body (ipvs proxier syncProxyRules), as data. Pure: no I/O, no clock.
 import type { ProxyConfig } from '../config/types.js';
 import { bitmapPortEntry, ipPortEntry, ipPortIpEntry, ipPortNetEntry } from '../dataplane/ipset/text.js';
-import { cidrContains, ipFamilyOf, parseCidr, parseIp } from '../model/ip.js';
+import { cidrContains, parseCidr } from '../model/ip.js';
+import type { ParsedIp } from '../model/ip.js';
 import type { RealServer, VirtualServer, VirtualServerSpec } from '../model/kernel.js';
 import { VsFlag } from '../model/kernel.js';
 import { SetBase } from '../model/names.js';
 import type { SetBaseName } from '../model/names.js';
 import type { Endpoint, IpFamily, Protocol, ServicePort } from '../model/types.js';
-import { compareIpText } from './node-ips.js';
 import { outFilterRule } from './rules.js';
 import type { TopologyOptions } from './topology.js';
 import { categorizeEndpoints } from './topology.js';
@@ -22,7 +22,7 @@ export interface FamilyContext {
   /** Where NodePort virtual servers go. */
   readonly nodePortIPs: readonly string[];
   /** The node IP that loadBalancerSourceRanges are checked against. */
-  readonly primaryIP: string | undefined;
+  readonly primaryIP: ParsedIp | undefined;
   readonly config: Pick<ProxyConfig, 'ipvs'>;
 }
 
@@ -43,17 +43,16 @@ export interface FamilyFragment {
   readonly noLocalExternal: boolean;
 }
 
+// Endpoints of a port are unique by IP:port already (the slice merge keys them so), and their order
+// is deterministic (slices by name, endpoints in slice order); renderers sort for display.
 function realServersOf(endpoints: readonly Endpoint[]): RealServer[] {
-  const seen = new Map<string, RealServer>();
-  for (const ep of endpoints) {
-    const id = `${ep.ip}|${ep.port}`;
-    if (!seen.has(id)) seen.set(id, { address: ep.ip, port: ep.port, weight: 1, forward: 'masq' });
-  }
-  return [...seen.values()].sort((a, b) => compareIpText(a.address, b.address) || a.port - b.port);
+  return endpoints.map((ep) => ({ address: ep.ip, port: ep.port, weight: 1, forward: 'masq' }));
 }
 
+/** Model IPs are canonical text, so the family shows in the separator. */
 function sameFamily(family: IpFamily) {
-  return (ip: string): boolean => ipFamilyOf(ip) === family;
+  const v6 = family === 'IPv6';
+  return (ip: string): boolean => ip.includes(':') === v6;
 }
 
 /**
@@ -87,8 +86,14 @@ export function planServicePort(sp: ServicePort, allEndpoints: readonly Endpoint
     if (cat.hasAny && sp.externalPolicyLocal) noLocalExternal = true;
     return cat.cluster ?? [];
   };
-  const internalRS = realServersOf(pick(sp.internalPolicyLocal));
-  const externalRS = externallyAccessible ? realServersOf(pick(sp.externalPolicyLocal)) : [];
+  const internalEps = pick(sp.internalPolicyLocal);
+  const internalRS = realServersOf(internalEps);
+  let externalRS: RealServer[] = [];
+  if (externallyAccessible) {
+    const externalEps = pick(sp.externalPolicyLocal);
+    // Usually the same list: share one array between the ClusterIP and the external servers.
+    externalRS = externalEps === internalEps ? internalRS : realServersOf(externalEps);
+  }
 
   const scheduler = sp.scheduler ?? ctx.config.ipvs.scheduler;
   let flags = sp.schedulerFlags;
@@ -129,7 +134,7 @@ export function planServicePort(sp: ServicePort, allEndpoints: readonly Endpoint
     if (!ctx.nodeAddresses.has(ip)) boundAddresses.push(ip);
   }
 
-  const primary = ctx.primaryIP !== undefined ? parseIp(ctx.primaryIP) : undefined;
+  const primary = ctx.primaryIP;
   for (const vip of lbVIPs) {
     const entry = ipPortEntry(vip, proto, sp.port);
     setEntries.push([SetBase.LOAD_BALANCER, entry]);

@@ -3,14 +3,15 @@
 // whole-cluster entry point; both give identical states (a property test checks it).
 import type { ProxyConfig } from '../config/types.js';
 import type { ClusterSnapshot } from '../cluster/tracker.js';
-import type { IpsetState, VirtualServerSpec } from '../model/kernel.js';
+import type { IpsetSpec, IpsetState, VirtualServerSpec } from '../model/kernel.js';
 import { vsKey } from '../model/kernel.js';
+import { parseIp } from '../model/ip.js';
 import type { SetBaseName } from '../model/names.js';
 import { Label, SET_INFO } from '../model/names.js';
 import type { Endpoint, IpFamily, NodeInfo, ServiceKey } from '../model/types.js';
 import type { DesiredState, FamilyDesiredState, VirtualServerConflict } from './desired.js';
 import { ipsetSpec } from './desired.js';
-import type { FamilyContext, FamilyFragment } from './fragment.js';
+import type { FamilyContext, FamilyFragment, OwnedVirtualServer } from './fragment.js';
 import { planServicePort } from './fragment.js';
 import { nodeAddressSet, nodePortIPs } from './node-ips.js';
 import { CountedSet } from './refcount.js';
@@ -42,20 +43,26 @@ export interface PlanDelta {
 const EMPTY_ENDPOINTS: readonly Endpoint[] = [];
 
 class FamilyAggregate {
-  readonly claims = new Map<string, Map<string, VirtualServerSpec>>();
+  /** Who wants each virtual server; nearly always one owner, so a small array beats a Map. */
+  readonly claims = new Map<string, OwnedVirtualServer[]>();
   readonly virtualServers = new Map<string, VirtualServerSpec>();
   readonly sets = new Map<SetBaseName, CountedSet>(SET_INFO.map((s) => [s.base, new CountedSet()]));
   readonly bound = new CountedSet();
   readonly outFilter = new CountedSet();
   readonly noLocalInternal = new CountedSet();
   readonly noLocalExternal = new CountedSet();
+  /** vsKeys claimed by more than one service port. */
+  readonly conflicted = new Set<string>();
+  private readonly specs: ReadonlyMap<SetBaseName, IpsetSpec>;
   // Change tracking since the last takeDelta().
   changedVs = new Set<string>();
   changedSets = new Set<SetBaseName>();
   addressesChanged = false;
   rulesChanged = false;
 
-  constructor(readonly ctx: FamilyContext) {}
+  constructor(readonly ctx: FamilyContext) {
+    this.specs = new Map(SET_INFO.map((s) => [s.base, ipsetSpec(s.base, ctx.family)]));
+  }
 
   apply(svc: ServiceKey, frags: readonly FamilyFragment[], sign: 1 | -1): void {
     for (const frag of frags) {
@@ -93,13 +100,18 @@ class FamilyAggregate {
   private claim(key: string, owner: string, spec: VirtualServerSpec, sign: 1 | -1): void {
     let owners = this.claims.get(key);
     if (sign > 0) {
-      if (!owners) this.claims.set(key, (owners = new Map()));
-      owners.set(owner, spec);
-    } else {
-      owners?.delete(owner);
-      if (owners && owners.size === 0) this.claims.delete(key);
+      if (!owners) this.claims.set(key, (owners = []));
+      const i = owners.findIndex((o) => o.owner === owner);
+      if (i >= 0) owners[i] = { owner, spec };
+      else owners.push({ owner, spec });
+    } else if (owners) {
+      const i = owners.findIndex((o) => o.owner === owner);
+      if (i >= 0) owners.splice(i, 1);
+      if (owners.length === 0) this.claims.delete(key);
     }
-    const winner = owners && owners.size > 0 ? owners.get(minKey(owners.keys())) : undefined;
+    if (owners && owners.length > 1) this.conflicted.add(key);
+    else this.conflicted.delete(key);
+    const winner = owners && owners.length > 0 ? firstByOwner(owners).spec : undefined;
     const prev = this.virtualServers.get(key);
     if (winner) this.virtualServers.set(key, winner);
     else this.virtualServers.delete(key);
@@ -108,7 +120,7 @@ class FamilyAggregate {
 
   ipsets(): IpsetState[] {
     return SET_INFO.map((s) => ({
-      spec: ipsetSpec(s.base, this.ctx.family),
+      spec: this.specs.get(s.base) ?? ipsetSpec(s.base, this.ctx.family),
       entries: s.base === 'KUBE-IPVS-IPS' ? this.bound : (this.sets.get(s.base) as CountedSet),
     }));
   }
@@ -119,10 +131,10 @@ function countIn(set: CountedSet, member: string, sign: 1 | -1): void {
   else set.remove(member);
 }
 
-function minKey(keys: Iterable<string>): string {
-  let min: string | undefined;
-  for (const k of keys) if (min === undefined || k < min) min = k;
-  return min as string;
+function firstByOwner(owners: readonly OwnedVirtualServer[]): OwnedVirtualServer {
+  let min = owners[0] as OwnedVirtualServer;
+  for (const o of owners) if (o.owner < min.owner) min = o;
+  return min;
 }
 
 function familyContext(family: IpFamily, o: PlannerOptions): FamilyContext {
@@ -132,7 +144,7 @@ function familyContext(family: IpFamily, o: PlannerOptions): FamilyContext {
     topology: { nodeName: node.name, zone: node.labels[Label.TOPOLOGY_ZONE], preferSameNode: o.preferSameNode ?? true },
     nodeAddresses: nodeAddressSet(node, family),
     nodePortIPs: nodePortIPs(node, o.config, family),
-    primaryIP: node.primaryIPs[family],
+    primaryIP: node.primaryIPs[family] !== undefined ? parseIp(node.primaryIPs[family] as string) : undefined,
     config: o.config,
   };
 }
@@ -218,9 +230,8 @@ export class Planner {
         jumps: jumpRulesInChainOrder(),
         noLocalEndpoints: { internal: agg.noLocalInternal.size, external: agg.noLocalExternal.size },
       });
-      for (const [key, owners] of agg.claims) {
-        if (owners.size < 2) continue;
-        const sorted = [...owners.keys()].sort();
+      for (const key of agg.conflicted) {
+        const sorted = (agg.claims.get(key) ?? []).map((o) => o.owner).sort();
         conflicts.push({ vsKey: key, family, winner: sorted[0] as string, losers: sorted.slice(1) });
       }
     }

@@ -2,7 +2,7 @@
 // diffed against `ipvsadm -Sn`, `ipset save` and `iptables-save` on a live node.
 import { renderIpsetSave } from '../dataplane/ipset/text.js';
 import { renderIptablesSave } from '../dataplane/iptables/text.js';
-import { renderIpvsadmSave } from '../dataplane/ipvs/text.js';
+import { compareRealServers, renderIpvsadmSave } from '../dataplane/ipvs/text.js';
 import { hostPrefix } from '../model/ip.js';
 import type { IptablesTable } from '../model/kernel.js';
 import type { DesiredState, FamilyDesiredState } from './desired.js';
@@ -54,7 +54,7 @@ export function renderJson(state: DesiredState): string {
   const doc = {
     families: state.families.map((f) => ({
       family: f.family,
-      virtualServers: [...f.virtualServers.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([key, spec]) => ({ key, ...spec.vs, realServers: spec.realServers })),
+      virtualServers: [...f.virtualServers.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([key, spec]) => ({ key, ...spec.vs, realServers: [...spec.realServers].sort(compareRealServers) })),
       ipsets: f.ipsets.map((s) => ({ ...s.spec, entries: [...s.entries].sort() })),
       boundAddresses: [...f.boundAddresses].sort(compareIpText),
       iptables: familyIptablesTables(f),

@@ -2,6 +2,7 @@
 // iptables-save prints, so desired and observed rules compare as text. The rule count is constant:
 // only which ipsets are non-empty and the source-range LBs without node access change it.
 import type { ProxyConfig } from '../config/types.js';
+import { quoteSaveString } from '../dataplane/iptables/text.js';
 import type { IptablesRule, IptablesTable } from '../model/kernel.js';
 import { Chain, ipsetName, JUMP_RULES, OWNED_CHAINS, RuleComment, SetBase, setInfo } from '../model/names.js';
 import type { JumpRule, SetBaseName } from '../model/names.js';
@@ -20,8 +21,9 @@ export interface RuleOptions {
 
 const PROTO_NUMBER: Readonly<Record<Protocol, number>> = { TCP: 6, UDP: 17, SCTP: 132 };
 
+/** Comments exactly as iptables-save prints them (quoted, with ' and " escaped). */
 function quote(comment: string): string {
-  return `"${comment}"`;
+  return quoteSaveString(comment);
 }
 
 /** iptables-save's host form of an address: "1.2.3.4/32", "fd00::1/128". */

@@ -102,7 +102,7 @@ describe('NodePort', () => {
     assert.deepEqual(setEntries(s, 'KUBE-NODE-PORT-SCTP-HASH'), ['10.0.0.5,sctp:31868', '192.168.0.10,sctp:31868']);
     const nat = rules(s, 'nat');
     assert.ok(nat.includes('-A KUBE-NODE-PORT -p udp -m comment --comment "Kubernetes nodeport UDP port for masquerade purpose" -m set --match-set KUBE-NODE-PORT-UDP dst -j KUBE-MARK-MASQ'));
-    assert.ok(nat.includes(`-A KUBE-NODE-PORT -p sctp -m comment --comment "Kubernetes nodeport SCTP port for masquerade purpose with type 'hash ip:port'" -m set --match-set KUBE-NODE-PORT-SCTP-HASH dst,dst -j KUBE-MARK-MASQ`));
+    assert.ok(nat.includes(`-A KUBE-NODE-PORT -p sctp -m comment --comment "Kubernetes nodeport SCTP port for masquerade purpose with type \\'hash ip:port\\'" -m set --match-set KUBE-NODE-PORT-SCTP-HASH dst,dst -j KUBE-MARK-MASQ`));
     assert.ok(!nat.some((r) => r.includes('KUBE-NODE-PORT-TCP')), 'rules fed by empty sets are left out');
   });
 

@@ -4,7 +4,7 @@
 import type { IpsetFamily, IpsetSpec, IpsetState } from '../../model/kernel.js';
 import type { IpsetType } from '../../model/names.js';
 import type { Protocol } from '../../model/types.js';
-import { formatIp, hostPrefix, parseCidr, parseIp } from '../../model/ip.js';
+import { canonicalIp, formatIp, hostPrefix, parseCidr, parseIp } from '../../model/ip.js';
 import type { ParsedIp } from '../../model/ip.js';
 import { TextParseError, numberedLines } from '../text-error.js';
 
@@ -24,9 +24,9 @@ const PORT_PROTOCOLS: ReadonlySet<string> = new Set(['tcp', 'udp', 'sctp', 'udpl
 // Entry builders: programmer input, so invalid values throw.
 
 function ipText(ip: string): string {
-  const p = parseIp(ip);
-  if (!p) throw new Error(`ipset entry: invalid IP ${JSON.stringify(ip)}`);
-  return formatIp(p);
+  const c = canonicalIp(ip);
+  if (c === undefined) throw new Error(`ipset entry: invalid IP ${JSON.stringify(ip)}`);
+  return c;
 }
 
 function portText(port: number): string {
@@ -254,8 +254,7 @@ function words(line: string): string[] {
   const out: string[] = [];
   let word = '';
   let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i] ?? '';
+  for (const c of line) {
     if (c === '"') {
       quoted = !quoted;
       word += c;

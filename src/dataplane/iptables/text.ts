@@ -260,7 +260,13 @@ function renderTable(name: string, state: IptablesTableState): string[] {
     const policy = state.chains.get(c)?.policy ?? (isBuiltinChain(name, c) ? 'ACCEPT' : '-');
     lines.push(`:${c} ${policy} [0:0]`);
   }
-  for (const c of chains) for (const r of state.rules) if (r.chain === c) lines.push(ruleLine(r));
+  const byChain = new Map<string, IptablesRule[]>();
+  for (const r of state.rules) {
+    const list = byChain.get(r.chain);
+    if (list) list.push(r);
+    else byChain.set(r.chain, [r]);
+  }
+  for (const c of chains) for (const r of byChain.get(c) ?? []) lines.push(ruleLine(r));
   lines.push('COMMIT');
   return lines;
 }

@@ -1,0 +1,102 @@
+// bench/plan: planner speed and memory at 10,000 services x 10 endpoints (a mix of ClusterIP,
+// NodePort and LoadBalancer). Prints figures; asserts nothing. Run: npm run bench:plan
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { loadConfig } from '../src/config/load.js';
+import { buildNodeInfo } from '../src/cluster/node.js';
+import { ClusterTracker } from '../src/cluster/tracker.js';
+import { Planner } from '../src/plan/planner.js';
+
+const SERVICES = Number(process.env['BENCH_SERVICES'] ?? 10000);
+const ENDPOINTS = Number(process.env['BENCH_ENDPOINTS'] ?? 10);
+const NODE = 'node-a';
+
+function ip4(base: number, n: number): string {
+  return `${base}.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+}
+
+function makeCluster(): { services: V1Service[]; slices: V1EndpointSlice[] } {
+  const services: V1Service[] = [];
+  const slices: V1EndpointSlice[] = [];
+  for (let i = 0; i < SERVICES; i++) {
+    const kind = i % 10 < 6 ? 'ClusterIP' : i % 10 < 9 ? 'NodePort' : 'LoadBalancer';
+    const port: { name: string; port: number; protocol: string; nodePort?: number } = { name: 'http', port: 80, protocol: 'TCP' };
+    if (kind !== 'ClusterIP') port.nodePort = 20000 + i; // unique, so no two services share a node port
+    services.push({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: `svc-${i}`, namespace: `ns-${i % 50}` },
+      spec: { type: kind, clusterIP: ip4(10, 0x600000 + i), ports: [port] },
+      ...(kind === 'LoadBalancer' ? { status: { loadBalancer: { ingress: [{ ip: ip4(172, 0x100000 + i) }] } } } : {}),
+    });
+    slices.push(sliceFor(i, 0));
+  }
+  return { services, slices };
+}
+
+function sliceFor(i: number, generation: number): V1EndpointSlice {
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: `svc-${i}-abc`, namespace: `ns-${i % 50}`, labels: { 'kubernetes.io/service-name': `svc-${i}` } },
+    addressType: 'IPv4',
+    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+    endpoints: Array.from({ length: ENDPOINTS }, (_, e) => ({
+      addresses: [ip4(10, 0xf40000 + ((i * ENDPOINTS + e + generation) % 0x0bffff))],
+      nodeName: e % 20 === 0 ? NODE : `node-${e}`,
+      conditions: { ready: true },
+    })),
+  };
+}
+
+function ms(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+function main(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const config = loadConfig(['--hostname-override', NODE], { extraFlags: [], hostname: NODE, readFile: () => '' }).config;
+  const node = buildNodeInfo({ name: NODE, node: undefined, addresses: ['192.168.0.10', '10.0.0.10'], kernelVersion: '6.1.0' });
+  const { services, slices } = makeCluster();
+  gc?.();
+  const rssBefore = process.memoryUsage().rss;
+
+  const t0 = process.hrtime.bigint();
+  const tracker = new ClusterTracker(NODE, () => {});
+  for (const s of services) tracker.upsertService(s);
+  for (const s of slices) tracker.upsertEndpointSlice(s);
+  const { snapshot, changed } = tracker.drain();
+  const tIngest = ms(t0);
+  const t1 = process.hrtime.bigint();
+  const planner = new Planner({ node, config });
+  planner.update(snapshot, changed);
+  const state = planner.state();
+  const tPlan = ms(t1);
+  let vs = 0;
+  let rs = 0;
+  for (const f of state.families) for (const spec of f.virtualServers.values()) { vs++; rs += spec.realServers.length; }
+  const rssPeak = process.memoryUsage().rss;
+
+  // One endpoint change: a slice update, drained and re-planned, as the sync loop would.
+  const rounds = 200;
+  const samples: number[] = [];
+  for (let r = 1; r <= rounds; r++) {
+    const i = (r * 7919) % SERVICES;
+    const s = process.hrtime.bigint();
+    tracker.upsertEndpointSlice(sliceFor(i, r));
+    const c = tracker.drain();
+    planner.update(c.snapshot, c.changed);
+    planner.state();
+    samples.push(ms(s));
+  }
+  samples.sort((a, b) => a - b);
+  const p = (q: number): number => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? NaN;
+
+  const mb = (b: number): string => `${(b / 1048576).toFixed(0)} MB`;
+  console.log(`bench/plan: ${SERVICES} services x ${ENDPOINTS} endpoints -> ${vs} virtual servers, ${rs} real servers (node ${process.version}, ${process.arch})`);
+  console.log(`  ingest (tracker, validate, merge slices): ${tIngest.toFixed(0)} ms`);
+  console.log(`  full plan:                               ${tPlan.toFixed(0)} ms   (target < 300 ms)`);
+  console.log(`  RSS: ${mb(rssBefore)} with the objects loaded, ${mb(rssPeak)} after planning   (target < 200 MB)`);
+  console.log(`  one endpoint change, re-plan: p50 ${p(0.5).toFixed(3)} ms, p99 ${p(0.99).toFixed(3)} ms over ${rounds} changes   (target < 1 ms)`);
+}
+
+main();

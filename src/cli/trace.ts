@@ -1,0 +1,106 @@
+// `kube-ipvs trace`: where would a packet go on this node? Plans the cluster from manifests (as
+// `kube-ipvs plan` does) and runs the packet tracer over the plan: the real servers IPVS may pick,
+// whether the packet is masqueraded, or where it is dropped, rejected or delivered to the host.
+import type { FlagSpec } from '../config/load.js';
+import { loadManifests } from '../cluster/manifests.js';
+import { nodeStatusAddresses } from '../cluster/node.js';
+import { formatProblem } from '../cluster/problems.js';
+import { canonicalIp, ipFamilyOf } from '../model/ip.js';
+import type { Protocol } from '../model/types.js';
+import type { TraceOrigin, TracePacket, TraceResult } from '../plan/trace.js';
+import { defaultOrigin, formatTrace, TRACE_ORIGINS, TraceError, tracePacket } from '../plan/trace.js';
+import { UsageError } from './errors.js';
+import { MANIFEST_FLAGS, planFromArgs } from './plan.js';
+
+const TRACE_OUTPUTS = ['text', 'json'] as const;
+
+export const TRACE_FLAGS: readonly FlagSpec[] = [
+  ...MANIFEST_FLAGS,
+  { name: 'from', kind: 'string', valueName: 'ip', help: 'Source address of the packet (required).' },
+  { name: 'to', kind: 'string', valueName: 'ip:port', help: 'Destination address and port, IPv6 in brackets: 10.96.0.10:80, [fd00::1]:80 (required).' },
+  { name: 'protocol', kind: 'string', default: 'tcp', valueName: 'proto', help: 'tcp, udp or sctp.' },
+  { name: 'origin', kind: 'string', valueName: 'where', help: 'Where the packet starts: pod, node or external. Default: node when --from is one of the node\'s addresses (or a kube-ipvs0 address), else external.' },
+  { name: 'in-interface', kind: 'string', valueName: 'name', help: 'Interface the packet arrives on (pod and external origins), for rules matching -i.' },
+  { name: 'new', kind: 'bool', help: 'Trace the first packet of a connection (conntrack NEW; the default).' },
+  { name: 'established', kind: 'bool', help: 'Trace a packet of an established connection (conntrack ESTABLISHED).' },
+  { name: 'output', short: 'o', kind: 'string', default: 'text', valueName: 'format', help: `What to print: ${TRACE_OUTPUTS.join(', ')}.` },
+];
+
+/** "IP:PORT" or "[IPv6]:PORT". */
+export function parseDestination(text: string): { ip: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:[\]]+):(\d{1,5})$/.exec(text);
+  const ip = m?.[1] !== undefined ? canonicalIp(m[1]) : undefined;
+  const port = Number(m?.[2]);
+  // Brackets are only for IPv6: "[1.2.3.4]:80" is as suspicious as a bare IPv6 address.
+  const bracketed = text.startsWith('[');
+  if (!m || !ip || port > 65535 || bracketed !== (ipFamilyOf(ip) === 'IPv6')) {
+    throw new UsageError(`invalid value ${JSON.stringify(text)} for --to: expected IP:PORT, e.g. 10.96.0.10:80 or [fd00::1]:80`);
+  }
+  return { ip, port };
+}
+
+function parseProtocol(text: string): Protocol {
+  const p = text.toUpperCase();
+  if (p === 'TCP' || p === 'UDP' || p === 'SCTP') return p;
+  throw new UsageError(`invalid value ${JSON.stringify(text)} for --protocol: expected tcp, udp or sctp`);
+}
+
+function required(value: unknown, flag: string): string {
+  if (typeof value !== 'string' || value === '') throw new UsageError(`--${flag} is required`);
+  return value;
+}
+
+export function runTrace(argv: readonly string[], io: { out: (s: string) => void; err: (s: string) => void; kernelRelease: string }): number {
+  const r = planFromArgs(argv, TRACE_FLAGS, io.kernelRelease);
+  if (r.help) return -1;
+  const extra = r.extra;
+  const output = extra.get('output') as string;
+  if (!(TRACE_OUTPUTS as readonly string[]).includes(output)) {
+    throw new UsageError(`invalid value ${JSON.stringify(output)} for --output: expected one of ${TRACE_OUTPUTS.join(', ')}`);
+  }
+  const fromText = required(extra.get('from'), 'from');
+  const src = canonicalIp(fromText);
+  if (!src) throw new UsageError(`invalid value ${JSON.stringify(fromText)} for --from: expected an IP address`);
+  const to = parseDestination(required(extra.get('to'), 'to'));
+  if (ipFamilyOf(src) !== ipFamilyOf(to.ip)) throw new UsageError(`--from ${src} and --to ${to.ip} are of different IP families`);
+  const protocol = parseProtocol(extra.get('protocol') as string);
+  if (extra.get('new') === true && extra.get('established') === true) throw new UsageError('--new and --established exclude each other');
+  const ctState = extra.get('established') === true ? 'ESTABLISHED' : 'NEW';
+
+  // planFromArgs does not hand back the node, so its addresses are derived the same way here.
+  const given = extra.get('node-ip') as readonly string[];
+  const addresses = given.length > 0
+    ? given.map((a) => canonicalIp(a) ?? a)
+    : nodeStatusAddresses(loadManifests(extra.get('manifests') as readonly string[]).nodes.find((n) => n.metadata?.name === r.config.hostnameOverride));
+  const node = { addresses };
+
+  const originText = extra.get('origin') as string | undefined;
+  let origin: TraceOrigin;
+  if (originText === undefined || originText === '') origin = defaultOrigin(r.state, src, node);
+  else if ((TRACE_ORIGINS as readonly string[]).includes(originText)) origin = originText as TraceOrigin;
+  else throw new UsageError(`invalid value ${JSON.stringify(originText)} for --origin: expected one of ${TRACE_ORIGINS.join(', ')}`);
+  const inInterface = extra.get('in-interface') as string | undefined;
+
+  const packet: TracePacket = {
+    src,
+    dst: to.ip,
+    dstPort: to.port,
+    protocol,
+    origin,
+    ...(inInterface ? { inInterface } : {}),
+    ctState,
+  };
+  for (const p of r.problems) io.err(`warning: ${formatProblem(p)}\n`);
+  for (const c of r.state.conflicts) io.err(`warning: virtual server ${c.vsKey} is wanted by ${[c.winner, ...c.losers].join(', ')}; ${c.winner} is used\n`);
+  let result: TraceResult;
+  try {
+    result = tracePacket(r.state, packet, node);
+  } catch (e) {
+    // The plan holds something the tracer cannot evaluate: say so rather than guess.
+    if (!(e instanceof TraceError)) throw e;
+    io.err(`kube-ipvs: trace: ${e.message}\n`);
+    return 1;
+  }
+  io.out(output === 'json' ? `${JSON.stringify({ packet, ...result }, null, 2)}\n` : formatTrace(result));
+  return 0;
+}

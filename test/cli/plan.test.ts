@@ -1,0 +1,96 @@
+// `kube-ipvs plan` as a user runs it: golden output for the examples cluster (every service type),
+// exit codes and messages for bad input.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot, runCli } from '../helpers/cli.js';
+
+const EXAMPLE_ARGS = ['plan', '--manifests', 'examples/', '--hostname-override', 'node-a', '--node-ip', '192.168.0.10,fd00:192::10', '--kernel-version', '6.1.0'];
+
+function golden(name: string, actual: string): void {
+  const path = join(repoRoot(), 'test', 'golden', name);
+  if (process.env['UPDATE_GOLDEN'] === '1') writeFileSync(path, actual);
+  assert.equal(actual, readFileSync(path, 'utf8'), `${name} differs from the golden file (UPDATE_GOLDEN=1 rewrites it after review)`);
+}
+
+describe('plan of the examples cluster', () => {
+  for (const output of ['ipvs', 'ipset', 'iptables', 'addresses', 'sysctl', 'json']) {
+    test(`--output ${output} matches its golden file`, () => {
+      const r = runCli([...EXAMPLE_ARGS, '--output', output]);
+      assert.equal(r.stderr, '');
+      assert.equal(r.code, 0);
+      golden(`examples.${output}.txt`, r.stdout);
+    });
+  }
+
+  test('--output all prints every format', () => {
+    const r = runCli([...EXAMPLE_ARGS, '--output', 'all']);
+    assert.equal(r.code, 0);
+    for (const title of ['### ipvs (ipvsadm -Sn)', '### ipset (ipset save)', '### iptables (iptables-save)', '### addresses (kube-ipvs0)', '### sysctl']) {
+      assert.ok(r.stdout.includes(title), title);
+    }
+  });
+
+  test('node addresses default to the Node object when --node-ip is absent', () => {
+    const withFlag = runCli([...EXAMPLE_ARGS, '--output', 'ipvs']);
+    const fromNode = runCli(EXAMPLE_ARGS.filter((a, i, all) => a !== '--node-ip' && all[i - 1] !== '--node-ip').concat(['--output', 'ipvs']));
+    assert.equal(fromNode.code, 0);
+    assert.equal(fromNode.stdout, withFlag.stdout);
+  });
+});
+
+describe('bad input', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kube-ipvs-plan-'));
+
+  test('malformed objects are named on stderr, the rest is planned, exit 0', () => {
+    const file = join(dir, 'mixed.yaml');
+    writeFileSync(file, [
+      'apiVersion: v1\nkind: Service\nmetadata: {name: good, namespace: ns1}\nspec: {clusterIP: 10.96.0.10, ports: [{port: 80}]}',
+      'apiVersion: v1\nkind: Service\nmetadata: {name: bad, namespace: ns1}\nspec: {clusterIP: 10.96.0.11, ports: [{port: 99999}]}',
+    ].join('\n---\n'));
+    const r = runCli(['plan', '--manifests', file, '--hostname-override', 'n1', '--node-ip', '192.168.0.10', '--output', 'ipvs']);
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout, '-A -t 10.96.0.10:80 -s rr\n');
+    assert.match(r.stderr, /Service ns1\/bad: spec\.ports\[0\]\.port: 99999 is not a valid port \(1-65535\) \(skipped\)/);
+  });
+
+  test('invalid YAML exits 1 naming the file and the line', () => {
+    const file = join(dir, 'broken.yaml');
+    writeFileSync(file, 'apiVersion: v1\nkind: Service\nmetadata:\n  name: x\n   bad: indent\n');
+    const r = runCli(['plan', '--manifests', file, '--hostname-override', 'n1', '--node-ip', '192.168.0.10']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4: invalid YAML \\(column 9\\): Nested mappings`));
+  });
+
+  test('an unreadable path exits 1 naming it', () => {
+    const r = runCli(['plan', '--manifests', join(dir, 'nope.yaml'), '--hostname-override', 'n1', '--node-ip', '192.168.0.10']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /nope\.yaml: cannot read: ENOENT/);
+  });
+
+  test('bad flags exit 2 with one line naming the flag, the value and the accepted form', () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['--ipvs-sync-period', '10x'], /--ipvs-sync-period/],
+      [['--ipvs-scheduler', 'fastest'], /"fastest".*--ipvs-scheduler/],
+      [['--proxy-mode', 'iptables'], /"iptables".*--proxy-mode/],
+      [['--output', 'yaml'], /"yaml" for --output: expected one of/],
+      [['--node-ip', '1.2.3'], /"1\.2\.3" for --node-ip/],
+      [['--no-such-flag'], /no-such-flag/],
+    ];
+    for (const [flags, re] of cases) {
+      const r = runCli(['plan', '--manifests', 'examples/', '--hostname-override', 'node-a', '--node-ip', '192.168.0.10', ...flags]);
+      assert.equal(r.code, 2, flags.join(' '));
+      assert.match(r.stderr, re, flags.join(' '));
+      assert.equal(r.stderr.trim().split('\n').length, 1, `one line for ${flags.join(' ')}`);
+      assert.equal(r.stdout, '');
+    }
+  });
+
+  test('--manifests is required', () => {
+    const r = runCli(['plan', '--node-ip', '192.168.0.10']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--manifests is required/);
+  });
+});

@@ -23,7 +23,8 @@
 //   (D not local: forwarded, 'not-local'; FORWARD is not traced) → filter INPUT (0) → IPVS
 //   ip_vs_remote_request (LOCAL_IN, 98) → per real server: IPVS's NAT transmit runs the LOCAL_OUT
 //   hooks, so filter OUTPUT again, then nat POSTROUTING. A real server that is itself a local
-//   address is delivered on this host: no POSTROUTING, no masquerade.
+//   address is delivered on this host: no POSTROUTING, no masquerade. A loopback source never
+//   leaves the host: dropped as martian from outside, and towards a remote real server.
 // - A virtual server without real servers: IPVS's scheduler finds none and answers ICMP port
 //   unreachable (ip_vs_leave) → 'no-endpoints'. Not a virtual server and local → 'host'.
 // - Masquerade per real server: nat POSTROUTING with the packet addressed to the real server,
@@ -214,6 +215,10 @@ export function tracePacket(state: DesiredState, packet: TracePacket, node: Trac
   const dstLocal = isLocal(dst);
 
   if (fromOutside) {
+    if (isLoopback(src)) {
+      steps.push(`routing: martian source ${formatIp(src)} on a packet from outside the host: dropped`);
+      return done('dropped');
+    }
     // (2) routing, then filter INPUT before IPVS (LOCAL_IN priority 98 runs after filter's 0).
     if (!dstLocal) {
       steps.push(`routing: ${dstText} is not a local address: the packet is forwarded (filter FORWARD is not traced)`);
@@ -286,6 +291,11 @@ export function tracePacket(state: DesiredState, packet: TracePacket, node: Trac
     if (fromOutside && isLocal(rsIp)) {
       steps.push(`→ ${name}: a local address: IPVS delivers it on this host (no POSTROUTING, not masqueraded)`);
       return { realServer: name, masquerade: false };
+    }
+    if (isLoopback(src) && !isLocal(rsIp)) {
+      // A loopback source never leaves the host (no route_localnet in IPVS mode).
+      steps.push(`→ ${name}: dropped: a loopback source cannot be sent to a remote real server`);
+      return 'dropped';
     }
     const where = fromOutside ? 'filter OUTPUT (IPVS NAT transmit)' : 'filter OUTPUT';
     steps.push(`→ ${name}: ${where}`);

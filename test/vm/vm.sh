@@ -221,7 +221,7 @@ DEBUG=${KUBE_IPVS_VM_DEBUG:-0}
 append="console=ttyS0 panic=-1 rdinit=/init net.ifnames=0 tsc=reliable no_timer_check i8042.noaux i8042.nokbd i8042.nopnp"
 append+=" cryptomgr.notests mitigations=off audit=0 ${KUBE_IPVS_VM_APPEND:-}"
 if [[ $DEBUG == 1 ]]; then append+=" loglevel=7"; else append+=" quiet loglevel=0"; fi
-qemu=("$QEMU" -nodefaults -no-user-config -nographic -no-reboot -machine pc "${accel[@]}"
+qemu=("$QEMU" -nodefaults -no-user-config -nographic -no-reboot -machine pc "${accel[@]}" ${KUBE_IPVS_VM_QEMU_EXTRA:-}
   -m "$MEM" -smp "$CPUS"
   -kernel "$KERNEL" -initrd "$INITRD" -append "$append"
   -serial "file:$WORK/console.log" -monitor none

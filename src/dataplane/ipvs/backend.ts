@@ -1,0 +1,20 @@
+// IPVS as the sync loop sees it: list virtual servers and their real servers, apply a batch of
+// writes with one result each. Implemented for real (generic netlink) and in memory (fake).
+import type { IpvsOp, IpvsOpResult } from './netlink-client.js';
+import type { IpvsTimeouts, ObservedRealServer, ObservedVirtualServer } from './netlink-codec.js';
+
+export type { IpvsOp, IpvsOpResult } from './netlink-client.js';
+export type { IpvsTimeouts, ObservedRealServer, ObservedVirtualServer } from './netlink-codec.js';
+
+export interface IpvsBackend {
+  listServices(): Promise<ObservedVirtualServer[]>;
+  /** Real servers of one virtual server; empty when it has none or does not exist. */
+  listRealServers(vs: ObservedVirtualServer | IpvsOp['vs']): Promise<ObservedRealServer[]>;
+  /** Applies every op (a failure does not stop the rest) and reports each. */
+  apply(ops: readonly IpvsOp[]): Promise<IpvsOpResult[]>;
+  setTimeouts(t: IpvsTimeouts): Promise<void>;
+  getTimeouts(): Promise<IpvsTimeouts>;
+  /** Removes every virtual server (cleanup only). */
+  flush(): Promise<void>;
+  close(): void;
+}

@@ -6,12 +6,15 @@ import { ConfigError, formatHelp } from '../config/load.js';
 import { ManifestError } from '../cluster/manifests.js';
 import { UsageError } from './errors.js';
 import { PLAN_FLAGS, runPlan } from './plan.js';
+import { runTrace, TRACE_FLAGS, TRACE_USAGE } from './trace.js';
 
 const USAGE = `Usage: kube-ipvs <command> [flags]
 
 Commands:
   plan    Print the kernel state kube-proxy's IPVS mode would program for a cluster
           (ipvsadm -Sn, ipset save, iptables-save, kube-ipvs0 addresses, sysctls).
+  trace   Follow one packet through the planned rules, ipsets and virtual servers: which
+          real servers it may reach, masqueraded or not, or where it is dropped.
 
 Run 'kube-ipvs <command> --help' for the command's flags.
 `;
@@ -23,6 +26,11 @@ export function main(argv: readonly string[], io = { out: (s: string) => void pr
       case 'plan': {
         const code = runPlan(rest, { ...io, kernelRelease: release() });
         if (code === -1) io.out(`Usage: kube-ipvs plan --manifests PATH... [--node-ip IP,...] [--output FORMAT] [kube-proxy flags]\n\n${formatHelp(PLAN_FLAGS)}`);
+        return Math.max(code, 0);
+      }
+      case 'trace': {
+        const code = runTrace(rest, { ...io, kernelRelease: release() });
+        if (code === -1) io.out(`${TRACE_USAGE}\n\n${formatHelp(TRACE_FLAGS)}`);
         return Math.max(code, 0);
       }
       case undefined:

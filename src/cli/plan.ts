@@ -11,6 +11,7 @@ import type { Problem } from '../cluster/problems.js';
 import { formatProblem } from '../cluster/problems.js';
 import { ClusterTracker } from '../cluster/tracker.js';
 import { canonicalIp } from '../model/ip.js';
+import type { NodeInfo } from '../model/types.js';
 import type { DesiredState } from '../plan/desired.js';
 import { planCluster } from '../plan/planner.js';
 import type { OutputFormat } from '../plan/render.js';
@@ -30,6 +31,7 @@ export const PLAN_FLAGS: readonly FlagSpec[] = [
 
 export interface PlanInputs {
   readonly config: ProxyConfig;
+  readonly node: NodeInfo;
   readonly extra: ReadonlyMap<string, unknown>;
   readonly state: DesiredState;
   readonly problems: readonly Problem[];
@@ -38,7 +40,7 @@ export interface PlanInputs {
 /** Loads config and manifests and plans them; shared by `plan` and `trace`. */
 export function planFromArgs(argv: readonly string[], flags: readonly FlagSpec[], kernelRelease: string): PlanInputs & { help: boolean } {
   const loaded = loadConfig(argv, { extraFlags: flags, hostname: hostname(), readFile: (p) => readFileSync(p, 'utf8') });
-  if (loaded.help) return { config: loaded.config, extra: loaded.extra, state: undefined as unknown as DesiredState, problems: [], help: true };
+  if (loaded.help) return { config: loaded.config, node: undefined as unknown as NodeInfo, extra: loaded.extra, state: undefined as unknown as DesiredState, problems: [], help: true };
   const paths = loaded.extra.get('manifests') as readonly string[];
   if (paths.length === 0) throw new UsageError('--manifests is required: give a file or directory of Services and EndpointSlices');
   const objects = loadManifests(paths);
@@ -62,7 +64,7 @@ export function planFromArgs(argv: readonly string[], flags: readonly FlagSpec[]
   const kernelVersion = (loaded.extra.get('kernel-version') as string | undefined) ?? kernelRelease;
   const node = buildNodeInfo({ name: nodeName, node: nodeObj, addresses, bindAddress: config.bindAddress, kernelVersion });
   const state = planCluster(snapshot, { node, config });
-  return { config, extra: loaded.extra, state, problems, help: false };
+  return { config, node, extra: loaded.extra, state, problems, help: false };
 }
 
 export function runPlan(argv: readonly string[], io: { out: (s: string) => void; err: (s: string) => void; kernelRelease: string }): number {

@@ -2,8 +2,6 @@
 // `kube-ipvs plan` does) and runs the packet tracer over the plan: the real servers IPVS may pick,
 // whether the packet is masqueraded, or where it is dropped, rejected or delivered to the host.
 import type { FlagSpec } from '../config/load.js';
-import { loadManifests } from '../cluster/manifests.js';
-import { nodeStatusAddresses } from '../cluster/node.js';
 import { formatProblem } from '../cluster/problems.js';
 import { canonicalIp, ipFamilyOf } from '../model/ip.js';
 import type { Protocol } from '../model/types.js';
@@ -13,6 +11,11 @@ import { UsageError } from './errors.js';
 import { MANIFEST_FLAGS, planFromArgs } from './plan.js';
 
 const TRACE_OUTPUTS = ['text', 'json'] as const;
+
+/** The usage line main prints above the flags when runTrace returns -1 (--help). */
+export const TRACE_USAGE =
+  'Usage: kube-ipvs trace --manifests PATH... --from IP --to IP:PORT [--protocol tcp|udp|sctp] [--origin pod|node|external] ' +
+  '[--in-interface NAME] [--new|--established] [--output text|json] [--node-ip IP,...] [kube-proxy flags]';
 
 export const TRACE_FLAGS: readonly FlagSpec[] = [
   ...MANIFEST_FLAGS,
@@ -67,12 +70,7 @@ export function runTrace(argv: readonly string[], io: { out: (s: string) => void
   if (extra.get('new') === true && extra.get('established') === true) throw new UsageError('--new and --established exclude each other');
   const ctState = extra.get('established') === true ? 'ESTABLISHED' : 'NEW';
 
-  // planFromArgs does not hand back the node, so its addresses are derived the same way here.
-  const given = extra.get('node-ip') as readonly string[];
-  const addresses = given.length > 0
-    ? given.map((a) => canonicalIp(a) ?? a)
-    : nodeStatusAddresses(loadManifests(extra.get('manifests') as readonly string[]).nodes.find((n) => n.metadata?.name === r.config.hostnameOverride));
-  const node = { addresses };
+  const node = { addresses: r.node.addresses };
 
   const originText = extra.get('origin') as string | undefined;
   let origin: TraceOrigin;

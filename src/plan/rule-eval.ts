@@ -382,7 +382,7 @@ export function traverse(table: RuleTable, hook: string, p: EvalPacket, env: Mat
           continue;
         case 'MARK': {
           const before = p.mark;
-          p.mark = p.mark;
+          p.mark = ((p.mark & ~t.mask) ^ t.value) >>> 0;
           log.step(`${where}: ${rule.spec} (match: mark ${hex(before)} → ${hex(p.mark)})`);
           log.marked?.({ path, rule: rule.spec, via, before, after: p.mark });
           continue;

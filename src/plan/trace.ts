@@ -32,7 +32,9 @@
 //   `masquerade` is true only when every surviving candidate is masqueraded.
 // - ctState ESTABLISHED: `--ctstate` matches see it (so KUBE-IPVS-FILTER's NEW-only REJECT does
 //   not fire). nat chains only run for a connection's first packet; conntrack replays their NAT
-//   on later ones, so they are still evaluated to show the connection's NAT decision.
+//   on later ones, so they are still evaluated to show the connection's NAT decision. IPVS is
+//   assumed to hold the connection already (it schedules TCP only on a SYN), so the candidates are
+//   the same.
 import { familyIptablesTables } from './render.js';
 import type { DesiredState, FamilyDesiredState } from './desired.js';
 import { IpsetIndex } from './ipset-match.js';

@@ -169,6 +169,42 @@ build_initrd() {
 }
 [[ -s $INITRD ]] || build_initrd
 
+# ---------------------------------------------------------------- fast kernel
+# Decompressing an xz bzImage under TCG costs seconds; qemu boots an
+# uncompressed vmlinux ELF directly through its PVH entry (CONFIG_PVH=y), so
+# extract it once and cache it. Falls back to the bzImage.
+extract_vmlinux() { # $1 bzImage, $2 output; tries each embedded compressed stream
+  local magic tool off tmp=$2.tmp.$$
+  for magic in 'xz:\xfd7zXZ\x00' 'zstd:\x28\xb5\x2f\xfd' 'gzip:\x1f\x8b\x08' 'lz4:\x02\x21\x4c\x18'; do
+    tool=${magic%%:*}
+    command -v "$tool" >/dev/null || continue
+    while IFS=: read -r off _; do
+      case $tool in
+        xz) tail -c +$((off + 1)) "$1" | xz -dc --single-stream >"$tmp" 2>/dev/null ;;
+        zstd) tail -c +$((off + 1)) "$1" | zstd -qdc >"$tmp" 2>/dev/null ;;
+        gzip) tail -c +$((off + 1)) "$1" | gzip -dc >"$tmp" 2>/dev/null ;;
+        lz4) tail -c +$((off + 1)) "$1" | lz4 -qdc >"$tmp" 2>/dev/null ;;
+      esac
+      if [[ $(head -c 4 "$tmp" 2>/dev/null | od -An -tx1 | tr -d ' \n') == 7f454c46 ]]; then
+        mv -f "$tmp" "$2"; return 0
+      fi
+    done < <(LC_ALL=C grep -obUaP "${magic#*:}" "$1" 2>/dev/null | head -5)
+  done
+  rm -f "$tmp"
+  return 1
+}
+BOOT_KERNEL=$KERNEL
+if [[ ${KUBE_IPVS_VM_PVH:-1} == 1 && ${KUBE_IPVS_VM_ACCEL:-tcg} == tcg ]] &&
+  grep -qx 'CONFIG_PVH=y' "/boot/config-$KVER" 2>/dev/null; then
+  mkdir -p "$CACHE_DIR"
+  vmlinux=$CACHE_DIR/vmlinux-$KVER-$(stat -c %s-%Y "$KERNEL")
+  if [[ -s $vmlinux ]] || extract_vmlinux "$KERNEL" "$vmlinux"; then
+    BOOT_KERNEL=$vmlinux
+  else
+    note "could not extract vmlinux from $KERNEL; booting the compressed image (slower)"
+  fi
+fi
+
 # ---------------------------------------------------------------- run spec
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kube-ipvs-vm.XXXXXX")
 QEMU_PID=
@@ -204,6 +240,7 @@ fi
   done
 } >"$CTL/env"
 printf '%s\n' "${KUBE_IPVS_VM_NET:-user}" >"$CTL/net"
+[[ ${KUBE_IPVS_VM_DEBUG:-0} == 1 ]] && : >"$CTL/debug"
 printf '%s\n' "${KUBE_IPVS_VM_HOSTNAME:-kube-ipvs-vm}" >"$CTL/hostname"
 : >"$CTL/rw"
 for i in "${!RW_DIRS[@]}"; do printf 'rw%d\t%s\n' "$i" "${RW_DIRS[$i]}" >>"$CTL/rw"; done
@@ -223,7 +260,7 @@ append+=" cryptomgr.notests mitigations=off audit=0 ${KUBE_IPVS_VM_APPEND:-}"
 if [[ $DEBUG == 1 ]]; then append+=" loglevel=7"; else append+=" quiet loglevel=0"; fi
 qemu=("$QEMU" -nodefaults -no-user-config -nographic -no-reboot -machine pc "${accel[@]}" ${KUBE_IPVS_VM_QEMU_EXTRA:-}
   -m "$MEM" -smp "$CPUS"
-  -kernel "$KERNEL" -initrd "$INITRD" -append "$append"
+  -kernel "$BOOT_KERNEL" -initrd "$INITRD" -append "$append"
   -serial "file:$WORK/console.log" -monitor none
   -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
   -virtfs "local,path=$CTL,mount_tag=ctl,security_model=none,multidevs=remap"

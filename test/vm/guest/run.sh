@@ -22,6 +22,9 @@ out=$(port stdout) && err=$(port stderr) || {
 exec 3>"$out" 4>"$err"
 exec >/dev/console 2>&4   # setup chatter: errors to the host's stderr
 
+debug=0; [[ -e $CTL/debug ]] && debug=1
+stamp() { ((debug)) && printf 'kube-ipvs-vm: %s at %s\n' "$*" "$(cut -d' ' -f1 /proc/uptime)" >/dev/console; return 0; }
+stamp "run.sh start"
 fail() { printf 'kube-ipvs-vm: guest setup: %s\n' "$*" >&4; echo 125 >"$CTL/rc"; exit 125; }
 
 # ---- writable places (the shared root is read-only)
@@ -40,6 +43,7 @@ while IFS=$'\t' read -r tag path; do
   mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=none "$tag" "$path" || fail "mount --rw $path"
 done <"$CTL/rw"
 
+stamp "mounts done"
 # ---- identity and network
 hostname "$(<"$CTL/hostname")" || true
 ip link set lo up || fail "lo up"
@@ -53,12 +57,14 @@ case $(<"$CTL/net") in
   *) fail "unknown KUBE_IPVS_VM_NET" ;;
 esac
 
+stamp "network done"
 # ---- the command
 mapfile -d '' -t argv <"$CTL/argv"
 mapfile -d '' -t envv <"$CTL/env"
 cwd=$(<"$CTL/cwd")
 cd "$cwd" 2>/dev/null || { printf 'kube-ipvs-vm: warning: %s is not visible in the guest; running in /\n' "$cwd" >&4; cd /; }
 : >"$CTL/started"
+stamp "command start"
 env -i "${envv[@]}" "${argv[@]}" >&3 2>&4 3>&- 4>&-
 rc=$?
 echo "$rc" >"$CTL/rc"

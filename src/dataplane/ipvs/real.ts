@@ -1,0 +1,42 @@
+// IpvsBackend over the kernel: a thin adapter so the sync loop, the fake and the contract suite
+// all speak one interface. Everything of substance lives in IpvsNetlinkClient.
+import type { IpvsBackend, IpvsOp, IpvsOpResult, IpvsTimeouts, ObservedRealServer, ObservedVirtualServer } from './backend.js';
+import type { IpvsNetlinkClientOptions } from './netlink-client.js';
+import { IpvsNetlinkClient } from './netlink-client.js';
+
+export class RealIpvs implements IpvsBackend {
+  readonly client: IpvsNetlinkClient;
+
+  /** Takes an existing client, or options to open one (a NETLINK_GENERIC socket). */
+  constructor(client: IpvsNetlinkClient | IpvsNetlinkClientOptions = {}) {
+    this.client = client instanceof IpvsNetlinkClient ? client : new IpvsNetlinkClient(client);
+  }
+
+  listServices(): Promise<ObservedVirtualServer[]> {
+    return this.client.listServices();
+  }
+
+  listRealServers(vs: ObservedVirtualServer | IpvsOp['vs']): Promise<ObservedRealServer[]> {
+    return this.client.listDestinations(vs);
+  }
+
+  apply(ops: readonly IpvsOp[]): Promise<IpvsOpResult[]> {
+    return this.client.applyBatch(ops);
+  }
+
+  setTimeouts(t: IpvsTimeouts): Promise<void> {
+    return this.client.setTimeouts(t);
+  }
+
+  getTimeouts(): Promise<IpvsTimeouts> {
+    return this.client.getTimeouts();
+  }
+
+  flush(): Promise<void> {
+    return this.client.flush();
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

@@ -1,0 +1,98 @@
+// The bounded-frequency runner (kube-proxy's pkg/proxy/runner semantics): runs are serialised;
+// after a run the next one waits at least minInterval; a failed run is retried after
+// retryInterval; with nothing requested a run happens every maxInterval (the periodic full sync).
+import type { Clock, Timer } from './clock.js';
+
+export interface RunnerOptions {
+  readonly minIntervalMs: number;
+  readonly maxIntervalMs: number;
+  readonly retryIntervalMs: number;
+  readonly clock: Clock;
+  /** One sync; resolves true on success, false (or rejects) on failure. */
+  readonly run: (reason: RunReason) => Promise<boolean>;
+}
+
+export type RunReason = 'requested' | 'periodic' | 'retry';
+
+export class BoundedFrequencyRunner {
+  private running = false;
+  private pending: RunReason | undefined;
+  private lastRunStart = Number.NEGATIVE_INFINITY;
+  private timer: Timer | undefined;
+  private timerReason: RunReason | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
+  private stopped = true;
+  private idle: Promise<void> = Promise.resolve();
+
+  constructor(private readonly o: RunnerOptions) {}
+
+  /** Starts the loop with an immediate run. */
+  start(): void {
+    this.stopped = false;
+    this.request();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.timer?.cancel();
+    this.timer = undefined;
+  }
+
+  /** Resolves when no run is in flight. */
+  async settled(): Promise<void> {
+    await this.idle;
+  }
+
+  /** Asks for a run as soon as minInterval allows; requests during a run coalesce into one. */
+  request(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.pending ??= 'requested';
+      return;
+    }
+    const at = Math.max(this.o.clock.now(), this.lastRunStart + this.o.minIntervalMs);
+    this.schedule(at, 'requested');
+  }
+
+  private schedule(at: number, reason: RunReason): void {
+    // Keep the earlier of two schedules; a request never postpones a sooner run.
+    if (this.timer && this.timerAt <= at) return;
+    this.timer?.cancel();
+    this.timerAt = at;
+    this.timerReason = reason;
+    this.timer = this.o.clock.setTimer(at - this.o.clock.now(), () => {
+      this.timer = undefined;
+      this.timerAt = Number.POSITIVE_INFINITY;
+      void this.execute(this.timerReason ?? reason);
+    });
+  }
+
+  private async execute(reason: RunReason): Promise<void> {
+    if (this.stopped) return;
+    this.running = true;
+    this.lastRunStart = this.o.clock.now();
+    let done: () => void = () => {};
+    this.idle = new Promise((r) => (done = r));
+    let ok = false;
+    try {
+      ok = await this.o.run(reason);
+    } catch {
+      ok = false;
+    } finally {
+      this.running = false;
+    }
+    if (!this.stopped) {
+      const now = this.o.clock.now();
+      const earliest = this.lastRunStart + this.o.minIntervalMs;
+      if (this.pending) {
+        this.pending = undefined;
+        this.schedule(Math.max(now, earliest), 'requested');
+      } else if (!ok) {
+        this.schedule(Math.max(now + this.o.retryIntervalMs, earliest), 'retry');
+      } else {
+        this.schedule(this.lastRunStart + this.o.maxIntervalMs, 'periodic');
+      }
+    }
+    done();
+  }
+}

@@ -1,0 +1,80 @@
+// Makes the kernel's ipsets hold the planned entries. A full sync reads every set of ours back
+// (`ipset save`) and repairs any drift; a partial sync diffs only the sets the plan changed against
+// what we last applied, so one endpoint change costs a few entries, not a dump of every set.
+import type { IpsetBackend, IpsetOp } from '../dataplane/ipset/backend.js';
+import { sameIpsetSpec } from '../dataplane/ipset/text.js';
+import type { IpsetSpec, IpsetState } from '../model/kernel.js';
+import type { SyncReport } from './report.js';
+import { errorMessage } from './report.js';
+
+interface Applied {
+  spec: IpsetSpec;
+  entries: Set<string>;
+}
+
+export type IpsetScope = { readonly full: true } | { readonly full: false; readonly sets: ReadonlySet<string> };
+
+export class IpsetReconciler {
+  private applied = new Map<string, Applied>();
+
+  constructor(private readonly backend: IpsetBackend) {}
+
+  async sync(desired: readonly IpsetState[], scope: IpsetScope, report: SyncReport): Promise<void> {
+    if (scope.full) {
+      const observed = await this.backend.observe(desired.map((d) => d.spec.name));
+      this.applied = new Map(observed.map((o) => [o.spec.name, { spec: o.spec, entries: new Set(o.entries) }]));
+    }
+    const ops: IpsetOp[] = [];
+    for (const want of desired) {
+      const name = want.spec.name;
+      if (!scope.full && !scope.sets.has(name) && this.applied.has(name)) continue;
+      const have = this.applied.get(name);
+      if (have && !sameIpsetSpec(have.spec, want.spec)) {
+        // A set's type cannot change in place; destroying it fails while a rule uses it, which is
+        // reported and retried, never hidden.
+        ops.push({ kind: 'destroy', name });
+      }
+      if (!have || !sameIpsetSpec(have.spec, want.spec)) ops.push({ kind: 'create', spec: want.spec });
+      const current = have && sameIpsetSpec(have.spec, want.spec) ? have.entries : new Set<string>();
+      for (const e of current) if (!want.entries.has(e)) ops.push({ kind: 'del', name, entry: e });
+      for (const e of want.entries) if (!current.has(e)) ops.push({ kind: 'add', name, entry: e });
+    }
+    if (ops.length === 0) return;
+    const result = await this.backend.apply(ops);
+    for (let i = 0; i < result.applied; i++) this.record(ops[i] as IpsetOp, report);
+    if (result.error) {
+      const failed = ops[result.applied];
+      report.fail({ subsystem: 'ipset', op: failed?.kind ?? 'restore', object: describe(failed), message: errorMessage(result.error) });
+      // What follows the failed line was not applied; forget those sets so the next sync re-reads them.
+      for (const op of ops.slice(result.applied)) this.applied.delete(op.kind === 'create' ? op.spec.name : op.name);
+    }
+  }
+
+  private record(op: IpsetOp, report: SyncReport): void {
+    report.count(`ipset.${op.kind}`);
+    switch (op.kind) {
+      case 'create':
+        this.applied.set(op.spec.name, { spec: op.spec, entries: new Set() });
+        break;
+      case 'destroy':
+        this.applied.delete(op.name);
+        break;
+      case 'flush':
+        this.applied.get(op.name)?.entries.clear();
+        break;
+      case 'add':
+        this.applied.get(op.name)?.entries.add(op.entry);
+        break;
+      case 'del':
+        this.applied.get(op.name)?.entries.delete(op.entry);
+        break;
+    }
+  }
+}
+
+function describe(op: IpsetOp | undefined): string {
+  if (!op) return '';
+  if (op.kind === 'create') return op.spec.name;
+  if (op.kind === 'add' || op.kind === 'del') return `${op.name} ${op.entry}`;
+  return op.name;
+}

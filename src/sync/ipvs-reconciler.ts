@@ -1,0 +1,207 @@
+// Makes IPVS hold the planned virtual and real servers: observe → diff → ordered batch → apply.
+// Owns every virtual server of its families outside --ipvs-exclude-cidrs (as kube-proxy does), so
+// anything no longer wanted is gone after one full sync. Real servers leave gracefully: TCP ones
+// drain at weight 0 until their connections end (or a drain timeout passes); UDP/SCTP ones go at
+// once and their conntrack flows are flushed. A draining server that is wanted again is put back
+// to weight 1 in place, without dropping its connections.
+import type { ConntrackBackend } from '../dataplane/conntrack/backend.js';
+import type { IpvsBackend, IpvsOp, ObservedRealServer, ObservedVirtualServer } from '../dataplane/ipvs/backend.js';
+import { isNotFound } from '../dataplane/errors.js';
+import type { ParsedCidr } from '../model/ip.js';
+import { inAnyCidr } from '../model/ip.js';
+import type { RealServer, VirtualServer, VirtualServerSpec } from '../model/kernel.js';
+import { rsKey, sameVirtualServer, vsKey } from '../model/kernel.js';
+import type { IpFamily } from '../model/types.js';
+import type { Clock } from './clock.js';
+import type { SyncReport } from './report.js';
+import { errorMessage } from './report.js';
+
+export interface IpvsReconcilerOptions {
+  readonly backend: IpvsBackend;
+  readonly conntrack: ConntrackBackend | undefined;
+  readonly families: readonly IpFamily[];
+  readonly excludeCIDRs: readonly ParsedCidr[];
+  readonly clock: Clock;
+  /** Longest time a TCP real server drains at weight 0 before it is deleted anyway. */
+  readonly drainTimeoutMs: number;
+}
+
+/** A real server being drained: weight 0 since `since`. */
+export interface Draining {
+  readonly vs: VirtualServer;
+  readonly rs: RealServer;
+  readonly since: number;
+}
+
+/** Which virtual servers a sync looks at: all (full resync) or the keys the plan changed. */
+export type IpvsScope = { readonly full: true } | { readonly full: false; readonly keys: ReadonlySet<string> };
+
+function toVirtualServer(o: ObservedVirtualServer): VirtualServer {
+  return { family: o.family, protocol: o.protocol, address: o.address, port: o.port, scheduler: o.scheduler, flags: o.flags, timeout: o.timeout };
+}
+
+export class IpvsReconciler {
+  /** What we believe the kernel holds, by vsKey; rebuilt from a dump on every full sync. */
+  private known = new Map<string, VirtualServer>();
+  private readonly draining = new Map<string, Draining>();
+
+  constructor(private readonly o: IpvsReconcilerOptions) {}
+
+  /** Real servers currently draining (for status and tests). */
+  drainingServers(): readonly Draining[] {
+    return [...this.draining.values()];
+  }
+
+  private owned(vs: Pick<VirtualServer, 'family' | 'address'>): boolean {
+    return this.o.families.includes(vs.family) && !inAnyCidr(vs.address, this.o.excludeCIDRs);
+  }
+
+  /**
+   * Creates and updates the wanted virtual servers and their real servers. Deleting unwanted
+   * virtual servers is a separate step (prune), run after the iptables rules are in place.
+   */
+  async apply(desired: ReadonlyMap<string, VirtualServerSpec>, scope: IpvsScope, report: SyncReport): Promise<void> {
+    if (scope.full) {
+      const observed = await this.o.backend.listServices();
+      this.known = new Map();
+      for (const o of observed) if (o.fwmark === undefined) this.known.set(vsKey(o), toVirtualServer(o));
+    }
+    const keys = scope.full ? [...desired.keys()] : [...scope.keys].filter((k) => desired.has(k));
+    const serviceOps: IpvsOp[] = [];
+    const created = new Set<string>();
+    for (const key of keys) {
+      const want = (desired.get(key) as VirtualServerSpec).vs;
+      const have = this.known.get(key);
+      if (!have) {
+        serviceOps.push({ kind: 'addService', vs: want });
+        created.add(key);
+      } else if (!sameVirtualServer(have, want)) {
+        serviceOps.push({ kind: 'updateService', vs: want });
+      }
+    }
+    const failedServices = new Set<string>();
+    for (const r of await this.o.backend.apply(serviceOps)) {
+      const key = vsKey(r.op.vs);
+      if (r.ok) {
+        this.known.set(key, r.op.vs);
+        report.count(`ipvs.${r.op.kind}`);
+      } else {
+        failedServices.add(key);
+        report.fail({ subsystem: 'ipvs', op: r.op.kind, object: key, message: errorMessage(r.error) });
+      }
+    }
+
+    // Real servers: draining ones are revisited on every sync, wherever they are.
+    const visit = new Set(keys.filter((k) => !failedServices.has(k)));
+    for (const d of this.draining.values()) visit.add(vsKey(d.vs));
+    const destOps: IpvsOp[] = [];
+    const udpFlushes: Array<{ vs: VirtualServer; rs: RealServer }> = [];
+    for (const key of visit) {
+      const spec = desired.get(key);
+      const vs = spec?.vs ?? this.drainingVs(key);
+      if (!vs || !this.known.has(key)) continue;
+      // A virtual server created in this batch has no real servers yet: skip the dump.
+      const current: ObservedRealServer[] = created.has(key) ? [] : await this.o.backend.listRealServers(vs);
+      this.diffRealServers(vs, spec?.realServers ?? [], current, destOps, udpFlushes);
+    }
+    for (const r of await this.o.backend.apply(destOps)) {
+      const id = `${vsKey(r.op.vs)}/${rsKey((r.op as { rs: RealServer }).rs)}`;
+      if (r.ok) report.count(`ipvs.${r.op.kind}`);
+      else if (r.op.kind === 'deleteDest' && isNotFound(r.error)) this.draining.delete(id);
+      else report.fail({ subsystem: 'ipvs', op: r.op.kind, object: id, message: errorMessage(r.error) });
+    }
+    await this.flushUdp(udpFlushes, report);
+  }
+
+  private drainingVs(key: string): VirtualServer | undefined {
+    for (const d of this.draining.values()) if (vsKey(d.vs) === key) return d.vs;
+    return undefined;
+  }
+
+  private diffRealServers(vs: VirtualServer, want: readonly RealServer[], current: readonly ObservedRealServer[], ops: IpvsOp[], udpFlushes: Array<{ vs: VirtualServer; rs: RealServer }>): void {
+    const key = vsKey(vs);
+    const have = new Map(current.map((c) => [rsKey(c), c]));
+    const wanted = new Map(want.map((w) => [rsKey(w), w]));
+    for (const [k, w] of wanted) {
+      const c = have.get(k);
+      const id = `${key}/${k}`;
+      if (!c) {
+        ops.push({ kind: 'addDest', vs, rs: w });
+        this.draining.delete(id);
+      } else if (this.draining.has(id)) {
+        // Wanted again while draining: back to full weight in place, connections kept.
+        ops.push({ kind: 'updateDest', vs, rs: w });
+        this.draining.delete(id);
+      } else if (c.weight !== w.weight) {
+        // A wanted server at the wrong weight without a drain record of ours: left at 0 by an
+        // earlier process (k/k #92019, #108319) or changed behind our back. Fix it in place.
+        ops.push({ kind: 'updateDest', vs, rs: w });
+      }
+    }
+    const now = this.o.clock.now();
+    for (const [k, c] of have) {
+      if (wanted.has(k)) continue;
+      const id = `${key}/${k}`;
+      const rs: RealServer = { address: c.address, port: c.port, weight: c.weight, forward: c.forward };
+      const conns = c.activeConns + c.inactiveConns;
+      const d = this.draining.get(id);
+      if (vs.protocol !== 'TCP') {
+        // UDP/SCTP have no connection end to wait for: delete now and flush the flows.
+        ops.push({ kind: 'deleteDest', vs, rs });
+        udpFlushes.push({ vs, rs });
+        this.draining.delete(id);
+      } else if (conns === 0 || (d && now - d.since >= this.o.drainTimeoutMs)) {
+        ops.push({ kind: 'deleteDest', vs, rs });
+        this.draining.delete(id);
+      } else if (!d) {
+        ops.push({ kind: 'updateDest', vs, rs: { ...rs, weight: 0 } });
+        this.draining.set(id, { vs, rs, since: now });
+      } else if (c.weight !== 0) {
+        ops.push({ kind: 'updateDest', vs, rs: { ...rs, weight: 0 } });
+      }
+    }
+  }
+
+  private async flushUdp(items: ReadonlyArray<{ vs: VirtualServer; rs: RealServer }>, report: SyncReport): Promise<void> {
+    if (!this.o.conntrack) return;
+    for (const { vs, rs } of items) {
+      try {
+        const n = await this.o.conntrack.deleteFlows({
+          family: vs.family,
+          protocol: vs.protocol === 'SCTP' ? 'sctp' : 'udp',
+          origDst: vs.address,
+          origDstPort: vs.port,
+          replySrc: rs.address,
+        });
+        report.count('conntrack.deleted', n);
+      } catch (e) {
+        report.fail({ subsystem: 'conntrack', op: 'delete', object: `${vsKey(vs)}/${rsKey(rs)}`, message: errorMessage(e) });
+      }
+    }
+  }
+
+  /**
+   * Deletes the virtual servers we own that are not wanted (full: every one in the kernel; partial:
+   * the changed keys). Whole virtual servers go at once, as in kube-proxy.
+   */
+  async prune(desired: ReadonlyMap<string, VirtualServerSpec>, scope: IpvsScope, report: SyncReport): Promise<void> {
+    const candidates = scope.full ? [...this.known.keys()] : [...scope.keys];
+    const ops: IpvsOp[] = [];
+    for (const key of candidates) {
+      if (desired.has(key)) continue;
+      const vs = this.known.get(key);
+      if (!vs || !this.owned(vs)) continue;
+      ops.push({ kind: 'deleteService', vs });
+    }
+    for (const r of await this.o.backend.apply(ops)) {
+      const key = vsKey(r.op.vs);
+      if (r.ok || isNotFound(r.error)) {
+        this.known.delete(key);
+        for (const [id, d] of this.draining) if (vsKey(d.vs) === key) this.draining.delete(id);
+        if (r.ok) report.count('ipvs.deleteService');
+      } else {
+        report.fail({ subsystem: 'ipvs', op: 'deleteService', object: key, message: errorMessage(r.error) });
+      }
+    }
+  }
+}

@@ -1,0 +1,208 @@
+// One sync of the whole dataplane, in kube-proxy's order: plan the changed services, then sets
+// before the rules that use them, virtual servers before real servers, addresses bound after
+// their virtual servers, the iptables restore, and only after it succeeded the deletions (stale
+// addresses, stale virtual servers). A failure anywhere is recorded with its object, the rest still
+// syncs, and the next sync is a full one that re-reads the kernel.
+import type { V1Node } from '@kubernetes/client-node';
+import type { ProxyConfig } from '../config/types.js';
+import type { ClusterTracker } from '../cluster/tracker.js';
+import { buildNodeInfo, nodePodCIDRs } from '../cluster/node.js';
+import type { ConntrackBackend } from '../dataplane/conntrack/backend.js';
+import type { IpsetBackend } from '../dataplane/ipset/backend.js';
+import type { IptablesBackend } from '../dataplane/iptables/backend.js';
+import type { IpvsBackend } from '../dataplane/ipvs/backend.js';
+import type { NetifBackend } from '../dataplane/netif/backend.js';
+import type { SysctlBackend } from '../dataplane/sysctl/backend.js';
+import { deepEqual } from '../model/equal.js';
+import type { ParsedCidr } from '../model/ip.js';
+import { parseCidr } from '../model/ip.js';
+import type { VirtualServerSpec } from '../model/kernel.js';
+import type { IpFamily, NodeInfo } from '../model/types.js';
+import type { DesiredState } from '../plan/desired.js';
+import type { PlanDelta } from '../plan/planner.js';
+import { Planner } from '../plan/planner.js';
+import { AddressReconciler } from './address-reconciler.js';
+import type { Clock } from './clock.js';
+import { IpsetReconciler } from './ipset-reconciler.js';
+import { IptablesReconciler } from './iptables-reconciler.js';
+import { IpvsReconciler } from './ipvs-reconciler.js';
+import { SyncReport, errorMessage } from './report.js';
+import { applySysctls } from './sysctl-reconciler.js';
+
+export interface Dataplane {
+  readonly ipvs: IpvsBackend;
+  readonly ipset: IpsetBackend;
+  /** One per family the node can proxy. */
+  readonly iptables: readonly IptablesBackend[];
+  readonly netif: NetifBackend;
+  readonly sysctl: SysctlBackend;
+  readonly conntrack: ConntrackBackend | undefined;
+}
+
+export interface ProxierOptions {
+  readonly config: ProxyConfig;
+  readonly dataplane: Dataplane;
+  readonly tracker: ClusterTracker;
+  readonly clock: Clock;
+  /** This node's Node object, when known (labels for topology, podCIDRs for NodeCIDR). */
+  readonly nodeObject?: () => V1Node | undefined;
+  readonly kernelVersion?: string;
+  readonly cpuCount?: number;
+  /** MASQUERADE --random-fully support (probe the iptables binary). */
+  readonly randomFully?: boolean;
+  /** Longest drain of a TCP real server at weight 0 (default 15 min). */
+  readonly drainTimeoutMs?: number;
+}
+
+export interface SyncOutcome {
+  readonly ok: boolean;
+  readonly full: boolean;
+  readonly report: SyncReport;
+  readonly durationMs: number;
+  /** Services whose changes this sync applied. */
+  readonly changedServices: number;
+  readonly state: DesiredState;
+}
+
+export const DEFAULT_DRAIN_TIMEOUT_MS = 15 * 60 * 1000;
+
+export class Proxier {
+  private planner: Planner | undefined;
+  private node: NodeInfo | undefined;
+  private needFullSync = true;
+  private firstSync = true;
+  private bound = new Set<string>();
+  private readonly ipsets: IpsetReconciler;
+  private readonly ipvs: IpvsReconciler;
+  private readonly addresses: AddressReconciler;
+  private readonly iptables: IptablesReconciler[];
+
+  constructor(private readonly o: ProxierOptions) {
+    const dp = o.dataplane;
+    this.ipsets = new IpsetReconciler(dp.ipset);
+    this.addresses = new AddressReconciler(dp.netif);
+    this.iptables = dp.iptables.map((b) => new IptablesReconciler(b));
+    const excludeCIDRs = o.config.ipvs.excludeCIDRs.map((c) => parseCidr(c)).filter((c): c is ParsedCidr => c !== undefined);
+    this.ipvs = new IpvsReconciler({
+      backend: dp.ipvs,
+      conntrack: dp.conntrack,
+      families: dp.iptables.map((b) => b.family),
+      excludeCIDRs,
+      clock: o.clock,
+      drainTimeoutMs: o.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
+    });
+  }
+
+  /** Real servers draining at weight 0 (status). */
+  drainingServers() {
+    return this.ipvs.drainingServers();
+  }
+
+  /** Forces the next sync to re-read the kernel (config or node change, tampering suspected). */
+  requestFullSync(): void {
+    this.needFullSync = true;
+  }
+
+  async sync(opts: { full?: boolean } = {}): Promise<SyncOutcome> {
+    const start = this.o.clock.now();
+    let full = opts.full === true || this.needFullSync;
+    const report = new SyncReport();
+    const changes = this.o.tracker.drain();
+    let delta: PlanDelta | undefined;
+    try {
+      const observed = full ? await this.addresses.observe() : undefined;
+      if (observed) this.bound = new Set(observed.bound);
+      const planner = this.replanIfNodeChanged(observed?.node, changes.snapshot);
+      if (planner.fresh && !full) {
+        // The node changed under a partial sync (labels): re-read the kernel as for a full one.
+        full = true;
+        this.bound = new Set((await this.addresses.observe()).bound);
+      }
+      delta = planner.fresh ? undefined : planner.planner.update(changes.snapshot, changes.changed);
+      const state = planner.planner.state();
+      await this.apply(state, full ? undefined : delta, report);
+      this.needFullSync = !report.ok;
+      return { ok: report.ok, full, report, durationMs: this.o.clock.now() - start, changedServices: changes.changed.size, state };
+    } catch (e) {
+      // An unexpected error (a backend that cannot even observe): record it, resync fully next time.
+      report.fail({ subsystem: 'ipvs', op: 'sync', object: 'dataplane', message: errorMessage(e) });
+      this.needFullSync = true;
+      const state = this.planner?.state() ?? new Planner({ node: this.nodeOrDefault(), config: this.o.config }).state();
+      return { ok: false, full, report, durationMs: this.o.clock.now() - start, changedServices: changes.changed.size, state };
+    }
+  }
+
+  private nodeOrDefault(): NodeInfo {
+    return this.node ?? buildNodeInfo({ name: this.o.config.hostnameOverride, node: undefined, addresses: [] });
+  }
+
+  /** Builds the planner anew when the node (addresses, labels, families) changed. */
+  private replanIfNodeChanged(nodeAddresses: readonly string[] | undefined, snapshot: Parameters<Planner['updateAll']>[0]): { planner: Planner; fresh: boolean } {
+    const nodeObj = this.o.nodeObject?.();
+    const families = new Set<IpFamily>(this.o.dataplane.iptables.map((b) => b.family));
+    const built = buildNodeInfo({
+      name: this.o.config.hostnameOverride,
+      node: nodeObj,
+      addresses: nodeAddresses ?? this.node?.addresses ?? [],
+      bindAddress: this.o.config.bindAddress,
+      ...(this.o.kernelVersion !== undefined ? { kernelVersion: this.o.kernelVersion } : {}),
+    });
+    const node: NodeInfo = { ...built, families: built.families.filter((f) => families.has(f)) };
+    if (this.planner && this.node && deepEqual(node, this.node)) return { planner: this.planner, fresh: false };
+    this.node = node;
+    const config: ProxyConfig = { ...this.o.config, detectLocal: { ...this.o.config.detectLocal, nodeCIDRs: nodePodCIDRs(nodeObj) } };
+    this.planner = new Planner({ node, config, cpuCount: this.o.cpuCount ?? 1, randomFully: this.o.randomFully ?? true });
+    this.planner.updateAll(snapshot);
+    this.needFullSync = true;
+    return { planner: this.planner, fresh: true };
+  }
+
+  private async apply(state: DesiredState, delta: PlanDelta | undefined, report: SyncReport): Promise<void> {
+    const full = delta === undefined;
+    if (this.firstSync) {
+      await applySysctls(this.o.dataplane.sysctl, state.sysctls, report);
+      const t = state.ipvsTimeouts;
+      if (t.tcp > 0 || t.tcpFin > 0 || t.udp > 0) {
+        try {
+          await this.o.dataplane.ipvs.setTimeouts(t);
+        } catch (e) {
+          // kube-proxy only logs this too: services work with the kernel's timeouts.
+          report.fail({ subsystem: 'ipvs', op: 'setTimeouts', object: `${t.tcp} ${t.tcpFin} ${t.udp}`, message: errorMessage(e) });
+        }
+      }
+    }
+    if (full && !(await this.addresses.ensureDevice(report))) return;
+
+    const ipsets = state.families.flatMap((f) => f.ipsets);
+    await this.ipsets.sync(ipsets, full ? { full: true } : { full: false, sets: delta.ipsets }, report);
+
+    const desiredVs = new Map<string, VirtualServerSpec>();
+    for (const f of state.families) for (const [k, v] of f.virtualServers) desiredVs.set(k, v);
+    const changedVs = new Set<string>();
+    if (delta) for (const keys of delta.virtualServers.values()) for (const k of keys) changedVs.add(k);
+    const ipvsScope = full ? ({ full: true } as const) : ({ full: false, keys: changedVs } as const);
+    await this.ipvs.apply(desiredVs, ipvsScope, report);
+
+    const wantBound = new Set<string>();
+    for (const f of state.families) for (const a of f.boundAddresses) wantBound.add(a);
+    if (full || delta.addressesChanged) {
+      for (const a of await this.addresses.bind(wantBound, this.bound, report)) this.bound.add(a);
+    }
+
+    let rulesOk = true;
+    if (full || delta.rulesChanged) {
+      for (const r of this.iptables) {
+        const fam = state.families.find((f) => f.family === r.family);
+        if (!fam) continue;
+        rulesOk = (await r.sync(fam.iptables, report)) && rulesOk;
+      }
+    }
+    // As in kube-proxy: nothing is removed unless the rules that guard the new state are in.
+    if (!rulesOk) return;
+    if (full || delta.addressesChanged) {
+      for (const a of await this.addresses.unbind(wantBound, this.bound, state.families.map((f) => f.family), report)) this.bound.delete(a);
+    }
+    await this.ipvs.prune(desiredVs, ipvsScope, report);
+    this.firstSync = false;
+  }
+}

@@ -1,0 +1,36 @@
+// What one reconciliation did: counts per operation and every failure with its object, so the
+// daemon can log one line per sync and --once can list the failed operations.
+import type { Subsystem } from '../dataplane/errors.js';
+
+export interface SyncFailure {
+  readonly subsystem: Subsystem;
+  readonly op: string;
+  readonly object: string;
+  readonly message: string;
+}
+
+export class SyncReport {
+  readonly counts = new Map<string, number>();
+  readonly failures: SyncFailure[] = [];
+
+  count(what: string, n = 1): void {
+    if (n !== 0) this.counts.set(what, (this.counts.get(what) ?? 0) + n);
+  }
+
+  fail(f: SyncFailure): void {
+    this.failures.push(f);
+  }
+
+  get ok(): boolean {
+    return this.failures.length === 0;
+  }
+
+  /** "ipvs.addService=3 ipset.add=12" for the per-sync log line. */
+  summary(): string {
+    return [...this.counts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${v}`).join(' ');
+  }
+}
+
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

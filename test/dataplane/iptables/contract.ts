@@ -1,0 +1,314 @@
+// The behaviour every IptablesBackend must show, run on the fake and on real iptables in a private
+// network namespace: the same payloads must leave the same rules in our chains and fail with the
+// same error codes, so tests written against the fake hold on a node.
+import { strict as assert } from 'node:assert';
+import { describe, it } from 'node:test';
+import type { IpFamily } from '../../../src/model/types.js';
+import { OWNED_CHAINS, SET_INFO, ipsetName, type IpsetType, type SetBaseName } from '../../../src/model/names.js';
+import { DataplaneError, type DataplaneErrorCode } from '../../../src/dataplane/errors.js';
+import type { IptablesBackend } from '../../../src/dataplane/iptables/backend.js';
+import { canonicalRuleSpec, parseIptablesRestore, type IptablesTables } from '../../../src/dataplane/iptables/text.js';
+
+export interface SetSpec {
+  readonly name: string;
+  readonly type: IpsetType;
+}
+
+export interface ContractHarness {
+  readonly backend: IptablesBackend;
+  /** Makes these ipsets exist (the kernel refuses --match-set of a missing set). */
+  createSets(sets: readonly SetSpec[]): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+/** Every set of kube-proxy's list, in the family's names. */
+export function allSets(family: IpFamily): SetSpec[] {
+  return SET_INFO.map((s) => ({ name: ipsetName(s.base, family), type: s.type }));
+}
+
+/**
+ * The input our planner gives iptables-restore (kube-proxy's rules, §2.4 of the semantics), in
+ * restore form (--or-mark 0x004000, REJECT without --reject-with) so canonicalisation is
+ * exercised. KUBE-IPVS-OUT-FILTER stays empty: -m ipvs needs xt_ipvs, which CI hosts may lack.
+ */
+export function plannerPayload(family: IpFamily): string {
+  const s = (base: SetBaseName): string => ipsetName(base, family);
+  const loopback = family === 'IPv4' ? '127.0.0.0/8' : '::1/128';
+  const c = (text: string): string => `-m comment --comment "${text}"`;
+  const nat = [
+    '*nat',
+    ...OWNED_CHAINS.nat.map((ch) => `:${ch} - [0:0]`),
+    `-A KUBE-SERVICES -s ${loopback} -j RETURN`,
+    `-A KUBE-SERVICES ${c('Kubernetes service lb portal')} -m set --match-set ${s('KUBE-LOAD-BALANCER')} dst,dst -j KUBE-LOAD-BALANCER`,
+    `-A KUBE-SERVICES ${c('Kubernetes service cluster ip + port for masquerade purpose')} -m set --match-set ${s('KUBE-CLUSTER-IP')} src,dst -j KUBE-MARK-MASQ`,
+    `-A KUBE-SERVICES ${c('Kubernetes service external ip + port for masquerade and filter purpose')} -m set --match-set ${s('KUBE-EXTERNAL-IP')} dst,dst -j KUBE-MARK-MASQ`,
+    `-A KUBE-SERVICES ${c('Kubernetes service external ip + port for masquerade and filter purpose')} -m set --match-set ${s('KUBE-EXTERNAL-IP')} dst,dst -m physdev ! --physdev-is-in -m addrtype ! --src-type LOCAL -j ACCEPT`,
+    `-A KUBE-SERVICES ${c('Kubernetes service external ip + port for masquerade and filter purpose')} -m set --match-set ${s('KUBE-EXTERNAL-IP')} dst,dst -m addrtype --dst-type LOCAL -j ACCEPT`,
+    '-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT',
+    `-A KUBE-SERVICES -m set --match-set ${s('KUBE-CLUSTER-IP')} dst,dst -j ACCEPT`,
+    `-A KUBE-SERVICES -m set --match-set ${s('KUBE-LOAD-BALANCER')} dst,dst -j ACCEPT`,
+    `-A KUBE-POSTROUTING ${c('Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose')} -m set --match-set ${s('KUBE-LOOP-BACK')} dst,dst,src -j MASQUERADE`,
+    '-A KUBE-POSTROUTING -m mark ! --mark 0x004000/0x004000 -j RETURN',
+    '-A KUBE-POSTROUTING -j MARK --xor-mark 0x004000',
+    `-A KUBE-POSTROUTING ${c('kubernetes service traffic requiring SNAT')} -j MASQUERADE --random-fully`,
+    `-A KUBE-NODE-PORT -p tcp ${c('Kubernetes nodeport TCP port with externalTrafficPolicy=local')} -m set --match-set ${s('KUBE-NODE-PORT-LOCAL-TCP')} dst -j RETURN`,
+    `-A KUBE-NODE-PORT -p tcp ${c('Kubernetes nodeport TCP port for masquerade purpose')} -m set --match-set ${s('KUBE-NODE-PORT-TCP')} dst -j KUBE-MARK-MASQ`,
+    `-A KUBE-NODE-PORT -p sctp ${c("Kubernetes nodeport SCTP port for masquerade purpose with type 'hash ip:port'")} -m set --match-set ${s('KUBE-NODE-PORT-SCTP-HASH')} dst,dst -j KUBE-MARK-MASQ`,
+    `-A KUBE-LOAD-BALANCER ${c('Kubernetes service load balancer ip + port with externalTrafficPolicy=local')} -m set --match-set ${s('KUBE-LOAD-BALANCER-LOCAL')} dst,dst -j RETURN`,
+    '-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ',
+    '-A KUBE-MARK-MASQ -j MARK --or-mark 0x004000',
+    'COMMIT',
+  ];
+  const filter = [
+    '*filter',
+    ...OWNED_CHAINS.filter.map((ch) => `:${ch} - [0:0]`),
+    `-A KUBE-FORWARD ${c('kubernetes forwarding rules')} -m mark --mark 0x004000/0x004000 -j ACCEPT`,
+    `-A KUBE-FORWARD ${c('kubernetes forwarding conntrack rule')} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`,
+    `-A KUBE-NODE-PORT ${c('Kubernetes health check node port')} -m set --match-set ${s('KUBE-HEALTH-CHECK-NODE-PORT')} dst -j ACCEPT`,
+    `-A KUBE-PROXY-FIREWALL ${c('Kubernetes service load balancer ip + port for load balancer with sourceRange')} -m set --match-set ${s('KUBE-LOAD-BALANCER-FW')} dst,dst -j KUBE-SOURCE-RANGES-FIREWALL`,
+    `-A KUBE-SOURCE-RANGES-FIREWALL ${c('Kubernetes service load balancer ip + port + source cidr for packet filter purpose')} -m set --match-set ${s('KUBE-LOAD-BALANCER-SOURCE-CIDR')} dst,dst,src -j RETURN`,
+    `-A KUBE-SOURCE-RANGES-FIREWALL ${c('Kubernetes service load balancer ip + port + source IP for packet filter purpose')} -m set --match-set ${s('KUBE-LOAD-BALANCER-SOURCE-IP')} dst,dst,src -j RETURN`,
+    '-A KUBE-SOURCE-RANGES-FIREWALL -j DROP',
+    `-A KUBE-IPVS-FILTER -m set --match-set ${s('KUBE-LOAD-BALANCER')} dst,dst -j RETURN`,
+    `-A KUBE-IPVS-FILTER -m set --match-set ${s('KUBE-CLUSTER-IP')} dst,dst -j RETURN`,
+    `-A KUBE-IPVS-FILTER -m set --match-set ${s('KUBE-EXTERNAL-IP')} dst,dst -j RETURN`,
+    `-A KUBE-IPVS-FILTER -m set --match-set ${s('KUBE-EXTERNAL-IP-LOCAL')} dst,dst -j RETURN`,
+    `-A KUBE-IPVS-FILTER -m set --match-set ${s('KUBE-HEALTH-CHECK-NODE-PORT')} dst -j RETURN`,
+    `-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set ${s('KUBE-IPVS-IPS')} dst -j REJECT`,
+    'COMMIT',
+  ];
+  return [...nat, ...filter].map((l) => `${l}\n`).join('');
+}
+
+/** kube-proxy's jumps from the built-in chains, each inserted at position 1. */
+export const JUMPS_PAYLOAD = [
+  '*nat',
+  '-I OUTPUT 1 -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+  '-I PREROUTING 1 -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+  '-I POSTROUTING 1 -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
+  'COMMIT',
+  '*filter',
+  '-I FORWARD 1 -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD',
+  '-I INPUT 1 -m comment --comment "kubernetes health check rules" -j KUBE-NODE-PORT',
+  '-I INPUT 1 -m comment --comment "kube-proxy firewall rules" -j KUBE-PROXY-FIREWALL',
+  '-I FORWARD 1 -m comment --comment "kube-proxy firewall rules" -j KUBE-PROXY-FIREWALL',
+  '-I INPUT 1 -m comment --comment "kubernetes ipvs access filter" -j KUBE-IPVS-FILTER',
+  '-I OUTPUT 1 -m comment --comment "kubernetes ipvs access filter" -j KUBE-IPVS-OUT-FILTER',
+  'COMMIT',
+]
+  .map((l) => `${l}\n`)
+  .join('');
+
+/** "-A CHAIN spec" lines of one table of the observed state, for the given chains, in order. */
+export function rulesOf(tables: IptablesTables, table: string, chains: readonly string[]): string[] {
+  const state = tables.get(table);
+  if (!state) return [];
+  const wanted = new Set(chains);
+  const byChain = new Map<string, string[]>();
+  for (const r of state.rules) {
+    if (!wanted.has(r.chain)) continue;
+    byChain.set(r.chain, [...(byChain.get(r.chain) ?? []), `-A ${r.chain} ${r.spec}`.trimEnd()]);
+  }
+  return chains.flatMap((c) => byChain.get(c) ?? []);
+}
+
+/** What iptables-save should print for a restore payload's rules of `chains`. */
+function expectedRules(payload: string, table: string, chains: readonly string[], family: IpFamily): string[] {
+  const parsed = parseIptablesRestore(payload);
+  const canonical: IptablesTables = new Map(
+    [...parsed].map(([name, t]) => [name, { chains: t.chains, rules: t.rules.map((r) => ({ chain: r.chain, spec: canonicalRuleSpec(r.spec, family) })) }]),
+  );
+  return rulesOf(canonical, table, chains);
+}
+
+async function rejectsWith(p: Promise<unknown>, code: DataplaneErrorCode, line?: number): Promise<DataplaneError> {
+  let caught: unknown;
+  await assert.rejects(p, (e: unknown) => {
+    caught = e;
+    return true;
+  });
+  assert.ok(caught instanceof DataplaneError, `expected a DataplaneError, got ${String(caught)}`);
+  assert.equal(caught.code, code, caught.message);
+  assert.equal(caught.subsystem, 'iptables');
+  if (line !== undefined) assert.equal(caught.opIndex, line, caught.message);
+  return caught;
+}
+
+const lines = (...l: string[]): string => l.map((x) => `${x}\n`).join('');
+
+const ALL_OURS = {
+  nat: [...OWNED_CHAINS.nat],
+  filter: [...OWNED_CHAINS.filter],
+};
+
+/** Our chains' rules and the built-ins' rules, per table: what the contract compares. */
+async function ourState(b: IptablesBackend): Promise<Record<string, string[]>> {
+  const t = await b.observe();
+  return {
+    nat: rulesOf(t, 'nat', [...ALL_OURS.nat, 'PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING', 'KUBE-T1', 'KUBE-T2']),
+    filter: rulesOf(t, 'filter', [...ALL_OURS.filter, 'INPUT', 'FORWARD', 'OUTPUT', 'KUBE-T1', 'KUBE-T2', 'KUBE-T3']),
+    chains: [...(t.get('filter')?.chains.keys() ?? []), ...(t.get('nat')?.chains.keys() ?? [])].filter((c) => c.startsWith('KUBE-')).sort(),
+  };
+}
+
+export interface ContractOptions {
+  readonly family: IpFamily;
+  /** A reason to skip (tools missing, not root), or false. */
+  readonly skip?: string | false;
+}
+
+/** Registers the contract tests for one backend. `make` gives a fresh, empty backend per test. */
+export function iptablesContract(name: string, make: () => Promise<ContractHarness>, options: ContractOptions): void {
+  const { family } = options;
+  const withHarness = async (fn: (h: ContractHarness) => Promise<void>): Promise<void> => {
+    const h = await make();
+    try {
+      await fn(h);
+    } finally {
+      await h.cleanup();
+    }
+  };
+  /** A table with user chains T1 → T2 (jump), T3 empty, for the refusal cases. */
+  const base = lines('*filter', ':KUBE-T1 - [0:0]', ':KUBE-T2 - [0:0]', ':KUBE-T3 - [0:0]', '-A KUBE-T1 -j KUBE-T2', '-A KUBE-T2 -j ACCEPT', 'COMMIT');
+
+  describe(`iptables contract: ${name} (${family})`, { skip: options.skip ?? false }, () => {
+    it('applies the planner payload: our chains hold its rules in iptables-save form', () =>
+      withHarness(async (h) => {
+        await h.createSets(allSets(family));
+        const payload = plannerPayload(family);
+        await h.backend.restore(payload);
+        const observed = await h.backend.observe();
+        for (const table of ['nat', 'filter'] as const) {
+          assert.deepEqual(rulesOf(observed, table, ALL_OURS[table]), expectedRules(payload, table, ALL_OURS[table], family), table);
+          for (const c of ALL_OURS[table]) assert.equal(observed.get(table)?.chains.get(c)?.policy, undefined, `${table} ${c} exists`);
+        }
+        // The forms the brief pins: mark arithmetic as iptables-save prints it.
+        const nat = rulesOf(observed, 'nat', ALL_OURS.nat);
+        assert.ok(nat.includes('-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000'), nat.join('\n'));
+        assert.ok(nat.includes('-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0'), nat.join('\n'));
+        // Applying the same payload again changes nothing (chains are flushed, then rewritten).
+        await h.backend.restore(payload);
+        assert.deepEqual(rulesOf(await h.backend.observe(), 'nat', ALL_OURS.nat), nat);
+      }));
+
+    it('inserts the jumps from built-in chains at position 1 and deletes them by spec', () =>
+      withHarness(async (h) => {
+        await h.createSets(allSets(family));
+        await h.backend.restore(plannerPayload(family));
+        await h.backend.restore(JUMPS_PAYLOAD);
+        const t = await h.backend.observe();
+        assert.deepEqual(rulesOf(t, 'filter', ['INPUT', 'FORWARD']), [
+          '-A INPUT -m comment --comment "kubernetes ipvs access filter" -j KUBE-IPVS-FILTER',
+          '-A INPUT -m comment --comment "kube-proxy firewall rules" -j KUBE-PROXY-FIREWALL',
+          '-A INPUT -m comment --comment "kubernetes health check rules" -j KUBE-NODE-PORT',
+          '-A FORWARD -m comment --comment "kube-proxy firewall rules" -j KUBE-PROXY-FIREWALL',
+          '-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD',
+        ]);
+        // Cleanup (§8): delete the jumps, flush, then delete our chains, in one restore per table.
+        const cleanup = lines(
+          '*nat',
+          '-D OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+          '-D PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+          '-D POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
+          ...ALL_OURS.nat.map((c) => `-F ${c}`),
+          ...ALL_OURS.nat.map((c) => `-X ${c}`),
+          'COMMIT',
+        );
+        await h.backend.restore(cleanup);
+        const after = await h.backend.observe();
+        assert.deepEqual(rulesOf(after, 'nat', ['PREROUTING', 'OUTPUT', 'POSTROUTING']), []);
+        assert.deepEqual([...(after.get('nat')?.chains.keys() ?? [])].filter((c) => c.startsWith('KUBE-')), []);
+        // Deleting the jump again: the rule is gone.
+        await rejectsWith(h.backend.restore(lines('*filter', '-D INPUT 4', 'COMMIT')), 'NOT_FOUND', 2);
+        await h.backend.restore(lines('*filter', '-D INPUT 1', 'COMMIT'));
+        assert.equal(rulesOf(await h.backend.observe(), 'filter', ['INPUT']).length, 2);
+      }));
+
+    it('rewrites only the chains a payload declares (--noflush)', () =>
+      withHarness(async (h) => {
+        await h.createSets(allSets(family));
+        await h.backend.restore(plannerPayload(family));
+        await h.backend.restore(lines('*nat', ':KUBE-T1 - [0:0]', '-A KUBE-T1 -j ACCEPT', 'COMMIT'));
+        await h.backend.restore(lines('*nat', ':KUBE-SERVICES - [0:0]', '-A KUBE-SERVICES -j KUBE-MARK-MASQ', '-A KUBE-T1 -j RETURN', 'COMMIT'));
+        const t = await h.backend.observe();
+        assert.deepEqual(rulesOf(t, 'nat', ['KUBE-SERVICES', 'KUBE-MARK-MASQ', 'KUBE-T1']), [
+          '-A KUBE-SERVICES -j KUBE-MARK-MASQ',
+          '-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000',
+          '-A KUBE-T1 -j ACCEPT',
+          '-A KUBE-T1 -j RETURN',
+        ]);
+      }));
+
+    it('sets a built-in chain policy and ignores one given for a user chain', () =>
+      withHarness(async (h) => {
+        await h.backend.restore(lines('*filter', ':FORWARD DROP [0:0]', ':KUBE-T1 DROP [0:0]', 'COMMIT'));
+        const t = await h.backend.observe();
+        assert.equal(t.get('filter')?.chains.get('FORWARD')?.policy, 'DROP');
+        assert.equal(t.get('filter')?.chains.get('KUBE-T1')?.policy, undefined);
+        await rejectsWith(h.backend.restore(lines('*filter', ':INPUT RETURN [0:0]', 'COMMIT')), 'INVALID', 2);
+      }));
+
+    it('commits each table at its COMMIT: a later table failing keeps the earlier one', () =>
+      withHarness(async (h) => {
+        await h.backend.restore(base);
+        const before = await ourState(h.backend);
+        const payload = lines(
+          '*nat',
+          ':KUBE-T1 - [0:0]',
+          '-A KUBE-T1 -j RETURN',
+          'COMMIT',
+          '*filter',
+          ':KUBE-T2 - [0:0]',
+          ':KUBE-NEW - [0:0]',
+          '-A KUBE-T2 -j KUBE-MISSING',
+          'COMMIT',
+        );
+        await rejectsWith(h.backend.restore(payload), 'NOT_FOUND', 8);
+        const after = await ourState(h.backend);
+        assert.deepEqual(after['filter'], before['filter'], 'filter untouched (KUBE-T2 not flushed)');
+        assert.deepEqual(after['nat'], ['-A KUBE-T1 -j RETURN']);
+        assert.ok(!(after['chains'] ?? []).includes('KUBE-NEW'), 'KUBE-NEW not created');
+      }));
+
+    const refusals: readonly { what: string; payload: string; code: DataplaneErrorCode; line: number }[] = [
+      { what: 'a jump to a missing chain', payload: lines('*filter', ':KUBE-T3 - [0:0]', '-A KUBE-T3 -j KUBE-NOPE', 'COMMIT'), code: 'NOT_FOUND', line: 3 },
+      { what: 'a rule in a missing chain', payload: lines('*filter', '-A KUBE-NOPE -j ACCEPT', 'COMMIT'), code: 'NOT_FOUND', line: 2 },
+      {
+        what: '--match-set of a missing set',
+        payload: lines('*filter', ':KUBE-T3 - [0:0]', '-A KUBE-T3 -m set --match-set KUBE-NO-SUCH-SET dst -j ACCEPT', 'COMMIT'),
+        code: 'NOT_FOUND',
+        line: 3,
+      },
+      { what: 'an unknown option', payload: lines('*filter', ':KUBE-T3 - [0:0]', '-A KUBE-T3 --bogus -j ACCEPT', 'COMMIT'), code: 'INVALID', line: 3 },
+      { what: 'a stray argument', payload: lines('*filter', '-A KUBE-T3 foo -j ACCEPT', 'COMMIT'), code: 'INVALID', line: 2 },
+      { what: 'a port without its protocol', payload: lines('*filter', '-A KUBE-T3 --dport 80 -j ACCEPT', 'COMMIT'), code: 'INVALID', line: 2 },
+      { what: 'deleting a chain jumped to', payload: lines('*filter', '-F KUBE-T2', '-X KUBE-T2', 'COMMIT'), code: 'IN_USE', line: 3 },
+      { what: 'deleting a chain with rules', payload: lines('*filter', '-X KUBE-T1', 'COMMIT'), code: 'IN_USE', line: 2 },
+      { what: 'deleting a missing chain', payload: lines('*filter', '-X KUBE-NOPE', 'COMMIT'), code: 'NOT_FOUND', line: 2 },
+      { what: 'flushing a missing chain', payload: lines('*filter', '-F KUBE-NOPE', 'COMMIT'), code: 'NOT_FOUND', line: 2 },
+      { what: 'creating an existing chain', payload: lines('*filter', '-N KUBE-T3', 'COMMIT'), code: 'EXISTS', line: 2 },
+      { what: 'deleting a missing rule', payload: lines('*filter', '-D KUBE-T3 -j ACCEPT', 'COMMIT'), code: 'NOT_FOUND', line: 2 },
+      { what: 'deleting past the end', payload: lines('*filter', '-D KUBE-T2 2', 'COMMIT'), code: 'NOT_FOUND', line: 2 },
+      { what: 'inserting past the end', payload: lines('*filter', '-I KUBE-T3 2 -j ACCEPT', 'COMMIT'), code: 'INVALID', line: 2 },
+      { what: 'MASQUERADE outside nat', payload: lines('*filter', '-A KUBE-T3 -j MASQUERADE', 'COMMIT'), code: 'INVALID', line: 2 },
+      { what: 'a chain name over 28 characters', payload: lines('*filter', ':KUBE-ABCDEFGHIJKLMNOPQRSTUVWX - [0:0]', 'COMMIT'), code: 'INVALID', line: 2 },
+      { what: 'an unknown table', payload: lines('*bogus', 'COMMIT'), code: 'INVALID', line: 1 },
+      { what: 'a missing COMMIT', payload: lines('*filter', ':KUBE-T3 - [0:0]'), code: 'INVALID', line: 3 },
+      { what: 'an unknown command', payload: lines('*filter', '-Q KUBE-T3', 'COMMIT'), code: 'INVALID', line: 2 },
+    ];
+    for (const r of refusals) {
+      it(`refuses ${r.what} with ${r.code}, changing nothing in that table`, () =>
+        withHarness(async (h) => {
+          await h.backend.restore(base);
+          const before = await ourState(h.backend);
+          const e = await rejectsWith(h.backend.restore(r.payload), r.code, r.line);
+          assert.ok(e.message.includes(`line ${r.line}`), e.message);
+          assert.deepEqual(await ourState(h.backend), before);
+        }));
+    }
+
+    it('reports MASQUERADE --random-fully support', async () => {
+      await withHarness(async (h) => assert.equal(await h.backend.supportsRandomFully(), true));
+    });
+  });
+}

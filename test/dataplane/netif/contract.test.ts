@@ -1,0 +1,77 @@
+// The fake and the real rtnetlink backend agree on one sequence; the real one runs in a private
+// network namespace (on a bridge link: this host's kernel may lack the dummy module).
+import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import { FakeNetif } from '../../../src/dataplane/netif/fake.js';
+import type { Step } from './contract.js';
+import { runContract } from './contract.js';
+
+const child = fileURLToPath(new URL('./netns-child.ts', import.meta.url));
+
+function netnsUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root for a network namespace';
+  const r = spawnSync('unshare', ['-n', 'true'], { encoding: 'utf8', timeout: 10_000 });
+  if (r.error) return `unshare unavailable: ${r.error.message}`;
+  return r.status === 0 ? undefined : `unshare -n failed: ${r.stderr.trim()}`;
+}
+
+function runReal(): Step[] {
+  const r = spawnSync('unshare', ['-n', process.execPath, '--import', 'tsx', child], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(r.status, 0, `child failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Step[];
+}
+
+function fakeWith(dummyAvailable: boolean): FakeNetif {
+  // A fresh namespace has only lo, and lo has no addresses until it is up.
+  const n = new FakeNetif({ node: null, noLoopback: true, dummyAvailable });
+  n.addLink('lo', 'loopback');
+  return n;
+}
+
+function fakeAddCidr(n: FakeNetif) {
+  return async (dev: string, cidr: string): Promise<void> => {
+    const { name, kind } = (await n.link(dev)) ?? { name: dev, kind: '' };
+    // Re-create the link with the extra address, keeping its current ones.
+    const current = (await n.addresses()).filter((a) => a.ifname === dev).map((a) => `${a.address}/${a.prefix}`);
+    await n.deleteLink(name, kind);
+    n.addLink(name, kind, [...current, cidr]);
+  };
+}
+
+describe('netif contract', () => {
+  it('fake: dummy available', async () => {
+    const n = fakeWith(true);
+    const steps = new Map(await runContract(n, fakeAddCidr(n)));
+    assert.deepEqual(steps.get('ensureDummy'), { created: true });
+    assert.deepEqual(steps.get('deleteDummy'), { deleted: true });
+    assert.deepEqual(steps.get('deleteDummy missing'), { deleted: false });
+    assert.deepEqual(steps.get('ensureDummy bad name'), 'error INVALID');
+    assert.deepEqual(steps.get('addresses'), ['10.96.0.1/32', 'fd00::a/128']);
+    assert.deepEqual(steps.get('addresses with wider'), [
+      '10.0.0.5/24',
+      '10.0.0.5/32',
+      '10.96.0.1/32',
+      'fd00:1::5/64',
+      'fd00::a/128',
+    ]);
+    assert.deepEqual(steps.get('addresses after'), ['10.0.0.5/24', '10.96.0.1/32', 'fd00:1::5/64', 'fd00::a/128']);
+    assert.deepEqual(steps.get('bindMany'), ['ok', 'ok', 'NOT_FOUND', 'INVALID', 'ok']);
+    assert.deepEqual(steps.get('unbindMany'), ['ok', 'ok', 'ok', 'ok', 'ok']);
+    assert.deepEqual(steps.get('addresses at end'), ['10.0.0.5/24', 'fd00:1::5/64']);
+    assert.equal(steps.get('gone'), true);
+  });
+
+  it('real (private netns) gives the same results as the fake', { skip: netnsUnavailable() }, async () => {
+    const real = runReal();
+    const dummy = real.find(([name]) => name === 'ensureDummy')?.[1];
+    // A kernel without the dummy module answers EOPNOTSUPP; model the same kernel.
+    const n = fakeWith(dummy !== 'error UNAVAILABLE');
+    const fake = await runContract(n, fakeAddCidr(n));
+    assert.deepEqual(real, fake);
+  });
+});

@@ -1,0 +1,77 @@
+// Real-kernel check of RealNetif on a real dummy link. Runs as root inside the VM:
+//   test/vm/vm.sh -- node --import tsx test/vm/netif.vm.ts
+// Creates kube-ipvs0, binds and unbinds /32 and /128 addresses (one by one and batched),
+// cross-checks with iproute2, deletes the link, and runs the netif contract against the fake.
+// Exits non-zero on the first mismatch.
+import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
+import { FakeNetif } from '../../src/dataplane/netif/fake.js';
+import { RealNetif } from '../../src/dataplane/netif/real.js';
+import { runContract } from '../dataplane/netif/contract.js';
+
+function ip(args: readonly string[]): string {
+  return execFileSync('ip', [...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function ipAddrs(dev: string): string[] {
+  return ip(['-o', 'addr', 'show', 'dev', dev])
+    .split('\n')
+    .map((l) => /\binet6? (\S+)/.exec(l)?.[1])
+    .filter((a): a is string => a !== undefined)
+    .sort();
+}
+
+const DEV = 'kube-ipvs0';
+const n = new RealNetif({ timeoutMs: 5000 });
+
+console.log('== ensureDummy');
+assert.deepEqual(await n.ensureDummy(DEV), { created: true });
+assert.deepEqual(await n.ensureDummy(DEV), { created: false });
+assert.match(ip(['-d', '-o', 'link', 'show', 'dev', DEV]), /\bdummy\b/);
+assert.equal((await n.link(DEV))?.kind, 'dummy');
+// kube-proxy never sets the link up.
+assert.doesNotMatch(ip(['-o', 'link', 'show', 'dev', DEV]), /[<,]UP[,>]/);
+
+console.log('== bind / unbind');
+await n.bind(DEV, '10.96.0.1');
+await n.bind(DEV, '10.96.0.1');
+await n.bind(DEV, 'fd00:96::1');
+assert.deepEqual(ipAddrs(DEV), ['10.96.0.1/32', 'fd00:96::1/128']);
+const mine = (await n.addresses()).filter((a) => a.ifname === DEV);
+assert.deepEqual(mine.map((a) => `${a.family} ${a.address}/${a.prefix}`).sort(), ['IPv4 10.96.0.1/32', 'IPv6 fd00:96::1/128']);
+await n.unbind(DEV, '10.96.0.1');
+await n.unbind(DEV, '10.96.0.1');
+assert.deepEqual(ipAddrs(DEV), ['fd00:96::1/128']);
+
+console.log('== batched bind / unbind of 1000 addresses');
+const ops = Array.from({ length: 1000 }, (_, i) => ({ dev: DEV, ip: `10.97.${i >> 8}.${i & 255}` }));
+let t = performance.now();
+const bound = await n.bindMany(ops);
+console.log(`   bindMany: ${(performance.now() - t).toFixed(1)} ms`);
+assert.ok(bound.every((r) => r.ok));
+assert.equal(ipAddrs(DEV).length, 1001);
+t = performance.now();
+const unbound = await n.unbindMany(ops);
+console.log(`   unbindMany: ${(performance.now() - t).toFixed(1)} ms`);
+assert.ok(unbound.every((r) => r.ok));
+assert.deepEqual(ipAddrs(DEV), ['fd00:96::1/128']);
+
+console.log('== deleteDummy');
+assert.deepEqual(await n.deleteDummy(DEV), { deleted: true });
+assert.deepEqual(await n.deleteDummy(DEV), { deleted: false });
+assert.equal(await n.link(DEV), undefined);
+
+console.log('== contract against the fake (dummy available)');
+const real = await runContract(n, async (dev, cidr) => {
+  ip(['addr', 'add', cidr, 'dev', dev, ...(cidr.includes(':') ? ['nodad'] : [])]);
+});
+const fake = new FakeNetif({ node: null, dummyAvailable: true });
+const expected = await runContract(fake, async (dev, cidr) => {
+  const l = await fake.link(dev);
+  const current = (await fake.addresses()).filter((a) => a.ifname === dev).map((a) => `${a.address}/${a.prefix}`);
+  if (l) await fake.deleteLink(l.name, l.kind);
+  fake.addLink(dev, l?.kind ?? '', [...current, cidr]);
+});
+assert.deepEqual(real, expected);
+n.close();
+console.log('\nnetif VM checks passed');

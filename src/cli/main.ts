@@ -7,19 +7,24 @@ import { ManifestError } from '../cluster/manifests.js';
 import { UsageError } from './errors.js';
 import { PLAN_FLAGS, runPlan } from './plan.js';
 import { runTrace, TRACE_FLAGS, TRACE_USAGE } from './trace.js';
+import { RUN_FLAGS, runCleanup, runRun } from './run.js';
+import { createLogger } from '../observe/log.js';
 
 const USAGE = `Usage: kube-ipvs <command> [flags]
 
 Commands:
   plan    Print the kernel state kube-proxy's IPVS mode would program for a cluster
           (ipvsadm -Sn, ipset save, iptables-save, kube-ipvs0 addresses, sysctls).
+  run     Program this node's IPVS, ipsets, iptables and kube-ipvs0 from manifests
+          (--once: sync once and exit; --cleanup: remove everything kube-ipvs owns).
+  cleanup Remove everything kube-ipvs (or kube-proxy in IPVS mode) owns on this node.
   trace   Follow one packet through the planned rules, ipsets and virtual servers: which
           real servers it may reach, masqueraded or not, or where it is dropped.
 
 Run 'kube-ipvs <command> --help' for the command's flags.
 `;
 
-export function main(argv: readonly string[], io = { out: (s: string) => void process.stdout.write(s), err: (s: string) => void process.stderr.write(s) }): number {
+export async function main(argv: readonly string[], io = { out: (s: string) => void process.stdout.write(s), err: (s: string) => void process.stderr.write(s) }): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
@@ -32,6 +37,19 @@ export function main(argv: readonly string[], io = { out: (s: string) => void pr
         const code = runTrace(rest, { ...io, kernelRelease: release() });
         if (code === -1) io.out(`${TRACE_USAGE}\n\n${formatHelp(TRACE_FLAGS)}`);
         return Math.max(code, 0);
+      }
+      case 'run': {
+        const code = await runRun(rest, io);
+        if (code === -1) io.out(formatHelp(RUN_FLAGS));
+        return Math.max(code, 0);
+      }
+      case 'cleanup': {
+        if (rest.includes('--help') || rest.includes('-h')) {
+          io.out('Usage: kube-ipvs cleanup [--ipvs-exclude-cidrs CIDRS]\nRemoves every virtual server, ipset, chain, jump and kube-ipvs0 address kube-ipvs owns.\n');
+          return 0;
+        }
+        const exclude = rest.flatMap((a, i) => (a.startsWith('--ipvs-exclude-cidrs=') ? a.slice(21).split(',') : rest[i - 1] === '--ipvs-exclude-cidrs' ? a.split(',') : []));
+        return await runCleanup(createLogger('text'), exclude);
       }
       case undefined:
       case 'help':
@@ -56,4 +74,4 @@ export function main(argv: readonly string[], io = { out: (s: string) => void pr
   }
 }
 
-process.exitCode = main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2));

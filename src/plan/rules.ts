@@ -36,8 +36,8 @@ function hostCidr(ip: string, family: IpFamily): string {
  * LB VIP (their source is the VIP itself, picked from kube-ipvs0).
  */
 export function outFilterRule(vip: string, protocol: Protocol, port: number, family: IpFamily): string {
-  const h = hostCidr(vip, family);
-  return `-s ${h} -m ipvs --vaddr ${h} --vproto ${PROTO_NUMBER[protocol]} --vport ${port} -j DROP`;
+  // iptables-save prints the protocol as a number before --vaddr, and the address without a prefix.
+  return `-s ${hostCidr(vip, family)} -m ipvs --vproto ${PROTO_NUMBER[protocol]} --vaddr ${vip} --vport ${port} -j DROP`;
 }
 
 /** The detector's "not from a pod" match for --cluster-cidr style local-traffic detection. */

@@ -2,7 +2,6 @@
 // (`ipset save`) and repairs any drift; a partial sync diffs only the sets the plan changed against
 // what we last applied, so one endpoint change costs a few entries, not a dump of every set.
 import type { IpsetBackend, IpsetOp } from '../dataplane/ipset/backend.js';
-import { sameIpsetSpec } from '../dataplane/ipset/text.js';
 import type { IpsetSpec, IpsetState } from '../model/kernel.js';
 import type { SyncReport } from './report.js';
 import { errorMessage } from './report.js';
@@ -10,6 +9,16 @@ import { errorMessage } from './report.js';
 interface Applied {
   spec: IpsetSpec;
   entries: Set<string>;
+}
+
+/**
+ * Whether an existing set can serve as the planned one. The kernel grows hashsize on its own, so a
+ * different hashsize is not drift; type, family and capacity are.
+ */
+function sameIpsetSpec(a: IpsetSpec, b: IpsetSpec): boolean {
+  if (a.type !== b.type) return false;
+  if (a.type === 'bitmap:port') return a.range === b.range;
+  return a.family === b.family && a.maxElem === b.maxElem;
 }
 
 export type IpsetScope = { readonly full: true } | { readonly full: false; readonly sets: ReadonlySet<string> };

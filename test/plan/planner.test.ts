@@ -214,7 +214,7 @@ describe('LoadBalancer', () => {
     const s = plan({ services: [lb({ loadBalancerSourceRanges: ['198.51.100.0/24'] })] });
     assert.deepEqual(setEntries(s, 'KUBE-LOAD-BALANCER-SOURCE-IP'), []);
     assert.deepEqual(rules(s, 'filter').filter((r) => r.startsWith('-A KUBE-IPVS-OUT-FILTER')), [
-      '-A KUBE-IPVS-OUT-FILTER -s 203.0.113.10/32 -m ipvs --vaddr 203.0.113.10/32 --vproto 6 --vport 443 -j DROP',
+      '-A KUBE-IPVS-OUT-FILTER -s 203.0.113.10/32 -m ipvs --vproto 6 --vaddr 203.0.113.10 --vport 443 -j DROP',
     ]);
     assert.ok(rules(s, 'filter').includes('-A KUBE-PROXY-FIREWALL -m comment --comment "Kubernetes service load balancer ip + port for load balancer with sourceRange" -m set --match-set KUBE-LOAD-BALANCER-FW dst,dst -j KUBE-SOURCE-RANGES-FIREWALL'));
   });

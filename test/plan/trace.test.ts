@@ -208,7 +208,7 @@ describe('outside → LoadBalancer', () => {
     const r = trace(world, { src: '198.51.100.10', dst: '198.51.100.10', dstPort: 443 });
     expectResult(r, 'dropped', [], false);
     assert.equal(r.virtualServer, '198.51.100.10:443/TCP');
-    assert.ok(r.steps.some((s) => s.includes('KUBE-IPVS-OUT-FILTER: -s 198.51.100.10/32 -m ipvs --vaddr 198.51.100.10/32 --vproto 6 --vport 443 -j DROP (match: DROP)')));
+    assert.ok(r.steps.some((s) => s.includes('KUBE-IPVS-OUT-FILTER: -s 198.51.100.10/32 -m ipvs --vproto 6 --vaddr 198.51.100.10 --vport 443 -j DROP (match: DROP)')));
   });
 
   test('the node reaching a restricted LB whose ranges cover it: allowed', () => {

@@ -380,7 +380,7 @@ async function main(): Promise<void> {
     const real = openGenericNetlink({ recvBufferSize: 4096, sendBufferSize: 1 << 20 });
     const lying: NetlinkTransport = { ...real, recvBufferSize: 8 << 20 };
     const small = new IpvsNetlinkClient({ transport: lying, timeoutMs: 5000 });
-    const ops: IpvsOp[] = Array.from({ length: 500 }, (_, i) => ({ kind: 'addService', vs: svc({ address: `10.98.${i >> 8}.${(i & 0xff) + 1}`, port: 80 }) }));
+    const ops: IpvsOp[] = Array.from({ length: 500 }, (_, i) => ({ kind: 'addService', vs: svc({ address: `10.98.${i >> 7}.${(i & 0x7f) + 1}`, port: 80 }) }));
     const [res, tOverflow] = await timed(() => small.applyBatch(ops));
     const codes = new Map<string, number>();
     for (const r of res) codes.set(r.ok ? 'ok' : r.error.code, (codes.get(r.ok ? 'ok' : r.error.code) ?? 0) + 1);

@@ -221,6 +221,10 @@ mkdir -p "$CTL"
 cp "$VM_DIR/guest/run.sh" "$CTL/run.sh"
 printf '%s\0' "$@" >"$CTL/argv"
 printf '%s' "$PWD" >"$CTL/cwd"
+case $PWD/ in
+  /tmp/*|/run/*|/var/tmp/*|/dev/*|/proc/*|/sys/*)
+    note "warning: $PWD is hidden by the guest's own mounts; the command will not see its files" ;;
+esac
 GUEST_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 if node_bin=$(command -v node); then
   node_dir=$(dirname "$node_bin")
@@ -272,7 +276,7 @@ for i in "${!RW_DIRS[@]}"; do
   qemu+=(-virtfs "local,path=${RW_DIRS[$i]},mount_tag=rw$i,security_model=none,multidevs=remap")
 done
 if [[ ${KUBE_IPVS_VM_NET:-user} == user ]]; then
-  qemu+=(-netdev user,id=n0,net=10.0.2.0/24,host=10.0.2.2 -device virtio-net-pci,netdev=n0)
+  qemu+=(-netdev user,id=n0,net=10.0.2.0/24,host=10.0.2.2 -device virtio-net-pci,netdev=n0,romfile=)
 fi
 
 # Stream the command's output while the guest runs; the cats see EOF when qemu
@@ -287,7 +291,14 @@ t0=$(date +%s.%N)
 QEMU_PID=$!
 timed_out=0
 # watchdog: kill qemu after TIMEOUT seconds
-( sleep "$TIMEOUT" & wait $!; kill "$QEMU_PID" 2>/dev/null && : >"$WORK/timed-out" ) &
+(
+  exec </dev/null >/dev/null 2>&1
+  trap 'kill "$sp" 2>/dev/null; exit 0' TERM
+  sleep "$TIMEOUT" &
+  sp=$!
+  wait "$sp"
+  kill "$QEMU_PID" && : >"$WORK/timed-out"
+) &
 watchdog=$!
 qemu_rc=0
 wait "$QEMU_PID" || qemu_rc=$?

@@ -3,13 +3,13 @@
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { IpsetState } from '../../model/kernel.js';
+import type { IpsetSpec, IpsetState } from '../../model/kernel.js';
 import { DataplaneError } from '../errors.js';
 import type { DataplaneErrorCode } from '../errors.js';
 import { isTextParseError } from '../text-error.js';
 import type { IpsetApplyResult, IpsetBackend, IpsetOp } from './backend.js';
 import { ipsetOpObject, ipsetOpProblem, renderIpsetOp } from './restore-script.js';
-import { parseIpsetSave } from './text.js';
+import { normalizeIpsetEntry, parseIpsetSave } from './text.js';
 
 export interface RealIpsetOptions {
   /** The ipset binary (default "ipset"); ignored when `command` is given. */
@@ -121,31 +121,51 @@ export class RealIpset implements IpsetBackend {
     const res = await this.run(['restore', '-exist'], 'restore', ops);
     if (res.status === 0) return { applied: ops.length };
     const { code, line, reason } = classifyIpsetStderr(res.stderr);
-    const index = line !== undefined && line >= 1 && line <= ops.length ? line - 1 : undefined;
+    let index = line !== undefined && line >= 1 && line <= ops.length ? line - 1 : undefined;
+    if (code === 'UNAVAILABLE' || code === 'PERMISSION') index ??= 0;
+    // ipset's port parser reports without a line number ("'70000' is out of range 0-65535").
+    index ??= await this.locateUnnumbered(ops);
     if (index === undefined) {
-      // Some parse errors name no line (a bitmap port "70000"). Unless nothing can work (tool,
-      // module or privilege missing), halve the batch to find the op: O(log n) runs, error path only.
-      if (code === 'UNAVAILABLE' || code === 'PERMISSION' || ops.length === 1) {
-        const op = ops[0] as IpsetOp;
-        return { applied: 0, error: new DataplaneError(code, 'ipset', op.kind, ipsetOpObject(op), withHint(code, reason), 0) };
-      }
-      const mid = Math.floor(ops.length / 2);
-      const head = await this.restore(ops.slice(0, mid));
-      if (head.error) return head;
-      const tail = await this.restore(ops.slice(mid));
-      return tail.error ? { applied: mid + tail.applied, error: shifted(tail.error, mid) } : { applied: ops.length };
+      return { applied: 0, error: new DataplaneError(code, 'ipset', 'restore', '', `${withHint(code, reason)} (failed op unknown)`) };
     }
     const op = ops[index] as IpsetOp;
-    const error = new DataplaneError(code, 'ipset', op.kind, ipsetOpObject(op), reason, index);
-    // ipset restore buffers consecutive add/del lines of one set and drops that buffer when a
-    // later line fails in userspace (syntax, missing set), so lines before the failed one may not
-    // have been applied. Replaying them makes "applied = index" true; every op is idempotent
-    // under -exist and so is the prefix as a whole. A replay failure is the earlier real failure.
-    if (index > 0) {
-      const prefix = await this.restore(ops.slice(0, index));
-      if (prefix.error) return prefix;
+    const error = new DataplaneError(code, 'ipset', op.kind, ipsetOpObject(op), withHint(code, reason), index);
+    // ipset restore buffers consecutive add (or del) lines of one set and drops that buffer when
+    // the next line fails in userspace (syntax, missing set): replay that run so "applied = index"
+    // holds. Re-adding or re-deleting is a no-op under -exist if the kernel had applied them.
+    const start = bufferedRunStart(ops, index);
+    if (start < index) {
+      const replay = await this.restore(ops.slice(start, index));
+      if (replay.error) return { applied: start + replay.applied, error: shifted(replay.error, start) };
     }
     return { applied: index, error };
+  }
+
+  /**
+   * The first add/del whose entry does not fit its set's type, following creates and destroys in
+   * the batch and the kernel's current headers for the rest; undefined when none stands out.
+   */
+  private async locateUnnumbered(ops: readonly IpsetOp[]): Promise<number | undefined> {
+    const res = await this.run(['save'], 'save', '');
+    if (res.status !== 0) return undefined;
+    let kernel: Map<string, IpsetSpec>;
+    try {
+      const headers = res.stdout.split('\n').filter((l) => l.startsWith('create '));
+      kernel = new Map(parseIpsetSave(headers.join('\n')).map((s) => [s.spec.name, s.spec]));
+    } catch {
+      return undefined;
+    }
+    const batch = new Map<string, IpsetSpec | undefined>();
+    for (const [i, op] of ops.entries()) {
+      if (op.kind === 'create') batch.set(op.spec.name, op.spec);
+      else if (op.kind === 'destroy') batch.set(op.name, undefined);
+      else if (op.kind === 'add' || op.kind === 'del') {
+        const spec = batch.has(op.name) ? batch.get(op.name) : kernel.get(op.name);
+        if (spec === undefined) continue;
+        if (normalizeIpsetEntry(spec.type, op.entry, spec.type === 'bitmap:port' ? undefined : spec.family) === undefined) return i;
+      }
+    }
+    return undefined;
   }
 
   private failure(res: RunResult, op: string, object: string): DataplaneError {
@@ -179,6 +199,18 @@ export class RealIpset implements IpsetBackend {
         });
       });
     });
+  }
+}
+
+/** Where the run of add (or del) ops on one set that ends just before `index` starts. */
+function bufferedRunStart(ops: readonly IpsetOp[], index: number): number {
+  const last = ops[index - 1];
+  if (last === undefined || (last.kind !== 'add' && last.kind !== 'del')) return index;
+  let start = index - 1;
+  for (;;) {
+    const prev = ops[start - 1];
+    if (prev === undefined || prev.kind !== last.kind || prev.name !== last.name) return start;
+    start--;
   }
 }
 

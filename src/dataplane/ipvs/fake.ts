@@ -23,9 +23,10 @@ export interface IpvsFaults {
 
 export interface FakeIpvsOptions {
   /**
-   * false: the host has no route at all. The kernel classifies a new IPv4 real server's address
-   * with inet_addr_type(), which without any routing table answers "broadcast", so every new IPv4
-   * real server is refused with EINVAL (seen in a guest without a default route). Default true.
+   * false: the host has no IPv4 routing table at all (not even lo up). The kernel classifies a new
+   * IPv4 real server's address with inet_addr_type(), which then answers "broadcast", so every new
+   * IPv4 real server, whatever its forwarding method, is refused with EINVAL; IPv6 ones are not
+   * (checked in the VM: netns with lo down vs up). Default true.
    */
   readonly hasRoute?: boolean;
   readonly faults?: IpvsFaults;
@@ -102,7 +103,7 @@ function prng(seed: number): () => number {
 }
 
 function fail(code: IpvsErrorCode, op: IpvsOpName, object: string, detail?: string): never {
-  const errno = code === 'UNKNOWN' ? EIO : Errno[code as keyof typeof Errno];
+  const errno = code === 'UNKNOWN' ? EIO : (Errno[code as keyof typeof Errno] ?? 0);
   throw new IpvsError({ code, errno, op, object, ...(detail !== undefined ? { detail } : {}) });
 }
 

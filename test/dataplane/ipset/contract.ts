@@ -194,6 +194,17 @@ export function ipsetContract(label: string, make: () => Promise<IpsetHarness>, 
       assert.equal(await dumpOf(backend, [CIP.name]), `${renderIpsetSave([{ spec: CIP, entries: new Set(['10.0.0.9,tcp:9']) }])}`);
     });
 
+    scenario('a bad entry after buffered adds of the same set keeps those adds', async ({ backend }) => {
+      const b = spec('B', 'bitmap:port', { range: '0-1000' });
+      expectFail(await backend.apply([create(b), add('B', '1'), add('B', '2'), add('B', '70000'), add('B', '3')]), 3, 'INVALID');
+      expectFail(await backend.apply([create(CIP), add(CIP.name, '10.0.0.1,tcp:1'), add(CIP.name, '10.0.0.2,tcp:2'), add(CIP.name, 'fd00::1,tcp:5')]), 3, 'INVALID');
+      expectFail(await backend.apply([del('B', '1'), del('B', '2'), add('NOPE', '1')]), 2, 'NOT_FOUND');
+      assert.equal(
+        await dumpOf(backend),
+        'create B bitmap:port range 0-1000\ncreate KUBE-CLUSTER-IP hash:ip,port family inet hashsize 1024 maxelem 65536\nadd KUBE-CLUSTER-IP 10.0.0.1,tcp:1\nadd KUBE-CLUSTER-IP 10.0.0.2,tcp:2\n',
+      );
+    });
+
     scenario('malformed names and words are INVALID before reaching the kernel', async ({ backend }) => {
       const long = 'K'.repeat(32);
       let r = await backend.apply([create(spec('OK', 'hash:ip')), add('OK', '1.1.1.1'), create(spec(long, 'hash:ip'))]);

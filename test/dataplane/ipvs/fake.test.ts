@@ -22,15 +22,16 @@ function codes(results: readonly IpvsOpResult[]): string[] {
 }
 
 describe('FakeIpvs', () => {
-  it('refuses every new IPv4 real server with EINVAL when the host has no route', async () => {
+  it('refuses every new IPv4 real server (any forwarding) with EINVAL when the host has no route', async () => {
     const f = new FakeIpvs({ hasRoute: false });
     const r = await f.apply([
       { kind: 'addService', vs },
       { kind: 'addService', vs: vs6 },
       { kind: 'addDest', vs, rs },
+      { kind: 'addDest', vs, rs: { ...rs, address: '10.244.1.6', forward: 'route' } },
       { kind: 'addDest', vs: vs6, rs: rs6 },
     ]);
-    assert.deepEqual(codes(r), ['ok', 'ok', 'EINVAL', 'ok']);
+    assert.deepEqual(codes(r), ['ok', 'ok', 'EINVAL', 'EINVAL', 'ok']);
     f.setHasRoute(true);
     assert.deepEqual(codes(await f.apply([{ kind: 'addDest', vs, rs }])), ['ok']);
   });

@@ -8,7 +8,9 @@ import { FakeNetif } from '../../../src/dataplane/netif/fake.js';
 import type { Step } from './contract.js';
 import { runContract } from './contract.js';
 
-const child = fileURLToPath(new URL('./netns-child.ts', import.meta.url));
+// Compiled (dist) tests run the compiled child with plain node; tsx runs the TypeScript one.
+const compiled = import.meta.url.endsWith('.js');
+const child = fileURLToPath(new URL(compiled ? './netns-child.js' : './netns-child.ts', import.meta.url));
 
 function netnsUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root for a network namespace';
@@ -18,7 +20,7 @@ function netnsUnavailable(): string | undefined {
 }
 
 function runReal(): Step[] {
-  const r = spawnSync('unshare', ['-n', process.execPath, '--import', 'tsx', child], {
+  const r = spawnSync('unshare', ['-n', process.execPath, ...(compiled ? [] : ['--import', 'tsx']), child], {
     encoding: 'utf8',
     timeout: 60_000,
   });

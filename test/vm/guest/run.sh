@@ -35,9 +35,7 @@ mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts || fail "
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm || fail "mount /dev/shm"
 [[ -L /dev/ptmx ]] || { rm -f /dev/ptmx; ln -s pts/ptmx /dev/ptmx; }
 [[ -e /dev/fd ]] || ln -s /proc/self/fd /dev/fd
-[[ -L /var/run || -d /var/run ]] || true   # Debian: /var/run -> /run
-mountpoint -q /sys/fs/cgroup 2>/dev/null || mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null || true
-mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null || true
 while IFS=$'\t' read -r tag path; do
   [[ -n $tag ]] || continue
   mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=none "$tag" "$path" || fail "mount --rw $path"
@@ -45,17 +43,16 @@ done <"$CTL/rw"
 
 stamp "mounts done"
 # ---- identity and network
-hostname "$(<"$CTL/hostname")" || true
-ip link set lo up || fail "lo up"
+echo "$(<"$CTL/hostname")" >/proc/sys/kernel/hostname
+# the node: eth0 (qemu user net) or a dummy node0, 10.0.2.15/24, default via 10.0.2.2
 case $(<"$CTL/net") in
-  user)
-    ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2 dev eth0 ||
-      fail "configure eth0 (qemu user net)" ;;
-  none)
-    ip link add node0 type dummy && ip link set node0 up && ip addr add 10.0.2.15/24 dev node0 &&
-      ip route add default via 10.0.2.2 dev node0 || fail "configure dummy node0" ;;
+  user) nodeif=eth0; create= ;;
+  none) nodeif=node0; create="link add node0 type dummy" ;;
   *) fail "unknown KUBE_IPVS_VM_NET" ;;
 esac
+printf '%s\n' "link set lo up" ${create:+"$create"} "link set $nodeif up" \
+  "addr add 10.0.2.15/24 dev $nodeif" "route add default via 10.0.2.2 dev $nodeif" |
+  ip -batch - || fail "network setup ($nodeif)"
 
 stamp "network done"
 # ---- the command

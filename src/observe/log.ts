@@ -1,0 +1,32 @@
+// Log lines on stderr: readable text by default, one JSON object per line with --log-format json.
+import type { LogFormat } from '../config/types.js';
+
+export type LogLevel = 'info' | 'warn' | 'error';
+export type LogFields = Readonly<Record<string, string | number | boolean | undefined>>;
+
+export interface Logger {
+  info(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  error(msg: string, fields?: LogFields): void;
+}
+
+function quoteValue(v: string): string {
+  return /^[\w./:@,[\]+-]*$/.test(v) && v !== '' ? v : JSON.stringify(v);
+}
+
+export function createLogger(format: LogFormat, write: (line: string) => void = (l) => void process.stderr.write(l), now: () => Date = () => new Date()): Logger {
+  const emit = (level: LogLevel, msg: string, fields: LogFields = {}): void => {
+    const defined = Object.entries(fields).filter(([, v]) => v !== undefined) as Array<[string, string | number | boolean]>;
+    if (format === 'json') {
+      write(`${JSON.stringify({ ts: now().toISOString(), level, msg, ...Object.fromEntries(defined) })}\n`);
+      return;
+    }
+    const kv = defined.map(([k, v]) => `${k}=${quoteValue(String(v))}`).join(' ');
+    write(`${now().toISOString()} ${level.toUpperCase().padEnd(5)} ${msg}${kv ? ` ${kv}` : ''}\n`);
+  };
+  return {
+    info: (m, f) => emit('info', m, f),
+    warn: (m, f) => emit('warn', m, f),
+    error: (m, f) => emit('error', m, f),
+  };
+}

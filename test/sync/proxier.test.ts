@@ -1,0 +1,191 @@
+// The sync loop against the in-memory kernel: what it programs equals the plan, changes touch
+// only what changed, deletions leave nothing, tampering is repaired, graceful termination works,
+// and the loop converges while writes fail.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { renderIpsets, renderIpvs } from '../../src/plan/render.js';
+import { fakeNode } from '../helpers/fake-dataplane.js';
+import { NODE, service, slice } from '../helpers/world.js';
+
+const web = (ip = '10.96.0.10') => service('web', { clusterIP: ip, ports: [{ name: 'http', port: 80 }] });
+const webEps = (...ips: string[]) => slice('web', [{ name: 'http', port: 8080 }], ips.map((ip) => ({ ip, node: NODE })));
+const dns = () => service('dns', { clusterIP: '10.96.0.53', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] });
+const dnsEps = (...ips: string[]) => slice('dns', [{ name: 'dns', port: 53, protocol: 'UDP' }], ips.map((ip) => ({ ip })));
+const shop = () => service('shop', { type: 'NodePort', clusterIP: '10.96.0.30', ports: [{ name: 'http', port: 8080, nodePort: 30080 }] });
+
+describe('Proxier over the fake kernel', () => {
+  test('the first sync programs exactly the plan: virtual servers, sets, rules, addresses, sysctls', async () => {
+    const n = fakeNode();
+    n.apply({ services: [web(), shop()], slices: [webEps('10.244.1.2', '10.244.1.3')] });
+    const r = await n.proxier.sync();
+    assert.deepEqual(r.report.failures, []);
+    assert.equal(n.ipvs.dump(), renderIpvs(r.state));
+    // Every planned set is in the kernel with exactly its entries.
+    const kernelSets = n.ipset.dump();
+    for (const line of renderIpsets(r.state).split('\n').filter((l) => l.startsWith('add '))) assert.ok(kernelSets.includes(`${line}\n`), line);
+    const rules = n.iptables.dump();
+    assert.match(rules, /-A INPUT -m comment --comment "kubernetes ipvs access filter" -j KUBE-IPVS-FILTER/);
+    assert.match(rules, /-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT/);
+    assert.match(n.netif.dump(), /kube-ipvs0.*10\.96\.0\.10\/32/);
+    assert.equal((await n.sysctl.read('net/ipv4/vs/conntrack')), '1');
+    assert.equal((await n.sysctl.read('net/netfilter/nf_conntrack_max')), '131072');
+  });
+
+  test('an unchanged second sync writes nothing', async () => {
+    const n = fakeNode();
+    n.apply({ services: [web()], slices: [webEps('10.244.1.2')] });
+    await n.proxier.sync();
+    const again = await n.proxier.sync();
+    assert.equal(again.full, false);
+    assert.equal(again.report.summary(), '');
+    const full = await n.proxier.sync({ full: true });
+    assert.equal(full.report.summary(), '', 'a full resync of an intact kernel writes nothing either');
+  });
+
+  test('one endpoint change touches only that service', async () => {
+    const n = fakeNode();
+    n.apply({ services: [web(), shop()], slices: [webEps('10.244.1.2')] });
+    await n.proxier.sync();
+    n.apply({ slices: [webEps('10.244.1.2', '10.244.1.9')] });
+    const r = await n.proxier.sync();
+    assert.equal(r.full, false);
+    assert.equal(r.changedServices, 1);
+    assert.equal(r.report.summary(), 'ipset.add=1 ipvs.addDest=1');
+    assert.match(n.ipvs.dump(), /-a -t 10\.96\.0\.10:80 -r 10\.244\.1\.9:8080 -m -w 1/);
+  });
+
+  test('deleting every service leaves nothing of them (the seed\'s stale-rule bug)', async () => {
+    const n = fakeNode();
+    n.apply({ services: [web(), shop(), dns()], slices: [webEps('10.244.1.2'), dnsEps('10.244.2.2')] });
+    await n.proxier.sync();
+    for (const s of ['web', 'shop', 'dns']) n.tracker.deleteService('default', s);
+    const r = await n.proxier.sync();
+    assert.deepEqual(r.report.failures, []);
+    assert.equal(n.ipvs.dump(), '');
+    assert.doesNotMatch(n.ipset.dump(), /^add /m);
+    assert.doesNotMatch(n.netif.dump(), /kube-ipvs0.*inet/);
+    assert.doesNotMatch(n.iptables.dump(), /KUBE-CLUSTER-IP src,dst/, 'rules fed by the now empty set are gone');
+  });
+
+  test('tampering (flushed IPVS, flushed set, deleted rule, removed address) is repaired by a full sync', async () => {
+    const n = fakeNode();
+    n.apply({ services: [web(), shop()], slices: [webEps('10.244.1.2')] });
+    await n.proxier.sync();
+    const before = n.dumps();
+    await n.ipvs.flush();
+    await n.ipset.apply([{ kind: 'flush', name: 'KUBE-CLUSTER-IP' }]);
+    await n.iptables.restore('*filter\n-D INPUT -m comment --comment "kubernetes ipvs access filter" -j KUBE-IPVS-FILTER\nCOMMIT\n');
+    await n.netif.unbind('kube-ipvs0', '10.96.0.10');
+    const r = await n.proxier.sync({ full: true });
+    assert.deepEqual(r.report.failures, []);
+    const after = n.dumps();
+    const sorted = (t: string) => t.split('\n').sort().join('\n');
+    assert.deepEqual({ ...after, netif: sorted(after.netif) }, { ...before, netif: sorted(before.netif) });
+  });
+
+  test('a foreign virtual server inside --ipvs-exclude-cidrs survives; one outside is removed', async () => {
+    const { config } = await import('../helpers/world.js');
+    const n = fakeNode({ config: config('--ipvs-exclude-cidrs=172.16.0.0/12') });
+    await n.ipvs.apply([
+      { kind: 'addService', vs: { family: 'IPv4', protocol: 'TCP', address: '172.16.0.5', port: 80, scheduler: 'rr', flags: 0, timeout: 0 } },
+      { kind: 'addService', vs: { family: 'IPv4', protocol: 'TCP', address: '10.200.0.5', port: 80, scheduler: 'rr', flags: 0, timeout: 0 } },
+    ]);
+    n.apply({ services: [web()] });
+    await n.proxier.sync();
+    await n.proxier.sync({ full: true });
+    assert.match(n.ipvs.dump(), /172\.16\.0\.5:80/);
+    assert.doesNotMatch(n.ipvs.dump(), /10\.200\.0\.5/);
+  });
+
+  test('restart: a new proxier adopts the kernel as it is, without flushing, and revives weight-0 servers', async () => {
+    const n = fakeNode();
+    n.apply({ services: [web()], slices: [webEps('10.244.1.2', '10.244.1.3')] });
+    await n.proxier.sync();
+    // An earlier process left one server at weight 0.
+    await n.ipvs.apply([{ kind: 'updateDest', vs: { family: 'IPv4', protocol: 'TCP', address: '10.96.0.10', port: 80, scheduler: 'rr', flags: 0, timeout: 0 }, rs: { address: '10.244.1.3', port: 8080, weight: 0, forward: 'masq' } }]);
+    const { Proxier } = await import('../../src/sync/proxier.js');
+    const { ClusterTracker } = await import('../../src/cluster/tracker.js');
+    const tracker = new ClusterTracker(NODE, () => {});
+    tracker.upsertService(web());
+    tracker.upsertEndpointSlice(webEps('10.244.1.2', '10.244.1.3'));
+    const second = new Proxier({ config: (await import('../helpers/world.js')).config(), dataplane: n.dataplane, tracker, clock: n.clock, kernelVersion: '6.1.0' });
+    const r = await second.sync();
+    assert.deepEqual(r.report.failures, []);
+    assert.equal(r.report.summary(), 'ipvs.updateDest=1', 'only the weight is fixed: no delete, no re-add');
+    assert.match(n.ipvs.dump(), /-r 10\.244\.1\.3:8080 -m -w 1/);
+  });
+});
+
+describe('graceful termination', () => {
+  const vs = '10.96.0.10:80/TCP';
+  test('a removed TCP server with connections drains at weight 0 and goes when they end', async () => {
+    const n = fakeNode();
+    n.apply({ services: [web()], slices: [webEps('10.244.1.2', '10.244.1.3')] });
+    await n.proxier.sync();
+    n.ipvs.setConnections(vs, '10.244.1.3:8080', { active: 2, inactive: 1, persist: 0 });
+    n.apply({ slices: [webEps('10.244.1.2')] });
+    await n.proxier.sync();
+    assert.match(n.ipvs.dump(), /-r 10\.244\.1\.3:8080 -m -w 0/);
+    assert.equal(n.proxier.drainingServers().length, 1);
+    await n.proxier.sync();
+    assert.match(n.ipvs.dump(), /-r 10\.244\.1\.3:8080 -m -w 0/, 'still draining while connections remain');
+    n.ipvs.setConnections(vs, '10.244.1.3:8080', { active: 0, inactive: 0, persist: 0 });
+    await n.proxier.sync();
+    assert.doesNotMatch(n.ipvs.dump(), /10\.244\.1\.3/);
+    assert.equal(n.proxier.drainingServers().length, 0);
+  });
+
+  test('a draining server is deleted after the drain timeout even with connections', async () => {
+    const n = fakeNode({ drainTimeoutMs: 60000 });
+    n.apply({ services: [web()], slices: [webEps('10.244.1.2', '10.244.1.3')] });
+    await n.proxier.sync();
+    n.ipvs.setConnections(vs, '10.244.1.3:8080', { active: 5, inactive: 0, persist: 0 });
+    n.apply({ slices: [webEps('10.244.1.2')] });
+    await n.proxier.sync();
+    await n.clock.advance(61000);
+    await n.proxier.sync();
+    assert.doesNotMatch(n.ipvs.dump(), /10\.244\.1\.3/);
+  });
+
+  test('a server that comes back while draining returns to weight 1 in place', async () => {
+    const n = fakeNode();
+    n.apply({ services: [web()], slices: [webEps('10.244.1.2', '10.244.1.3')] });
+    await n.proxier.sync();
+    n.ipvs.setConnections(vs, '10.244.1.3:8080', { active: 1, inactive: 0, persist: 0 });
+    n.apply({ slices: [webEps('10.244.1.2')] });
+    await n.proxier.sync();
+    n.apply({ slices: [webEps('10.244.1.2', '10.244.1.3')] });
+    const r = await n.proxier.sync();
+    assert.equal(r.report.summary(), 'ipset.add=1 ipvs.updateDest=1', 'no delete and re-add: connections survive');
+    assert.match(n.ipvs.dump(), /-r 10\.244\.1\.3:8080 -m -w 1/);
+  });
+
+  test('a removed UDP server goes at once and its conntrack flows are flushed', async () => {
+    const n = fakeNode();
+    n.apply({ services: [dns()], slices: [dnsEps('10.244.1.2', '10.244.2.2')] });
+    await n.proxier.sync();
+    n.conntrack.addFlow({ protocol: 'udp', origSrc: '10.244.3.3', origDst: '10.96.0.53', origDstPort: 53, replySrc: '10.244.2.2' });
+    n.conntrack.addFlow({ protocol: 'udp', origSrc: '10.244.3.3', origDst: '10.96.0.53', origDstPort: 53, replySrc: '10.244.1.2' });
+    n.apply({ slices: [dnsEps('10.244.1.2')] });
+    await n.proxier.sync();
+    assert.doesNotMatch(n.ipvs.dump(), /10\.244\.2\.2/);
+    assert.deepEqual(n.conntrack.flows().map((f) => f.replySrc), ['10.244.1.2']);
+  });
+});
+
+describe('convergence with failing writes', () => {
+  test('with 10% of IPVS writes failing, repeated syncs reach the plan', async () => {
+    const n = fakeNode();
+    n.ipvs.setFaults({ rate: 0.1, seed: 7 });
+    const services = Array.from({ length: 30 }, (_, i) => service(`s${i}`, { clusterIP: `10.96.1.${i}`, ports: [{ name: 'p', port: 80 }] }));
+    const slices = Array.from({ length: 30 }, (_, i) => slice(`s${i}`, [{ name: 'p', port: 8080 }], [{ ip: `10.244.5.${i}` }, { ip: `10.244.6.${i}` }]));
+    n.apply({ services, slices });
+    let r = await n.proxier.sync();
+    assert.ok(!r.ok, 'some writes failed');
+    for (let i = 0; i < 20 && !r.ok; i++) r = await n.proxier.sync();
+    n.ipvs.setFaults(undefined);
+    r = await n.proxier.sync();
+    assert.ok(r.ok);
+    assert.equal(n.ipvs.dump(), renderIpvs(r.state));
+  });
+});

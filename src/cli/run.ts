@@ -1,11 +1,11 @@
-// `kube-ipvs run`: programs the node's kernel from manifests. With --once it syncs once and exits
-// (0 on success; 1 listing the failed operations); with --cleanup (or the historical
-// --cleanup-ipvs) it removes everything kube-ipvs owns instead.
+// `kube-ipvs run`: programs the node's kernel from manifests and keeps it in sync as they change.
+// With --once it syncs once and exits (0 on success; 1 listing the failed operations); with
+// --cleanup (or the historical --cleanup-ipvs) it removes everything kube-ipvs owns instead.
 import { cpus, hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import type { FlagSpec } from '../config/load.js';
 import { loadConfig } from '../config/load.js';
-import { loadManifests } from '../cluster/manifests.js';
+import { ManifestSource } from '../cluster/manifest-source.js';
 import { formatProblem } from '../cluster/problems.js';
 import { ClusterTracker } from '../cluster/tracker.js';
 import { parseDuration } from '../config/duration.js';
@@ -15,7 +15,9 @@ import type { Logger } from '../observe/log.js';
 import { createLogger } from '../observe/log.js';
 import { cleanupDataplane } from '../sync/cleanup.js';
 import { realClock } from '../sync/clock.js';
-import { DEFAULT_DRAIN_TIMEOUT_MS, Proxier } from '../sync/proxier.js';
+import { BoundedFrequencyRunner } from '../sync/runner.js';
+import type { ProxyConfig } from '../config/types.js';
+import { Proxier } from '../sync/proxier.js';
 import type { SyncReport } from '../sync/report.js';
 import { UsageError } from './errors.js';
 
@@ -25,7 +27,7 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: 'drain-timeout', kind: 'string', default: '15m', valueName: 'duration', help: 'Longest time a removed TCP real server drains at weight 0 before it is deleted anyway.' },
 ];
 
-export const RUN_USAGE = 'Usage: kube-ipvs run --manifests PATH... [--once] [--cleanup] [kube-proxy flags]';
+export const RUN_USAGE = 'Usage: kube-ipvs run --manifests PATH... [--once] [--cleanup] [--log-format json] [kube-proxy flags]';
 
 function printFailures(report: SyncReport, log: Logger): void {
   for (const f of report.failures) log.error('operation failed', { subsystem: f.subsystem, op: f.op, object: f.object, error: f.message });
@@ -64,42 +66,121 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
   if (drainMs === undefined) throw new UsageError(`invalid value ${JSON.stringify(drainText)} for --drain-timeout: expected a duration such as 15m or 90s`);
   const paths = loaded.extra.get('manifests') as readonly string[];
   if (paths.length === 0) throw new UsageError('--manifests is required: give a file or directory of Services and EndpointSlices (the Kubernetes API source is not available in this build)');
-  if (loaded.extra.get('once') !== true) throw new UsageError('only --once is available in this build: add --once to sync once and exit');
+  const once = loaded.extra.get('once') === true;
 
-  const objects = loadManifests(paths);
   const tracker = new ClusterTracker(config.hostnameOverride, (p) => log.warn(formatProblem(p)));
-  for (const s of objects.services) tracker.upsertService(s);
-  for (const s of objects.endpointSlices) tracker.upsertEndpointSlice(s);
-  const nodeObj = objects.nodes.find((n) => n.metadata?.name === config.hostnameOverride);
+  const source = new ManifestSource(paths, tracker);
+  const first = source.reload();
+  if (!first.ok) {
+    log.error('cannot read the manifests', { error: first.error });
+    return 1;
+  }
 
   const dp = await openRealDataplane();
-  try {
-    const randomFully = await Promise.all(dp.iptables.map((b) => b.supportsRandomFully())).then((r) => r.every(Boolean));
-    const proxier = new Proxier({
-      config,
-      dataplane: dp,
-      tracker,
-      clock: realClock,
-      nodeObject: () => nodeObj,
-      kernelVersion: await kernelRelease(),
-      cpuCount: cpus().length,
-      randomFully,
-      drainTimeoutMs: drainMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
-    });
-    const r = await proxier.sync({ full: true });
+  const randomFully = await Promise.all(dp.iptables.map((b) => b.supportsRandomFully())).then((r) => r.every(Boolean));
+  const proxier = new Proxier({
+    config,
+    dataplane: dp,
+    tracker,
+    clock: realClock,
+    nodeObject: () => source.node(config.hostnameOverride),
+    kernelVersion: await kernelRelease(),
+    cpuCount: cpus().length,
+    randomFully,
+    drainTimeoutMs: drainMs,
+  });
+  const syncOnce = async (full: boolean): Promise<boolean> => {
+    const r = await proxier.sync({ full });
     const vs = r.state.families.reduce((n, f) => n + f.virtualServers.size, 0);
-    log.info(r.ok ? 'synced' : 'sync failed', {
-      node: config.hostnameOverride,
-      families: r.state.families.map((f) => f.family).join(','),
-      services: tracker.allServiceKeys().length,
-      virtualServers: vs,
+    (r.ok ? log.info : log.error)(r.ok ? 'synced' : 'sync failed', {
+      full: r.full,
       ms: Math.round(r.durationMs),
+      changedServices: r.changedServices,
+      virtualServers: vs,
       changes: r.report.summary() || 'none',
-      iptables: dp.iptablesVariant,
+      failures: r.report.failures.length || undefined,
     });
     printFailures(r.report, log);
-    return r.ok ? 0 : 1;
-  } finally {
-    dp.close();
+    return r.ok;
+  };
+
+  log.info('kube-ipvs starting', {
+    node: config.hostnameOverride,
+    families: dp.iptables.map((b) => b.family).join(','),
+    iptables: dp.iptablesVariant,
+    scheduler: config.ipvs.scheduler,
+    syncPeriod: `${config.ipvs.syncPeriodMs / 1000}s`,
+    minSyncPeriod: `${config.ipvs.minSyncPeriodMs / 1000}s`,
+    manifests: paths.join(','),
+    services: first.services,
+    endpointSlices: first.endpointSlices,
+    mode: once ? 'once' : 'daemon',
+  });
+
+  if (once) {
+    try {
+      return (await syncOnce(true)) ? 0 : 1;
+    } finally {
+      dp.close();
+    }
   }
+  return runDaemon({ log, source, proxier: syncOnce, config, close: () => dp.close() });
+}
+
+interface DaemonParts {
+  readonly log: Logger;
+  readonly source: ManifestSource;
+  readonly proxier: (full: boolean) => Promise<boolean>;
+  readonly config: ProxyConfig;
+  readonly close: () => void;
+}
+
+/**
+ * The long-running loop: the bounded-frequency runner syncs on changes (no closer than
+ * --ipvs-min-sync-period) and fully every --ipvs-sync-period; files are watched, SIGHUP re-reads
+ * them, SIGTERM/SIGINT stop after the sync in flight and leave the dataplane in place.
+ */
+function runDaemon(d: DaemonParts): Promise<number> {
+  const runner = new BoundedFrequencyRunner({
+    minIntervalMs: d.config.ipvs.minSyncPeriodMs,
+    maxIntervalMs: d.config.ipvs.syncPeriodMs,
+    // After a failure, retry soon but never faster than the minimum period allows.
+    retryIntervalMs: Math.min(d.config.ipvs.syncPeriodMs, Math.max(d.config.ipvs.minSyncPeriodMs, 5000)),
+    clock: realClock,
+    run: async (reason) => {
+      // The periodic run is the full resync that repairs anything changed behind our back; it
+      // also re-reads the manifests in case a watch event was missed.
+      if (reason === 'periodic') reloadAndLog('resync');
+      return d.proxier(reason !== 'requested');
+    },
+  });
+  const reloadAndLog = (why: string): boolean => {
+    const r = d.source.reload();
+    if (!r.ok) d.log.error('manifests not reloaded; keeping the previous objects', { why, error: r.error });
+    else if (r.changed > 0) d.log.info('manifests changed', { why, objects: r.changed, services: r.services, endpointSlices: r.endpointSlices });
+    return r.ok && r.changed > 0;
+  };
+  d.source.watch(() => {
+    if (reloadAndLog('file change')) runner.request();
+  });
+  const onHup = (): void => {
+    reloadAndLog('SIGHUP');
+    runner.request();
+  };
+  process.on('SIGHUP', onHup);
+  runner.start();
+  return new Promise((resolve) => {
+    const stop = (signal: string): void => {
+      d.log.info('stopping; the dataplane stays in place (use kube-ipvs cleanup to remove it)', { signal });
+      runner.stop();
+      d.source.close();
+      process.off('SIGHUP', onHup);
+      void runner.settled().then(() => {
+        d.close();
+        resolve(0);
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
 }

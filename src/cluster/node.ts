@@ -1,7 +1,7 @@
 // NodeInfo for the planner from the Node object (labels, podCIDRs, addresses) and the addresses
 // the node really has (given with --node-ip, or read from its interfaces by the dataplane).
 import type { V1Node } from '@kubernetes/client-node';
-import { canonicalCidr, canonicalIp, ipFamilyOf } from '../model/ip.js';
+import { canonicalCidr, canonicalIp, ipFamilyOf, isLinkLocal, isLoopback, parseIp } from '../model/ip.js';
 import type { IpFamily, NodeInfo } from '../model/types.js';
 import { IP_FAMILIES } from '../model/types.js';
 
@@ -37,8 +37,10 @@ export interface NodeInfoInput {
 export function buildNodeInfo(input: NodeInfoInput): NodeInfo {
   const primaryIPs: Partial<Record<IpFamily, string>> = {};
   for (const a of input.addresses) {
-    const f = ipFamilyOf(a);
-    if (f && !primaryIPs[f]) primaryIPs[f] = a;
+    const p = parseIp(a);
+    // Loopback and link-local addresses never serve as the node's IP (no NodePort, no family).
+    if (!p || isLoopback(p) || isLinkLocal(p) || primaryIPs[p.family]) continue;
+    primaryIPs[p.family] = a;
   }
   const bind = input.bindAddress ? canonicalIp(input.bindAddress) : undefined;
   if (bind && bind !== '0.0.0.0' && bind !== '::') primaryIPs[ipFamilyOf(bind) as IpFamily] = bind;

@@ -243,7 +243,7 @@ fi
     [[ -v $name ]] && printf '%s\0' "$name=${!name}"
   done
 } >"$CTL/env"
-printf '%s\n' "${KUBE_IPVS_VM_NET:-user}" >"$CTL/net"
+printf '%s\n' "${KUBE_IPVS_VM_NET:-none}" >"$CTL/net"
 [[ ${KUBE_IPVS_VM_DEBUG:-0} == 1 ]] && : >"$CTL/debug"
 printf '%s\n' "${KUBE_IPVS_VM_HOSTNAME:-kube-ipvs-vm}" >"$CTL/hostname"
 : >"$CTL/rw"
@@ -275,7 +275,7 @@ qemu=("$QEMU" -nodefaults -no-user-config -nographic -no-reboot -machine pc "${a
 for i in "${!RW_DIRS[@]}"; do
   qemu+=(-virtfs "local,path=${RW_DIRS[$i]},mount_tag=rw$i,security_model=none,multidevs=remap")
 done
-if [[ ${KUBE_IPVS_VM_NET:-user} == user ]]; then
+if [[ ${KUBE_IPVS_VM_NET:-none} == user ]]; then
   qemu+=(-netdev user,id=n0,net=10.0.2.0/24,host=10.0.2.2 -device virtio-net-pci,netdev=n0,romfile=)
 fi
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite: build, lint, unit and fake-kernel tests natively, then the real-kernel
+# scenarios in one VM boot. Ends with one "N passed, M failed" line for everything.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/ensure-deps.sh
+npm run build || exit 1
+npm run lint || exit 1
+unit_log=$(mktemp)
+scripts/run-tests.sh 2>&1 | tee "$unit_log"
+unit_rc=${PIPESTATUS[0]}
+unit_pass=$(awk '/^# pass /{print $3}' "$unit_log" | tail -1)
+unit_fail=$(awk '/^# fail /{print $3}' "$unit_log" | tail -1)
+rm -f "$unit_log"
+vm_rc=0
+vm_pass=0
+vm_fail=0
+if [[ ${KUBE_IPVS_SKIP_VM:-0} == 1 ]]; then
+  echo "test-all: KUBE_IPVS_SKIP_VM=1: real-kernel scenarios skipped"
+else
+  vm_log=$(mktemp)
+  test/vm/vm.sh --timeout 2400 -- bash test/vm/suite.sh 2>&1 | tee "$vm_log"
+  vm_rc=${PIPESTATUS[0]}
+  read -r vm_pass vm_fail < <(awk '/^vm: [0-9]+ passed, [0-9]+ failed/{p=$2; f=$4} END{print p+0, f+0}' "$vm_log")
+  rm -f "$vm_log"
+  # A VM that never reported counts as one failure.
+  ((vm_rc != 0 && vm_fail == 0)) && vm_fail=1
+fi
+total_pass=$(( ${unit_pass:-0} + vm_pass ))
+total_fail=$(( ${unit_fail:-0} + vm_fail ))
+echo "unit: ${unit_pass:-0} passed, ${unit_fail:-0} failed"
+echo "vm: $vm_pass passed, $vm_fail failed"
+echo "total: $total_pass passed, $total_fail failed"
+((unit_rc == 0 && vm_rc == 0))

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The real-kernel suite, run INSIDE one VM boot (test/vm/vm.sh -- bash test/vm/suite.sh): each
+# scenario runs in turn; a failing one does not stop the others. Prints one result line per
+# scenario and a closing "vm: N passed, M failed" line.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+export KUBE_IPVS_VM=1
+scenarios=(
+  "smoke:bash test/vm/smoke.sh"
+  "ipvs-netlink:node --import tsx test/vm/ipvs-netlink.vm.ts"
+  "ipvs-contract:node --import tsx --test test/vm/ipvs-contract.vm.ts"
+  "netif:node --import tsx test/vm/netif.vm.ts"
+  "sync:bash test/vm/sync.vm.sh"
+  "daemon:bash test/vm/daemon.vm.sh"
+)
+# Each scenario starts from a clean node (the VM is throw-away): no IPVS service, no rule, no set,
+# no kube-ipvs0, no pod namespace, so one scenario's leftovers cannot fail the next.
+reset_node() {
+  modprobe ip_vs 2>/dev/null && ipvsadm -C 2>/dev/null
+  for t in filter nat mangle raw; do iptables -t "$t" -F 2>/dev/null; iptables -t "$t" -X 2>/dev/null; ip6tables -t "$t" -F 2>/dev/null; ip6tables -t "$t" -X 2>/dev/null; done
+  ipset destroy 2>/dev/null
+  ip link del kube-ipvs0 2>/dev/null
+  ip -all netns delete 2>/dev/null
+  true
+}
+# KUBE_IPVS_ONLY=a,b runs only those (vm.sh passes KUBE_IPVS_* variables into the guest).
+only=${KUBE_IPVS_ONLY:-}
+pass=0 fail=0 failed=()
+for entry in "${scenarios[@]}"; do
+  name=${entry%%:*}
+  [[ -n $only && ",$only," != *",$name,"* ]] && continue
+  read -r -a cmd <<<"${entry#*:}"
+  printf '\n=== vm scenario %s: %s\n' "$name" "${cmd[*]}"
+  start=$(date +%s)
+  reset_node
+  if "${cmd[@]}"; then
+    pass=$((pass + 1)); printf '=== vm scenario %s: ok (%ss)\n' "$name" "$(($(date +%s) - start))"
+  else
+    fail=$((fail + 1)); failed+=("$name"); printf '=== vm scenario %s: FAILED (%ss)\n' "$name" "$(($(date +%s) - start))"
+  fi
+done
+((fail == 0)) || printf 'failed scenarios: %s\n' "${failed[*]}"
+printf 'vm: %d passed, %d failed\n' "$pass" "$fail"
+((fail == 0))

@@ -70,7 +70,15 @@ function serviceFor(i: number): V1Service {
   };
 }
 
-/** The service's slice; a new generation shifts the endpoint window by one (one out, one in). */
+/** Endpoint addresses replaced by phase 3, by service then endpoint index. */
+const replaced = new Map<number, Map<number, string>>();
+
+/** Service i's endpoint e, as phase 3 last left it. */
+function currentEndpoint(i: number, e: number): string {
+  return replaced.get(i)?.get(e) ?? endpointIp(i, e, 0);
+}
+
+/** The service's slice with its current endpoints (generation 0 is the initial list). */
 function sliceFor(i: number, generation: number): V1EndpointSlice {
   return {
     apiVersion: 'discovery.k8s.io/v1',
@@ -79,7 +87,7 @@ function sliceFor(i: number, generation: number): V1EndpointSlice {
     addressType: 'IPv4',
     ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
     endpoints: Array.from({ length: ENDPOINTS }, (_, e) => ({
-      addresses: [endpointIp(i, e, generation)],
+      addresses: [generation === 0 ? endpointIp(i, e, 0) : currentEndpoint(i, e)],
       nodeName: e % 20 === 0 ? NODE : `node-${e}`,
       conditions: { ready: true },
     })),
@@ -130,6 +138,8 @@ interface CallStat {
   ms: number;
   /** Our process's CPU (user+sys) during the call: encoding, parsing, spawning, netlink syscalls. */
   cpuMs: number;
+  /** CPU of the tool processes the call ran. */
+  childMs: number;
   /** Ops passed to apply(), entries/servers returned by observe/list calls. */
   items: number;
 }
@@ -158,23 +168,25 @@ class Meter {
           this.onCall?.(name, args);
           const start = performance.now();
           const cpu = process.cpuUsage();
+          const child = childCpuMs();
           // `this` stays the real backend, so its internal calls are not counted twice.
           const result: unknown = Reflect.apply(v, t, args);
           if (result instanceof Promise) {
             return result.then((r: unknown) => {
-              this.record(name, start, cpu, args, r);
+              this.record(name, start, cpu, child, args, r);
               return r;
             });
           }
-          this.record(name, start, cpu, args, result);
+          this.record(name, start, cpu, child, args, result);
           return result;
         };
       },
     });
   }
 
-  private record(name: string, start: number, cpu: NodeJS.CpuUsage, args: readonly unknown[], result: unknown): void {
-    const s = this.stats.get(name) ?? { calls: 0, ms: 0, cpuMs: 0, items: 0 };
+  private record(name: string, start: number, cpu: NodeJS.CpuUsage, child: number, args: readonly unknown[], result: unknown): void {
+    const s = this.stats.get(name) ?? { calls: 0, ms: 0, cpuMs: 0, childMs: 0, items: 0 };
+    s.childMs += childCpuMs() - child;
     s.calls++;
     s.ms += performance.now() - start;
     const used = process.cpuUsage(cpu);
@@ -211,7 +223,7 @@ class Meter {
   lines(indent: string): string[] {
     return [...this.stats]
       .sort(([, a], [, b]) => b.ms - a.ms)
-      .map(([name, s]) => `${indent}${name.padEnd(26)} ${String(s.calls).padStart(6)} calls ${fmtMs(s.ms).padStart(9)} wall ${fmtMs(s.cpuMs).padStart(9)} our CPU   ${s.items > 0 ? `${s.items} items` : ''}`.trimEnd());
+      .map(([name, s]) => `${indent}${name.padEnd(26)} ${String(s.calls).padStart(6)} calls ${fmtMs(s.ms).padStart(9)} wall ${fmtMs(s.cpuMs).padStart(9)} our CPU ${fmtMs(s.childMs).padStart(9)} tools' CPU   ${s.items > 0 ? `${s.items} items` : ''}`.trimEnd());
   }
 }
 
@@ -419,23 +431,27 @@ async function main(): Promise<void> {
   console.log('  by call (wall, sorted):');
   for (const l of meter.lines('    ')) console.log(l);
   const floor = floorInputs(initial.state);
-  const endpointGen = new Map<number, number>();
 
   // ---- 3. one endpoint change, partial sync
   console.log(`\n3. one endpoint change (a slice update of one service) + partial sync, ${ROUNDS} rounds:`);
   const walls: number[] = [];
   const ourCpu: number[] = [];
   const userCpu: number[] = [];
+  const outsideCpu: number[] = [];
+  const perCall = new Map<string, CallStat>();
   const touched = new Map<string, number>();
   let foreign = 0;
   let partialNotFull = 0;
   let sample: string[] = [];
   for (let r = 1; r <= ROUNDS; r++) {
     const i = (r * 7919) % SERVICES;
-    const prev = endpointGen.get(i) ?? 0;
-    endpointGen.set(i, r);
-    const endpoints = new Set<string>();
-    for (let e = 0; e < ENDPOINTS; e++) endpoints.add(endpointIp(i, e, prev)).add(endpointIp(i, e, r));
+    // Exactly one endpoint is replaced by a fresh address: on odd rounds the one on this node
+    // (so KUBE-LOOP-BACK changes too), on even rounds one elsewhere (IPVS only).
+    const e = r % 2 === 1 || ENDPOINTS < 2 ? 0 : 1;
+    const endpoints = new Set<string>([currentEndpoint(i, e)]);
+    const fresh = ip4(11, r);
+    replaced.set(i, (replaced.get(i) ?? new Map<number, string>()).set(e, fresh));
+    for (let k = 0; k < ENDPOINTS; k++) endpoints.add(currentEndpoint(i, k));
     tracker.upsertEndpointSlice(sliceFor(i, r));
     const ops: string[] = [];
     meter.reset();
@@ -453,6 +469,16 @@ async function main(): Promise<void> {
     walls.push(s.wallMs);
     ourCpu.push(s.userMs + s.sysMs);
     userCpu.push(s.userMs);
+    outsideCpu.push(s.userMs + s.sysMs - meter.totalCpuMs());
+    for (const [name, c] of meter.stats) {
+      const agg = perCall.get(name) ?? { calls: 0, ms: 0, cpuMs: 0, childMs: 0, items: 0 };
+      agg.calls += c.calls;
+      agg.ms += c.ms;
+      agg.cpuMs += c.cpuMs;
+      agg.childMs += c.childMs;
+      agg.items += c.items;
+      perCall.set(name, agg);
+    }
     if (!out.full) partialNotFull++;
     touched.set(out.report.summary() || 'none', (touched.get(out.report.summary() || 'none') ?? 0) + 1);
     if (r === 1) sample = [`svc-${i} (${kindOf(i)}), ${describeOutcome(out)}, ${fmtMs(s.wallMs)}; calls: ${[...meter.stats].map(([n, c]) => `${n}x${c.calls}`).join(' ')}`, ...ops];
@@ -464,6 +490,12 @@ async function main(): Promise<void> {
   console.log(`  wall     p50 ${fmtMs(percentile(sw, 0.5))}  p99 ${fmtMs(percentile(sw, 0.99))}  (max of ${ROUNDS})`);
   console.log(`  our CPU  p50 ${fmtMs(percentile(sc, 0.5))}  p99 ${fmtMs(percentile(sc, 0.99))}  (user+sys; target <= 10 ms)`);
   console.log(`  user CPU p50 ${fmtMs(percentile(su, 0.5))}  p99 ${fmtMs(percentile(su, 0.99))}`);
+  const so = [...outsideCpu].sort((a, b) => a - b);
+  console.log(`  our CPU outside dataplane calls (drain, plan, diff) p50 ${fmtMs(percentile(so, 0.5))}  p99 ${fmtMs(percentile(so, 0.99))}`);
+  console.log(`  dataplane calls over all ${ROUNDS} rounds (sum):`);
+  meter.stats.clear();
+  for (const [name, c] of perCall) meter.stats.set(name, c);
+  for (const l of meter.lines('    ')) console.log(l);
   console.log(`  partial syncs: ${partialNotFull}/${ROUNDS}; ops outside the changed service: ${foreign}`);
   console.log('  touched (SyncReport summary: rounds):');
   for (const [k, n] of touched) console.log(`    ${k}: ${n}`);

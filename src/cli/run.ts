@@ -96,6 +96,7 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
       full: r.full,
       ms: Math.round(r.durationMs),
       changedServices: r.changedServices,
+      families: r.state.families.map((f) => f.family).join(','),
       virtualServers: vs,
       changes: r.report.summary() || 'none',
       failures: r.report.failures.length || undefined,
@@ -106,7 +107,7 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
 
   log.info('kube-ipvs starting', {
     node: config.hostnameOverride,
-    families: dp.iptables.map((b) => b.family).join(','),
+    ipFamiliesAvailable: dp.iptables.map((b) => b.family).join(','),
     iptables: dp.iptablesVariant,
     scheduler: config.ipvs.scheduler,
     syncPeriod: `${config.ipvs.syncPeriodMs / 1000}s`,

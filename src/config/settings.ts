@@ -6,6 +6,7 @@ import { canonicalCidr, canonicalIp, parseCidr } from '../model/ip.js';
 import { ConfigError } from './errors.js';
 import { formatDuration } from './duration.js';
 import type { ConntrackConfig, DetectLocalConfig, DetectLocalMode, IpvsConfig } from './types.js';
+import { SCHEDULERS } from '../model/kernel.js';
 
 export interface Settings {
   mode: string;
@@ -46,9 +47,7 @@ export interface SettingsOrigin {
   raw(key: SettingKey): string | undefined;
 }
 
-export const IPVS_SCHEDULERS: readonly string[] = [
-  'rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh', 'fo', 'ovf', 'twos',
-];
+export const IPVS_SCHEDULERS: readonly string[] = SCHEDULERS;
 export const DETECT_LOCAL_MODES: readonly DetectLocalMode[] = [
   'ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix',
 ];

@@ -4,7 +4,7 @@ import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { ClusterTracker } from '../../src/cluster/tracker.js';
 import type { ProxyConfig } from '../../src/config/types.js';
 import { FakeConntrack } from '../../src/dataplane/conntrack/fake.js';
-import { FakeIpset } from '../../src/dataplane/ipset/fake.js';
+import { FakeIpset, FaultyIpset } from '../../src/dataplane/ipset/fake.js';
 import { FakeIptables } from '../../src/dataplane/iptables/fake.js';
 import { FakeIpvs } from '../../src/dataplane/ipvs/fake.js';
 import { FakeNetif } from '../../src/dataplane/netif/fake.js';
@@ -30,16 +30,20 @@ export interface FakeNode {
   dumps(): { ipvs: string; ipset: string; iptables: string; netif: string };
 }
 
-export function fakeNode(opts: { config?: ProxyConfig; nodeAddresses?: string[]; drainTimeoutMs?: number } = {}): FakeNode {
+export function fakeNode(opts: { config?: ProxyConfig; nodeAddresses?: string[]; drainTimeoutMs?: number; faultRate?: number } = {}): FakeNode {
   const config = opts.config ?? makeConfig();
   const ref: { iptables?: FakeIptables } = {};
   const ipset = new FakeIpset({ isReferenced: (name) => ref.iptables?.isSetReferenced(name) ?? false });
-  const iptables = new FakeIptables({ family: 'IPv4', hasSet: (name) => ipset.dump().includes(`create ${name} `), randomFully: true });
+  const rate = opts.faultRate ?? 0;
+  const iptables = new FakeIptables({ family: 'IPv4', hasSet: (name) => ipset.dump().includes(`create ${name} `), randomFully: true, ...(rate > 0 ? { faults: { failureRate: rate, seed: 11 } } : {}) });
   const ipvs = new FakeIpvs();
   const netif = new FakeNetif({ node: { name: 'eth0', kind: 'veth', addresses: (opts.nodeAddresses ?? ['192.168.0.10']).map((a) => `${a}/24`) } });
   const sysctl = new FakeSysctl({ 'net/ipv4/vs/conntrack': '0', 'net/ipv4/ip_forward': '0', 'net/ipv4/vs/expire_nodest_conn': '0', 'net/ipv4/vs/expire_quiescent_template': '0', 'net/netfilter/nf_conntrack_max': '65536', 'net/netfilter/nf_conntrack_tcp_timeout_established': '432000', 'net/netfilter/nf_conntrack_tcp_timeout_close_wait': '60' });
   const conntrack = new FakeConntrack();
-  const dataplane: Dataplane = { ipvs, ipset, iptables: [iptables], netif, sysctl, conntrack };
+  if (rate > 0) ipvs.setFaults({ rate, seed: 7 });
+  // Faults on the ipset side go through a wrapper, so dumps still read the real fake state.
+  const ipsetSide = rate > 0 ? new FaultyIpset(ipset, { failureRate: rate, seed: 5 }) : ipset;
+  const dataplane: Dataplane = { ipvs, ipset: ipsetSide, iptables: [iptables], netif, sysctl, conntrack };
   const tracker = new ClusterTracker(NODE, () => {});
   const clock = new ManualClock();
   const proxier = new Proxier({ config, dataplane, tracker, clock, kernelVersion: '6.1.0', ...(opts.drainTimeoutMs !== undefined ? { drainTimeoutMs: opts.drainTimeoutMs } : {}) });

@@ -174,6 +174,25 @@ describe('graceful termination', () => {
 });
 
 describe('convergence with failing writes', () => {
+  test('with 10% of IPVS, ipset and iptables writes failing, repeated syncs reach the plan', async () => {
+    const n = fakeNode({ faultRate: 0.1 });
+    const services = Array.from({ length: 40 }, (_, i) => service(`s${i}`, { type: i % 3 === 0 ? 'NodePort' : 'ClusterIP', clusterIP: `10.96.2.${i}`, ports: [{ name: 'p', port: 80, ...(i % 3 === 0 ? { nodePort: 30100 + i } : {}) }] }));
+    const slices = Array.from({ length: 40 }, (_, i) => slice(`s${i}`, [{ name: 'p', port: 8080 }], [{ ip: `10.244.7.${i}`, node: NODE }, { ip: `10.244.8.${i}` }]));
+    n.apply({ services, slices });
+    let failedSyncs = 0;
+    let r = await n.proxier.sync();
+    for (let i = 0; i < 40 && !r.ok; i++) {
+      failedSyncs++;
+      r = await n.proxier.sync();
+    }
+    assert.ok(failedSyncs > 0, 'faults were injected');
+    assert.ok(r.ok, 'converged');
+    n.ipvs.setFaults(undefined);
+    assert.equal(n.ipvs.dump(), renderIpvs(r.state));
+    const kernelSets = n.ipset.dump();
+    for (const line of renderIpsets(r.state).split('\n').filter((l) => l.startsWith('add '))) assert.ok(kernelSets.includes(`${line}\n`), line);
+  });
+
   test('with 10% of IPVS writes failing, repeated syncs reach the plan', async () => {
     const n = fakeNode();
     n.ipvs.setFaults({ rate: 0.1, seed: 7 });

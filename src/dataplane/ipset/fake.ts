@@ -7,6 +7,7 @@ import type { DataplaneErrorCode } from '../errors.js';
 import type { IpsetApplyResult, IpsetBackend, IpsetOp } from './backend.js';
 import { ipsetOpObject, ipsetOpProblem, kernelIpsetSpec, parseBitmapRange } from './restore-script.js';
 import { normalizeIpsetEntry, parseIpsetSave, renderIpsetSave } from './text.js';
+import { seededRandom } from '../prng.js';
 
 /** ipset's own wording, so fake and real errors read alike. */
 export const IpsetReason = {
@@ -173,17 +174,6 @@ export interface FaultyIpsetOptions {
   readonly seed?: number;
 }
 
-/** mulberry32: small, deterministic, good enough to pick which calls fail. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Wraps a backend; a share of apply() calls fail with FAILED before anything is applied. */
 export class FaultyIpset implements IpsetBackend {
@@ -196,7 +186,7 @@ export class FaultyIpset implements IpsetBackend {
     private readonly options: FaultyIpsetOptions,
   ) {
     if (!(options.failureRate >= 0 && options.failureRate <= 1)) throw new RangeError(`failureRate ${options.failureRate} is not in 0..1`);
-    this.random = prng(options.seed ?? 1);
+    this.random = seededRandom(options.seed ?? 1);
   }
 
   observe(names?: readonly string[]): Promise<IpsetState[]> {

@@ -16,6 +16,7 @@ import {
   type IptablesTableState,
   type IptablesTables,
 } from './text.js';
+import { seededRandom } from '../prng.js';
 
 export interface FakeIptablesOptions {
   readonly family: IpFamily;
@@ -96,17 +97,6 @@ function refuse(code: DataplaneErrorCode, message: string): never {
   throw new Refusal(code, message);
 }
 
-/** mulberry32: small, seeded, good enough to pick which writes fail. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function newTable(name: string): TableModel {
   const t: TableModel = new Map();

@@ -13,6 +13,7 @@ import { Errno, IpvsError } from './errors.js';
 import type { IpvsDestSpec, IpvsServiceSpec, IpvsStats, TunnelType } from './netlink-codec.js';
 import { FORWARD_CODES, TUNNEL_CODES, ZERO_STATS, destLabel, serviceLabel } from './netlink-codec.js';
 import { compareRealServers, compareVirtualServers, parseAddrPort, parseIpvsadmSave, renderIpvsadmSave } from './text.js';
+import { seededRandom } from '../prng.js';
 
 /** Fails a seeded share of writes without applying them (convergence tests). */
 export interface IpvsFaults {
@@ -90,17 +91,6 @@ interface Dest {
   stats: IpvsStats;
 }
 
-/** mulberry32: small, seedable, good enough to pick which ops fail. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function fail(code: IpvsErrorCode, op: IpvsOpName, object: string, detail?: string): never {
   const errno = code === 'UNKNOWN' ? EIO : (Errno[code as keyof typeof Errno] ?? 0);
@@ -368,7 +358,7 @@ export class FakeIpvs implements IpvsBackend {
   setFaults(faults: IpvsFaults | undefined): void {
     if (faults && !(faults.rate >= 0 && faults.rate <= 1)) throw new RangeError(`fault rate ${faults.rate} is not within 0..1`);
     this.faults = faults;
-    if (faults) this.random = prng(faults.seed);
+    if (faults) this.random = seededRandom(faults.seed);
   }
 
   /** Simulates gaining or losing the host's routes (see FakeIpvsOptions.hasRoute). */

@@ -9,6 +9,7 @@ import type { IpsetSpec } from '../../../src/model/kernel.js';
 import { add, create, del, destroy, dumpOf, flush, ipsetContract, outcome, spec } from './contract.js';
 import type { IpsetHarness } from './contract.js';
 import { makeRealHarness, realIpsetSkipReason } from './netns.js';
+import { seededRandom } from '../../../src/dataplane/prng.js';
 
 function makeFakeHarness(): Promise<IpsetHarness> {
   const refs = new Map<string, number>();
@@ -67,16 +68,6 @@ const FAMILIES: readonly Family[] = [
   },
 ];
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pick<T>(random: () => number, items: readonly T[]): T {
   const item = items[Math.floor(random() * items.length)];
@@ -86,7 +77,7 @@ function pick<T>(random: () => number, items: readonly T[]): T {
 
 /** Batches of ops over FAMILIES; mostly adds and deletes, sometimes structure changes. */
 export function generateBatches(seed: number, batches: number): IpsetOp[][] {
-  const random = prng(seed);
+  const random = seededRandom(seed);
   const out: IpsetOp[][] = [];
   for (let b = 0; b < batches; b++) {
     const ops: IpsetOp[] = [];

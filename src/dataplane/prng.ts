@@ -1,0 +1,13 @@
+// A small seeded PRNG (mulberry32) for the fakes' fault injection and generated tests: the same
+// seed replays the same faults, so a failing convergence test can be rerun exactly.
+
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,7 +1,7 @@
 // kube-ipvs0 and its addresses: the device exists, every planned VIP is bound as a host prefix
 // (after its virtual server exists), and addresses no longer planned are unbound (after the
 // iptables restore succeeded), as kube-proxy orders it. Also reads the node's own addresses.
-import type { NetifBackend } from '../dataplane/netif/backend.js';
+import type { NetifBackend, NetifOpResult } from '../dataplane/netif/backend.js';
 import { isLinkLocal, isLoopback, parseIp } from '../model/ip.js';
 import { DUMMY_DEVICE } from '../model/names.js';
 import type { IpFamily } from '../model/types.js';
@@ -46,17 +46,20 @@ export class AddressReconciler {
     return { bound, node };
   }
 
-  /** Returns the addresses it bound. */
+  /** Returns the addresses it bound. Batched: thousands of VIPs cost a few round trips. */
   async bind(want: Iterable<string>, have: ReadonlySet<string>, report: SyncReport): Promise<string[]> {
+    const ops = [...want].filter((ip) => !have.has(ip)).map((ip) => ({ dev: this.device, ip }));
+    return this.record(ops.length > 0 ? await this.netif.bindMany(ops) : [], 'bind', report);
+  }
+
+  private record(results: readonly NetifOpResult[], op: 'bind' | 'unbind', report: SyncReport): string[] {
     const done: string[] = [];
-    for (const ip of want) {
-      if (have.has(ip)) continue;
-      try {
-        await this.netif.bind(this.device, ip);
-        done.push(ip);
-        report.count('netif.bind');
-      } catch (e) {
-        report.fail({ subsystem: 'netif', op: 'bind', object: `${ip} on ${this.device}`, message: errorMessage(e) });
+    for (const r of results) {
+      if (r.ok) {
+        done.push(r.ip);
+        report.count(`netif.${op}`);
+      } else {
+        report.fail({ subsystem: 'netif', op, object: `${r.ip} on ${this.device}`, message: errorMessage(r.error) });
       }
     }
     return done;
@@ -64,19 +67,12 @@ export class AddressReconciler {
 
   /** Unbinds addresses of the given families that are bound but not wanted; returns them. */
   async unbind(want: ReadonlySet<string>, have: ReadonlySet<string>, families: readonly IpFamily[], report: SyncReport): Promise<string[]> {
-    const done: string[] = [];
-    for (const ip of have) {
-      if (want.has(ip)) continue;
-      const f = parseIp(ip)?.family;
-      if (!f || !families.includes(f)) continue;
-      try {
-        await this.netif.unbind(this.device, ip);
-        done.push(ip);
-        report.count('netif.unbind');
-      } catch (e) {
-        report.fail({ subsystem: 'netif', op: 'unbind', object: `${ip} on ${this.device}`, message: errorMessage(e) });
-      }
-    }
-    return done;
+    const ops = [...have]
+      .filter((ip) => {
+        const f = parseIp(ip)?.family;
+        return !want.has(ip) && f !== undefined && families.includes(f);
+      })
+      .map((ip) => ({ dev: this.device, ip }));
+    return this.record(ops.length > 0 ? await this.netif.unbindMany(ops) : [], 'unbind', report);
   }
 }

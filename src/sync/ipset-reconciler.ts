@@ -21,6 +21,9 @@ function sameIpsetSpec(a: IpsetSpec, b: IpsetSpec): boolean {
   return a.family === b.family && a.maxElem === b.maxElem;
 }
 
+/** Operations per `ipset restore`. */
+export const IPSET_CHUNK = 5000;
+
 export type IpsetScope = { readonly full: true } | { readonly full: false; readonly sets: ReadonlySet<string> };
 
 export class IpsetReconciler {
@@ -48,14 +51,18 @@ export class IpsetReconciler {
       for (const e of current) if (!want.entries.has(e)) ops.push({ kind: 'del', name, entry: e });
       for (const e of want.entries) if (!current.has(e)) ops.push({ kind: 'add', name, entry: e });
     }
-    if (ops.length === 0) return;
-    const result = await this.backend.apply(ops);
-    for (let i = 0; i < result.applied; i++) this.record(ops[i] as IpsetOp, report);
-    if (result.error) {
-      const failed = ops[result.applied];
+    // Bounded restores: a node's first sync can carry tens of thousands of entries, and one
+    // huge restore is all-or-nothing against the tool's timeout.
+    for (let start = 0; start < ops.length; start += IPSET_CHUNK) {
+      const chunk = ops.slice(start, start + IPSET_CHUNK);
+      const result = await this.backend.apply(chunk);
+      for (let i = 0; i < result.applied; i++) this.record(chunk[i] as IpsetOp, report);
+      if (!result.error) continue;
+      const failed = chunk[result.applied];
       report.fail({ subsystem: 'ipset', op: failed?.kind ?? 'restore', object: describe(failed), message: errorMessage(result.error) });
       // What follows the failed line was not applied; forget those sets so the next sync re-reads them.
-      for (const op of ops.slice(result.applied)) this.applied.delete(op.kind === 'create' ? op.spec.name : op.name);
+      for (const op of ops.slice(start + result.applied)) this.applied.delete(op.kind === 'create' ? op.spec.name : op.name);
+      return;
     }
   }
 

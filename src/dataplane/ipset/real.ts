@@ -178,7 +178,9 @@ export class RealIpset implements IpsetBackend {
   private run(args: readonly string[], op: string, input: readonly IpsetOp[] | string): Promise<RunResult> {
     const [file, ...prefix] = this.command;
     return new Promise<RunResult>((resolve, reject) => {
-      const child = spawn(file, [...prefix, ...args], { stdio: ['pipe', 'pipe', 'pipe'], timeout: this.timeoutMs, killSignal: 'SIGKILL' });
+      // The limit grows with the batch: a slow kernel (or a VM) takes milliseconds per entry.
+      const timeout = this.timeoutMs + (typeof input === 'string' ? 0 : input.length * 20);
+      const child = spawn(file, [...prefix, ...args], { stdio: ['pipe', 'pipe', 'pipe'], timeout, killSignal: 'SIGKILL' });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       child.stdout.on('data', (b: Buffer) => out.push(b));
@@ -195,7 +197,7 @@ export class RealIpset implements IpsetBackend {
         resolve({
           status,
           stdout: Buffer.concat(out).toString('utf8'),
-          stderr: timedOut ? `${stderr}\nipset ${op} killed by ${signal} after ${this.timeoutMs} ms` : stderr,
+          stderr: timedOut ? `${stderr}\nipset ${op} killed by ${signal} after ${timeout} ms` : stderr,
         });
       });
     });

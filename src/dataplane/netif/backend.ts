@@ -1,6 +1,7 @@
 // Links and addresses (rtnetlink): the kube-ipvs0 dummy device, its /32 and /128 addresses, and the
 // node's own addresses. Implemented for real and in memory (fake).
 import type { IpFamily } from '../../model/types.js';
+import type { DataplaneError } from '../errors.js';
 
 export interface InterfaceAddress {
   readonly ifname: string;
@@ -10,6 +11,15 @@ export interface InterfaceAddress {
   readonly address: string;
   readonly prefix: number;
 }
+
+export interface NetifAddressOp {
+  readonly dev: string;
+  readonly ip: string;
+}
+
+export type NetifOpResult =
+  | { readonly dev: string; readonly ip: string; readonly ok: true }
+  | { readonly dev: string; readonly ip: string; readonly ok: false; readonly error: DataplaneError };
 
 export interface NetifBackend {
   /** Creates the dummy link if missing (it is never set up, as kube-proxy leaves it down). */
@@ -22,4 +32,8 @@ export interface NetifBackend {
   bind(dev: string, ip: string): Promise<void>;
   /** Removes the host-prefix address; an address already gone is success. */
   unbind(dev: string, ip: string): Promise<void>;
+  /** bind() for many addresses in few kernel round trips; one result per op, in order. */
+  bindMany(ops: readonly NetifAddressOp[]): Promise<NetifOpResult[]>;
+  /** unbind() for many addresses in few kernel round trips; one result per op, in order. */
+  unbindMany(ops: readonly NetifAddressOp[]): Promise<NetifOpResult[]>;
 }

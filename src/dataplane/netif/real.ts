@@ -37,14 +37,8 @@ export interface NetifLink {
 }
 
 /** One bind or unbind of a batch. */
-export interface NetifAddressOp {
-  readonly dev: string;
-  readonly ip: string;
-}
-
-export type NetifOpResult =
-  | { readonly dev: string; readonly ip: string; readonly ok: true }
-  | { readonly dev: string; readonly ip: string; readonly ok: false; readonly error: DataplaneError };
+import type { NetifAddressOp, NetifOpResult } from './backend.js';
+export type { NetifAddressOp, NetifOpResult } from './backend.js';
 
 export interface RealNetifOptions {
   /** Give up on a request when the kernel stays silent this long (default 10 s). */

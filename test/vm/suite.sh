@@ -12,6 +12,7 @@ scenarios=(
   "netif:node --import tsx test/vm/netif.vm.ts"
   "sync:bash test/vm/sync.vm.sh"
   "daemon:bash test/vm/daemon.vm.sh"
+  "lifecycle:bash test/vm/lifecycle.vm.sh"
   "traffic:bash test/vm/traffic.vm.sh"
 )
 # Each scenario starts from a clean node (the VM is throw-away): no IPVS service, no rule, no set,

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // kube-ipvs command line: dispatches to the subcommands and maps errors to exit codes
 // (2: bad flags or usage, 1: unreadable input or failed operation).
-import { release } from 'node:os';
-import { ConfigError, formatHelp } from '../config/load.js';
+import { readFileSync } from 'node:fs';
+import { hostname, release } from 'node:os';
+import { ConfigError, formatHelp, loadConfig } from '../config/load.js';
 import { ManifestError } from '../cluster/manifests.js';
+import { DataplaneError } from '../dataplane/errors.js';
 import { UsageError } from './errors.js';
 import { PLAN_FLAGS, runPlan } from './plan.js';
 import { runTrace, TRACE_FLAGS, TRACE_USAGE } from './trace.js';
@@ -44,12 +46,13 @@ export async function main(argv: readonly string[], io = { out: (s: string) => v
         return Math.max(code, 0);
       }
       case 'cleanup': {
-        if (rest.includes('--help') || rest.includes('-h')) {
-          io.out('Usage: kube-ipvs cleanup [--ipvs-exclude-cidrs CIDRS]\nRemoves every virtual server, ipset, chain, jump and kube-ipvs0 address kube-ipvs owns.\n');
+        // The kube-proxy flags apply (notably --ipvs-exclude-cidrs, --log-format, --config).
+        const loaded = loadConfig(rest, { extraFlags: [], hostname: hostname(), readFile: (p) => readFileSync(p, 'utf8') });
+        if (loaded.help) {
+          io.out(`Usage: kube-ipvs cleanup [--ipvs-exclude-cidrs CIDRS] [kube-proxy flags]\nRemoves every virtual server (outside the excluded CIDRs), ipset, chain, jump and kube-ipvs0 address kube-ipvs owns.\n\n${formatHelp()}`);
           return 0;
         }
-        const exclude = rest.flatMap((a, i) => (a.startsWith('--ipvs-exclude-cidrs=') ? a.slice(21).split(',') : rest[i - 1] === '--ipvs-exclude-cidrs' ? a.split(',') : []));
-        return await runCleanup(createLogger('text'), exclude);
+        return await runCleanup(createLogger(loaded.config.logFormat), loaded.config.ipvs.excludeCIDRs);
       }
       case undefined:
       case 'help':
@@ -66,7 +69,8 @@ export async function main(argv: readonly string[], io = { out: (s: string) => v
       io.err(`kube-ipvs: ${e.message}\n`);
       return 2;
     }
-    if (e instanceof ManifestError) {
+    if (e instanceof ManifestError || e instanceof DataplaneError) {
+      // e.g. IPVS unavailable: the message names the module and what to do.
       io.err(`kube-ipvs: ${e.message}\n`);
       return 1;
     }

@@ -37,7 +37,8 @@ export async function openRealDataplane(): Promise<RealDataplane> {
     await ipvs.client.getInfo();
   } catch (e) {
     ipvs.close();
-    throw new DataplaneError('UNAVAILABLE', 'ipvs', 'open', 'IPVS', `${e instanceof Error ? e.message : String(e)}; kube-ipvs needs the ip_vs kernel module (and ip_vs_rr or your scheduler's module): modprobe ip_vs, or load it at boot via /etc/modules-load.d`);
+    const why = e instanceof Error ? e.message : String(e);
+    throw new DataplaneError('UNAVAILABLE', 'ipvs', 'open', 'IPVS', `kube-ipvs cannot run without IPVS: ${why}`);
   }
   const families: IpFamily[] = ['IPv4'];
   if (await ipv6Available()) families.push('IPv6');

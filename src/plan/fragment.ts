@@ -61,13 +61,15 @@ function sameFamily(family: IpFamily) {
  */
 export function planServicePort(sp: ServicePort, allEndpoints: readonly Endpoint[], ctx: FamilyContext): FamilyFragment | undefined {
   const family = ctx.family;
-  const clusterIP = sp.clusterIPs.find(sameFamily(family));
+  const ofFamily = sameFamily(family);
+  const clusterIP = sp.clusterIPs.find(ofFamily);
   if (clusterIP === undefined) return undefined;
   const proto: Protocol = sp.protocol;
-  const endpoints = allEndpoints.filter((ep) => ep.family === family);
-  const externalIPs = sp.externalIPs.filter(sameFamily(family));
-  const lbVIPs = sp.loadBalancerVIPs.filter(sameFamily(family));
-  const sourceRanges = sp.loadBalancerSourceRanges.filter((c) => parseCidr(c)?.family === family);
+  // Most services are single-family: skip the copies when nothing would be filtered out.
+  const endpoints = allEndpoints.every((ep) => ep.family === family) ? allEndpoints : allEndpoints.filter((ep) => ep.family === family);
+  const externalIPs = sp.externalIPs.length === 0 ? sp.externalIPs : sp.externalIPs.filter(ofFamily);
+  const lbVIPs = sp.loadBalancerVIPs.length === 0 ? sp.loadBalancerVIPs : sp.loadBalancerVIPs.filter(ofFamily);
+  const sourceRanges = sp.loadBalancerSourceRanges.length === 0 ? sp.loadBalancerSourceRanges : sp.loadBalancerSourceRanges.filter((c) => parseCidr(c)?.family === family);
   const externallyAccessible = sp.nodePort !== 0 || externalIPs.length > 0 || lbVIPs.length > 0;
 
   const cat = categorizeEndpoints(

@@ -5,7 +5,7 @@
 import { canonicalCidr, canonicalIp, parseCidr } from '../model/ip.js';
 import { ConfigError } from './errors.js';
 import { formatDuration } from './duration.js';
-import type { ConntrackConfig, DetectLocalConfig, DetectLocalMode, IpvsConfig } from './types.js';
+import type { DetectLocalMode, ProxyConfig } from './types.js';
 import { SCHEDULERS } from '../model/kernel.js';
 
 export interface Settings {
@@ -55,22 +55,25 @@ export const DETECT_LOCAL_MODES: readonly DetectLocalMode[] = [
 const DEFAULT_HEALTHZ_PORT = 10256;
 const DEFAULT_METRICS_PORT = 10249;
 
-/** The validated part of ProxyConfig that comes from kube-proxy settings. */
-export interface ValidatedSettings {
-  readonly ipvs: IpvsConfig;
-  readonly masqueradeAll: boolean;
-  readonly masqueradeBit: number;
-  readonly detectLocal: DetectLocalConfig;
-  readonly nodePortAddresses: readonly string[];
-  /** Trimmed and lower-cased; "" when not set (the caller falls back to the host name). */
-  readonly hostnameOverride: string;
-  readonly healthzBindAddress: string;
-  readonly metricsBindAddress: string;
-  readonly bindAddress: string;
-  readonly kubeconfig: string;
-  readonly configSyncPeriodMs: number;
-  readonly conntrack: ConntrackConfig;
-}
+/**
+ * The validated part of ProxyConfig that comes from kube-proxy settings; hostnameOverride is ""
+ * when not set (the caller falls back to the host name).
+ */
+export type ValidatedSettings = Pick<
+  ProxyConfig,
+  | 'ipvs'
+  | 'masqueradeAll'
+  | 'masqueradeBit'
+  | 'detectLocal'
+  | 'nodePortAddresses'
+  | 'hostnameOverride'
+  | 'healthzBindAddress'
+  | 'metricsBindAddress'
+  | 'bindAddress'
+  | 'kubeconfig'
+  | 'configSyncPeriodMs'
+  | 'conntrack'
+>;
 
 function shownValue(s: Settings, origin: SettingsOrigin, key: SettingKey): string {
   const raw = origin.raw(key);

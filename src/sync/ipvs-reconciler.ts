@@ -33,6 +33,9 @@ export interface Draining {
   readonly since: number;
 }
 
+/** The planned virtual servers by vsKey (a view over the families' maps, never copied). */
+export type VirtualServerLookup = Pick<ReadonlyMap<string, VirtualServerSpec>, 'get' | 'has' | 'keys'>;
+
 /** Which virtual servers a sync looks at: all (full resync) or the keys the plan changed. */
 export type IpvsScope = { readonly full: true } | { readonly full: false; readonly keys: ReadonlySet<string> };
 
@@ -60,7 +63,7 @@ export class IpvsReconciler {
    * Creates and updates the wanted virtual servers and their real servers. Deleting unwanted
    * virtual servers is a separate step (prune), run after the iptables rules are in place.
    */
-  async apply(desired: ReadonlyMap<string, VirtualServerSpec>, scope: IpvsScope, report: SyncReport): Promise<void> {
+  async apply(desired: VirtualServerLookup, scope: IpvsScope, report: SyncReport): Promise<void> {
     if (scope.full) {
       const observed = await this.o.backend.listServices();
       this.known = new Map();
@@ -184,7 +187,7 @@ export class IpvsReconciler {
    * Deletes the virtual servers we own that are not wanted (full: every one in the kernel; partial:
    * the changed keys). Whole virtual servers go at once, as in kube-proxy.
    */
-  async prune(desired: ReadonlyMap<string, VirtualServerSpec>, scope: IpvsScope, report: SyncReport): Promise<void> {
+  async prune(desired: VirtualServerLookup, scope: IpvsScope, report: SyncReport): Promise<void> {
     const candidates = scope.full ? [...this.known.keys()] : [...scope.keys];
     const ops: IpvsOp[] = [];
     for (const key of candidates) {

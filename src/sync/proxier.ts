@@ -16,7 +16,6 @@ import type { SysctlBackend } from '../dataplane/sysctl/backend.js';
 import { deepEqual } from '../model/equal.js';
 import type { ParsedCidr } from '../model/ip.js';
 import { parseCidr } from '../model/ip.js';
-import type { VirtualServerSpec } from '../model/kernel.js';
 import type { IpFamily, NodeInfo } from '../model/types.js';
 import type { DesiredState } from '../plan/desired.js';
 import type { PlanDelta } from '../plan/planner.js';
@@ -26,6 +25,7 @@ import type { Clock } from './clock.js';
 import { IpsetReconciler } from './ipset-reconciler.js';
 import { IptablesReconciler } from './iptables-reconciler.js';
 import { IpvsReconciler } from './ipvs-reconciler.js';
+import type { VirtualServerLookup } from './ipvs-reconciler.js';
 import { SyncReport, errorMessage } from './report.js';
 import { applySysctls } from './sysctl-reconciler.js';
 
@@ -176,15 +176,26 @@ export class Proxier {
     const ipsets = state.families.flatMap((f) => f.ipsets);
     await this.ipsets.sync(ipsets, full ? { full: true } : { full: false, sets: delta.ipsets }, report);
 
-    const desiredVs = new Map<string, VirtualServerSpec>();
-    for (const f of state.families) for (const [k, v] of f.virtualServers) desiredVs.set(k, v);
+    // A view over the families' live maps: a partial sync must not copy 15,000 entries.
+    const maps = state.families.map((f) => f.virtualServers);
+    const desiredVs: VirtualServerLookup = {
+      get: (k) => {
+        for (const m of maps) {
+          const v = m.get(k);
+          if (v) return v;
+        }
+        return undefined;
+      },
+      has: (k) => maps.some((m) => m.has(k)),
+      keys: () => maps.flatMap((m) => [...m.keys()]).values(),
+    };
     const changedVs = new Set<string>();
     if (delta) for (const keys of delta.virtualServers.values()) for (const k of keys) changedVs.add(k);
     const ipvsScope = full ? ({ full: true } as const) : ({ full: false, keys: changedVs } as const);
     await this.ipvs.apply(desiredVs, ipvsScope, report);
 
-    const wantBound = new Set<string>();
-    for (const f of state.families) for (const a of f.boundAddresses) wantBound.add(a);
+    // Built only when addresses may change: it holds every VIP of the cluster.
+    const wantBound = full || delta.addressesChanged ? new Set(state.families.flatMap((f) => [...f.boundAddresses])) : new Set<string>();
     if (full || delta.addressesChanged) {
       for (const a of await this.addresses.bind(wantBound, this.bound, report)) this.bound.add(a);
     }

@@ -179,7 +179,9 @@ export class RealIpset implements IpsetBackend {
     const [file, ...prefix] = this.command;
     return new Promise<RunResult>((resolve, reject) => {
       // The limit grows with the batch: a slow kernel (or a VM) takes milliseconds per entry.
-      const timeout = this.timeoutMs + (typeof input === 'string' ? 0 : input.length * 20);
+      // `save` has no size known up front: a large node's sets take long to print on a slow kernel
+      // (36,000 entries took over a minute in the TCG test VM), so reads get five times the limit.
+      const timeout = op === 'save' ? this.timeoutMs * 5 : this.timeoutMs + (typeof input === 'string' ? 0 : input.length * 20);
       const child = spawn(file, [...prefix, ...args], { stdio: ['pipe', 'pipe', 'pipe'], timeout, killSignal: 'SIGKILL' });
       const out: Buffer[] = [];
       const err: Buffer[] = [];

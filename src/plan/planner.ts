@@ -33,8 +33,8 @@ export interface PlannerOptions {
 export interface PlanDelta {
   /** vsKeys per family whose spec (or existence) changed. */
   readonly virtualServers: ReadonlyMap<IpFamily, ReadonlySet<string>>;
-  /** Kernel set names whose entries changed. */
-  readonly ipsets: ReadonlySet<string>;
+  /** Kernel set names whose entries changed, each with the entries whose presence may differ. */
+  readonly ipsets: ReadonlyMap<string, ReadonlySet<string>>;
   readonly addressesChanged: boolean;
   /** The iptables rules may differ (a set went empty/non-empty, out-filter rules changed). */
   readonly rulesChanged: boolean;
@@ -56,7 +56,8 @@ class FamilyAggregate {
   private readonly specs: ReadonlyMap<SetBaseName, IpsetSpec>;
   // Change tracking since the last takeDelta().
   changedVs = new Set<string>();
-  changedSets = new Set<SetBaseName>();
+  /** Entries whose presence changed, per set, since the last takeDelta(). */
+  changedEntries = new Map<SetBaseName, Set<string>>();
   addressesChanged = false;
   rulesChanged = false;
 
@@ -73,7 +74,7 @@ class FamilyAggregate {
         if (sign > 0) set.add(entry);
         else set.remove(entry);
         if (set.size !== before) {
-          this.changedSets.add(base);
+          this.noteEntry(base, entry);
           if (before === 0 || set.size === 0) this.rulesChanged = true;
         }
       }
@@ -83,7 +84,7 @@ class FamilyAggregate {
         else this.bound.remove(a);
         if (before !== this.bound.size) {
           this.addressesChanged = true;
-          this.changedSets.add('KUBE-IPVS-IPS');
+          this.noteEntry('KUBE-IPVS-IPS', a);
         }
       }
       for (const r of frag.outFilterRules) {
@@ -95,6 +96,12 @@ class FamilyAggregate {
       if (frag.noLocalInternal) countIn(this.noLocalInternal, svc, sign);
       if (frag.noLocalExternal) countIn(this.noLocalExternal, svc, sign);
     }
+  }
+
+  private noteEntry(base: SetBaseName, entry: string): void {
+    let s = this.changedEntries.get(base);
+    if (!s) this.changedEntries.set(base, (s = new Set()));
+    s.add(entry);
   }
 
   private claim(key: string, owner: string, spec: VirtualServerSpec, sign: 1 | -1): void {
@@ -197,16 +204,16 @@ export class Planner {
 
   private takeDelta(): PlanDelta {
     const vs = new Map<IpFamily, ReadonlySet<string>>();
-    const ipsets = new Set<string>();
+    const ipsets = new Map<string, ReadonlySet<string>>();
     let addressesChanged = false;
     let rulesChanged = false;
     for (const [family, agg] of this.families) {
       vs.set(family, agg.changedVs);
-      for (const base of agg.changedSets) ipsets.add(ipsetSpec(base, family).name);
+      for (const [base, entries] of agg.changedEntries) ipsets.set(ipsetSpec(base, family).name, entries);
       addressesChanged ||= agg.addressesChanged;
       rulesChanged ||= agg.rulesChanged;
       agg.changedVs = new Set();
-      agg.changedSets = new Set();
+      agg.changedEntries = new Map();
       agg.addressesChanged = false;
       agg.rulesChanged = false;
     }

@@ -24,7 +24,8 @@ function sameIpsetSpec(a: IpsetSpec, b: IpsetSpec): boolean {
 /** Operations per `ipset restore`. */
 export const IPSET_CHUNK = 5000;
 
-export type IpsetScope = { readonly full: true } | { readonly full: false; readonly sets: ReadonlySet<string> };
+/** Full: every set is read back and diffed. Partial: only the named sets' listed entries. */
+export type IpsetScope = { readonly full: true } | { readonly full: false; readonly sets: ReadonlyMap<string, ReadonlySet<string>> };
 
 export class IpsetReconciler {
   private applied = new Map<string, Applied>();
@@ -48,6 +49,16 @@ export class IpsetReconciler {
       }
       if (!have || !sameIpsetSpec(have.spec, want.spec)) ops.push({ kind: 'create', spec: want.spec });
       const current = have && sameIpsetSpec(have.spec, want.spec) ? have.entries : new Set<string>();
+      const touched = !scope.full && have && current === have.entries ? scope.sets.get(name) : undefined;
+      if (touched) {
+        // A partial sync looks only at the entries the plan changed, not at the whole set.
+        for (const e of touched) {
+          const wanted = want.entries.has(e);
+          if (wanted && !current.has(e)) ops.push({ kind: 'add', name, entry: e });
+          else if (!wanted && current.has(e)) ops.push({ kind: 'del', name, entry: e });
+        }
+        continue;
+      }
       for (const e of current) if (!want.entries.has(e)) ops.push({ kind: 'del', name, entry: e });
       for (const e of want.entries) if (!current.has(e)) ops.push({ kind: 'add', name, entry: e });
     }

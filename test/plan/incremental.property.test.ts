@@ -97,7 +97,15 @@ function assertDeltaCovers(before: Flat, after: Flat, delta: PlanDelta, step: nu
     assert.ok(delta.virtualServers.get(family)?.has(key), `step ${step}: ${k} changed but is not in the delta`);
   }
   for (const [name, entries] of after.sets) {
-    if (before.sets.get(name) !== entries) assert.ok(delta.ipsets.has(name), `step ${step}: set ${name} changed but is not in the delta`);
+    if (before.sets.get(name) === entries) continue;
+    const touched = delta.ipsets.get(name);
+    assert.ok(touched, `step ${step}: set ${name} changed but is not in the delta`);
+    // Entry level: a partial sync only looks at the listed entries, so each difference must be there.
+    const was = new Set<string>(JSON.parse(before.sets.get(name) ?? '[]') as string[]);
+    const now = new Set<string>(JSON.parse(entries) as string[]);
+    for (const e of [...was, ...now]) {
+      if (was.has(e) !== now.has(e)) assert.ok(touched.has(e), `step ${step}: ${name} entry ${e} changed but is not in the delta`);
+    }
   }
   if (before.addresses !== after.addresses) assert.ok(delta.addressesChanged, `step ${step}: addresses changed unannounced`);
   if (before.rules !== after.rules) assert.ok(delta.rulesChanged, `step ${step}: rules changed unannounced`);

@@ -18,7 +18,11 @@ import { realClock } from '../sync/clock.js';
 import { BoundedFrequencyRunner } from '../sync/runner.js';
 import type { ProxyConfig } from '../config/types.js';
 import { Proxier } from '../sync/proxier.js';
-import type { SyncReport } from '../sync/report.js';
+import { SyncReport } from '../sync/report.js';
+import { applySysctls } from '../sync/sysctl-reconciler.js';
+import { planIpvsTimeouts, planSysctls } from '../plan/sysctl.js';
+import { RealSysctl } from '../dataplane/sysctl/real.js';
+import { RealIpvs } from '../dataplane/ipvs/real.js';
 import { UsageError } from './errors.js';
 
 export const RUN_FLAGS: readonly FlagSpec[] = [
@@ -50,6 +54,30 @@ export async function runCleanup(log: Logger, excludeCIDRs: readonly string[]): 
   }
 }
 
+/**
+ * --init-only: the steps that need full root privileges (kernel settings, IPVS timeouts), then
+ * exit, as kube-proxy does for an init container.
+ */
+async function runInitOnly(log: Logger, config: ProxyConfig): Promise<number> {
+  const report = new SyncReport();
+  const kernel = await kernelRelease();
+  await applySysctls(new RealSysctl(), planSysctls({ kernelVersion: kernel }, config, cpus().length), report);
+  const t = planIpvsTimeouts(config);
+  if (t.tcp > 0 || t.tcpFin > 0 || t.udp > 0) {
+    const ipvs = new RealIpvs();
+    try {
+      await ipvs.setTimeouts(t);
+    } catch (e) {
+      report.fail({ subsystem: 'ipvs', op: 'setTimeouts', object: `${t.tcp} ${t.tcpFin} ${t.udp}`, message: e instanceof Error ? e.message : String(e) });
+    } finally {
+      ipvs.close();
+    }
+  }
+  printFailures(report, log);
+  log.info(report.ok ? 'init done' : 'init incomplete', { kernel, changes: report.summary() || 'none' });
+  return report.ok ? 0 : 1;
+}
+
 export async function runRun(argv: readonly string[], io: { out: (s: string) => void }): Promise<number> {
   const loaded = loadConfig(argv, { extraFlags: RUN_FLAGS, hostname: hostname(), readFile: (p) => readFileSync(p, 'utf8') });
   if (loaded.help) {
@@ -60,6 +88,7 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
   const log = createLogger(config.logFormat);
   for (const f of loaded.ignoredFlags) log.warn('flag ignored because --config is given', { flag: f });
   if (config.cleanup) return runCleanup(log, config.ipvs.excludeCIDRs);
+  if (config.initOnly) return runInitOnly(log, config);
 
   const drainText = loaded.extra.get('drain-timeout') as string;
   const drainMs = parseDuration(drainText);

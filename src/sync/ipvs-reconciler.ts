@@ -157,7 +157,8 @@ export class IpvsReconciler {
         ops.push({ kind: 'deleteDest', vs, rs });
         this.draining.delete(id);
       } else if (!d) {
-        ops.push({ kind: 'updateDest', vs, rs: { ...rs, weight: 0 } });
+        // A server already at weight 0 (drained by an earlier process) is adopted without a write.
+        if (c.weight !== 0) ops.push({ kind: 'updateDest', vs, rs: { ...rs, weight: 0 } });
         this.draining.set(id, { vs, rs, since: now });
       } else if (c.weight !== 0) {
         ops.push({ kind: 'updateDest', vs, rs: { ...rs, weight: 0 } });

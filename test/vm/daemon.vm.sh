@@ -47,7 +47,7 @@ wait_for() { # wait_for SECONDS WHAT CMD...: until CMD succeeds
   done
   ok "$what"
 }
-answers() { vm_http_get - "http://$1/" | grep -q "$2"; }
+answers() { local body; body=$(vm_http_get - "http://$1/") && [[ $body == *"$2"* ]]; }
 start_daemon() {
   "${KI[@]}" run --manifests "$DIR" --ipvs-min-sync-period 0s --ipvs-sync-period 10s \
     --healthz-bind-address= --metrics-bind-address= --log-format json >>"$LOG" 2>&1 &

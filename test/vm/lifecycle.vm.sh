@@ -127,7 +127,9 @@ if (exec 5<>/dev/tcp/10.96.0.50/2222) 2>/dev/null; then bad "the host listener i
 
 vm_log "== node-originated access to a restricted LoadBalancer IP"
 if vm_http_get - http://203.0.113.11/ --max-time 3 >/dev/null 2>&1; then bad "the node reached a LB whose source ranges exclude it"; else ok "the node's request to the restricted LB IP is dropped (KUBE-IPVS-OUT-FILTER)"; fi
-iptables-save | grep -q -- '-A KUBE-IPVS-OUT-FILTER -s 203.0.113.11/32 -m ipvs --vproto 6 --vaddr 203.0.113.11 --vport 80 -j DROP' && ok "the rule reads as planned in iptables-save" || bad "KUBE-IPVS-OUT-FILTER rule differs: $(iptables-save | grep OUT-FILTER)"
+# (Read into a variable first: `iptables-save | grep -q` fails under pipefail when grep stops early.)
+rules=$(iptables-save)
+[[ $rules == *'-A KUBE-IPVS-OUT-FILTER -s 203.0.113.11/32 -m ipvs --vproto 6 --vaddr 203.0.113.11 --vport 80 -j DROP'* ]] && ok "the rule reads as planned in iptables-save" || bad "KUBE-IPVS-OUT-FILTER rule differs: $(grep OUT-FILTER <<<"$rules")"
 
 kill -TERM "$DAEMON"; wait "$DAEMON" || true
 ((fails == 0)) || { tail -20 "$LOG" >&2; vm_die "$fails check(s) failed"; }

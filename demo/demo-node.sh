@@ -58,10 +58,12 @@ ipvsadm -Sn
 
 say "Removing web-2 from the endpoints (the file changes; kube-ipvs applies it)"
 slices 10.244.1.11 10.244.1.13 >"$DIR/.endpoints.tmp" && mv "$DIR/.endpoints.tmp" "$DIR/endpoints.yaml"
-for _ in $(seq 60); do ipvsadm -Ln -t 10.96.0.10:80 | grep -q 10.244.1.12 || break; sleep 0.5; done
+# web-2 leaves new-connection scheduling at once (weight 0) and is deleted when its connections end.
+serving() { ipvsadm -Ln -t 10.96.0.10:80 | awk '$2 == "10.244.1.12:8080" && $4 != 0 {found = 1} END {exit !found}'; }
+for _ in $(seq 60); do serving || break; sleep 0.5; done
 tail -2 "$LOG"
 ipvsadm -Ln -t 10.96.0.10:80
-requests "ClusterIP 10.96.0.10:80 again: web-2 no longer answers" - http://10.96.0.10/
+requests "ClusterIP 10.96.0.10:80 again: web-2 (draining at weight 0) gets no new requests" - http://10.96.0.10/
 
 kill -TERM "$DAEMON"; wait "$DAEMON" || true
 say "kube-ipvs stopped (SIGTERM leaves the dataplane in place; kube-ipvs cleanup removes it)"

@@ -2,7 +2,7 @@
 // tools, links and addresses over rtnetlink, /proc/sys, and the conntrack tool. Checks up front
 // that IPVS is usable and says what to do when it is not.
 import { access } from 'node:fs/promises';
-import type { Dataplane } from '../sync/proxier.js';
+import type { Dataplane } from './dataplane.js';
 import { RealConntrack } from './conntrack/real.js';
 import { DataplaneError } from './errors.js';
 import { RealIpset } from './ipset/real.js';

@@ -7,12 +7,7 @@ import type { V1Node } from '@kubernetes/client-node';
 import type { ProxyConfig } from '../config/types.js';
 import type { ClusterTracker } from '../cluster/tracker.js';
 import { buildNodeInfo, nodePodCIDRs } from '../cluster/node.js';
-import type { ConntrackBackend } from '../dataplane/conntrack/backend.js';
-import type { IpsetBackend } from '../dataplane/ipset/backend.js';
-import type { IptablesBackend } from '../dataplane/iptables/backend.js';
-import type { IpvsBackend } from '../dataplane/ipvs/backend.js';
-import type { NetifBackend } from '../dataplane/netif/backend.js';
-import type { SysctlBackend } from '../dataplane/sysctl/backend.js';
+import type { Dataplane } from '../dataplane/dataplane.js';
 import { deepEqual } from '../model/equal.js';
 import type { ParsedCidr } from '../model/ip.js';
 import { parseCidr } from '../model/ip.js';
@@ -29,15 +24,7 @@ import type { VirtualServerLookup } from './ipvs-reconciler.js';
 import { SyncReport, errorMessage } from './report.js';
 import { applySysctls } from './sysctl-reconciler.js';
 
-export interface Dataplane {
-  readonly ipvs: IpvsBackend;
-  readonly ipset: IpsetBackend;
-  /** One per family the node can proxy. */
-  readonly iptables: readonly IptablesBackend[];
-  readonly netif: NetifBackend;
-  readonly sysctl: SysctlBackend;
-  readonly conntrack: ConntrackBackend | undefined;
-}
+export type { Dataplane } from '../dataplane/dataplane.js';
 
 export interface ProxierOptions {
   readonly config: ProxyConfig;

@@ -242,6 +242,8 @@ export class Planner {
         conflicts.push({ vsKey: key, family, winner: sorted[0] as string, losers: sorted.slice(1) });
       }
     }
+    // Sorted: the conflicted set's order depends on the order changes arrived in.
+    conflicts.sort((a, b) => (a.family < b.family ? -1 : a.family > b.family ? 1 : a.vsKey < b.vsKey ? -1 : a.vsKey > b.vsKey ? 1 : 0));
     return {
       families,
       sysctls: planSysctls(o.node, o.config, o.cpuCount ?? 1),

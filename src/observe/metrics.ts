@@ -1,0 +1,316 @@
+// The /metrics registry: kube-proxy's metrics (pkg/proxy/metrics/metrics.go: names, help, buckets
+// and labels as registered for ipvs mode), our own error counters, per-service IPVS counters read
+// from the kernel at scrape time, and the Node.js process metrics.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { IpFamily } from '../model/types.js';
+
+/** One IPVS virtual server's kernel counters, labelled with the service port it belongs to. */
+export interface ServiceStat {
+  readonly namespace: string;
+  readonly service: string;
+  /** The service port's name ("" for a single unnamed port). */
+  readonly port: string;
+  readonly protocol: string;
+  /** The virtual server, e.g. "10.96.0.10:53" or "[fd00::a]:53". */
+  readonly address: string;
+  readonly connections: number;
+  readonly packetsIn: number;
+  readonly packetsOut: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+}
+
+export type ServiceStatsSource = () => Promise<readonly ServiceStat[]>;
+
+export interface ProxyMetricsOptions {
+  /** The families the daemon proxies; a call without a family records for each of them. */
+  readonly families: readonly IpFamily[];
+  /** Wall time in epoch ms, for the *_timestamp_seconds gauges when no time is passed. */
+  readonly wallClock?: () => number;
+  /** Node.js process_* and nodejs_* metrics; on by default. */
+  readonly defaultMetrics?: boolean;
+  /** A stats source that fails is reported here; the scrape then omits the per-service series. */
+  readonly onStatsError?: (error: unknown) => void;
+}
+
+/** Counts /healthz and /livez answers (kubeproxy_proxy_healthz_total / _livez_total). */
+export interface ProbeCounter {
+  countProbe(probe: 'healthz' | 'livez', code: number): void;
+}
+
+// component-base prefixes the help of every ALPHA metric; dashboards show it, so we keep it.
+const alpha = (help: string): string => `[ALPHA] ${help}`;
+
+/** prometheus.ExponentialBuckets(0.001, 2, 15): 1ms … 16.384s. */
+export const SYNC_DURATION_BUCKETS: readonly number[] = Array.from({ length: 15 }, (_, i) => 0.001 * 2 ** i);
+
+const linear = (start: number, width: number, count: number): number[] =>
+  Array.from({ length: count }, (_, i) => start + width * i);
+
+/** metrics.MergeBuckets(...) for network programming latency; MergeBuckets starts with a 0 bucket. */
+export const NETWORK_PROGRAMMING_BUCKETS: readonly number[] = [
+  0,
+  ...linear(0.25, 0.25, 2),
+  ...linear(1, 1, 59),
+  ...linear(60, 5, 12),
+  ...linear(120, 30, 7),
+];
+
+const SERVICE_LABELS = ['namespace', 'service', 'port', 'protocol', 'address'] as const;
+type ServiceLabel = (typeof SERVICE_LABELS)[number];
+
+export class ProxyMetrics implements ProbeCounter {
+  readonly registry = new Registry();
+  private readonly wallClock: () => number;
+  private statsSource: ServiceStatsSource | undefined;
+  // One kernel read per scrape, shared by the three per-service metrics collected in parallel.
+  private statsInFlight: Promise<readonly ServiceStat[] | undefined> | undefined;
+
+  private readonly syncDuration: Histogram<'ip_family'>;
+  private readonly syncFullDuration: Histogram<'ip_family'>;
+  private readonly syncPartialDuration: Histogram<'ip_family'>;
+  private readonly lastTimestamp: Gauge<'ip_family'>;
+  private readonly lastQueuedTimestamp: Gauge<'ip_family'>;
+  private readonly networkProgramming: Histogram<'ip_family'>;
+  private readonly endpointChangesPending: Gauge;
+  private readonly endpointChangesTotal: Counter;
+  private readonly serviceChangesPending: Gauge;
+  private readonly serviceChangesTotal: Counter;
+  private readonly restoreFailures: Counter<'ip_family'>;
+  private readonly noLocalEndpoints: Gauge<'traffic_policy' | 'ip_family'>;
+  private readonly healthzTotal: Counter<'code'>;
+  private readonly livezTotal: Counter<'code'>;
+  private readonly syncErrors: Counter<'subsystem'>;
+
+  constructor(private readonly o: ProxyMetricsOptions) {
+    this.wallClock = o.wallClock ?? Date.now;
+    const registers = [this.registry];
+    const family = ['ip_family'] as const;
+
+    this.syncDuration = new Histogram({
+      name: 'kubeproxy_sync_proxy_rules_duration_seconds',
+      help: alpha('SyncProxyRules latency in seconds'),
+      buckets: [...SYNC_DURATION_BUCKETS],
+      labelNames: family,
+      registers,
+    });
+    // kube-proxy registers these two for iptables/nftables only; our sync has both kinds, so we keep them.
+    this.syncFullDuration = new Histogram({
+      name: 'kubeproxy_sync_full_proxy_rules_duration_seconds',
+      help: alpha('SyncProxyRules latency in seconds for full resyncs'),
+      buckets: [...SYNC_DURATION_BUCKETS],
+      labelNames: family,
+      registers,
+    });
+    this.syncPartialDuration = new Histogram({
+      name: 'kubeproxy_sync_partial_proxy_rules_duration_seconds',
+      help: alpha('SyncProxyRules latency in seconds for partial resyncs'),
+      buckets: [...SYNC_DURATION_BUCKETS],
+      labelNames: family,
+      registers,
+    });
+    this.lastTimestamp = new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds',
+      help: alpha('The last time proxy rules were successfully synced'),
+      labelNames: family,
+      registers,
+    });
+    this.lastQueuedTimestamp = new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds',
+      help: alpha('The last time a sync of proxy rules was queued'),
+      labelNames: family,
+      registers,
+    });
+    this.networkProgramming = new Histogram({
+      name: 'kubeproxy_network_programming_duration_seconds',
+      help: alpha('In Cluster Network Programming Latency in seconds'),
+      buckets: [...NETWORK_PROGRAMMING_BUCKETS],
+      labelNames: family,
+      registers,
+    });
+    this.endpointChangesPending = new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_endpoint_changes_pending',
+      help: alpha('Pending proxy rules Endpoint changes'),
+      registers,
+    });
+    this.endpointChangesTotal = new Counter({
+      name: 'kubeproxy_sync_proxy_rules_endpoint_changes_total',
+      help: alpha('Cumulative proxy rules Endpoint changes'),
+      registers,
+    });
+    this.serviceChangesPending = new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_service_changes_pending',
+      help: alpha('Pending proxy rules Service changes'),
+      registers,
+    });
+    this.serviceChangesTotal = new Counter({
+      name: 'kubeproxy_sync_proxy_rules_service_changes_total',
+      help: alpha('Cumulative proxy rules Service changes'),
+      registers,
+    });
+    this.restoreFailures = new Counter({
+      name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total',
+      help: alpha('Cumulative proxy iptables restore failures'),
+      labelNames: family,
+      registers,
+    });
+    this.noLocalEndpoints = new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_no_local_endpoints_total',
+      help: alpha('Number of services with a Local traffic policy and no endpoints'),
+      labelNames: ['traffic_policy', 'ip_family'] as const,
+      registers,
+    });
+    this.healthzTotal = new Counter({
+      name: 'kubeproxy_proxy_healthz_total',
+      help: alpha('Cumulative proxy healthz HTTP status'),
+      labelNames: ['code'] as const,
+      registers,
+    });
+    this.livezTotal = new Counter({
+      name: 'kubeproxy_proxy_livez_total',
+      help: alpha('Cumulative proxy livez HTTP status'),
+      labelNames: ['code'] as const,
+      registers,
+    });
+    this.syncErrors = new Counter({
+      name: 'kube_ipvs_sync_errors_total',
+      help: 'Failed dataplane operations during syncs, by subsystem',
+      labelNames: ['subsystem'] as const,
+      registers,
+    });
+    // Present from the start so rate() and increase() work before the first failure.
+    for (const f of o.families) this.restoreFailures.inc({ ip_family: f }, 0);
+
+    this.serviceCounter('kube_ipvs_service_connections_total', 'Connections IPVS scheduled to the service port since the virtual server was created', [], (s) => [[{}, s.connections]]);
+    this.serviceCounter('kube_ipvs_service_packets_total', 'Packets through the service port since the virtual server was created', ['direction'], (s) => [
+      [{ direction: 'in' }, s.packetsIn],
+      [{ direction: 'out' }, s.packetsOut],
+    ]);
+    this.serviceCounter('kube_ipvs_service_bytes_total', 'Bytes through the service port since the virtual server was created', ['direction'], (s) => [
+      [{ direction: 'in' }, s.bytesIn],
+      [{ direction: 'out' }, s.bytesOut],
+    ]);
+
+    if (o.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Where the per-service IPVS counters come from; called once per scrape. */
+  setServiceStatsSource(source: ServiceStatsSource | undefined): void {
+    this.statsSource = source;
+  }
+
+  /**
+   * One sync finished. The duration is always recorded (kube-proxy defers it); the
+   * last-synced timestamp only when `ok` (default true), as kube-proxy sets it after a good sync.
+   * `at` is epoch ms, default now.
+   */
+  observeSync(s: { durationS: number; full: boolean; at?: number; ok?: boolean; family?: IpFamily }): void {
+    for (const f of this.familiesOf(s.family)) {
+      const labels = { ip_family: f };
+      this.syncDuration.observe(labels, s.durationS);
+      (s.full ? this.syncFullDuration : this.syncPartialDuration).observe(labels, s.durationS);
+      if (s.ok !== false) this.lastTimestamp.set(labels, (s.at ?? this.wallClock()) / 1000);
+    }
+  }
+
+  /** A sync was requested (kube-proxy: on every change, and when the loop starts). `at` is epoch ms. */
+  queued(at?: number, family?: IpFamily): void {
+    for (const f of this.familiesOf(family)) this.lastQueuedTimestamp.set({ ip_family: f }, (at ?? this.wallClock()) / 1000);
+  }
+
+  /** Time from an EndpointSlice's trigger time to its rules being in place. */
+  observeNetworkProgramming(seconds: number, family?: IpFamily): void {
+    for (const f of this.familiesOf(family)) this.networkProgramming.observe({ ip_family: f }, seconds);
+  }
+
+  /** Changes seen by the trackers and not yet synced. */
+  setPending(p: { services: number; endpoints: number }): void {
+    this.serviceChangesPending.set(p.services);
+    this.endpointChangesPending.set(p.endpoints);
+  }
+
+  /** Changes seen by the trackers (cumulative). */
+  addChanges(c: { services: number; endpoints: number }): void {
+    if (c.services > 0) this.serviceChangesTotal.inc(c.services);
+    if (c.endpoints > 0) this.endpointChangesTotal.inc(c.endpoints);
+  }
+
+  iptablesRestoreFailed(family?: IpFamily): void {
+    for (const f of this.familiesOf(family)) this.restoreFailures.inc({ ip_family: f });
+  }
+
+  /** A failed dataplane operation; `subsystem` is e.g. ipvs, ipset, iptables, netif, sysctl, conntrack. */
+  syncError(subsystem: string, count = 1): void {
+    this.syncErrors.inc({ subsystem }, count);
+  }
+
+  /** Services with a Local traffic policy and no local endpoints, per policy, set after each sync. */
+  setNoLocalEndpoints(n: { internal: number; external: number; family?: IpFamily }): void {
+    for (const f of this.familiesOf(n.family)) {
+      this.noLocalEndpoints.set({ traffic_policy: 'internal', ip_family: f }, n.internal);
+      this.noLocalEndpoints.set({ traffic_policy: 'external', ip_family: f }, n.external);
+    }
+  }
+
+  countProbe(probe: 'healthz' | 'livez', code: number): void {
+    (probe === 'healthz' ? this.healthzTotal : this.livezTotal).inc({ code: String(code) });
+  }
+
+  /** The exposition text for /metrics. */
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  private familiesOf(family: IpFamily | undefined): readonly IpFamily[] {
+    return family === undefined ? this.o.families : [family];
+  }
+
+  /** A counter whose values are the kernel's cumulative counters, copied in at each scrape. */
+  private serviceCounter(
+    name: string,
+    help: string,
+    extraLabels: readonly string[],
+    values: (s: ServiceStat) => Array<[Record<string, string>, number]>,
+  ): void {
+    const stats = (): Promise<readonly ServiceStat[] | undefined> => this.fetchStats();
+    new Counter<string>({
+      name,
+      help,
+      labelNames: [...SERVICE_LABELS, ...extraLabels],
+      registers: [this.registry],
+      async collect() {
+        const list = await stats();
+        // Replace, not add: the kernel already accumulates, and gone virtual servers must vanish.
+        this.reset();
+        for (const s of list ?? []) {
+          const base: Record<ServiceLabel, string> = {
+            namespace: s.namespace,
+            service: s.service,
+            port: s.port,
+            protocol: s.protocol,
+            address: s.address,
+          };
+          for (const [extra, v] of values(s)) this.inc({ ...base, ...extra }, Math.max(0, v));
+        }
+      },
+    });
+  }
+
+  private fetchStats(): Promise<readonly ServiceStat[] | undefined> {
+    const source = this.statsSource;
+    if (!source) return Promise.resolve(undefined);
+    this.statsInFlight ??= source()
+      .catch((e: unknown) => {
+        this.o.onStatsError?.(e);
+        return undefined;
+      })
+      .finally(() => {
+        this.statsInFlight = undefined;
+      });
+    return this.statsInFlight;
+  }
+}

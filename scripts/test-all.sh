@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: build, lint, unit and fake-kernel tests natively, then the real-kernel
+# The whole test suite: build, lint, unit and fake-kernel tests natively, the tests against a real
+# kube-apiserver + etcd (built once from the Go module proxy, cached), then the real-kernel
 # scenarios in one VM boot. Ends with one "N passed, M failed" line for everything.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,14 @@ unit_rc=${PIPESTATUS[0]}
 unit_pass=$(awk '/^# pass /{print $3}' "$unit_log" | tail -1)
 unit_fail=$(awk '/^# fail /{print $3}' "$unit_log" | tail -1)
 rm -f "$unit_log"
+api_log=$(mktemp)
+scripts/test-api.sh 2>&1 | tee "$api_log"
+api_rc=${PIPESTATUS[0]}
+api_pass=$(awk '/^# pass /{print $3}' "$api_log" | tail -1)
+api_fail=$(awk '/^# fail /{print $3}' "$api_log" | tail -1)
+rm -f "$api_log"
+# A stage that failed without reporting (e.g. the build) counts as one failure.
+((api_rc != 0 && ${api_fail:-0} == 0)) && api_fail=1
 vm_rc=0
 vm_pass=0
 vm_fail=0
@@ -26,9 +35,10 @@ else
   # A VM that never reported counts as one failure.
   ((vm_rc != 0 && vm_fail == 0)) && vm_fail=1
 fi
-total_pass=$(( ${unit_pass:-0} + vm_pass ))
-total_fail=$(( ${unit_fail:-0} + vm_fail ))
+total_pass=$(( ${unit_pass:-0} + ${api_pass:-0} + vm_pass ))
+total_fail=$(( ${unit_fail:-0} + ${api_fail:-0} + vm_fail ))
 echo "unit: ${unit_pass:-0} passed, ${unit_fail:-0} failed"
+echo "api: ${api_pass:-0} passed, ${api_fail:-0} failed"
 echo "vm: $vm_pass passed, $vm_fail failed"
 echo "total: $total_pass passed, $total_fail failed"
-((unit_rc == 0 && vm_rc == 0))
+((unit_rc == 0 && api_rc == 0 && vm_rc == 0))

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { hostname, release } from 'node:os';
 import { ConfigError, formatHelp, loadConfig } from '../config/load.js';
 import { ManifestError } from '../cluster/manifests.js';
+import { KubeConfigError } from '../cluster/api/kubeconfig.js';
 import { DataplaneError } from '../dataplane/errors.js';
 import { UsageError } from './errors.js';
 import { PLAN_FLAGS, runPlan } from './plan.js';
@@ -17,8 +18,9 @@ const USAGE = `Usage: kube-ipvs <command> [flags]
 Commands:
   plan    Print the kernel state kube-proxy's IPVS mode would program for a cluster
           (ipvsadm -Sn, ipset save, iptables-save, kube-ipvs0 addresses, sysctls).
-  run     Program this node's IPVS, ipsets, iptables and kube-ipvs0 from manifests
-          (--once: sync once and exit; --cleanup: remove everything kube-ipvs owns).
+  run     Program this node's IPVS, ipsets, iptables and kube-ipvs0 from the Kubernetes API
+          (--kubeconfig, --master or the pod's service account) or from manifests
+          (--manifests; --once: sync once and exit; --cleanup: remove everything kube-ipvs owns).
   cleanup Remove everything kube-ipvs (or kube-proxy in IPVS mode) owns on this node.
   trace   Follow one packet through the planned rules, ipsets and virtual servers: which
           real servers it may reach, masqueraded or not, or where it is dropped.
@@ -69,7 +71,7 @@ export async function main(argv: readonly string[], io = { out: (s: string) => v
       io.err(`kube-ipvs: ${e.message}\n`);
       return 2;
     }
-    if (e instanceof ManifestError || e instanceof DataplaneError) {
+    if (e instanceof ManifestError || e instanceof DataplaneError || e instanceof KubeConfigError) {
       // e.g. IPVS unavailable: the message names the module and what to do.
       io.err(`kube-ipvs: ${e.message}\n`);
       return 1;

@@ -6,6 +6,15 @@ import { readFileSync } from 'node:fs';
 import type { FlagSpec } from '../config/load.js';
 import { loadConfig } from '../config/load.js';
 import { ManifestSource } from '../cluster/manifest-source.js';
+import { ApiSource } from '../cluster/api-source.js';
+import { loadKubeConfig, serverOf } from '../cluster/api/kubeconfig.js';
+import { EventRecorder } from '../cluster/api/events.js';
+import type { EventSink } from '../cluster/api/events.js';
+import { RestClient } from '../cluster/api/rest.js';
+import type { V1Node } from '@kubernetes/client-node';
+import type { DaemonSource } from './daemon.js';
+import { runDaemon } from './daemon.js';
+import { startObservability } from './observability.js';
 import { formatProblem } from '../cluster/problems.js';
 import { ClusterTracker } from '../cluster/tracker.js';
 import { parseDuration } from '../config/duration.js';
@@ -15,7 +24,6 @@ import type { Logger } from '../observe/log.js';
 import { createLogger } from '../observe/log.js';
 import { cleanupDataplane } from '../sync/cleanup.js';
 import { realClock } from '../sync/clock.js';
-import { BoundedFrequencyRunner } from '../sync/runner.js';
 import type { ProxyConfig } from '../config/types.js';
 import { Proxier } from '../sync/proxier.js';
 import { SyncReport } from '../sync/report.js';
@@ -26,12 +34,15 @@ import { RealIpvs } from '../dataplane/ipvs/real.js';
 import { UsageError } from './errors.js';
 
 export const RUN_FLAGS: readonly FlagSpec[] = [
-  { name: 'manifests', kind: 'repeatable', valueName: 'path', help: 'YAML/JSON file or directory of Services, EndpointSlices and Nodes (repeatable).' },
+  { name: 'manifests', kind: 'repeatable', valueName: 'path', help: 'YAML/JSON file or directory of Services, EndpointSlices and Nodes (repeatable); without it, the Kubernetes API (--kubeconfig, --master or the pod service account).' },
   { name: 'once', kind: 'bool', help: 'Sync once and exit: 0 when every operation succeeded, 1 listing the failed ones.' },
   { name: 'drain-timeout', kind: 'string', default: '15m', valueName: 'duration', help: 'Longest time a removed TCP real server drains at weight 0 before it is deleted anyway.' },
 ];
 
-export const RUN_USAGE = 'Usage: kube-ipvs run --manifests PATH... [--once] [--cleanup] [--log-format json] [kube-proxy flags]';
+export const RUN_USAGE = 'Usage: kube-ipvs run [--manifests PATH... | --kubeconfig FILE | --master URL] [--once] [--cleanup] [--log-format json] [kube-proxy flags]';
+
+/** How long start-up waits for the API server's first lists before giving up. */
+const INITIAL_LIST_TIMEOUT_MS = 60_000;
 
 function printFailures(report: SyncReport, log: Logger): void {
   for (const f of report.failures) log.error('operation failed', { subsystem: f.subsystem, op: f.op, object: f.object, error: f.message });
@@ -61,17 +72,25 @@ export async function runCleanup(log: Logger, excludeCIDRs: readonly string[]): 
 async function runInitOnly(log: Logger, config: ProxyConfig): Promise<number> {
   const report = new SyncReport();
   const kernel = await kernelRelease();
-  await applySysctls(new RealSysctl(), planSysctls({ kernelVersion: kernel }, config, cpus().length), report);
-  const t = planIpvsTimeouts(config);
-  if (t.tcp > 0 || t.tcpFin > 0 || t.udp > 0) {
-    const ipvs = new RealIpvs();
-    try {
-      await ipvs.setTimeouts(t);
-    } catch (e) {
-      report.fail({ subsystem: 'ipvs', op: 'setTimeouts', object: `${t.tcp} ${t.tcpFin} ${t.udp}`, message: e instanceof Error ? e.message : String(e) });
-    } finally {
-      ipvs.close();
+  const ipvs = new RealIpvs();
+  try {
+    // Loads ip_vs first: its net.ipv4.vs.* settings do not exist before.
+    await ipvs.client.getInfo();
+  } catch (e) {
+    report.fail({ subsystem: 'ipvs', op: 'load', object: 'ip_vs', message: e instanceof Error ? e.message : String(e) });
+  }
+  try {
+    await applySysctls(new RealSysctl(), planSysctls({ kernelVersion: kernel }, config, cpus().length), report);
+    const t = planIpvsTimeouts(config);
+    if (report.ok && (t.tcp > 0 || t.tcpFin > 0 || t.udp > 0)) {
+      try {
+        await ipvs.setTimeouts(t);
+      } catch (e) {
+        report.fail({ subsystem: 'ipvs', op: 'setTimeouts', object: `${t.tcp} ${t.tcpFin} ${t.udp}`, message: e instanceof Error ? e.message : String(e) });
+      }
     }
+  } finally {
+    ipvs.close();
   }
   printFailures(report, log);
   log.info(report.ok ? 'init done' : 'init incomplete', { kernel, changes: report.summary() || 'none' });
@@ -94,32 +113,36 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
   const drainMs = parseDuration(drainText);
   if (drainMs === undefined) throw new UsageError(`invalid value ${JSON.stringify(drainText)} for --drain-timeout: expected a duration such as 15m or 90s`);
   const paths = loaded.extra.get('manifests') as readonly string[];
-  if (paths.length === 0) throw new UsageError('--manifests is required: give a file or directory of Services and EndpointSlices (the Kubernetes API source is not available in this build)');
   const once = loaded.extra.get('once') === true;
 
   const tracker = new ClusterTracker(config.hostnameOverride, (p) => log.warn(formatProblem(p)));
-  const source = new ManifestSource(paths, tracker);
-  const first = source.reload();
-  if (!first.ok) {
-    log.error('cannot read the manifests', { error: first.error });
-    return 1;
-  }
+  const opened = paths.length > 0 ? openManifestSource(paths, config.hostnameOverride, tracker, log) : await openApiSource(config, tracker, log);
+  if (!opened) return 1;
 
-  const dp = await openRealDataplane();
+  const dp = await openRealDataplane().catch((e: unknown) => {
+    opened.source.close();
+    throw e;
+  });
   const randomFully = await Promise.all(dp.iptables.map((b) => b.supportsRandomFully())).then((r) => r.every(Boolean));
   const proxier = new Proxier({
     config,
     dataplane: dp,
     tracker,
     clock: realClock,
-    nodeObject: () => source.node(config.hostnameOverride),
+    nodeObject: opened.node,
     kernelVersion: await kernelRelease(),
     cpuCount: cpus().length,
     randomFully,
     drainTimeoutMs: drainMs,
   });
+  const observability = once ? undefined : await startObservability({ config, log, dataplane: dp, tracker, events: opened.events, node: opened.node, ownerOf: (k) => proxier.virtualServerOwner(k) }).catch((e: unknown) => {
+    opened.source.close();
+    dp.close();
+    throw e;
+  });
   const syncOnce = async (full: boolean): Promise<boolean> => {
     const r = await proxier.sync({ full });
+    observability?.synced(r);
     const vs = r.state.families.reduce((n, f) => n + f.virtualServers.size, 0);
     (r.ok ? log.info : log.error)(r.ok ? 'synced' : 'sync failed', {
       full: r.full,
@@ -141,76 +164,90 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
     scheduler: config.ipvs.scheduler,
     syncPeriod: `${config.ipvs.syncPeriodMs / 1000}s`,
     minSyncPeriod: `${config.ipvs.minSyncPeriodMs / 1000}s`,
-    manifests: paths.join(','),
-    services: first.services,
-    endpointSlices: first.endpointSlices,
+    ...opened.summary,
+    healthz: observability?.healthzAddress,
+    metrics: observability?.metricsAddress,
     mode: once ? 'once' : 'daemon',
   });
 
   if (once) {
+    opened.source.close();
     try {
       return (await syncOnce(true)) ? 0 : 1;
     } finally {
       dp.close();
     }
   }
-  return runDaemon({ log, source, proxier: syncOnce, config, close: () => dp.close() });
+  return runDaemon({ log, source: opened.source, sync: syncOnce, config, ...(observability ? { observer: observability } : {}), close: () => dp.close() });
 }
 
-interface DaemonParts {
-  readonly log: Logger;
-  readonly source: ManifestSource;
-  readonly proxier: (full: boolean) => Promise<boolean>;
-  readonly config: ProxyConfig;
-  readonly close: () => void;
+interface OpenedSource {
+  readonly source: DaemonSource;
+  readonly node: () => V1Node | undefined;
+  readonly events: EventSink;
+  readonly summary: Readonly<Record<string, string | number>>;
 }
 
-/**
- * The long-running loop: the bounded-frequency runner syncs on changes (no closer than
- * --ipvs-min-sync-period) and fully every --ipvs-sync-period; files are watched, SIGHUP re-reads
- * them, SIGTERM/SIGINT stop after the sync in flight and leave the dataplane in place.
- */
-function runDaemon(d: DaemonParts): Promise<number> {
-  const runner = new BoundedFrequencyRunner({
-    minIntervalMs: d.config.ipvs.minSyncPeriodMs,
-    maxIntervalMs: d.config.ipvs.syncPeriodMs,
-    // After a failure, retry soon but never faster than the minimum period allows.
-    retryIntervalMs: Math.min(d.config.ipvs.syncPeriodMs, Math.max(d.config.ipvs.minSyncPeriodMs, 5000)),
-    clock: realClock,
-    run: async (reason) => {
-      // The periodic run is the full resync that repairs anything changed behind our back; it
-      // also re-reads the manifests in case a watch event was missed.
-      if (reason === 'periodic') reloadAndLog('resync');
-      return d.proxier(reason !== 'requested');
-    },
-  });
+/** Without an API server, failures a user must fix go to the log only. */
+function logEvents(log: Logger): EventSink {
+  return { warn: (t, reason, message) => log.warn(message, { service: `${t.namespace}/${t.name}`, reason }) };
+}
+
+function openManifestSource(paths: readonly string[], nodeName: string, tracker: ClusterTracker, log: Logger): OpenedSource | undefined {
+  const manifests = new ManifestSource(paths, tracker);
+  const first = manifests.reload();
+  if (!first.ok) {
+    log.error('cannot read the manifests', { error: first.error });
+    return undefined;
+  }
   const reloadAndLog = (why: string): boolean => {
-    const r = d.source.reload();
-    if (!r.ok) d.log.error('manifests not reloaded; keeping the previous objects', { why, error: r.error });
-    else if (r.changed > 0) d.log.info('manifests changed', { why, objects: r.changed, services: r.services, endpointSlices: r.endpointSlices });
+    const r = manifests.reload();
+    if (!r.ok) log.error('manifests not reloaded; keeping the previous objects', { why, error: r.error });
+    else if (r.changed > 0) log.info('manifests changed', { why, objects: r.changed, services: r.services, endpointSlices: r.endpointSlices });
     return r.ok && r.changed > 0;
   };
-  d.source.watch(() => {
-    if (reloadAndLog('file change')) runner.request();
-  });
-  const onHup = (): void => {
-    reloadAndLog('SIGHUP');
-    runner.request();
+  return {
+    source: {
+      start: (onChange) =>
+        manifests.watch(() => {
+          if (reloadAndLog('file change')) onChange();
+        }),
+      // A periodic resync also re-reads the files in case a watch event was missed.
+      beforeResync: () => void reloadAndLog('resync'),
+      hangup: () => void reloadAndLog('SIGHUP'),
+      close: () => manifests.close(),
+    },
+    node: () => manifests.node(nodeName),
+    events: logEvents(log),
+    summary: { source: 'manifests', manifests: paths.join(','), services: first.services, endpointSlices: first.endpointSlices },
   };
-  process.on('SIGHUP', onHup);
-  runner.start();
-  return new Promise((resolve) => {
-    const stop = (signal: string): void => {
-      d.log.info('stopping; the dataplane stays in place (use kube-ipvs cleanup to remove it)', { signal });
-      runner.stop();
-      d.source.close();
-      process.off('SIGHUP', onHup);
-      void runner.settled().then(() => {
-        d.close();
-        resolve(0);
-      });
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+}
+
+async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: Logger): Promise<OpenedSource | undefined> {
+  const kc = loadKubeConfig({ kubeconfig: config.kubeconfig, master: config.master });
+  let notify: () => void = () => undefined;
+  const api = new ApiSource({ kc, tracker, nodeName: config.hostnameOverride, log, onChange: () => notify() });
+  api.start();
+  try {
+    await api.waitForInitialSync(INITIAL_LIST_TIMEOUT_MS);
+  } catch (e) {
+    log.error(e instanceof Error ? e.message : String(e));
+    api.close();
+    return undefined;
+  }
+  if (!api.node()) log.warn('this node has no Node object; topology hints and NodeCIDR detection are off until it appears', { node: config.hostnameOverride });
+  const pending = tracker.pending;
+  return {
+    source: {
+      start: (onChange) => {
+        notify = onChange;
+      },
+      beforeResync: () => undefined,
+      hangup: () => undefined,
+      close: () => api.close(),
+    },
+    node: () => api.node(),
+    events: new EventRecorder(new RestClient(kc), config.hostnameOverride, log),
+    summary: { source: 'api', server: serverOf(kc), services: pending.services, endpointSlices: pending.endpoints },
+  };
 }

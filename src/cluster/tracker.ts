@@ -20,6 +20,22 @@ export interface ClusterChanges {
   readonly changed: ReadonlySet<ServiceKey>;
   readonly serviceChanges: number;
   readonly endpointChanges: number;
+  /**
+   * Per changed service, the earliest endpoints.kubernetes.io/last-change-trigger-time (ms since
+   * the epoch) among the slices that changed it: the start of kube-proxy's network programming
+   * latency.
+   */
+  readonly triggerTimes: ReadonlyMap<ServiceKey, number>;
+}
+
+/** The EndpointSlice controller stamps when the change that produced this slice happened. */
+export const TRIGGER_TIME_ANNOTATION = 'endpoints.kubernetes.io/last-change-trigger-time';
+
+function triggerTimeOf(slice: V1EndpointSlice): number | undefined {
+  const raw = slice.metadata?.annotations?.[TRIGGER_TIME_ANNOTATION];
+  if (raw === undefined) return undefined;
+  const t = Date.parse(raw);
+  return Number.isFinite(t) ? t : undefined;
 }
 
 interface Derived {
@@ -40,6 +56,7 @@ export class ClusterTracker {
   private readonly endpointsMap = new Map<ServiceKey, ServiceEndpoints>();
   private readonly dirtyServices = new Set<ServiceKey>();
   private readonly dirtyEndpoints = new Set<ServiceKey>();
+  private readonly triggerTimes = new Map<ServiceKey, number>();
 
   constructor(
     private nodeName: string,
@@ -72,6 +89,9 @@ export class ClusterTracker {
       return;
     }
     this.slices.set(key, { svc, slice });
+    const t = triggerTimeOf(slice);
+    const prev = this.triggerTimes.get(svc);
+    if (t !== undefined && (prev === undefined || t < prev)) this.triggerTimes.set(svc, t);
     let set = this.slicesByService.get(svc);
     if (!set) this.slicesByService.set(svc, (set = new Set()));
     set.add(key);
@@ -100,6 +120,11 @@ export class ClusterTracker {
     for (const k of this.slicesByService.keys()) this.dirtyEndpoints.add(k);
   }
 
+  /** The derived state as of the last drain (live maps: read, never keep). */
+  current(): ClusterSnapshot {
+    return { services: this.infos, endpoints: this.endpointsMap };
+  }
+
   /** Every object currently known (for `kube-ipvs status` and full re-plans). */
   allServiceKeys(): ServiceKey[] {
     return [...new Set([...this.services.keys(), ...this.slicesByService.keys()])];
@@ -115,7 +140,9 @@ export class ClusterTracker {
     }
     this.dirtyServices.clear();
     this.dirtyEndpoints.clear();
-    return { snapshot: { services: this.infos, endpoints: this.endpointsMap }, changed, serviceChanges, endpointChanges };
+    const triggerTimes = new Map([...this.triggerTimes].filter(([k]) => changed.has(k)));
+    this.triggerTimes.clear();
+    return { snapshot: { services: this.infos, endpoints: this.endpointsMap }, changed, serviceChanges, endpointChanges, triggerTimes };
   }
 
   private rederive(key: ServiceKey, serviceDirty: boolean, endpointsDirty: boolean): boolean {

@@ -220,6 +220,15 @@ export class Planner {
     return { virtualServers: vs, ipsets, addressesChanged, rulesChanged };
   }
 
+  /** The service port ("ns/name:port/PROTO") whose virtual server this is, for per-service metrics. */
+  ownerOf(vsKeyText: string): string | undefined {
+    for (const agg of this.families.values()) {
+      const owners = agg.claims.get(vsKeyText);
+      if (owners && owners.length > 0) return firstByOwner(owners).owner;
+    }
+    return undefined;
+  }
+
   /** A view of the current desired state (live maps: read it before the next update). */
   state(): DesiredState {
     const o = this.options;

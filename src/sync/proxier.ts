@@ -48,6 +48,11 @@ export interface SyncOutcome {
   readonly durationMs: number;
   /** Services whose changes this sync applied. */
   readonly changedServices: number;
+  /** Service and endpoint objects whose changes this sync took in (kube-proxy's *_changes_total). */
+  readonly serviceChanges: number;
+  readonly endpointChanges: number;
+  /** Per changed service, when the endpoint change that triggered it happened (ms epoch). */
+  readonly triggerTimes: ReadonlyMap<string, number>;
   readonly state: DesiredState;
 }
 
@@ -85,6 +90,11 @@ export class Proxier {
     return this.ipvs.drainingServers();
   }
 
+  /** The service port that owns a virtual server ("ns/name:port/PROTO"), if any. */
+  virtualServerOwner(vsKeyText: string): string | undefined {
+    return this.planner?.ownerOf(vsKeyText);
+  }
+
   /** Forces the next sync to re-read the kernel (config or node change, tampering suspected). */
   requestFullSync(): void {
     this.needFullSync = true;
@@ -95,6 +105,7 @@ export class Proxier {
     let full = opts.full === true || this.needFullSync;
     const report = new SyncReport();
     const changes = this.o.tracker.drain();
+    const counts = { serviceChanges: changes.serviceChanges, endpointChanges: changes.endpointChanges, triggerTimes: changes.triggerTimes };
     let delta: PlanDelta | undefined;
     try {
       const observed = full ? await this.addresses.observe() : undefined;
@@ -109,13 +120,13 @@ export class Proxier {
       const state = planner.planner.state();
       await this.apply(state, full ? undefined : delta, report);
       this.needFullSync = !report.ok;
-      return { ok: report.ok, full, report, durationMs: this.o.clock.now() - start, changedServices: changes.changed.size, state };
+      return { ok: report.ok, full, report, durationMs: this.o.clock.now() - start, changedServices: changes.changed.size, ...counts, state };
     } catch (e) {
       // An unexpected error (a backend that cannot even observe): record it, resync fully next time.
       report.fail({ subsystem: 'ipvs', op: 'sync', object: 'dataplane', message: errorMessage(e) });
       this.needFullSync = true;
       const state = this.planner?.state() ?? new Planner({ node: this.nodeOrDefault(), config: this.o.config }).state();
-      return { ok: false, full, report, durationMs: this.o.clock.now() - start, changedServices: changes.changed.size, state };
+      return { ok: false, full, report, durationMs: this.o.clock.now() - start, changedServices: changes.changed.size, ...counts, state };
     }
   }
 

@@ -1,6 +1,6 @@
 // A whole node's dataplane in memory: the fakes wired together as the kernel ties them (rules
 // referencing sets, sets refusing destruction while referenced), plus a proxier over them.
-import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import { ClusterTracker } from '../../src/cluster/tracker.js';
 import type { ProxyConfig } from '../../src/config/types.js';
 import { FakeConntrack } from '../../src/dataplane/conntrack/fake.js';
@@ -30,7 +30,7 @@ export interface FakeNode {
   dumps(): { ipvs: string; ipset: string; iptables: string; netif: string };
 }
 
-export function fakeNode(opts: { config?: ProxyConfig; nodeAddresses?: string[]; drainTimeoutMs?: number; faultRate?: number } = {}): FakeNode {
+export function fakeNode(opts: { config?: ProxyConfig; nodeAddresses?: string[]; drainTimeoutMs?: number; faultRate?: number; nodeObject?: () => V1Node | undefined } = {}): FakeNode {
   const config = opts.config ?? makeConfig();
   const ref: { iptables?: FakeIptables } = {};
   const ipset = new FakeIpset({ isReferenced: (name) => ref.iptables?.isSetReferenced(name) ?? false });
@@ -46,7 +46,7 @@ export function fakeNode(opts: { config?: ProxyConfig; nodeAddresses?: string[];
   const dataplane: Dataplane = { ipvs, ipset: ipsetSide, iptables: [iptables], netif, sysctl, conntrack };
   const tracker = new ClusterTracker(NODE, () => {});
   const clock = new ManualClock();
-  const proxier = new Proxier({ config, dataplane, tracker, clock, kernelVersion: '6.1.0', ...(opts.drainTimeoutMs !== undefined ? { drainTimeoutMs: opts.drainTimeoutMs } : {}) });
+  const proxier = new Proxier({ config, dataplane, tracker, clock, kernelVersion: '6.1.0', ...(opts.nodeObject ? { nodeObject: opts.nodeObject } : {}), ...(opts.drainTimeoutMs !== undefined ? { drainTimeoutMs: opts.drainTimeoutMs } : {}) });
   ref.iptables = iptables;
   const fixedIptables = iptables;
   return {

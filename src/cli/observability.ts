@@ -1,0 +1,165 @@
+// The daemon's observability, wired to the sync loop: /healthz and /livez (kube-proxy's rules),
+// /metrics and /proxyMode, health-check node ports for externalTrafficPolicy: Local services,
+// and Events when one cannot bind. Bind failures of the healthz/metrics servers are logged and
+// retried, as kube-proxy does, rather than stopping the proxy.
+import type { V1Node } from '@kubernetes/client-node';
+import type { EventSink } from '../cluster/api/events.js';
+import type { ClusterTracker } from '../cluster/tracker.js';
+import type { ProxyConfig } from '../config/types.js';
+import type { Dataplane } from '../dataplane/dataplane.js';
+import type { IpFamily, ServiceKey } from '../model/types.js';
+import { vsKey } from '../model/kernel.js';
+import type { RunningServer } from '../observe/http-servers.js';
+import { startHealthzServer, startMetricsServer } from '../observe/http-servers.js';
+import type { Logger } from '../observe/log.js';
+import type { ServiceStat } from '../observe/metrics.js';
+import { ProxyMetrics } from '../observe/metrics.js';
+import { ProxyHealth } from '../observe/proxy-health.js';
+import { ServiceHealthServers } from '../observe/service-health.js';
+import { realClock } from '../sync/clock.js';
+import type { SyncOutcome } from '../sync/proxier.js';
+import type { DaemonObserver } from './daemon.js';
+
+const BIND_RETRY_MS = 5000;
+
+export interface ObservabilityInput {
+  readonly config: ProxyConfig;
+  readonly log: Logger;
+  readonly dataplane: Dataplane;
+  readonly tracker: ClusterTracker;
+  readonly events: EventSink;
+  readonly node: () => V1Node | undefined;
+  /** Which service port owns a virtual server, for per-service IPVS counters. */
+  readonly ownerOf: (vsKeyText: string) => string | undefined;
+}
+
+export interface Observability extends DaemonObserver {
+  synced(outcome: SyncOutcome): void;
+  readonly healthzAddress: string | undefined;
+  readonly metricsAddress: string | undefined;
+}
+
+/** "ns/name:port/PROTO" → its parts (the port name may be empty). */
+export function parseServicePortKey(key: string): { namespace: string; service: string; port: string; protocol: string } | undefined {
+  const m = /^([^/]+)\/([^/:]+)(?::([^/]*))?\/([A-Z]+)$/.exec(key);
+  if (!m) return undefined;
+  return { namespace: m[1] as string, service: m[2] as string, port: m[3] ?? '', protocol: m[4] as string };
+}
+
+/** kube-proxy's count for health checks: distinct ready local endpoints over all ports. */
+export function localReadyEndpoints(tracker: ClusterTracker, services: Iterable<ServiceKey>, nodeName: string): Map<string, number> {
+  const endpoints = tracker.current().endpoints;
+  const out = new Map<string, number>();
+  for (const key of services) {
+    const seen = new Set<string>();
+    for (const list of endpoints.get(key)?.byPort.values() ?? []) {
+      for (const ep of list) if (ep.ready && ep.nodeName === nodeName) seen.add(`${ep.ip}:${ep.port}`);
+    }
+    out.set(key, seen.size);
+  }
+  return out;
+}
+
+/** Starts a server, and when its address is taken retries in the background until it binds. */
+class RetryingServer {
+  server: RunningServer | undefined;
+  private closed = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly what: string,
+    private readonly start: () => Promise<RunningServer | undefined>,
+    private readonly log: Logger,
+  ) {}
+
+  async open(): Promise<void> {
+    try {
+      this.server = await this.start();
+    } catch (e) {
+      this.log.error(e instanceof Error ? e.message : String(e), { retryIn: `${BIND_RETRY_MS / 1000}s` });
+      this.timer = setTimeout(() => void this.retry(), BIND_RETRY_MS);
+    }
+  }
+
+  private async retry(): Promise<void> {
+    try {
+      const s = await this.start();
+      if (this.closed) return void (await s?.close());
+      this.server = s;
+      this.log.info(`${this.what} server listening`, { address: s?.address });
+    } catch {
+      if (!this.closed) this.timer = setTimeout(() => void this.retry(), BIND_RETRY_MS);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    await this.server?.close();
+  }
+}
+
+export async function startObservability(o: ObservabilityInput): Promise<Observability> {
+  const families: IpFamily[] = o.dataplane.iptables.map((b) => b.family);
+  const health = new ProxyHealth({ clock: realClock, syncPeriodMs: o.config.ipvs.syncPeriodMs, families });
+  const metrics = new ProxyMetrics({ families, onStatsError: (e) => o.log.warn('IPVS counters unavailable for this scrape', { error: e instanceof Error ? e.message : String(e) }) });
+  metrics.setServiceStatsSource(async () => {
+    const stats: ServiceStat[] = [];
+    for (const vs of await o.dataplane.ipvs.listServices()) {
+      if (vs.fwmark) continue;
+      const owner = o.ownerOf(vsKey(vs));
+      const parts = owner === undefined ? undefined : parseServicePortKey(owner);
+      if (!parts) continue;
+      const s = vs.stats;
+      stats.push({ ...parts, address: vs.address, connections: s.conns, packetsIn: s.inpkts, packetsOut: s.outpkts, bytesIn: s.inbytes, bytesOut: s.outbytes });
+    }
+    return stats;
+  });
+  const serviceHealth = new ServiceHealthServers({
+    proxyHealthy: () => health.isHealthy(),
+    logger: o.log,
+    onBindError: (service, port, error) => {
+      const [namespace = '', name = ''] = service.split('/');
+      o.events.warn({ namespace, name }, 'FailedToStartServiceHealthcheck', `node ${o.config.hostnameOverride} failed to start healthcheck on port ${port}: ${error.message}`);
+    },
+  });
+  const healthz = new RetryingServer('healthz', () => startHealthzServer(o.config.healthzBindAddress, health, { probes: metrics }), o.log);
+  const metricsServer = new RetryingServer('metrics', () => startMetricsServer(o.config.metricsBindAddress, metrics), o.log);
+  await Promise.all([healthz.open(), metricsServer.open()]);
+  // kube-proxy marks every family updated when its sync loop starts.
+  health.updated();
+
+  return {
+    healthzAddress: healthz.server?.address,
+    metricsAddress: metricsServer.server?.address,
+    queued(): void {
+      health.queuedUpdate();
+      metrics.queued(Date.now());
+      metrics.setPending(o.tracker.pending);
+    },
+    synced(r: SyncOutcome): void {
+      const node = o.node();
+      if (node) health.syncNode(node);
+      metrics.observeSync({ durationS: r.durationMs / 1000, full: r.full, ok: r.ok, at: Date.now() });
+      metrics.addChanges({ services: r.serviceChanges, endpoints: r.endpointChanges });
+      metrics.setPending(o.tracker.pending);
+      const bySubsystem = new Map<string, number>();
+      for (const f of r.report.failures) bySubsystem.set(f.subsystem, (bySubsystem.get(f.subsystem) ?? 0) + 1);
+      for (const [subsystem, n] of bySubsystem) metrics.syncError(subsystem, n);
+      for (const fam of families) {
+        if (r.report.failures.some((f) => f.subsystem === 'iptables' && f.op === 'restore' && f.object === fam)) metrics.iptablesRestoreFailed(fam);
+      }
+      for (const f of r.state.families) metrics.setNoLocalEndpoints({ ...f.noLocalEndpoints, family: f.family });
+      if (!r.ok) return;
+      health.updated();
+      const now = Date.now();
+      for (const t of r.triggerTimes.values()) if (now >= t) metrics.observeNetworkProgramming((now - t) / 1000);
+      void serviceHealth.syncServices(r.state.healthCheckNodePorts).then(() => {
+        serviceHealth.syncEndpoints(localReadyEndpoints(o.tracker, r.state.healthCheckNodePorts.keys(), o.config.hostnameOverride));
+      });
+    },
+    async close(): Promise<void> {
+      await Promise.all([healthz.close(), metricsServer.close(), serviceHealth.close()]);
+    },
+  };
+}

@@ -1,0 +1,140 @@
+// The cluster source for a node in a cluster: Services, EndpointSlices and this node's Node from
+// the API server, fed into the ClusterTracker. Selectors as kube-proxy's: objects labelled
+// service.kubernetes.io/service-proxy-name (another proxy's) or service.kubernetes.io/headless are
+// never even listed. The dataplane is never flushed because the API is unreachable: the tracker
+// keeps the last objects, and a relist after reconnecting only changes what really changed.
+import type { KubeConfig, V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import type { Logger } from '../observe/log.js';
+import { Reflector } from './api/reflector.js';
+import type { ClusterTracker } from './tracker.js';
+
+export const PROXY_LABEL_SELECTOR = '!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless';
+
+export interface ApiSourceOptions {
+  readonly kc: KubeConfig;
+  readonly tracker: ClusterTracker;
+  readonly nodeName: string;
+  readonly log: Logger;
+  /** Something changed that a sync must apply. */
+  readonly onChange: () => void;
+  /** This node's labels or addresses changed (topology, NodeCIDR): the next sync re-plans. */
+  readonly onNodeChange?: (node: V1Node | undefined) => void;
+  readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+}
+
+function nsName(o: { metadata?: { namespace?: string; name?: string } }): [string, string] {
+  return [o.metadata?.namespace ?? 'default', o.metadata?.name ?? ''];
+}
+
+export class ApiSource {
+  private nodeObject: V1Node | undefined;
+  private readonly reflectors: {
+    readonly services: Reflector<V1Service>;
+    readonly slices: Reflector<V1EndpointSlice>;
+    readonly node: Reflector<V1Node>;
+  };
+  private readonly failing = new Set<string>();
+  /** Until the initial lists settle, failures go into waitForInitialSync's answer, not the log. */
+  private starting = true;
+
+  constructor(private readonly o: ApiSourceOptions) {
+    const onError = (resource: string) => (message: string, retryInMs: number) => {
+      this.failing.add(resource);
+      if (!this.starting) o.log.error(message, { retryIn: `${(retryInMs / 1000).toFixed(1)}s` });
+    };
+    const recovered = (resource: string) => () => {
+      if (this.failing.delete(resource)) o.log.info('API source recovered', { resource });
+    };
+    const backoff = o.backoff ? { backoff: o.backoff } : {};
+    this.reflectors = {
+      services: new Reflector<V1Service>({
+        kc: o.kc,
+        path: '/api/v1/services',
+        resource: 'services',
+        labelSelector: PROXY_LABEL_SELECTOR,
+        onUpsert: (s) => this.changed(() => o.tracker.upsertService(s)),
+        onDelete: (s) => this.changed(() => o.tracker.deleteService(...nsName(s))),
+        onError: onError('services'),
+        onListed: recovered('services'),
+        ...backoff,
+      }),
+      slices: new Reflector<V1EndpointSlice>({
+        kc: o.kc,
+        path: '/apis/discovery.k8s.io/v1/endpointslices',
+        resource: 'endpointslices.discovery.k8s.io',
+        labelSelector: PROXY_LABEL_SELECTOR,
+        onUpsert: (s) => this.changed(() => o.tracker.upsertEndpointSlice(s)),
+        onDelete: (s) => this.changed(() => o.tracker.deleteEndpointSlice(...nsName(s))),
+        onError: onError('endpointslices'),
+        onListed: recovered('endpointslices'),
+        ...backoff,
+      }),
+      node: new Reflector<V1Node>({
+        kc: o.kc,
+        path: '/api/v1/nodes',
+        resource: 'nodes',
+        fieldSelector: `metadata.name=${o.nodeName}`,
+        onUpsert: (n) => this.setNode(n),
+        onDelete: () => this.setNode(undefined),
+        onError: onError('nodes'),
+        onListed: recovered('nodes'),
+        ...backoff,
+      }),
+    };
+  }
+
+  start(): void {
+    for (const r of Object.values(this.reflectors)) r.start();
+  }
+
+  /**
+   * Resolves once Services, EndpointSlices and the Node have each listed once — no sync may run
+   * before, or it would delete every service not yet seen. Rejects with the first failure's
+   * explanation (start-up should exit with it) or after `timeoutMs`.
+   */
+  async waitForInitialSync(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the API server did not answer the initial lists within ${timeoutMs / 1000}s; check that it is reachable`)), timeoutMs);
+    });
+    try {
+      await Promise.race([Promise.all(Object.values(this.reflectors).map((r) => r.waitForFirstList())), timeout]);
+    } finally {
+      clearTimeout(timer);
+      this.starting = false;
+    }
+  }
+
+  /** This node's Node object, when it exists. */
+  node(): V1Node | undefined {
+    return this.nodeObject;
+  }
+
+  /** Resources whose list or watch is failing right now (for health and status). */
+  failingResources(): string[] {
+    return [...this.failing].sort();
+  }
+
+  /** Relists done per resource (tests check that a 410 led to a relist). */
+  listCounts(): { services: number; endpointSlices: number; node: number } {
+    return { services: this.reflectors.services.lists, endpointSlices: this.reflectors.slices.lists, node: this.reflectors.node.lists };
+  }
+
+  close(): void {
+    for (const r of Object.values(this.reflectors)) r.stop();
+  }
+
+  private changed(apply: () => void): void {
+    apply();
+    this.o.onChange();
+  }
+
+  private setNode(node: V1Node | undefined): void {
+    const before = this.nodeObject;
+    this.nodeObject = node;
+    const relevant = (n: V1Node | undefined): unknown => [n?.metadata?.labels, n?.status?.addresses, n?.spec?.podCIDRs, n?.spec?.podCIDR, n?.metadata?.deletionTimestamp];
+    if (JSON.stringify(relevant(before)) === JSON.stringify(relevant(node))) return;
+    this.o.onNodeChange?.(node);
+    this.o.onChange();
+  }
+}

@@ -1,0 +1,111 @@
+// A small JSON client for the few REST calls kube-ipvs makes besides watches: paginated lists
+// (raw JSON, as watch events are, so list and watch objects compare equal) and event creation.
+// Authentication and TLS come from the KubeConfig.
+import { request as httpRequest } from 'node:http';
+import type { RequestOptions } from 'node:https';
+import { request as httpsRequest } from 'node:https';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { serverOf } from './kubeconfig.js';
+
+/** An API call that failed: HTTP status (0 when the server could not be reached) and why. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    message: string,
+    readonly statusCode: number,
+    readonly url: string,
+    readonly reason: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ObjectList<T> {
+  readonly items: T[];
+  readonly metadata: { readonly resourceVersion: string };
+}
+
+interface StatusBody {
+  readonly message?: string;
+  readonly reason?: string;
+}
+
+const PAGE_SIZE = 500;
+const REQUEST_TIMEOUT_MS = 60_000;
+
+export class RestClient {
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly userAgent = 'kube-ipvs',
+  ) {}
+
+  get server(): string {
+    return serverOf(this.kc);
+  }
+
+  /** GETs every page of a collection (limit/continue), as one list at the first page's version. */
+  async list<T>(path: string, query: Readonly<Record<string, string>> = {}): Promise<ObjectList<T>> {
+    const items: T[] = [];
+    let resourceVersion = '';
+    let cont = '';
+    do {
+      const q = new URLSearchParams({ ...query, limit: String(PAGE_SIZE), ...(cont ? { continue: cont } : {}) });
+      const page = (await this.call('GET', `${path}?${q.toString()}`)) as { items?: T[] | null; metadata?: { resourceVersion?: string; continue?: string } };
+      for (const item of page.items ?? []) items.push(item);
+      resourceVersion ||= page.metadata?.resourceVersion ?? '';
+      cont = page.metadata?.continue ?? '';
+    } while (cont !== '');
+    return { items, metadata: { resourceVersion } };
+  }
+
+  async create<T>(path: string, body: unknown): Promise<T> {
+    return (await this.call('POST', path, body)) as T;
+  }
+
+  async call(method: string, path: string, body?: unknown): Promise<unknown> {
+    const url = new URL(this.server + path);
+    const opts: RequestOptions = { method, headers: { Accept: 'application/json', 'User-Agent': this.userAgent } };
+    await this.kc.applyToHTTPSOptions(opts);
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    if (payload) opts.headers = { ...opts.headers, 'Content-Type': 'application/json', 'Content-Length': String(payload.length) };
+    const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
+    return new Promise((resolve, reject) => {
+      const req = send(url, opts, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', (e) => reject(new ApiError(`${method} ${url.pathname}: ${e.message}`, 0, url.href, 'ConnectionReset')));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown;
+          try {
+            parsed = text === '' ? {} : JSON.parse(text);
+          } catch {
+            parsed = undefined;
+          }
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300 && parsed !== undefined) return resolve(parsed);
+          const st = (parsed ?? {}) as StatusBody;
+          const reason = st.reason ?? (status === 0 ? 'Unknown' : `HTTP${status}`);
+          reject(new ApiError(`${method} ${url.pathname}: ${status} ${st.message ?? text.slice(0, 200)}`, status, url.href, reason));
+        });
+      });
+      req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`no answer in ${REQUEST_TIMEOUT_MS / 1000}s`)));
+      req.on('error', (e: NodeJS.ErrnoException) => reject(new ApiError(`${method} ${url.href}: ${e.code ?? ''} ${e.message}`.replace(/\s+/g, ' '), 0, url.href, e.code ?? 'Unreachable')));
+      if (payload) req.write(payload);
+      req.end();
+    });
+  }
+}
+
+/** A one-line explanation of a failed list/watch for the operator: what failed and what to do. */
+export function explainApiError(e: unknown, resource: string, server: string): string {
+  if (e instanceof ApiError) {
+    if (e.statusCode === 0) return `cannot reach the API server ${server} to list ${resource} (${e.message}); check --kubeconfig/--master and the network`;
+    if (e.statusCode === 401) return `the API server ${server} rejected our credentials listing ${resource} (401 Unauthorized); check the kubeconfig's user or the service account token`;
+    if (e.statusCode === 403) return `forbidden to list/watch ${resource} at ${server} (403): grant the ServiceAccount the ClusterRole in deploy/kube-ipvs.yaml (list and watch ${resource})`;
+    return `listing ${resource} at ${server} failed: ${e.message}`;
+  }
+  const statusCode = (e as { statusCode?: unknown } | undefined)?.statusCode;
+  if (statusCode === 403) return `forbidden to watch ${resource} at ${server} (403): grant the ServiceAccount list and watch on ${resource}`;
+  return `watching ${resource} at ${server} failed: ${e instanceof Error ? e.message : String(e)}`;
+}

@@ -1,0 +1,135 @@
+// The daemon's observability wired to a sync loop over the fake kernel: /metrics carries the
+// sync and network-programming figures and per-service IPVS counters labelled with the owning
+// service, /healthz follows syncs, and an eTP=Local LoadBalancer's health-check port answers with
+// its local endpoint count.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { get } from 'node:http';
+import { createServer } from 'node:net';
+import { localReadyEndpoints, parseServicePortKey, startObservability } from '../../src/cli/observability.js';
+import type { EventTarget } from '../../src/cluster/api/events.js';
+import { TRIGGER_TIME_ANNOTATION } from '../../src/cluster/tracker.js';
+import { createLogger } from '../../src/observe/log.js';
+import { fakeNode } from '../helpers/fake-dataplane.js';
+import { config, NODE, service, slice } from '../helpers/world.js';
+
+function fetchText(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    get(url, { agent: false }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject);
+  });
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+describe('observability wired to the sync loop', () => {
+  test('service port keys split into the labels of the per-service counters', () => {
+    assert.deepEqual(parseServicePortKey('shop/web:http/TCP'), { namespace: 'shop', service: 'web', port: 'http', protocol: 'TCP' });
+    assert.deepEqual(parseServicePortKey('default/dns/UDP'), { namespace: 'default', service: 'dns', port: '', protocol: 'UDP' });
+    assert.equal(parseServicePortKey('garbage'), undefined);
+  });
+
+  test('/metrics, /healthz and a health-check node port after real syncs', async () => {
+    const hcPort = await freePort();
+    const cfg = { ...config(), healthzBindAddress: '127.0.0.1:0', metricsBindAddress: '127.0.0.1:0' };
+    const n = fakeNode({ config: cfg });
+    const events: Array<{ target: EventTarget; reason: string }> = [];
+    const logs: string[] = [];
+    const obs = await startObservability({
+      config: cfg,
+      log: createLogger('text', (l) => void logs.push(l)),
+      dataplane: n.dataplane,
+      tracker: n.tracker,
+      events: { warn: (target, reason) => void events.push({ target, reason }) },
+      node: () => undefined,
+      ownerOf: (k) => n.proxier.virtualServerOwner(k),
+    });
+    try {
+      const stamp = new Date(Date.now() - 1500).toISOString();
+      const webSlice = slice('web', [{ name: 'http', port: 8080 }], [{ ip: '10.244.1.2', node: NODE }]);
+      webSlice.metadata = { ...webSlice.metadata, annotations: { [TRIGGER_TIME_ANNOTATION]: stamp } };
+      const lb = service('lb', { type: 'LoadBalancer', clusterIP: '10.96.0.60', externalTrafficPolicy: 'Local', healthCheckNodePort: hcPort, ports: [{ name: 'http', port: 80, nodePort: 30060 }] }, { status: { loadBalancer: { ingress: [{ ip: '203.0.113.60' }] } } });
+      n.apply({ services: [service('web', { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }] }), lb], slices: [webSlice, slice('lb', [{ name: 'http', port: 80 }], [{ ip: '10.244.1.7', node: NODE }])] });
+      obs.queued();
+      const r = await n.proxier.sync();
+      assert.ok(r.ok);
+      obs.synced(r);
+      n.ipvs.setStats('10.96.0.10:80/TCP', undefined, { conns: 7, inpkts: 70, outpkts: 60, inbytes: 7000, outbytes: 6000 });
+
+      const metricsUrl = `http://${obs.metricsAddress}/metrics`;
+      const m = (await fetchText(metricsUrl)).body;
+      assert.match(m, /kubeproxy_sync_proxy_rules_duration_seconds_count\{ip_family="IPv4"\} 1/);
+      assert.match(m, /kubeproxy_network_programming_duration_seconds_count\{ip_family="IPv4"\} 1/);
+      assert.match(m, /kubeproxy_sync_proxy_rules_endpoint_changes_total 2/);
+      assert.match(m, /kube_ipvs_service_connections_total\{[^}]*namespace="default"[^}]*service="web"[^}]*\} 7/);
+      assert.match((await fetchText(`http://${obs.metricsAddress}/proxyMode`)).body, /^ipvs$/);
+
+      const h = await fetchText(`http://${obs.healthzAddress}/healthz`);
+      assert.equal(h.status, 200);
+      assert.equal((JSON.parse(h.body) as { healthy: boolean }).healthy, true);
+
+      let hc: { status: number; body: string } | undefined;
+      for (let i = 0; i < 50 && hc?.status !== 200; i++) {
+        hc = await fetchText(`http://127.0.0.1:${hcPort}/`).catch(() => undefined);
+        if (hc?.status !== 200) await new Promise((res) => setTimeout(res, 20));
+      }
+      assert.equal(hc?.status, 200);
+      assert.deepEqual(JSON.parse(hc?.body ?? '{}'), { service: { namespace: 'default', name: 'lb' }, localEndpoints: 1, serviceProxyHealthy: true });
+
+      // The local endpoint moves to another node: the health check answers 503 with 0.
+      n.apply({ slices: [slice('lb', [{ name: 'http', port: 80 }], [{ ip: '10.244.2.7', node: 'node-b' }])] });
+      const r2 = await n.proxier.sync();
+      obs.synced(r2);
+      assert.deepEqual([...localReadyEndpoints(n.tracker, ['default/lb'], NODE)], [['default/lb', 0]]);
+      let after: { status: number; body: string } | undefined;
+      for (let i = 0; i < 50 && after?.status !== 503; i++) {
+        after = await fetchText(`http://127.0.0.1:${hcPort}/`);
+        if (after.status !== 503) await new Promise((res) => setTimeout(res, 20));
+      }
+      assert.equal(after?.status, 503);
+      assert.equal((JSON.parse(after?.body ?? '{}') as { localEndpoints: number }).localEndpoints, 0);
+      assert.deepEqual(events, [], 'no event while the port binds');
+    } finally {
+      await obs.close();
+    }
+  });
+
+  test('a health-check node port that cannot bind becomes a Warning event on the Service', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, r));
+    const taken = (blocker.address() as { port: number }).port;
+    const cfg = { ...config(), healthzBindAddress: '', metricsBindAddress: '' };
+    const n = fakeNode({ config: cfg });
+    const events: Array<{ target: EventTarget; reason: string; message: string }> = [];
+    const obs = await startObservability({
+      config: cfg,
+      log: createLogger('text', () => undefined),
+      dataplane: n.dataplane,
+      tracker: n.tracker,
+      events: { warn: (target, reason, message) => void events.push({ target, reason, message }) },
+      node: () => undefined,
+      ownerOf: () => undefined,
+    });
+    try {
+      const lb = service('lb', { type: 'LoadBalancer', clusterIP: '10.96.0.61', externalTrafficPolicy: 'Local', healthCheckNodePort: taken, ports: [{ name: 'http', port: 80, nodePort: 30061 }] });
+      n.apply({ services: [lb], slices: [slice('lb', [{ name: 'http', port: 80 }], [{ ip: '10.244.1.8', node: NODE }])] });
+      obs.synced(await n.proxier.sync());
+      for (let i = 0; i < 100 && events.length === 0; i++) await new Promise((res) => setTimeout(res, 20));
+      assert.equal(events[0]?.reason, 'FailedToStartServiceHealthcheck');
+      assert.deepEqual(events[0]?.target, { namespace: 'default', name: 'lb' });
+      assert.match(events[0]?.message ?? '', new RegExp(`port ${taken}`));
+    } finally {
+      await obs.close();
+      blocker.close();
+    }
+  });
+});

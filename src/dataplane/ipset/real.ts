@@ -182,18 +182,25 @@ export class RealIpset implements IpsetBackend {
       // `save` has no size known up front: a large node's sets take long to print on a slow kernel
       // (36,000 entries took over a minute in the TCG test VM), so reads get five times the limit.
       const timeout = op === 'save' ? this.timeoutMs * 5 : this.timeoutMs + (typeof input === 'string' ? 0 : input.length * 20);
-      const child = spawn(file, [...prefix, ...args], { stdio: ['pipe', 'pipe', 'pipe'], timeout, killSignal: 'SIGKILL' });
+      const child = spawn(file, [...prefix, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+      // Our own timer, not spawn's `timeout` option: after a failed spawn Node never clears that
+      // one, which kept the process alive for the whole limit (5 min for `save`).
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeout);
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       child.stdout.on('data', (b: Buffer) => out.push(b));
       child.stderr.on('data', (b: Buffer) => err.push(b));
       // A spawn failure (ENOENT, EACCES) arrives as 'error'; the promise ignores the later 'close'.
-      child.on('error', (e: NodeJS.ErrnoException) => reject(spawnFailure(e, file, op)));
+      child.on('error', (e: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        reject(spawnFailure(e, file, op));
+      });
       // ipset stops reading at the first failed line; the resulting EPIPE is expected, the exit
       // status and stderr tell what happened.
       const lines = typeof input === 'string' ? [input] : scriptLines(input);
       pipeline(Readable.from(lines), child.stdin).catch(() => undefined);
       child.on('close', (status, signal) => {
+        clearTimeout(timer);
         const stderr = Buffer.concat(err).toString('utf8');
         const timedOut = status === null && signal !== null;
         resolve({

@@ -1,6 +1,7 @@
-// Runs the IpsetBackend contract against the fake (always) and real ipset in a private netns (when
-// root and ipset are available), then replays one generated op sequence on both and compares
-// every result and the dumps: the "fake and real agree" proof.
+// Runs the IpsetBackend contract against the fake (always), and against real ipset and the netlink
+// backend in private netns (when root and ipset are available), then replays one generated op
+// sequence on the fake and on each real backend and compares every result and the dumps: the
+// "fake and real agree" proof.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FakeIpset } from '../../../src/dataplane/ipset/fake.js';
@@ -8,7 +9,7 @@ import type { IpsetOp } from '../../../src/dataplane/ipset/backend.js';
 import type { IpsetSpec } from '../../../src/model/kernel.js';
 import { add, create, del, destroy, dumpOf, flush, ipsetContract, outcome, spec } from './contract.js';
 import type { IpsetHarness } from './contract.js';
-import { makeRealHarness, realIpsetSkipReason } from './netns.js';
+import { makeNetlinkHarness, makeRealHarness, realIpsetSkipReason } from './netns.js';
 import { seededRandom } from '../../../src/dataplane/prng.js';
 
 function makeFakeHarness(): Promise<IpsetHarness> {
@@ -32,6 +33,7 @@ const skipReal = realIpsetSkipReason();
 
 ipsetContract('FakeIpset', makeFakeHarness);
 ipsetContract('RealIpset in a private netns', makeRealHarness, skipReal === undefined ? {} : { skip: skipReal });
+ipsetContract('NetlinkIpset in a private netns', makeNetlinkHarness, skipReal === undefined ? {} : { skip: skipReal });
 
 // ---------------------------------------------------------------------------------------------
 // Generated sequences. Each name keeps one intended spec plus one conflicting variant; entry pools
@@ -97,24 +99,31 @@ export function generateBatches(seed: number, batches: number): IpsetOp[][] {
   return out;
 }
 
-describe('fake and real agree on a generated sequence', { skip: skipReal ?? false }, () => {
-  it('same result for every batch and the same dump after each', async () => {
-    const fake = new FakeIpset();
-    const real = await makeRealHarness();
-    try {
-      const batches = generateBatches(20240607, 100);
-      let failures = 0;
-      for (const [i, ops] of batches.entries()) {
-        const [f, r] = [await fake.apply(ops), await real.backend.apply(ops)];
-        const where = `batch ${i}: ${JSON.stringify(ops)}\nreal: ${r.error?.message ?? 'ok'}\nfake: ${f.error?.message ?? 'ok'}`;
-        assert.deepEqual(outcome(r), outcome(f), where);
-        assert.equal(await dumpOf(real.backend), fake.dump(), where);
-        if (f.error) failures++;
+const REAL_BACKENDS: readonly (readonly [string, () => Promise<IpsetHarness>])[] = [
+  ['RealIpset', makeRealHarness],
+  ['NetlinkIpset', makeNetlinkHarness],
+];
+
+for (const [label, make] of REAL_BACKENDS) {
+  describe(`fake and ${label} agree on a generated sequence`, { skip: skipReal ?? false }, () => {
+    it('same result for every batch and the same dump after each', async () => {
+      const fake = new FakeIpset();
+      const real = await make();
+      try {
+        const batches = generateBatches(20240607, 100);
+        let failures = 0;
+        for (const [i, ops] of batches.entries()) {
+          const [f, r] = [await fake.apply(ops), await real.backend.apply(ops)];
+          const where = `batch ${i}: ${JSON.stringify(ops)}\nreal: ${r.error?.message ?? 'ok'}\nfake: ${f.error?.message ?? 'ok'}`;
+          assert.deepEqual(outcome(r), outcome(f), where);
+          assert.equal(await dumpOf(real.backend), fake.dump(), where);
+          if (f.error) failures++;
+        }
+        // The sequence must exercise refusals, not only the happy path.
+        assert.ok(failures > 15, `only ${failures} failing batches`);
+      } finally {
+        await real.close();
       }
-      // The sequence must exercise refusals, not only the happy path.
-      assert.ok(failures > 15, `only ${failures} failing batches`);
-    } finally {
-      await real.close();
-    }
+    });
   });
-});
+}

@@ -2,7 +2,9 @@
 // or touch the host's sets. Everything runs through argument arrays (no shell).
 import { spawnSync } from 'node:child_process';
 import { RealIpset } from '../../../src/dataplane/ipset/real.js';
+import type { IpsetBackend } from '../../../src/dataplane/ipset/backend.js';
 import type { IpsetHarness } from './contract.js';
+import { NetlinkIpsetProxy } from './netlink-proxy.js';
 
 let counter = 0;
 
@@ -52,21 +54,53 @@ export function makeNetns(): Netns {
   };
 }
 
-/** A RealIpset inside a fresh namespace; references are iptables --match-set rules in it. */
-export function makeRealHarness(): Promise<IpsetHarness> {
-  const ns = makeNetns();
-  const backend = new RealIpset({ command: [...ns.exec, 'ipset'] });
+/** A harness around `backend` in `ns`; references are iptables --match-set rules in it. */
+function harnessIn(ns: Netns, backend: IpsetBackend, closeBackend: () => Promise<void>): IpsetHarness {
   const rule = (op: '-A' | '-D', set: string): Promise<void> => {
     const r = run([...ns.exec, 'iptables', '-w', op, 'INPUT', '-m', 'set', '--match-set', set, 'src', '-j', 'ACCEPT']);
     return r.ok ? Promise.resolve() : Promise.reject(new Error(`iptables ${op} --match-set ${set}: ${r.out}`));
   };
   const withRefs = iptablesWorks(ns.name);
-  return Promise.resolve({
+  return {
     backend,
     ...(withRefs ? { reference: (s: string) => rule('-A', s), unreference: (s: string) => rule('-D', s) } : {}),
-    close: () => {
+    close: async () => {
+      await closeBackend();
       ns.delete();
-      return Promise.resolve();
     },
-  });
+  };
+}
+
+/** A RealIpset inside a fresh namespace; references are iptables --match-set rules in it. */
+export function makeRealHarness(): Promise<IpsetHarness> {
+  const ns = makeNetns();
+  return Promise.resolve(harnessIn(ns, new RealIpset({ command: [...ns.exec, 'ipset'] }), () => Promise.resolve()));
+}
+
+export interface NetlinkHarness extends IpsetHarness {
+  readonly backend: NetlinkIpsetProxy;
+  readonly ns: Netns;
+  /** `ipset` (the tool) in the same namespace, for cross-checks. */
+  tool(args: readonly string[], input?: string): { ok: boolean; out: string };
+}
+
+/** A NetlinkIpset inside a fresh namespace (in a child process: sockets belong to their netns). */
+export async function makeNetlinkHarness(): Promise<NetlinkHarness> {
+  const ns = makeNetns();
+  let proxy: NetlinkIpsetProxy;
+  try {
+    proxy = await NetlinkIpsetProxy.start(ns.exec);
+  } catch (e) {
+    ns.delete();
+    throw e;
+  }
+  return {
+    ...harnessIn(ns, proxy, () => proxy.close()),
+    backend: proxy,
+    ns,
+    tool: (args, input) => {
+      const r = spawnSync('ip', ['netns', 'exec', ns.name, 'ipset', ...args], { encoding: 'utf8', timeout: 60_000, ...(input === undefined ? {} : { input }) });
+      return { ok: r.status === 0, out: r.status === 0 ? (r.stdout ?? '') : `${r.stdout ?? ''}${r.stderr ?? ''}` };
+    },
+  };
 }

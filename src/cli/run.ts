@@ -19,7 +19,7 @@ import { formatProblem } from '../cluster/problems.js';
 import { ClusterTracker } from '../cluster/tracker.js';
 import { parseDuration } from '../config/duration.js';
 import { kernelRelease } from '../dataplane/netif/real.js';
-import { openRealDataplane } from '../dataplane/real-dataplane.js';
+import { openCleanupDataplane, openRealDataplane } from '../dataplane/real-dataplane.js';
 import type { Logger } from '../observe/log.js';
 import { createLogger } from '../observe/log.js';
 import { cleanupDataplane } from '../sync/cleanup.js';
@@ -49,12 +49,9 @@ function printFailures(report: SyncReport, log: Logger): void {
 }
 
 export async function runCleanup(log: Logger, excludeCIDRs: readonly string[]): Promise<number> {
-  const dp = await openRealDataplane().catch((e: unknown) => {
-    // Nothing of IPVS to clean when the module cannot even load (kube-proxy returns quietly too).
-    log.warn('IPVS unavailable; cleaning iptables, ipsets and kube-ipvs0 only', { error: e instanceof Error ? e.message : String(e) });
-    return undefined;
-  });
-  if (!dp) return 0;
+  const dp = await openCleanupDataplane();
+  // Without ip_vs there are no virtual servers, but rules, sets and kube-ipvs0 may be left over.
+  if (!dp.ipvsAvailable) log.warn('IPVS unavailable; cleaning iptables, ipsets and kube-ipvs0 only');
   try {
     const report = await cleanupDataplane(dp, excludeCIDRs);
     printFailures(report, log);
@@ -161,6 +158,7 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
     node: config.hostnameOverride,
     ipFamiliesAvailable: dp.iptables.map((b) => b.family).join(','),
     iptables: dp.iptablesVariant,
+    ipset: dp.ipsetVariant,
     scheduler: config.ipvs.scheduler,
     syncPeriod: `${config.ipvs.syncPeriodMs / 1000}s`,
     minSyncPeriod: `${config.ipvs.minSyncPeriodMs / 1000}s`,

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Connection lifecycle in a real kernel (inside the VM): an established TCP connection to a pod
 # that leaves the endpoints keeps working (graceful termination: weight 0, not deleted), and keeps
-# working across kill -9 and restart of the daemon, while new connections go elsewhere; a host
+# working across kill -9 and restart of the daemon, while new connections go elsewhere; under a
+# steady load (test/vm/load-client.mjs) no new or long-lived connection fails while the daemon is
+# down or restarting, and the restart converges to the same dataplane without a flush; a host
 # listener is not reachable through a ClusterIP (closed by default); node-originated access to a
 # source-range-restricted LoadBalancer IP is dropped, as kube-proxy's KUBE-IPVS-OUT-FILTER does.
 set -euo pipefail
@@ -106,14 +108,70 @@ r=$(ask two) && [[ $r == "$first" ]] && ok "the established connection still ans
 n1=$(fresh); n2=$(fresh)
 [[ $n1 == "$other" && $n2 == "$other" ]] && ok "new connections go to $other" || bad "new connections went to $n1 $n2"
 
-vm_log "== kill -9 the daemon, restart it"
+vm_log "== kill -9 the daemon under load, restart it"
+# A load generator runs from before the kill until the restarted daemon has synced: a fresh
+# connection every 20 ms and one long-lived connection pinged every 100 ms. Not one may fail.
+LOAD_OUT=$DIR/load.out
+rm -f "$LOAD_OUT" "$VM_STATE/load.ready"
+node "$ROOT/test/vm/load-client.mjs" 10.96.0.50 9000 "$LOAD_OUT" "$VM_STATE/load.ready" 20 5000 </dev/null >"$DIR/load.log" 2>&1 &
+LOAD=$!
+printf '%s\n' "$LOAD" >>"$VM_STATE/pids"
+for _ in $(seq 300); do [[ -s $VM_STATE/load.ready ]] && break; kill -0 "$LOAD" 2>/dev/null || break; sleep 0.1; done
+[[ -s $VM_STATE/load.ready ]] || { cat "$DIR/load.log" >&2; vm_die "load client not ready"; }
+ok "load running (a new connection every 20 ms, one long-lived connection)"
+snapshot() { # the dataplane as the daemon left it: IPVS, ipsets, iptables rules (sorted)
+  ipvsadm -Sn | sort
+  ipset save | sort
+  iptables-save | grep '^-A' | sort
+}
+vs_conns() { ipvsadm -Ln --stats --exact -t 10.96.0.50:9000 | awk '$1 == "TCP" {print $3}'; }
+before_ipvs=$(ipvsadm -Sn | sort)
+before_all=$(snapshot)
+conns_before=$(vs_conns)
 kill -9 "$DAEMON"; wait "$DAEMON" 2>/dev/null || true
 r=$(ask three) && [[ $r == "$first" ]] && ok "connection survives while the daemon is down" || bad "broken while down: '$r'"
 [[ $(fresh) == "$other" ]] && ok "new connections served while the daemon is down" || bad "no service while down"
+sleep 2 # the load keeps going with no daemon at all
+conns_down=$(vs_conns)
+((conns_down > conns_before)) && ok "the load reached the VIP while the daemon was down (conns $conns_before -> $conns_down)" || bad "VIP connection counter did not move while down: $conns_before -> $conns_down"
 before=$(grep -c ' synced ' "$LOG" || true)
+t_restart=$SECONDS
 start_daemon
-for _ in $(seq 120); do [[ $(grep -c ' synced ' "$LOG" || true) -gt $before ]] && break; sleep 0.5; done
-[[ $(grep -c ' synced ' "$LOG" || true) -gt $before ]] && ok "the restarted daemon synced" || bad "the restarted daemon did not sync"
+# (node starts slowly under TCG, more so on a busy host: allow minutes, the load keeps running)
+synced() { [[ $(grep -c ' synced ' "$LOG" || true) -gt $before ]]; }
+while ((SECONDS - t_restart < 240)) && ! synced; do sleep 0.25; done
+after_ipvs=$(ipvsadm -Sn | sort)
+after_all=$(snapshot)
+conns_after=$(vs_conns)
+if synced; then
+  ok "the restarted daemon synced ($((SECONDS - t_restart)) s after the restart)"
+  [[ $before_ipvs == "$after_ipvs" ]] && ok "ipvsadm -Sn after the first sync equals the one before the kill (no duplicates)" ||
+    bad "IPVS state changed by the restart: $(diff <(printf '%s\n' "$before_ipvs") <(printf '%s\n' "$after_ipvs"))"
+  [[ $before_all == "$after_all" ]] && ok "ipsets and iptables rules unchanged by the restart" ||
+    bad "dataplane changed by the restart: $(diff <(printf '%s\n' "$before_all") <(printf '%s\n' "$after_all"))"
+  ((conns_after >= conns_down)) && ok "no flush: the VIP's connection counter kept counting ($conns_down -> $conns_after)" ||
+    bad "the VIP's connection counter went down ($conns_down -> $conns_after): the virtual server was flushed or recreated"
+else
+  bad "the restarted daemon did not sync within $((SECONDS - t_restart)) s (convergence not checked)"
+fi
+sleep 2 # and a little load on the restarted daemon
+kill -TERM "$LOAD"
+for _ in $(seq 150); do [[ -s $LOAD_OUT ]] && break; sleep 0.1; done
+wait "$LOAD" 2>/dev/null || true
+if [[ -s $LOAD_OUT ]]; then
+  declare -A load=()
+  while read -r k v; do [[ $k == error ]] && vm_log "load client: $v" || load[$k]=$v; done <"$LOAD_OUT"
+  vm_log "load: ${load[new_ok]} new connections ok, ${load[new_failed]} failed, ${load[new_slow]} slower than 1 s (max ${load[new_max_ms]} ms), ${load[new_skipped]} ticks skipped, backends ${load[new_backends]}; long-lived: ${load[long_ok]}/${load[long_sent]} answered by ${load[long_backend]}, ${load[long_failed]} failed (max ${load[long_max_ms]} ms), over ${load[duration_ms]} ms"
+  ((load[new_failed] == 0 && load[new_ok] >= 100)) && ok "zero failed new connections (${load[new_ok]} ok) across the kill and the restart" ||
+    bad "new connections failed under load: ${load[new_failed]} failed, ${load[new_ok]} ok"
+  [[ ${load[new_backends]} == "$other=${load[new_ok]}" ]] && ok "every new connection went to $other (the draining server got none)" ||
+    bad "new connections spread as ${load[new_backends]} (expected only $other)"
+  ((load[long_failed] == 0 && load[long_ok] == load[long_sent] && load[long_sent] >= 50)) &&
+    ok "the long-lived connection answered all ${load[long_sent]} pings" ||
+    bad "the long-lived connection failed: ${load[long_failed]} failures, ${load[long_ok]}/${load[long_sent]} answered"
+else
+  bad "the load client wrote no result: $(cat "$DIR/load.log")"
+fi
 r=$(ask four) && [[ $r == "$first" ]] && ok "connection survives the restart (the draining server was adopted, not deleted)" || bad "broken by the restart: '$r'"
 [[ $(weight "$leaving") == 0 ]] && ok "still draining at weight 0 after the restart" || bad "drain state lost: $(ipvsadm -Ln -t 10.96.0.50:9000)"
 exec 3>&-

@@ -7,6 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 export KUBE_IPVS_VM=1
 scenarios=(
   "smoke:bash test/vm/smoke.sh"
+  "init-only:bash test/vm/init-only.vm.sh"
   "ipvs-netlink:node --import tsx test/vm/ipvs-netlink.vm.ts"
   "ipvs-contract:node --import tsx --test test/vm/ipvs-contract.vm.ts"
   "netif:node --import tsx test/vm/netif.vm.ts"

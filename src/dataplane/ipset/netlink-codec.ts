@@ -3,11 +3,11 @@
 // attributes. Wire facts: /work/shared/reference/ipvs-netlink.md §6, linux
 // include/uapi/linux/netfilter/ipset/ip_set.h, and what kernel 6.18 answered (the byte fixtures
 // in test/dataplane/ipset/netlink-codec.test.ts were captured from it).
-import { endianness } from 'node:os';
 import type { IpsetFamily, IpsetSpec, IpsetState } from '../../model/kernel.js';
 import type { IpsetType } from '../../model/names.js';
 import { formatIp, hostPrefix, parseIp } from '../../model/ip.js';
 import { DataplaneError } from '../errors.js';
+import { LE, NLA_F_NESTED, NLA_F_NET_BYTEORDER, align4, framingWith, parseNlError, readU32 } from '../netlink/framing.js';
 import { parseBitmapRange } from './restore-script.js';
 import { IPSET_DEFAULTS, isIpsetType, normalizeIpsetEntry } from './text.js';
 
@@ -20,12 +20,9 @@ export const NFNL_SUBSYS_IPSET = 6;
 export const IPSET_PROTOCOL = 7;
 export const IPSET_PROTOCOL_MIN = 6;
 
-export const NlMsgType = { NOOP: 1, ERROR: 2, DONE: 3, OVERRUN: 4 } as const;
-export const NlmF = { REQUEST: 0x01, MULTI: 0x02, ACK: 0x04, DUMP: 0x300, EXCL: 0x200 } as const;
-
-const NLA_F_NESTED = 0x8000;
-const NLA_F_NET_BYTEORDER = 0x4000;
-const NLA_TYPE_MASK = 0x3fff;
+// nlmsghdr framing is shared with IPVS (../netlink/framing.ts); re-exported for this codec's users.
+export { NlMsgType, NlmF, encodeNlMessage } from '../netlink/framing.js';
+export type { NlMessage } from '../netlink/framing.js';
 
 export const NfProto = { UNSPEC: 0, IPV4: 2, IPV6: 10 } as const;
 
@@ -137,14 +134,6 @@ const PROTO_NUMBERS: ReadonlyMap<string, number> = new Map([...PROTO_NAMES].map(
 // ---------------------------------------------------------------------------------------------
 // Types
 
-export interface NlMessage {
-  readonly type: number;
-  readonly flags: number;
-  readonly seq: number;
-  readonly pid: number;
-  readonly payload: Buffer;
-}
-
 /** One element as the kernel holds it; addresses as canonical text. */
 export interface IpsetElement {
   readonly ip?: string;
@@ -217,25 +206,7 @@ export interface IpsetNlError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Integers: netlink is host order unless the attribute carries NLA_F_NET_BYTEORDER.
-
-const LE = endianness() === 'LE';
-
-function readU16(b: Buffer, off: number): number {
-  return LE ? b.readUInt16LE(off) : b.readUInt16BE(off);
-}
-
-function readU32(b: Buffer, off: number): number {
-  return LE ? b.readUInt32LE(off) : b.readUInt32BE(off);
-}
-
-function readS32(b: Buffer, off: number): number {
-  return LE ? b.readInt32LE(off) : b.readInt32BE(off);
-}
-
-function align4(n: number): number {
-  return (n + 3) & ~3;
-}
+// Errors: framing (../netlink/framing.ts) reports bad input through these.
 
 function parseError(detail: string): DataplaneError {
   return new DataplaneError('PARSE', 'ipset', 'decode', '', `malformed netlink reply: ${detail}`);
@@ -245,29 +216,17 @@ function encodeError(object: string, detail: string): DataplaneError {
   return new DataplaneError('INVALID', 'ipset', 'encode', object, detail);
 }
 
+/**
+ * Netlink framing throwing PARSE (malformed reply) and INVALID (attribute over the u16 length).
+ * encodeNested sets NLA_F_NESTED, without which the kernel refuses a nest (IPSET_ERR_PROTOCOL).
+ */
+const wire = framingWith({ malformed: parseError, tooLong: (detail) => encodeError('', detail) });
+export const { encodeAttr, encodeNested, parseNlMessages } = wire;
+/** Attributes by type (last wins, as nla_parse does), as payload views. */
+const { eachAttr, parseAttrs: attrMap } = wire;
+
 // ---------------------------------------------------------------------------------------------
 // Attribute encoding
-
-/** One attribute: 4-byte header, payload, zero padding to 4 (nla_len excludes the padding). */
-export function encodeAttr(type: number, payload: Uint8Array): Buffer {
-  const len = 4 + payload.length;
-  if (len > 0xffff) throw encodeError('', `attribute ${type & NLA_TYPE_MASK} of ${payload.length} bytes exceeds the u16 length`);
-  const out = Buffer.alloc(align4(len));
-  if (LE) {
-    out.writeUInt16LE(len, 0);
-    out.writeUInt16LE(type, 2);
-  } else {
-    out.writeUInt16BE(len, 0);
-    out.writeUInt16BE(type, 2);
-  }
-  out.set(payload, 4);
-  return out;
-}
-
-/** The kernel refuses nested attributes without NLA_F_NESTED (IPSET_ERR_PROTOCOL). */
-export function encodeNested(type: number, children: readonly Buffer[]): Buffer {
-  return encodeAttr(type | NLA_F_NESTED, children.length === 1 && children[0] ? children[0] : Buffer.concat(children));
-}
 
 function attrU8(type: number, v: number): Buffer {
   return encodeAttr(type, Uint8Array.of(v));
@@ -299,61 +258,10 @@ function attrString(type: number, s: string): Buffer {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Netlink framing
+// nfnetlink: message type and nfgenmsg
 
 export function ipsetMsgType(cmd: number): number {
   return (NFNL_SUBSYS_IPSET << 8) | cmd;
-}
-
-/** nlmsghdr + payload, padded to 4 so messages can share one datagram. */
-export function encodeNlMessage(m: NlMessage): Buffer {
-  const len = 16 + m.payload.length;
-  const out = Buffer.alloc(align4(len));
-  if (LE) {
-    out.writeUInt32LE(len, 0);
-    out.writeUInt16LE(m.type, 4);
-    out.writeUInt16LE(m.flags, 6);
-    out.writeUInt32LE(m.seq >>> 0, 8);
-    out.writeUInt32LE(m.pid >>> 0, 12);
-  } else {
-    out.writeUInt32BE(len, 0);
-    out.writeUInt16BE(m.type, 4);
-    out.writeUInt16BE(m.flags, 6);
-    out.writeUInt32BE(m.seq >>> 0, 8);
-    out.writeUInt32BE(m.pid >>> 0, 12);
-  }
-  out.set(m.payload, 16);
-  return out;
-}
-
-export function parseNlMessages(buf: Buffer): NlMessage[] {
-  const out: NlMessage[] = [];
-  let off = 0;
-  while (off + 16 <= buf.length) {
-    const len = readU32(buf, off);
-    if (len < 16 || off + len > buf.length) throw parseError(`message length ${len} at offset ${off}`);
-    out.push({ type: readU16(buf, off + 4), flags: readU16(buf, off + 6), seq: readU32(buf, off + 8), pid: readU32(buf, off + 12), payload: buf.subarray(off + 16, off + len) });
-    off += align4(len);
-  }
-  return out;
-}
-
-/** Calls fn for each attribute in buf[start, end): type without flags, payload bounds. */
-function eachAttr(buf: Buffer, start: number, end: number, fn: (type: number, from: number, to: number) => void): void {
-  let off = start;
-  while (off + 4 <= end) {
-    const len = readU16(buf, off);
-    if (len < 4 || off + len > end) throw parseError(`attribute length ${len} at offset ${off}`);
-    fn(readU16(buf, off + 2) & NLA_TYPE_MASK, off + 4, off + len);
-    off += align4(len);
-  }
-}
-
-/** Attributes by type (last wins, as nla_parse does), as payload views. */
-function attrMap(buf: Buffer): Map<number, Buffer> {
-  const out = new Map<number, Buffer>();
-  eachAttr(buf, 0, buf.length, (type, from, to) => out.set(type, buf.subarray(from, to)));
-  return out;
 }
 
 /** The attributes after the 4-byte nfgenmsg of an ipset message payload. */
@@ -386,9 +294,7 @@ function getBe32(b: Buffer | undefined): number | undefined {
  * element's, so the failed element is known.
  */
 export function parseIpsetNlError(payload: Buffer): IpsetNlError {
-  if (payload.length < 4) return { errno: 0 };
-  const e = readS32(payload, 0);
-  const errno = e < 0 ? -e : e;
+  const errno = parseNlError(payload);
   if (errno === 0 || payload.length < 4 + 16 + 4) return { errno };
   const len = Math.min(readU32(payload, 4), payload.length - 4);
   let lineno: number | undefined;
@@ -401,13 +307,6 @@ export function parseIpsetNlError(payload: Buffer): IpsetNlError {
     // A copy we cannot read still has its errno.
   }
   return lineno === undefined ? { errno } : { errno, lineno };
-}
-
-/** NLMSG_DONE carries the dump's result as an s32 (0 or −errno). */
-export function parseDoneErrno(payload: Buffer): number {
-  if (payload.length < 4) return 0;
-  const e = readS32(payload, 0);
-  return e < 0 ? -e : e;
 }
 
 // ---------------------------------------------------------------------------------------------

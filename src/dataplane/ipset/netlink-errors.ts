@@ -3,19 +3,10 @@
 // backend, RealIpset and the fake report a refusal alike.
 import type { IpsetType } from '../../model/names.js';
 import type { DataplaneErrorCode } from '../errors.js';
+import { Errno } from '../netlink/errno.js';
 import { IpsetErrno } from './netlink-codec.js';
 
-export const Errno = {
-  EPERM: 1,
-  ENOENT: 2,
-  EACCES: 13,
-  EEXIST: 17,
-  EINVAL: 22,
-  ENOMEM: 12,
-  EMSGSIZE: 90,
-  ENOBUFS: 105,
-  ETIMEDOUT: 110,
-} as const;
+export { Errno };
 
 export interface IpsetErrorInfo {
   readonly code: DataplaneErrorCode;

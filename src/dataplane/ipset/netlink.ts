@@ -7,12 +7,15 @@
 // checked beforehand (create, destroy, a bulk add, a bulk del on a bitmap); before sending, the
 // sets' headers are read (HEADER) so that missing sets and entries that do not fit a set's type
 // or family are refused here, like ipset does in userspace and like the fake does.
-import { RawNetlinkSocket } from 'netlink';
 import type { IpsetFamily, IpsetState } from '../../model/kernel.js';
 import type { IpsetType } from '../../model/names.js';
 import { DataplaneError } from '../errors.js';
+import type { NetlinkReply, NetlinkRequest } from '../netlink/requester.js';
+import { CLOSED_ERRNO, NetlinkRequester, TIMED_OUT, datagrams } from '../netlink/requester.js';
+import type { NetlinkTransport } from '../netlink/transport.js';
+import { openRawNetlink } from '../netlink/transport.js';
 import type { IpsetApplyResult, IpsetBackend, IpsetOp } from './backend.js';
-import type { IpsetListMessage, NlMessage } from './netlink-codec.js';
+import type { IpsetListMessage } from './netlink-codec.js';
 import {
   IPSET_PROTOCOL,
   IPSET_PROTOCOL_MIN,
@@ -21,7 +24,6 @@ import {
   MAX_ADT_BYTES,
   NETLINK_NETFILTER,
   NfProto,
-  NlMsgType,
   NlmF,
   PREFERRED_REVISION,
   collectIpsetDump,
@@ -35,15 +37,12 @@ import {
   encodeElement,
   encodeFlush,
   encodeHeaderRequest,
-  encodeNlMessage,
   encodeProtocolRequest,
   encodeSave,
   encodeTypeRequest,
   entryElement,
   ipsetMsgType,
-  parseDoneErrno,
   parseIpsetNlError,
-  parseNlMessages,
   specFamily,
 } from './netlink-codec.js';
 import type { IpsetErrorContext } from './netlink-errors.js';
@@ -52,17 +51,7 @@ import { ipsetOpObject, ipsetOpProblem } from './restore-script.js';
 import { isIpsetType } from './text.js';
 
 /** The datagram socket the backend talks through; the real one is a NETLINK_NETFILTER socket. */
-export interface IpsetNetlinkTransport {
-  /** Our netlink port id (nlmsg_pid of requests). */
-  readonly localPort: number;
-  /** SO_RCVBUF as granted: bounds how many acknowledgements one datagram may queue. */
-  readonly recvBufferSize: number;
-  /** One sendmsg to the kernel; rejects with an `errno` property on failure. */
-  send(datagram: Buffer): Promise<void>;
-  /** `fromPort` is 0 for the kernel; `onError` gets socket errors (ENOBUFS on receive overflow). */
-  listen(onDatagram: (datagram: Buffer, fromPort: number) => void, onError: (errno: number) => void): void;
-  close(): void;
-}
+export type IpsetNetlinkTransport = NetlinkTransport;
 
 export interface NetlinkIpsetOptions {
   /** Give up on a request when the kernel stays silent this long (default 10 s; reset by each reply part). */
@@ -79,56 +68,7 @@ export interface NetlinkIpsetOptions {
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 const DEFAULT_BATCH_BYTES = 128 * 1024;
-/** Kernel memory one queued acknowledgement costs in our receive buffer (skb truesize, generous). */
-const ACK_COST_BYTES = 2048;
 const MAX_MESSAGES_PER_DATAGRAM = 256;
-/** Replies still queued behind an ENOBUFS are read within this grace before the rest count as lost. */
-const OVERRUN_GRACE_MS = 100;
-/** Reply errno meaning "our socket was closed"; never a kernel value. */
-const CLOSED_ERRNO = -1;
-
-function hasErrno(e: unknown): e is { errno: number; message?: string } {
-  return typeof e === 'object' && e !== null && typeof (e as { errno?: unknown }).errno === 'number';
-}
-
-/** The real transport: the `netlink` package's raw socket, unreferenced so an idle backend does not hold the process. */
-export function openNetfilterNetlink(opts: { recvBufferSize: number; sendBufferSize: number }): IpsetNetlinkTransport {
-  const sock = new RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize: opts.recvBufferSize, sendBufferSize: opts.sendBufferSize });
-  sock.unref();
-  return {
-    localPort: sock.address().port,
-    recvBufferSize: sock.getRecvBufferSize(),
-    send: (datagram) =>
-      new Promise<void>((resolve, reject) => {
-        sock.send(datagram, { port: 0 }, (err) => (err ? reject(err) : resolve()));
-      }),
-    listen: (onDatagram, onError) => {
-      sock.on('message', (msg, rinfo) => onDatagram(msg, rinfo.port));
-      sock.on('error', (err) => onError(hasErrno(err) ? Math.abs(err.errno) : 0));
-    },
-    close: () => sock.close(),
-  };
-}
-
-interface Request {
-  readonly type: number;
-  readonly flags: number;
-  readonly payload: Buffer;
-}
-
-interface Reply {
-  /** Positive errno, 0 on success. */
-  readonly errno: number;
-  /** The failed element of a bulk request, when the kernel said. */
-  readonly lineno?: number;
-  readonly parts: readonly NlMessage[];
-}
-
-interface Pending {
-  readonly parts: NlMessage[];
-  readonly finish: (errno: number, lineno?: number) => void;
-  readonly touch: () => void;
-}
 
 /** What the batch knows of a set at some point: absent (null), or its type and family. */
 interface SetInfo {
@@ -168,30 +108,16 @@ function opError(op: IpsetOp, index: number, errno: number, ctx: IpsetErrorConte
 }
 
 export class NetlinkIpset implements IpsetBackend {
-  private readonly pending = new Map<number, Pending>();
-  private readonly maxMessages: number;
-  private readonly timeoutMs: number;
+  private readonly nl: NetlinkRequester;
   private readonly batchBytes: number;
   /** Revision to create per type, learnt from the kernel (TYPE) on first use. */
   private readonly revisions = new Map<IpsetType, number>();
-  private seq = Math.floor(Math.random() * 0x10000);
-  private queue: Promise<unknown> = Promise.resolve();
-  private overrunTimer: NodeJS.Timeout | undefined;
-  private closed = false;
   /** The ipset protocol version every request carries (negotiated by open()). */
   protocol = IPSET_PROTOCOL;
 
-  private constructor(
-    private readonly transport: IpsetNetlinkTransport,
-    opts: NetlinkIpsetOptions,
-  ) {
-    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  private constructor(transport: IpsetNetlinkTransport, opts: NetlinkIpsetOptions) {
+    this.nl = new NetlinkRequester(transport, { timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, maxMessagesPerDatagram: MAX_MESSAGES_PER_DATAGRAM });
     this.batchBytes = opts.batchBytes ?? DEFAULT_BATCH_BYTES;
-    this.maxMessages = Math.max(1, Math.min(MAX_MESSAGES_PER_DATAGRAM, Math.floor(transport.recvBufferSize / ACK_COST_BYTES)));
-    transport.listen(
-      (d, port) => this.onDatagram(d, port),
-      (errno) => this.onSocketError(errno),
-    );
   }
 
   /**
@@ -201,7 +127,7 @@ export class NetlinkIpset implements IpsetBackend {
   static async open(opts: NetlinkIpsetOptions = {}): Promise<NetlinkIpset> {
     let transport: IpsetNetlinkTransport;
     try {
-      transport = opts.transport ?? openNetfilterNetlink({ recvBufferSize: opts.recvBufferSize ?? 4 << 20, sendBufferSize: opts.sendBufferSize ?? 1 << 20 });
+      transport = opts.transport ?? openRawNetlink(NETLINK_NETFILTER, { recvBufferSize: opts.recvBufferSize ?? 4 << 20, sendBufferSize: opts.sendBufferSize ?? 1 << 20 });
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
       throw new DataplaneError('UNAVAILABLE', 'ipset', 'open', 'netlink', `cannot open a NETLINK_NETFILTER socket: ${why}`);
@@ -218,15 +144,11 @@ export class NetlinkIpset implements IpsetBackend {
 
   /** Closes the socket; requests in flight fail. */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.overrunTimer) clearTimeout(this.overrunTimer);
-    this.failAll(CLOSED_ERRNO);
-    this.transport.close();
+    this.nl.close();
   }
 
   observe(names?: readonly string[]): Promise<IpsetState[]> {
-    return this.serial(async () => {
+    return this.nl.serial(async () => {
       if (names === undefined) return collectIpsetDump(await this.dump(undefined)).sets;
       const out: IpsetState[] = [];
       // One dump per set, like `ipset save NAME`: other sets (foreign, perhaps unreadable) are
@@ -240,13 +162,13 @@ export class NetlinkIpset implements IpsetBackend {
   }
 
   apply(ops: readonly IpsetOp[]): Promise<IpsetApplyResult> {
-    return this.serial(() => this.applyOps(ops));
+    return this.nl.serial(() => this.applyOps(ops));
   }
 
   // ---- protocol --------------------------------------------------------------------------------
 
   private async negotiate(): Promise<number> {
-    const ask = async (version: number): Promise<Reply> => this.single({ type: ipsetMsgType(IpsetCmd.PROTOCOL), flags: NlmF.REQUEST | NlmF.ACK, payload: encodeProtocolRequest(version) });
+    const ask = async (version: number): Promise<NetlinkReply> => this.nl.single({ type: ipsetMsgType(IpsetCmd.PROTOCOL), flags: NlmF.REQUEST | NlmF.ACK, payload: encodeProtocolRequest(version) });
     let r = await ask(IPSET_PROTOCOL);
     // Kernels before protocol 7 accept only their own version in every request, this one too.
     if (r.errno === IpsetErrno.PROTOCOL) r = await ask(IPSET_PROTOCOL_MIN);
@@ -275,7 +197,7 @@ export class NetlinkIpset implements IpsetBackend {
 
   /** SAVE of one set (absent → []) or of all sets. */
   private async dump(name: string | undefined): Promise<IpsetListMessage[]> {
-    const r = await this.single({ type: ipsetMsgType(IpsetCmd.SAVE), flags: NlmF.REQUEST | NlmF.DUMP, payload: encodeSave(this.protocol, name) });
+    const r = await this.nl.single({ type: ipsetMsgType(IpsetCmd.SAVE), flags: NlmF.REQUEST | NlmF.DUMP, payload: encodeSave(this.protocol, name) });
     if (r.errno === Errno.ENOENT && name !== undefined) return [];
     if (r.errno !== 0) {
       const { code, reason } = r.errno === CLOSED_ERRNO ? { code: 'FAILED' as const, reason: 'the ipset netlink socket was closed' } : ipsetErrnoInfo(r.errno, { op: 'list' });
@@ -292,14 +214,16 @@ export class NetlinkIpset implements IpsetBackend {
     const known = await this.lookup(ops);
     if (known instanceof DataplaneError) return { applied: 0, error: known };
     const { messages, refusal } = this.plan(ops, known);
-    for (const group of datagrams(messages, this.batchBytes, this.maxMessages)) {
-      const replies = await this.exchange(group.map((m) => ({ type: ipsetMsgType(m.cmd), flags: NlmF.REQUEST | NlmF.ACK, payload: m.payload })));
+    for (const group of datagrams(messages, this.batchBytes, this.nl.maxMessages)) {
+      const replies = await this.nl.exchange(group.map((m) => ({ type: ipsetMsgType(m.cmd), flags: NlmF.REQUEST | NlmF.ACK, payload: m.payload })));
       for (const [k, m] of group.entries()) {
-        const r = replies[k] ?? { errno: Errno.ETIMEDOUT, parts: [] };
+        const r = replies[k] ?? TIMED_OUT;
         // Older kernels refuse to destroy a missing set; with -exist that is success (6.18 acks it).
         if (r.errno === 0 || (m.cmd === IpsetCmd.DESTROY && r.errno === Errno.ENOENT)) continue;
         const bulk = m.cmd === IpsetCmd.ADD || m.cmd === IpsetCmd.DEL;
-        const offset = bulk && r.lineno !== undefined && r.lineno >= 1 && r.lineno <= m.count ? r.lineno - 1 : 0;
+        // The kernel names the failed element of a bulk by its LINENO in the ERROR's copy of our request.
+        const lineno = bulk && r.error ? parseIpsetNlError(r.error).lineno : undefined;
+        const offset = lineno !== undefined && lineno >= 1 && lineno <= m.count ? lineno - 1 : 0;
         const index = m.first + offset;
         return { applied: index, error: opError(ops[index] as IpsetOp, index, r.errno, m.ctx) };
       }
@@ -323,16 +247,16 @@ export class NetlinkIpset implements IpsetBackend {
       // A name the kernel cannot hold is refused by plan(); one check per name, not per op.
       if (ipsetOpProblem({ kind: 'flush', name }) === undefined) names.push(name);
     }
-    const requests: Request[] = [
+    const requests: NetlinkRequest[] = [
       ...names.map((n) => ({ type: ipsetMsgType(IpsetCmd.HEADER), flags: NlmF.REQUEST | NlmF.ACK, payload: encodeHeaderRequest(this.protocol, n) })),
       ...types.map((t) => ({ type: ipsetMsgType(IpsetCmd.TYPE), flags: NlmF.REQUEST | NlmF.ACK, payload: encodeTypeRequest(this.protocol, t, t === 'bitmap:port' ? NfProto.UNSPEC : NfProto.IPV4) })),
     ];
-    const replies: Reply[] = [];
-    for (let i = 0; i < requests.length; i += this.maxMessages) replies.push(...(await this.exchange(requests.slice(i, i + this.maxMessages))));
+    const replies: NetlinkReply[] = [];
+    for (let i = 0; i < requests.length; i += this.nl.maxMessages) replies.push(...(await this.nl.exchange(requests.slice(i, i + this.nl.maxMessages))));
     const known = new Map<string, SetInfo | null>();
     const first = ops[0] as IpsetOp;
     for (const [i, name] of names.entries()) {
-      const r = replies[i] ?? { errno: Errno.ETIMEDOUT, parts: [] };
+      const r = replies[i] ?? TIMED_OUT;
       if (r.errno === Errno.ENOENT) {
         known.set(name, null);
         continue;
@@ -432,130 +356,4 @@ export class NetlinkIpset implements IpsetBackend {
     closeRun();
     return { messages };
   }
-
-  // ---- transport -----------------------------------------------------------------------------
-
-  /** One request at a time per socket: a second dump while one runs would fail with EBUSY. */
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
-    return run;
-  }
-
-  private async single(req: Request): Promise<Reply> {
-    const [r] = await this.exchange([req]);
-    return r ?? { errno: Errno.ETIMEDOUT, parts: [] };
-  }
-
-  private nextSeq(): number {
-    this.seq = (this.seq + 1) >>> 0;
-    if (this.seq === 0) this.seq = 1;
-    return this.seq;
-  }
-
-  /** Sends the requests in one datagram and waits until each completes (ACK, ERROR or DONE). */
-  private exchange(requests: readonly Request[]): Promise<Reply[]> {
-    if (requests.length === 0) return Promise.resolve([]);
-    if (this.closed) return Promise.resolve(requests.map(() => ({ errno: CLOSED_ERRNO, parts: [] })));
-    return new Promise<Reply[]>((resolveAll) => {
-      const replies = new Array<Reply | undefined>(requests.length);
-      const seqs: number[] = [];
-      let remaining = requests.length;
-      let timer: NodeJS.Timeout | undefined;
-      const touch = (): void => {
-        if (timer) clearTimeout(timer);
-        timer = setTimeout(() => {
-          for (const s of seqs) this.pending.get(s)?.finish(Errno.ETIMEDOUT);
-        }, this.timeoutMs);
-      };
-      const bufs: Buffer[] = [];
-      requests.forEach((req, i) => {
-        const seq = this.nextSeq();
-        seqs.push(seq);
-        const p: Pending = {
-          parts: [],
-          touch,
-          finish: (errno, lineno) => {
-            if (!this.pending.delete(seq)) return;
-            replies[i] = lineno === undefined ? { errno, parts: p.parts } : { errno, lineno, parts: p.parts };
-            if (--remaining === 0) {
-              if (timer) clearTimeout(timer);
-              resolveAll(replies.map((r) => r ?? { errno: Errno.ETIMEDOUT, parts: [] }));
-            }
-          },
-        };
-        this.pending.set(seq, p);
-        bufs.push(encodeNlMessage({ type: req.type, flags: req.flags, seq, pid: this.transport.localPort, payload: req.payload }));
-      });
-      touch();
-      this.transport.send(bufs.length === 1 && bufs[0] ? bufs[0] : Buffer.concat(bufs)).catch((e: unknown) => {
-        const errno = hasErrno(e) ? Math.abs(e.errno) : Errno.EMSGSIZE;
-        for (const s of seqs) this.pending.get(s)?.finish(errno);
-      });
-    });
-  }
-
-  private onDatagram(datagram: Buffer, fromPort: number): void {
-    if (fromPort !== 0) return; // only the kernel answers us
-    let msgs: NlMessage[];
-    try {
-      msgs = parseNlMessages(datagram);
-    } catch {
-      return; // a malformed datagram cannot be attributed; its requests time out
-    }
-    for (const m of msgs) {
-      const p = this.pending.get(m.seq);
-      if (!p) continue; // e.g. a late ack after a timeout
-      p.touch();
-      if (m.type === NlMsgType.ERROR) {
-        const e = parseIpsetNlError(m.payload);
-        p.finish(e.errno, e.lineno);
-      } else if (m.type === NlMsgType.DONE) {
-        p.finish(parseDoneErrno(m.payload));
-      } else if (m.type !== NlMsgType.NOOP && m.type !== NlMsgType.OVERRUN) {
-        // Data: a dump part, or a doit reply that its ACK follows (we always ask for ACKs).
-        p.parts.push(m);
-      }
-    }
-  }
-
-  private onSocketError(errno: number): void {
-    if (errno !== Errno.ENOBUFS) {
-      this.failAll(errno || Errno.ENOBUFS);
-      return;
-    }
-    // Replies queued after the overflow are still readable; give them a moment, then the rest are lost.
-    if (this.overrunTimer) return;
-    this.overrunTimer = setTimeout(() => {
-      this.overrunTimer = undefined;
-      this.failAll(Errno.ENOBUFS);
-    }, OVERRUN_GRACE_MS);
-  }
-
-  private failAll(errno: number): void {
-    for (const p of [...this.pending.values()]) p.finish(errno);
-  }
-}
-
-/** Messages → datagrams within the byte and ack budgets, each ending at its first risky message. */
-export function* datagrams<M extends { readonly payload: Buffer; readonly risky: boolean }>(messages: readonly M[], maxBytes: number, maxMessages: number): Generator<M[]> {
-  let cur: M[] = [];
-  let bytes = 0;
-  for (const m of messages) {
-    // nlmsghdr (16) + payload, padded to 4.
-    const size = (16 + m.payload.length + 3) & ~3;
-    if (cur.length > 0 && (bytes + size > maxBytes || cur.length >= maxMessages)) {
-      yield cur;
-      cur = [];
-      bytes = 0;
-    }
-    cur.push(m);
-    bytes += size;
-    if (m.risky) {
-      yield cur;
-      cur = [];
-      bytes = 0;
-    }
-  }
-  if (cur.length > 0) yield cur;
 }

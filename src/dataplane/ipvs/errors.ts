@@ -64,20 +64,7 @@ const ERRNO_CODES: Readonly<Record<number, IpvsErrorCode>> = {
 };
 
 /** Errno values the client itself needs by name. */
-export const Errno = {
-  EPERM: 1,
-  ENOENT: 2,
-  ESRCH: 3,
-  EBUSY: 16,
-  EEXIST: 17,
-  EINVAL: 22,
-  ERANGE: 34,
-  EMSGSIZE: 90,
-  EOPNOTSUPP: 95,
-  EAFNOSUPPORT: 97,
-  ENOBUFS: 105,
-  ETIMEDOUT: 110,
-} as const;
+export { Errno } from '../netlink/errno.js';
 
 export function errnoCode(errno: number): IpvsErrorCode {
   return ERRNO_CODES[errno] ?? 'UNKNOWN';

@@ -1,8 +1,12 @@
 // The IPVS kernel speaker: generic netlink requests over a raw netlink socket (npm `netlink`'s
 // RawNetlinkSocket), with our own framing so we get errno numbers, sequence matching and batching
-// (many doit requests in one datagram). No ipvsadm at run time.
+// (many doit requests in one datagram; ../netlink/requester.ts, shared with ipset). No ipvsadm at
+// run time.
 import { spawn } from 'node:child_process';
-import { RawNetlinkSocket } from 'netlink';
+import type { NetlinkReply } from '../netlink/requester.js';
+import { CLOSED_ERRNO, NetlinkRequester, datagrams } from '../netlink/requester.js';
+import type { NetlinkTransport } from '../netlink/transport.js';
+import { openRawNetlink } from '../netlink/transport.js';
 import type { IpvsOpName } from './errors.js';
 import { Errno, IpvsError, MODULE_HINT } from './errors.js';
 import type {
@@ -18,7 +22,6 @@ import type {
 import {
   GENL_ID_CTRL,
   IPVS_GENL_NAME,
-  NlMsgType,
   NlmF,
   decodeDest,
   decodeFamily,
@@ -37,13 +40,10 @@ import {
   encodeListServices,
   encodeNewDest,
   encodeNewService,
-  encodeNlMessage,
   encodeSetDest,
   encodeSetService,
   encodeSetTimeouts,
   encodeZero,
-  parseNlError,
-  parseNlMessages,
   serviceLabel,
 } from './netlink-codec.js';
 
@@ -61,17 +61,7 @@ export type IpvsOpResult =
   | { readonly op: IpvsOp; readonly ok: false; readonly error: IpvsError };
 
 /** The datagram socket the client talks through; the real one is a NETLINK_GENERIC socket. */
-export interface NetlinkTransport {
-  /** Our netlink port id (nlmsg_pid of requests). */
-  readonly localPort: number;
-  /** SO_RCVBUF as granted, used to bound how many acknowledgements one batch may queue. */
-  readonly recvBufferSize: number;
-  /** One sendmsg to the kernel; rejects with an `errno` property on failure. */
-  send(datagram: Buffer): Promise<void>;
-  /** `fromPort` is 0 for the kernel. `onError` gets socket errors (ENOBUFS on receive overflow). */
-  listen(onDatagram: (datagram: Buffer, fromPort: number) => void, onError: (errno: number) => void): void;
-  close(): void;
-}
+export type { NetlinkTransport } from '../netlink/transport.js';
 
 export interface IpvsNetlinkClientOptions {
   /** Give up on a request when the kernel stays silent this long (default 10 s; reset by each reply part). */
@@ -91,68 +81,17 @@ export interface IpvsNetlinkClientOptions {
 const NETLINK_GENERIC = 16;
 const DEFAULT_TIMEOUT_MS = 10_000;
 const DEFAULT_BATCH_BYTES = 64 * 1024;
-/**
- * Kernel memory one queued acknowledgement costs in our receive buffer (skb truesize, generous):
- * a batch's acks are all queued during the one sendmsg, and those that do not fit are dropped.
- */
-const ACK_COST_BYTES = 2048;
 const MAX_MESSAGES_PER_DATAGRAM = 1024;
-/** Acks still queued behind an ENOBUFS are read within this grace before the rest count as lost. */
-const OVERRUN_GRACE_MS = 100;
 const DUMP_ATTEMPTS = 3;
-/** Reply errno meaning "our socket was closed"; never a kernel value. */
-const CLOSED_ERRNO = -1;
 
 function replyError(errno: number, op: IpvsOpName, object: string): IpvsError {
   if (errno === CLOSED_ERRNO) return new IpvsError({ code: 'CLOSED', errno: 0, op, object });
   return IpvsError.fromErrno(errno, op, object);
 }
 
-interface Request {
-  readonly type: number;
-  readonly flags: number;
-  readonly payload: Buffer;
-}
-
-interface Reply {
-  /** Positive errno, 0 on success. */
-  readonly errno: number;
-  readonly parts: readonly NlMessage[];
-  /** The dump changed while it ran (NLM_F_DUMP_INTR): read it again. */
-  readonly interrupted: boolean;
-}
-
-interface Pending {
-  readonly parts: NlMessage[];
-  interrupted: boolean;
-  readonly finish: (errno: number) => void;
-  readonly touch: () => void;
-}
-
-function hasErrno(e: unknown): e is { errno: number; code?: string } {
-  return typeof e === 'object' && e !== null && typeof (e as { errno?: unknown }).errno === 'number';
-}
-
-/** The real transport: the `netlink` package's raw socket, unreferenced so an idle client does not hold the process. */
+/** The real transport: a NETLINK_GENERIC raw socket. */
 export function openGenericNetlink(opts: { recvBufferSize: number; sendBufferSize: number }): NetlinkTransport {
-  const sock = new RawNetlinkSocket(NETLINK_GENERIC, {
-    recvBufferSize: opts.recvBufferSize,
-    sendBufferSize: opts.sendBufferSize,
-  });
-  sock.unref();
-  return {
-    localPort: sock.address().port,
-    recvBufferSize: sock.getRecvBufferSize(),
-    send: (datagram) =>
-      new Promise<void>((resolve, reject) => {
-        sock.send(datagram, { port: 0 }, (err) => (err ? reject(err) : resolve()));
-      }),
-    listen: (onDatagram, onError) => {
-      sock.on('message', (msg, rinfo) => onDatagram(msg, rinfo.port));
-      sock.on('error', (err) => onError(hasErrno(err) ? Math.abs(err.errno) : 0));
-    },
-    close: () => sock.close(),
-  };
+  return openRawNetlink(NETLINK_GENERIC, opts);
 }
 
 /** `modprobe -q <module>`, never through a shell; failures are ignored (the retry reports them). */
@@ -207,41 +146,29 @@ function asOpError(e: unknown, op: IpvsOpName, object: string): IpvsError {
 }
 
 export class IpvsNetlinkClient {
-  private readonly transport: NetlinkTransport;
-  private readonly timeoutMs: number;
+  private readonly nl: NetlinkRequester;
   private readonly batchBytes: number;
-  private readonly maxMessages: number;
   private readonly modprobe: ((module: string) => Promise<void>) | false;
-  private readonly pending = new Map<number, Pending>();
-  private seq = Math.floor(Math.random() * 0x10000);
   private familyId: number | undefined;
-  private queue: Promise<unknown> = Promise.resolve();
-  private overrunTimer: NodeJS.Timeout | undefined;
-  private closed = false;
 
   constructor(opts: IpvsNetlinkClientOptions = {}) {
-    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.batchBytes = opts.batchBytes ?? DEFAULT_BATCH_BYTES;
     this.modprobe = opts.modprobe ?? runModprobe;
-    this.transport =
+    const transport =
       opts.transport ??
       openGenericNetlink({ recvBufferSize: opts.recvBufferSize ?? 4 << 20, sendBufferSize: opts.sendBufferSize ?? 1 << 20 });
-    this.maxMessages = Math.max(1, Math.min(MAX_MESSAGES_PER_DATAGRAM, Math.floor(this.transport.recvBufferSize / ACK_COST_BYTES)));
-    this.transport.listen(
-      (d, port) => this.onDatagram(d, port),
-      (errno) => this.onSocketError(errno),
-    );
+    this.nl = new NetlinkRequester(transport, { timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, maxMessagesPerDatagram: MAX_MESSAGES_PER_DATAGRAM });
   }
 
   // ---- public API ---------------------------------------------------------------------------
 
   /** Resolves (again) the IPVS family id, loading ip_vs if it is missing. */
   resolveFamily(): Promise<GenlFamily> {
-    return this.serial(() => this.resolve());
+    return this.nl.serial(() => this.resolve());
   }
 
   listServices(): Promise<ObservedVirtualServer[]> {
-    return this.serial(async () => {
+    return this.nl.serial(async () => {
       const parts = await this.dump('listServices', '', encodeListServices());
       const out: ObservedVirtualServer[] = [];
       for (const p of parts) {
@@ -254,7 +181,7 @@ export class IpvsNetlinkClient {
 
   /** One service by identity, or undefined when it does not exist. */
   getService(vs: IpvsServiceSpec): Promise<ObservedVirtualServer | undefined> {
-    return this.serial(async () => {
+    return this.nl.serial(async () => {
       const object = serviceLabel(vs);
       const payload = this.encode('getService', object, () => encodeGetService(vs));
       try {
@@ -270,7 +197,7 @@ export class IpvsNetlinkClient {
 
   /** Real servers of a virtual server. Empty, not an error, when the virtual server does not exist. */
   listDestinations(vs: IpvsServiceSpec): Promise<ObservedRealServer[]> {
-    return this.serial(async () => {
+    return this.nl.serial(async () => {
       const object = serviceLabel(vs);
       const payload = this.encode('listDests', object, () => encodeListDests(vs));
       const parts = await this.dump('listDests', object, payload);
@@ -304,32 +231,32 @@ export class IpvsNetlinkClient {
 
   /** Deletes every virtual server of this network namespace. kube-ipvs never calls it while running. */
   flush(): Promise<void> {
-    return this.serial(async () => {
+    return this.nl.serial(async () => {
       await this.doit('flush', '', encodeFlush());
     });
   }
 
   /** Zeroes the counters of one service, or all. */
   zero(vs?: IpvsServiceSpec): Promise<void> {
-    return this.serial(async () => {
+    return this.nl.serial(async () => {
       const object = vs ? serviceLabel(vs) : '';
       await this.doit('zero', object, this.encode('zero', object, () => encodeZero(vs)));
     });
   }
 
   getInfo(): Promise<IpvsInfo> {
-    return this.serial(async () => decodeInfo(this.onlyReply(await this.doit('getInfo', '', encodeGetInfo()), 'getInfo')));
+    return this.nl.serial(async () => decodeInfo(this.onlyReply(await this.doit('getInfo', '', encodeGetInfo()), 'getInfo')));
   }
 
   /** Sets the global timeouts; a missing or 0 value leaves that timeout unchanged. */
   setTimeouts(t: Partial<IpvsTimeouts>): Promise<void> {
-    return this.serial(async () => {
+    return this.nl.serial(async () => {
       await this.doit('setTimeouts', '', this.encode('setTimeouts', '', () => encodeSetTimeouts(t)));
     });
   }
 
   getTimeouts(): Promise<IpvsTimeouts> {
-    return this.serial(async () =>
+    return this.nl.serial(async () =>
       decodeTimeouts(this.onlyReply(await this.doit('getTimeouts', '', encodeGetTimeouts()), 'getTimeouts')),
     );
   }
@@ -339,25 +266,15 @@ export class IpvsNetlinkClient {
    * not stop the rest and nothing is rolled back (IPVS commits each command on its own).
    */
   applyBatch(ops: readonly IpvsOp[]): Promise<IpvsOpResult[]> {
-    return this.serial(() => this.batch(ops));
+    return this.nl.serial(() => this.batch(ops));
   }
 
   /** Closes the socket; requests in flight fail with CLOSED. */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.failAll(0, true);
-    this.transport.close();
+    this.nl.close();
   }
 
   // ---- requests -----------------------------------------------------------------------------
-
-  /** One request at a time per socket: a second dump while one runs would fail with EBUSY. */
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
-    return run;
-  }
 
   private async single(op: IpvsOp): Promise<void> {
     const [r] = await this.applyBatch([op]);
@@ -394,12 +311,7 @@ export class IpvsNetlinkClient {
 
   private async resolve(): Promise<GenlFamily> {
     this.familyId = undefined;
-    const ask = async (): Promise<Reply> =>
-      (await this.exchange([{ type: GENL_ID_CTRL, flags: NlmF.REQUEST | NlmF.ACK, payload: encodeGetFamily(IPVS_GENL_NAME) }]))[0] ?? {
-        errno: Errno.ETIMEDOUT,
-        parts: [],
-        interrupted: false,
-      };
+    const ask = (): Promise<NetlinkReply> => this.nl.single({ type: GENL_ID_CTRL, flags: NlmF.REQUEST | NlmF.ACK, payload: encodeGetFamily(IPVS_GENL_NAME) });
     let r = await ask();
     if (r.errno === Errno.ENOENT && this.modprobe) {
       await this.modprobe('ip_vs');
@@ -436,7 +348,7 @@ export class IpvsNetlinkClient {
   private async doit(op: IpvsOpName, object: string, payload: Buffer): Promise<readonly NlMessage[]> {
     for (let attempt = 0; ; attempt++) {
       const id = await this.familyIdFor(op, object);
-      const [r] = await this.exchange([{ type: id, flags: NlmF.REQUEST | NlmF.ACK, payload }]);
+      const [r] = await this.nl.exchange([{ type: id, flags: NlmF.REQUEST | NlmF.ACK, payload }]);
       if (!r) throw new IpvsError({ code: 'PROTOCOL', errno: 0, op, object, detail: 'no reply' });
       if (r.errno === 0) return r.parts;
       if (r.errno === Errno.ENOENT && attempt === 0 && (await this.movedFor(id, op, object))) continue;
@@ -448,7 +360,7 @@ export class IpvsNetlinkClient {
     let movedRetry = false;
     for (let attempt = 0; attempt < DUMP_ATTEMPTS; attempt++) {
       const id = await this.familyIdFor(op, object);
-      const [r] = await this.exchange([{ type: id, flags: NlmF.REQUEST | NlmF.DUMP, payload }]);
+      const [r] = await this.nl.exchange([{ type: id, flags: NlmF.REQUEST | NlmF.DUMP, payload }]);
       if (!r) throw new IpvsError({ code: 'PROTOCOL', errno: 0, op, object, detail: 'no reply' });
       if (r.errno === Errno.ENOENT && !movedRetry && (await this.movedFor(id, op, object))) {
         movedRetry = true;
@@ -456,7 +368,8 @@ export class IpvsNetlinkClient {
         continue;
       }
       if (r.errno !== 0) throw replyError(r.errno, op, object);
-      if (!r.interrupted) return r.parts;
+      // NLM_F_DUMP_INTR: the table changed while the dump ran; read it again.
+      if (!(r.flags & NlmF.DUMP_INTR)) return r.parts;
     }
     throw new IpvsError({ code: 'EBUSY', errno: Errno.EBUSY, op, object, detail: 'the table kept changing during the dump; try again' });
   }
@@ -510,122 +423,10 @@ export class IpvsNetlinkClient {
   /** Sends the payloads in datagrams within the byte and ack budgets; returns one errno per payload. */
   private async runChunks(id: number, items: readonly { payload: Buffer }[]): Promise<number[]> {
     const errnos: number[] = [];
-    let chunk: Request[] = [];
-    let bytes = 0;
-    const flush = async (): Promise<void> => {
-      if (chunk.length === 0) return;
-      const replies = await this.exchange(chunk);
+    for (const chunk of datagrams(items, this.batchBytes, this.nl.maxMessages)) {
+      const replies = await this.nl.exchange(chunk.map((item) => ({ type: id, flags: NlmF.REQUEST | NlmF.ACK, payload: item.payload })));
       for (const r of replies) errnos.push(r.errno);
-      chunk = [];
-      bytes = 0;
-    };
-    for (const item of items) {
-      // nlmsghdr (16) + payload, padded to 4.
-      const size = (16 + item.payload.length + 3) & ~3;
-      if (chunk.length > 0 && (bytes + size > this.batchBytes || chunk.length >= this.maxMessages)) await flush();
-      chunk.push({ type: id, flags: NlmF.REQUEST | NlmF.ACK, payload: item.payload });
-      bytes += size;
     }
-    await flush();
     return errnos;
   }
-
-  // ---- transport ----------------------------------------------------------------------------
-
-  private nextSeq(): number {
-    this.seq = (this.seq + 1) >>> 0;
-    if (this.seq === 0) this.seq = 1;
-    return this.seq;
-  }
-
-  /** Sends the requests in one datagram and waits for every one to complete (ACK, ERROR or DONE). */
-  private exchange(requests: readonly Request[]): Promise<Reply[]> {
-    if (this.closed) return Promise.resolve(requests.map(() => ({ errno: CLOSED_ERRNO, parts: [], interrupted: false })));
-    return new Promise<Reply[]>((resolveAll) => {
-      const replies: (Reply | undefined)[] = new Array<Reply | undefined>(requests.length);
-      const seqs: number[] = [];
-      let remaining = requests.length;
-      let timer: NodeJS.Timeout | undefined;
-      const touch = (): void => {
-        if (timer) clearTimeout(timer);
-        timer = setTimeout(() => {
-          for (const s of seqs) this.pending.get(s)?.finish(Errno.ETIMEDOUT);
-        }, this.timeoutMs);
-      };
-      const bufs: Buffer[] = [];
-      requests.forEach((req, i) => {
-        const seq = this.nextSeq();
-        seqs.push(seq);
-        const p: Pending = {
-          parts: [],
-          interrupted: false,
-          touch,
-          finish: (errno) => {
-            if (!this.pending.delete(seq)) return;
-            replies[i] = { errno, parts: p.parts, interrupted: p.interrupted };
-            if (--remaining === 0) {
-              if (timer) clearTimeout(timer);
-              resolveAll(replies.map((r) => r ?? { errno: Errno.ETIMEDOUT, parts: [], interrupted: false }));
-            }
-          },
-        };
-        this.pending.set(seq, p);
-        bufs.push(encodeNlMessage({ type: req.type, flags: req.flags, seq, pid: this.transport.localPort, payload: req.payload }));
-      });
-      touch();
-      this.transport.send(bufs.length === 1 && bufs[0] ? bufs[0] : Buffer.concat(bufs)).catch((e: unknown) => {
-        const errno = hasErrno(e) ? Math.abs(e.errno) : Errno.EMSGSIZE;
-        for (const s of seqs) this.pending.get(s)?.finish(errno);
-      });
-    });
-  }
-
-  private onDatagram(datagram: Buffer, fromPort: number): void {
-    if (fromPort !== 0) return; // only the kernel answers us
-    let msgs: NlMessage[];
-    try {
-      msgs = parseNlMessages(datagram);
-    } catch {
-      return; // a malformed datagram cannot be attributed; its requests time out
-    }
-    for (const m of msgs) {
-      const p = this.pending.get(m.seq);
-      if (!p) continue; // e.g. a late ack after a timeout
-      p.touch();
-      if (m.flags & NlmF.DUMP_INTR) p.interrupted = true;
-      switch (m.type) {
-        case NlMsgType.ERROR:
-          p.finish(parseNlError(m.payload));
-          break;
-        case NlMsgType.DONE:
-          p.finish(parseNlError(m.payload));
-          break;
-        case NlMsgType.NOOP:
-        case NlMsgType.OVERRUN:
-          break;
-        default:
-          // Data: a dump entry, or a doit reply that its ACK follows (we always ask for ACKs).
-          p.parts.push(m);
-      }
-    }
-  }
-
-  private onSocketError(errno: number): void {
-    if (errno !== Errno.ENOBUFS) {
-      this.failAll(errno || Errno.ENOBUFS, false);
-      return;
-    }
-    // Acks queued after the overflow are still readable; give them a moment, then the rest are lost.
-    if (this.overrunTimer) return;
-    this.overrunTimer = setTimeout(() => {
-      this.overrunTimer = undefined;
-      this.failAll(Errno.ENOBUFS, false);
-    }, OVERRUN_GRACE_MS);
-  }
-
-  private failAll(errno: number, closing: boolean): void {
-    if (closing && this.overrunTimer) clearTimeout(this.overrunTimer);
-    for (const p of [...this.pending.values()]) p.finish(closing ? CLOSED_ERRNO : errno);
-  }
 }
-

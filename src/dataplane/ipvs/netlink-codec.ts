@@ -1,12 +1,12 @@
-// Pure encode/decode of IPVS generic netlink messages (no sockets): netlink and genetlink framing,
-// the attribute payloads of every IPVS command kube-ipvs uses, and decoders that turn dump
+// Pure encode/decode of IPVS generic netlink messages (no sockets): genetlink framing (netlink's
+// own is ../netlink/framing.ts, bound here to IpvsError), the attribute payloads of every IPVS command kube-ipvs uses, and decoders that turn dump
 // entries into model objects. Wire facts: /work/shared/reference/ipvs-netlink.md (from
 // include/uapi/linux/ip_vs.h and net/netfilter/ipvs/ip_vs_ctl.c).
-import { endianness } from 'node:os';
 import type { ForwardMethod, RealServer, VirtualServer } from '../../model/kernel.js';
 import { VsFlag, rsKey, vsKey } from '../../model/kernel.js';
 import type { IpFamily, Protocol } from '../../model/types.js';
 import { formatIp, parseIp } from '../../model/ip.js';
+import { LE, framingWith, readS32, readU16, readU32 } from '../netlink/framing.js';
 import { IpvsError } from './errors.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -17,20 +17,9 @@ export const IPVS_GENL_VERSION = 1;
 /** The genetlink controller's fixed family id (GENL_ID_CTRL). */
 export const GENL_ID_CTRL = 0x10;
 
-export const NlMsgType = { NOOP: 1, ERROR: 2, DONE: 3, OVERRUN: 4 } as const;
-
-export const NlmF = {
-  REQUEST: 0x01,
-  MULTI: 0x02,
-  ACK: 0x04,
-  ECHO: 0x08,
-  DUMP_INTR: 0x10,
-  DUMP_FILTERED: 0x20,
-  DUMP: 0x300,
-} as const;
-
-export const NLA_F_NESTED = 0x8000;
-const NLA_TYPE_MASK = 0x3fff;
+// Netlink framing is shared with ipset (../netlink/framing.ts); re-exported for this codec's users.
+export { NLA_F_NESTED, NlMsgType, NlmF, encodeNlMessage, parseNlError } from '../netlink/framing.js';
+export type { NlMessage } from '../netlink/framing.js';
 
 export const CtrlCmd = { NEWFAMILY: 1, GETFAMILY: 3 } as const;
 export const CtrlAttr = { FAMILY_ID: 1, FAMILY_NAME: 2, VERSION: 3, HDRSIZE: 4, MAXATTR: 5, OPS: 6 } as const;
@@ -230,14 +219,6 @@ export interface GenlFamily {
   readonly ops: number;
 }
 
-export interface NlMessage {
-  readonly type: number;
-  readonly flags: number;
-  readonly seq: number;
-  readonly pid: number;
-  readonly payload: Buffer;
-}
-
 export interface GenlMessage {
   readonly cmd: number;
   readonly version: number;
@@ -249,8 +230,6 @@ export type AttrMap = ReadonlyMap<number, Buffer>;
 
 // ---------------------------------------------------------------------------------------------
 // Host-order integers (netlink integers are host order unless the attribute says otherwise)
-
-const LE = endianness() === 'LE';
 
 function putU16(v: number): Buffer {
   const b = Buffer.alloc(2);
@@ -289,18 +268,6 @@ function putString(s: string): Buffer {
   return Buffer.concat([Buffer.from(s, 'utf8'), Buffer.alloc(1)]);
 }
 
-function readU16(b: Buffer, off = 0): number {
-  return LE ? b.readUInt16LE(off) : b.readUInt16BE(off);
-}
-
-function readU32(b: Buffer, off = 0): number {
-  return LE ? b.readUInt32LE(off) : b.readUInt32BE(off);
-}
-
-function readS32(b: Buffer, off = 0): number {
-  return LE ? b.readInt32LE(off) : b.readInt32BE(off);
-}
-
 /** u32 or u64 by the attribute's length (STATS mixes both; STATS64 is all u64). */
 function readCounter(b: Buffer | undefined): number {
   if (!b) return 0;
@@ -314,10 +281,6 @@ function readString(b: Buffer): string {
   return b.subarray(0, nul < 0 ? b.length : nul).toString('utf8');
 }
 
-function align4(n: number): number {
-  return (n + 3) & ~3;
-}
-
 function protocolError(detail: string): IpvsError {
   return new IpvsError({ code: 'PROTOCOL', errno: 0, op: 'decode', object: '', detail });
 }
@@ -329,70 +292,11 @@ function encodeError(object: string, detail: string): IpvsError {
 // ---------------------------------------------------------------------------------------------
 // Netlink framing
 
-/** One attribute: 4-byte header, payload, zero padding to 4 bytes (nla_len excludes the padding). */
-export function encodeAttr(type: number, payload: Uint8Array): Buffer {
-  const len = 4 + payload.length;
-  const out = Buffer.alloc(align4(len));
-  out.set(putU16(len), 0);
-  out.set(putU16(type), 2);
-  out.set(payload, 4);
-  return out;
-}
-
-export function encodeNested(type: number, children: readonly Buffer[]): Buffer {
-  return encodeAttr(type | NLA_F_NESTED, Buffer.concat(children));
-}
-
-export function parseAttrs(buf: Buffer): AttrMap {
-  const out = new Map<number, Buffer>();
-  let off = 0;
-  while (off + 4 <= buf.length) {
-    const len = readU16(buf, off);
-    const type = readU16(buf, off + 2) & NLA_TYPE_MASK;
-    if (len < 4 || off + len > buf.length) throw protocolError(`bad attribute length ${len} at offset ${off}`);
-    out.set(type, buf.subarray(off + 4, off + len));
-    off += align4(len);
-  }
-  return out;
-}
-
-/** nlmsghdr + payload, padded to 4 so messages can be concatenated into one datagram. */
-export function encodeNlMessage(m: NlMessage): Buffer {
-  const len = 16 + m.payload.length;
-  const out = Buffer.alloc(align4(len));
-  out.set(putU32(len), 0);
-  out.set(putU16(m.type), 4);
-  out.set(putU16(m.flags), 6);
-  out.set(putU32(m.seq), 8);
-  out.set(putU32(m.pid), 12);
-  out.set(m.payload, 16);
-  return out;
-}
-
-export function parseNlMessages(buf: Buffer): NlMessage[] {
-  const out: NlMessage[] = [];
-  let off = 0;
-  while (off + 16 <= buf.length) {
-    const len = readU32(buf, off);
-    if (len < 16 || off + len > buf.length) throw protocolError(`bad netlink message length ${len} at offset ${off}`);
-    out.push({
-      type: readU16(buf, off + 4),
-      flags: readU16(buf, off + 6),
-      seq: readU32(buf, off + 8),
-      pid: readU32(buf, off + 12),
-      payload: buf.subarray(off + 16, off + len),
-    });
-    off += align4(len);
-  }
-  return out;
-}
-
-/** The payload of NLMSG_ERROR (and NLMSG_DONE): a negative errno, or 0 for an ACK. Returned positive. */
-export function parseNlError(payload: Buffer): number {
-  if (payload.length < 4) return 0;
-  const e = readS32(payload, 0);
-  return e < 0 ? -e : e;
-}
+/** Netlink framing throwing PROTOCOL for what the kernel sent, EINVAL for what we could not encode. */
+export const { encodeAttr, encodeNested, parseAttrs, parseNlMessages } = framingWith({
+  malformed: (detail) => protocolError(`bad ${detail}`),
+  tooLong: (detail) => encodeError('', detail),
+});
 
 export function encodeGenl(cmd: number, version: number, attrs: readonly Buffer[]): Buffer {
   return Buffer.concat([Buffer.from([cmd, version, 0, 0]), ...attrs]);

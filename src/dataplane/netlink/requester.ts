@@ -1,0 +1,209 @@
+// Request/reply correlation over one netlink socket, shared by the IPVS and ipset speakers: each
+// request gets a sequence number, many go in one datagram, and each completes on its ACK, ERROR
+// or DONE. Protocol specifics stay with the caller: a reply keeps the ERROR payload (ipset puts
+// the failed element's LINENO there) and the or-ed message flags (IPVS dumps watch DUMP_INTR).
+import { Errno } from './errno.js';
+import type { NlMessage } from './framing.js';
+import { NlMsgType, encodeNlMessage, nlMessageSize, parseNlError, parseNlMessages } from './framing.js';
+import type { NetlinkTransport } from './transport.js';
+import { hasErrno } from './transport.js';
+
+export interface NetlinkRequest {
+  readonly type: number;
+  readonly flags: number;
+  readonly payload: Buffer;
+}
+
+export interface NetlinkReply {
+  /** Positive errno, 0 on success; CLOSED_ERRNO when the socket was closed. */
+  readonly errno: number;
+  /** Data: the parts of a dump, or a doit reply that its ACK followed. */
+  readonly parts: readonly NlMessage[];
+  /** nlmsg_flags of every message of this reply, or-ed. */
+  readonly flags: number;
+  /** The NLMSG_ERROR payload that ended the request; absent after DONE, a timeout or a local failure. */
+  readonly error?: Buffer;
+}
+
+/** Reply errno meaning "our socket was closed"; never a kernel value. */
+export const CLOSED_ERRNO = -1;
+
+export const TIMED_OUT: NetlinkReply = { errno: Errno.ETIMEDOUT, parts: [], flags: 0 };
+
+export interface NetlinkRequesterOptions {
+  /** Give up on a request when the kernel stays silent this long (reset by each reply part). */
+  readonly timeoutMs: number;
+  /** At most this many requests per datagram, whatever the receive buffer would allow. */
+  readonly maxMessagesPerDatagram: number;
+}
+
+/**
+ * Kernel memory one queued acknowledgement costs in our receive buffer (skb truesize, generous):
+ * a datagram's acks are all queued during the one sendmsg, and those that do not fit are dropped.
+ */
+const ACK_COST_BYTES = 2048;
+/** Replies still queued behind an ENOBUFS are read within this grace before the rest count as lost. */
+const OVERRUN_GRACE_MS = 100;
+
+interface Pending {
+  readonly parts: NlMessage[];
+  flags: number;
+  readonly finish: (errno: number, error?: Buffer) => void;
+  readonly touch: () => void;
+}
+
+export class NetlinkRequester {
+  /** Requests one datagram may carry without its acks overflowing our receive buffer. */
+  readonly maxMessages: number;
+  private readonly timeoutMs: number;
+  private readonly pending = new Map<number, Pending>();
+  private seq = Math.floor(Math.random() * 0x10000);
+  private queue: Promise<unknown> = Promise.resolve();
+  private overrunTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly transport: NetlinkTransport,
+    opts: NetlinkRequesterOptions,
+  ) {
+    this.timeoutMs = opts.timeoutMs;
+    this.maxMessages = Math.max(1, Math.min(opts.maxMessagesPerDatagram, Math.floor(transport.recvBufferSize / ACK_COST_BYTES)));
+    transport.listen(
+      (d, port) => this.onDatagram(d, port),
+      (errno) => this.onSocketError(errno),
+    );
+  }
+
+  /** One operation at a time per socket: a second dump while one runs would fail with EBUSY. */
+  serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async single(req: NetlinkRequest): Promise<NetlinkReply> {
+    const [r] = await this.exchange([req]);
+    return r ?? TIMED_OUT;
+  }
+
+  /** Sends the requests in one datagram and waits until each completes; one reply per request, in order. */
+  exchange(requests: readonly NetlinkRequest[]): Promise<NetlinkReply[]> {
+    if (requests.length === 0) return Promise.resolve([]);
+    if (this.closed) return Promise.resolve(requests.map(() => ({ errno: CLOSED_ERRNO, parts: [], flags: 0 })));
+    return new Promise<NetlinkReply[]>((resolveAll) => {
+      const replies = new Array<NetlinkReply | undefined>(requests.length);
+      const seqs: number[] = [];
+      let remaining = requests.length;
+      let timer: NodeJS.Timeout | undefined;
+      const touch = (): void => {
+        if (timer) clearTimeout(timer);
+        timer = setTimeout(() => {
+          for (const s of seqs) this.pending.get(s)?.finish(Errno.ETIMEDOUT);
+        }, this.timeoutMs);
+      };
+      const bufs: Buffer[] = [];
+      requests.forEach((req, i) => {
+        const seq = this.nextSeq();
+        seqs.push(seq);
+        const p: Pending = {
+          parts: [],
+          flags: 0,
+          touch,
+          finish: (errno, error) => {
+            if (!this.pending.delete(seq)) return;
+            replies[i] = error === undefined ? { errno, parts: p.parts, flags: p.flags } : { errno, parts: p.parts, flags: p.flags, error };
+            if (--remaining === 0) {
+              if (timer) clearTimeout(timer);
+              resolveAll(replies.map((r) => r ?? TIMED_OUT));
+            }
+          },
+        };
+        this.pending.set(seq, p);
+        bufs.push(encodeNlMessage({ type: req.type, flags: req.flags, seq, pid: this.transport.localPort, payload: req.payload }));
+      });
+      touch();
+      this.transport.send(bufs.length === 1 && bufs[0] ? bufs[0] : Buffer.concat(bufs)).catch((e: unknown) => {
+        const errno = hasErrno(e) ? Math.abs(e.errno) : Errno.EMSGSIZE;
+        for (const s of seqs) this.pending.get(s)?.finish(errno);
+      });
+    });
+  }
+
+  /** Closes the socket; requests in flight complete with CLOSED_ERRNO. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.overrunTimer) clearTimeout(this.overrunTimer);
+    this.failAll(CLOSED_ERRNO);
+    this.transport.close();
+  }
+
+  private nextSeq(): number {
+    this.seq = (this.seq + 1) >>> 0;
+    if (this.seq === 0) this.seq = 1;
+    return this.seq;
+  }
+
+  private onDatagram(datagram: Buffer, fromPort: number): void {
+    if (fromPort !== 0) return; // only the kernel answers us
+    let msgs: NlMessage[];
+    try {
+      msgs = parseNlMessages(datagram, (detail) => new Error(detail));
+    } catch {
+      return; // a malformed datagram cannot be attributed; its requests time out
+    }
+    for (const m of msgs) {
+      const p = this.pending.get(m.seq);
+      if (!p) continue; // e.g. a late ack after a timeout
+      p.touch();
+      p.flags |= m.flags;
+      if (m.type === NlMsgType.ERROR) p.finish(parseNlError(m.payload), m.payload);
+      else if (m.type === NlMsgType.DONE) p.finish(parseNlError(m.payload));
+      // Data: a dump part, or a doit reply that its ACK follows (callers always ask for ACKs).
+      else if (m.type !== NlMsgType.NOOP && m.type !== NlMsgType.OVERRUN) p.parts.push(m);
+    }
+  }
+
+  private onSocketError(errno: number): void {
+    if (errno !== Errno.ENOBUFS) {
+      this.failAll(errno || Errno.ENOBUFS);
+      return;
+    }
+    // Replies queued after the overflow are still readable; give them a moment, then the rest are lost.
+    if (this.overrunTimer) return;
+    this.overrunTimer = setTimeout(() => {
+      this.overrunTimer = undefined;
+      this.failAll(Errno.ENOBUFS);
+    }, OVERRUN_GRACE_MS);
+  }
+
+  private failAll(errno: number): void {
+    for (const p of [...this.pending.values()]) p.finish(errno);
+  }
+}
+
+/**
+ * Messages → datagrams within the byte and ack budgets; a `risky` message (one that may fail in
+ * a way not checked beforehand) ends its datagram, since the kernel runs every message of a
+ * datagram even after one fails. One message may exceed maxBytes on its own.
+ */
+export function* datagrams<M extends { readonly payload: Buffer; readonly risky?: boolean }>(messages: readonly M[], maxBytes: number, maxMessages: number): Generator<M[]> {
+  let cur: M[] = [];
+  let bytes = 0;
+  for (const m of messages) {
+    const size = nlMessageSize(m.payload.length);
+    if (cur.length > 0 && (bytes + size > maxBytes || cur.length >= maxMessages)) {
+      yield cur;
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(m);
+    bytes += size;
+    if (m.risky) {
+      yield cur;
+      cur = [];
+      bytes = 0;
+    }
+  }
+  if (cur.length > 0) yield cur;
+}

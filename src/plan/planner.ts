@@ -54,12 +54,17 @@ class FamilyAggregate {
   /** vsKeys claimed by more than one service port. */
   readonly conflicted = new Set<string>();
   private readonly specs: ReadonlyMap<SetBaseName, IpsetSpec>;
-  // Change tracking since the last takeDelta().
+  // Change tracking since the last take(). A re-planned service is first removed, then added
+  // back: only what differs from before the first touch counts, or every endpoint change would
+  // look like an address and rule change (and cost a full bind/unbind pass and a rules check).
   changedVs = new Set<string>();
-  /** Entries whose presence changed, per set, since the last takeDelta(). */
-  changedEntries = new Map<SetBaseName, Set<string>>();
-  addressesChanged = false;
-  rulesChanged = false;
+  /** Per set, each touched entry and whether it was present before the first touch. */
+  private entryBefore = new Map<SetBaseName, Map<string, boolean>>();
+  /** Per set, whether it was empty before the first touch (its rules depend on that). */
+  private emptyBefore = new Map<SetBaseName, boolean>();
+  private boundBefore = new Map<string, boolean>();
+  private boundEmptyBefore: boolean | undefined;
+  private outFilterBefore = new Map<string, boolean>();
 
   constructor(readonly ctx: FamilyContext) {
     this.specs = new Map(SET_INFO.map((s) => [s.base, ipsetSpec(s.base, ctx.family)]));
@@ -70,38 +75,55 @@ class FamilyAggregate {
       for (const { owner, spec } of frag.virtualServers) this.claim(vsKey(spec.vs), owner, spec, sign);
       for (const [base, entry] of frag.setEntries) {
         const set = this.sets.get(base) as CountedSet;
-        const before = set.size;
-        if (sign > 0) set.add(entry);
-        else set.remove(entry);
-        if (set.size !== before) {
-          this.noteEntry(base, entry);
-          if (before === 0 || set.size === 0) this.rulesChanged = true;
-        }
+        this.noteEntry(base, entry, set);
+        countIn(set, entry, sign);
       }
       for (const a of frag.boundAddresses) {
-        const before = this.bound.size;
-        if (sign > 0) this.bound.add(a);
-        else this.bound.remove(a);
-        if (before !== this.bound.size) {
-          this.addressesChanged = true;
-          this.noteEntry('KUBE-IPVS-IPS', a);
-        }
+        this.boundEmptyBefore ??= this.bound.size === 0;
+        if (!this.boundBefore.has(a)) this.boundBefore.set(a, this.bound.has(a));
+        countIn(this.bound, a, sign);
       }
       for (const r of frag.outFilterRules) {
-        const before = this.outFilter.size;
-        if (sign > 0) this.outFilter.add(r);
-        else this.outFilter.remove(r);
-        if (before !== this.outFilter.size) this.rulesChanged = true;
+        if (!this.outFilterBefore.has(r)) this.outFilterBefore.set(r, this.outFilter.has(r));
+        countIn(this.outFilter, r, sign);
       }
       if (frag.noLocalInternal) countIn(this.noLocalInternal, svc, sign);
       if (frag.noLocalExternal) countIn(this.noLocalExternal, svc, sign);
     }
   }
 
-  private noteEntry(base: SetBaseName, entry: string): void {
-    let s = this.changedEntries.get(base);
-    if (!s) this.changedEntries.set(base, (s = new Set()));
-    s.add(entry);
+  private noteEntry(base: SetBaseName, entry: string, set: CountedSet): void {
+    if (!this.emptyBefore.has(base)) this.emptyBefore.set(base, set.size === 0);
+    let m = this.entryBefore.get(base);
+    if (!m) this.entryBefore.set(base, (m = new Map()));
+    if (!m.has(entry)) m.set(entry, set.has(entry));
+  }
+
+  /** What really changed since the last take(), and a fresh start for the next. */
+  take(): { vs: Set<string>; entries: Map<SetBaseName, Set<string>>; addressesChanged: boolean; rulesChanged: boolean } {
+    const entries = new Map<SetBaseName, Set<string>>();
+    let rulesChanged = false;
+    for (const [base, touched] of this.entryBefore) {
+      const set = this.sets.get(base) as CountedSet;
+      const changed = new Set<string>();
+      for (const [entry, was] of touched) if (set.has(entry) !== was) changed.add(entry);
+      if (changed.size > 0) entries.set(base, changed);
+      if (this.emptyBefore.get(base) !== (set.size === 0)) rulesChanged = true;
+    }
+    const bound = new Set<string>();
+    for (const [a, was] of this.boundBefore) if (this.bound.has(a) !== was) bound.add(a);
+    if (bound.size > 0) entries.set('KUBE-IPVS-IPS', bound);
+    // KUBE-IPVS-IPS gates rules too when it turns empty or non-empty.
+    if (this.boundEmptyBefore !== undefined && this.boundEmptyBefore !== (this.bound.size === 0)) rulesChanged = true;
+    for (const [r, was] of this.outFilterBefore) if (this.outFilter.has(r) !== was) rulesChanged = true;
+    const vs = this.changedVs;
+    this.changedVs = new Set();
+    this.entryBefore = new Map();
+    this.emptyBefore = new Map();
+    this.boundBefore = new Map();
+    this.boundEmptyBefore = undefined;
+    this.outFilterBefore = new Map();
+    return { vs, entries, addressesChanged: bound.size > 0, rulesChanged };
   }
 
   private claim(key: string, owner: string, spec: VirtualServerSpec, sign: 1 | -1): void {
@@ -208,14 +230,11 @@ export class Planner {
     let addressesChanged = false;
     let rulesChanged = false;
     for (const [family, agg] of this.families) {
-      vs.set(family, agg.changedVs);
-      for (const [base, entries] of agg.changedEntries) ipsets.set(ipsetSpec(base, family).name, entries);
-      addressesChanged ||= agg.addressesChanged;
-      rulesChanged ||= agg.rulesChanged;
-      agg.changedVs = new Set();
-      agg.changedEntries = new Map();
-      agg.addressesChanged = false;
-      agg.rulesChanged = false;
+      const d = agg.take();
+      vs.set(family, d.vs);
+      for (const [base, entries] of d.entries) ipsets.set(ipsetSpec(base, family).name, entries);
+      addressesChanged ||= d.addressesChanged;
+      rulesChanged ||= d.rulesChanged;
     }
     return { virtualServers: vs, ipsets, addressesChanged, rulesChanged };
   }

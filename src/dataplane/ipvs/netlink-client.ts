@@ -266,6 +266,8 @@ export class IpvsNetlinkClient {
    * not stop the rest and nothing is rolled back (IPVS commits each command on its own).
    */
   applyBatch(ops: readonly IpvsOp[]): Promise<IpvsOpResult[]> {
+    // A partial sync often has nothing to create or prune: no queue turn for an empty batch.
+    if (ops.length === 0) return Promise.resolve([]);
     return this.nl.serial(() => this.batch(ops));
   }
 

@@ -7,20 +7,24 @@ cd "$(dirname "$0")/.."
 scripts/ensure-deps.sh
 npm run build || exit 1
 npm run lint || exit 1
-unit_log=$(mktemp)
-scripts/run-tests.sh 2>&1 | tee "$unit_log"
-unit_rc=${PIPESTATUS[0]}
-unit_pass=$(awk '/^# pass /{print $3}' "$unit_log" | tail -1)
-unit_fail=$(awk '/^# fail /{print $3}' "$unit_log" | tail -1)
-rm -f "$unit_log"
-api_log=$(mktemp)
-scripts/test-api.sh 2>&1 | tee "$api_log"
-api_rc=${PIPESTATUS[0]}
-api_pass=$(awk '/^# pass /{print $3}' "$api_log" | tail -1)
-api_fail=$(awk '/^# fail /{print $3}' "$api_log" | tail -1)
-rm -f "$api_log"
-# A stage that failed without reporting (e.g. the build) counts as one failure.
-((api_rc != 0 && ${api_fail:-0} == 0)) && api_fail=1
+# node_stage NAME CMD...: runs a node --test stage, sets NAME_rc, NAME_pass and NAME_fail; a stage
+# that failed without reporting (e.g. a build step) counts as one failure.
+node_stage() {
+  local name=$1 log rc pass fail
+  shift
+  log=$(mktemp)
+  "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  pass=$(awk '/^# pass /{print $3}' "$log" | tail -1)
+  fail=$(awk '/^# fail /{print $3}' "$log" | tail -1)
+  rm -f "$log"
+  ((rc != 0 && ${fail:-0} == 0)) && fail=1
+  printf -v "${name}_rc" '%s' "$rc"
+  printf -v "${name}_pass" '%s' "${pass:-0}"
+  printf -v "${name}_fail" '%s' "${fail:-0}"
+}
+node_stage unit scripts/run-tests.sh
+node_stage api scripts/test-api.sh
 vm_rc=0
 vm_pass=0
 vm_fail=0

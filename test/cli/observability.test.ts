@@ -11,6 +11,7 @@ import type { EventTarget } from '../../src/cluster/api/events.js';
 import { TRIGGER_TIME_ANNOTATION } from '../../src/cluster/tracker.js';
 import { createLogger } from '../../src/observe/log.js';
 import { fakeNode } from '../helpers/fake-dataplane.js';
+import { freePort } from '../helpers/net.js';
 import { config, NODE, service, slice } from '../helpers/world.js';
 
 function fetchText(url: string): Promise<{ status: number; body: string }> {
@@ -21,14 +22,6 @@ function fetchText(url: string): Promise<{ status: number; body: string }> {
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     }).on('error', reject);
   });
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 describe('observability wired to the sync loop', () => {

@@ -2,16 +2,8 @@
 // cannot know the cluster: no kubeconfig, or an API server nobody answers at.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { runCli } from '../helpers/cli.js';
-
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
+import { freePort as closedPort } from '../helpers/net.js';
 
 describe('run without manifests (API mode) at start-up', () => {
   test('a missing kubeconfig: exit 1 naming the file', () => {

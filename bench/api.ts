@@ -18,39 +18,24 @@ import { apiRequest, startTestApiServer } from '../test/helpers/apiserver.js';
 import { fakeNode } from '../test/helpers/fake-dataplane.js';
 import { grant, shippedProxyRules } from '../test/api/support.js';
 import { config as makeConfig, NODE } from '../test/helpers/world.js';
+import { endpointIp, ip4, syntheticSlice } from './synthetic-cluster.js';
 
 const SERVICES = Number(process.env['BENCH_SERVICES'] ?? 10000);
 const BURST = Number(process.env['BENCH_BURST'] ?? 500);
 const ENDPOINTS = 10;
 const NAMESPACES = 20;
 
-function ip(a: number, n: number): string {
-  return `${a}.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
-}
-
 function serviceFor(i: number): V1Service {
   return {
     apiVersion: 'v1',
     kind: 'Service',
     metadata: { name: `svc-${i}`, namespace: `ns-${i % NAMESPACES}` },
-    spec: { clusterIP: ip(10, 0x600000 + 0x100 + i), ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
+    spec: { clusterIP: ip4(10, 0x600000 + 0x100 + i), ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
   };
 }
 
 function sliceFor(i: number, generation: number, stamp?: string): V1EndpointSlice {
-  return {
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: {
-      name: `svc-${i}-abc`,
-      namespace: `ns-${i % NAMESPACES}`,
-      labels: { 'kubernetes.io/service-name': `svc-${i}` },
-      ...(stamp ? { annotations: { [TRIGGER_TIME_ANNOTATION]: stamp } } : {}),
-    },
-    addressType: 'IPv4',
-    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-    endpoints: Array.from({ length: ENDPOINTS }, (_, e) => ({ addresses: [ip(10, 0xf40000 + ((i * ENDPOINTS + e + generation) % 0x0bffff))], conditions: { ready: true } })),
-  };
+  return syntheticSlice(i, (e) => endpointIp(i, e, generation, ENDPOINTS), { endpoints: ENDPOINTS, namespaces: NAMESPACES, ...(stamp ? { annotations: { [TRIGGER_TIME_ANNOTATION]: stamp } } : {}) });
 }
 
 /** Runs `jobs` with at most `width` in flight. */

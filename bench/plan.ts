@@ -5,47 +5,24 @@ import { loadConfig } from '../src/config/load.js';
 import { buildNodeInfo } from '../src/cluster/node.js';
 import { ClusterTracker } from '../src/cluster/tracker.js';
 import { Planner } from '../src/plan/planner.js';
+import { BENCH_NODE, endpointIp, mixedService, mostlyRemote, syntheticSlice } from './synthetic-cluster.js';
 
 const SERVICES = Number(process.env['BENCH_SERVICES'] ?? 10000);
 const ENDPOINTS = Number(process.env['BENCH_ENDPOINTS'] ?? 10);
-const NODE = 'node-a';
-
-function ip4(base: number, n: number): string {
-  return `${base}.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
-}
+const NODE = BENCH_NODE;
 
 function makeCluster(): { services: V1Service[]; slices: V1EndpointSlice[] } {
   const services: V1Service[] = [];
   const slices: V1EndpointSlice[] = [];
   for (let i = 0; i < SERVICES; i++) {
-    const kind = i % 10 < 6 ? 'ClusterIP' : i % 10 < 9 ? 'NodePort' : 'LoadBalancer';
-    const port: { name: string; port: number; protocol: string; nodePort?: number } = { name: 'http', port: 80, protocol: 'TCP' };
-    if (kind !== 'ClusterIP') port.nodePort = 20000 + i; // unique, so no two services share a node port
-    services.push({
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: `svc-${i}`, namespace: `ns-${i % 50}` },
-      spec: { type: kind, clusterIP: ip4(10, 0x600000 + i), ports: [port] },
-      ...(kind === 'LoadBalancer' ? { status: { loadBalancer: { ingress: [{ ip: ip4(172, 0x100000 + i) }] } } } : {}),
-    });
+    services.push(mixedService(i));
     slices.push(sliceFor(i, 0));
   }
   return { services, slices };
 }
 
 function sliceFor(i: number, generation: number): V1EndpointSlice {
-  return {
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name: `svc-${i}-abc`, namespace: `ns-${i % 50}`, labels: { 'kubernetes.io/service-name': `svc-${i}` } },
-    addressType: 'IPv4',
-    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-    endpoints: Array.from({ length: ENDPOINTS }, (_, e) => ({
-      addresses: [ip4(10, 0xf40000 + ((i * ENDPOINTS + e + generation) % 0x0bffff))],
-      nodeName: e % 20 === 0 ? NODE : `node-${e}`,
-      conditions: { ready: true },
-    })),
-  };
+  return syntheticSlice(i, (e) => endpointIp(i, e, generation, ENDPOINTS), { endpoints: ENDPOINTS, nodeOf: mostlyRemote });
 }
 
 function ms(start: bigint): number {

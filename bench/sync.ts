@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice } from '@kubernetes/client-node';
 import { loadConfig } from '../src/config/load.js';
 import type { ProxyConfig } from '../src/config/types.js';
 import { ClusterTracker } from '../src/cluster/tracker.js';
@@ -30,11 +30,12 @@ import { realClock } from '../src/sync/clock.js';
 import { restorePayload } from '../src/sync/iptables-reconciler.js';
 import type { Dataplane, SyncOutcome } from '../src/sync/proxier.js';
 import { Proxier } from '../src/sync/proxier.js';
+import { BENCH_NODE, clusterIp, endpointIp, ip4, kindOf, lbIp, mixedService, mostlyRemote, nodePort, syntheticSlice } from './synthetic-cluster.js';
 
 const SERVICES = Number(process.env['BENCH_SERVICES'] ?? 10000);
 const ENDPOINTS = Number(process.env['BENCH_ENDPOINTS'] ?? 10);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 20);
-const NODE = 'node-a';
+const NODE = BENCH_NODE;
 /** Linux USER_HZ: the unit of the child CPU times in /proc/self/stat (100 on every common arch). */
 const CLK_TCK = 100;
 
@@ -42,56 +43,20 @@ const CLK_TCK = 100;
 // The same mix as bench/plan: 60% ClusterIP, 30% NodePort, 10% LoadBalancer, one TCP port each,
 // one endpoint in 20 on this node (so KUBE-LOOP-BACK gets entries too).
 
-function ip4(base: number, n: number): string {
-  return `${base}.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
-}
-
-type Kind = 'ClusterIP' | 'NodePort' | 'LoadBalancer';
-
-function kindOf(i: number): Kind {
-  return i % 10 < 6 ? 'ClusterIP' : i % 10 < 9 ? 'NodePort' : 'LoadBalancer';
-}
-
-const clusterIp = (i: number): string => ip4(10, 0x600000 + i);
-const lbIp = (i: number): string => ip4(172, 0x100000 + i);
-const nodePort = (i: number): number => 20000 + i; // unique, so no two services share a node port
-const endpointIp = (i: number, e: number, generation: number): string => ip4(10, 0xf40000 + ((i * ENDPOINTS + e + generation) % 0x0bffff));
-
-function serviceFor(i: number): V1Service {
-  const kind = kindOf(i);
-  const port: { name: string; port: number; protocol: string; nodePort?: number } = { name: 'http', port: 80, protocol: 'TCP' };
-  if (kind !== 'ClusterIP') port.nodePort = nodePort(i);
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name: `svc-${i}`, namespace: `ns-${i % 50}` },
-    spec: { type: kind, clusterIP: clusterIp(i), ports: [port] },
-    ...(kind === 'LoadBalancer' ? { status: { loadBalancer: { ingress: [{ ip: lbIp(i) }] } } } : {}),
-  };
-}
+const endpointIpAt = (i: number, e: number, generation: number): string => endpointIp(i, e, generation, ENDPOINTS);
+const serviceFor = mixedService;
 
 /** Endpoint addresses replaced by phase 3, by service then endpoint index. */
 const replaced = new Map<number, Map<number, string>>();
 
 /** Service i's endpoint e, as phase 3 last left it. */
 function currentEndpoint(i: number, e: number): string {
-  return replaced.get(i)?.get(e) ?? endpointIp(i, e, 0);
+  return replaced.get(i)?.get(e) ?? endpointIpAt(i, e, 0);
 }
 
 /** The service's slice with its current endpoints (generation 0 is the initial list). */
 function sliceFor(i: number, generation: number): V1EndpointSlice {
-  return {
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name: `svc-${i}-abc`, namespace: `ns-${i % 50}`, labels: { 'kubernetes.io/service-name': `svc-${i}` } },
-    addressType: 'IPv4',
-    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-    endpoints: Array.from({ length: ENDPOINTS }, (_, e) => ({
-      addresses: [generation === 0 ? endpointIp(i, e, 0) : currentEndpoint(i, e)],
-      nodeName: e % 20 === 0 ? NODE : `node-${e}`,
-      conditions: { ready: true },
-    })),
-  };
+  return syntheticSlice(i, (e) => (generation === 0 ? endpointIpAt(i, e, 0) : currentEndpoint(i, e)), { endpoints: ENDPOINTS, nodeOf: mostlyRemote });
 }
 
 // ------------------------------------------------------------------ measuring

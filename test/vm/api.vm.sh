@@ -17,7 +17,6 @@ vm_require_guest
 
 API=${KUBE_IPVS_API_DIR:-}
 [[ -n $API && -r $API/kubeconfig ]] || vm_die "KUBE_IPVS_API_DIR is not set or has no kubeconfig: run scripts/test-vm-api.sh on the host"
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SERVER=$(<"$API/server")
 TOKEN=$(<"$API/admin-token")
 CA=$API/ca.crt
@@ -25,9 +24,6 @@ NODE=$(<"$API/node")
 WORK=$(mktemp -d)
 LOG=$WORK/daemon.log
 DAEMON=
-fails=0
-ok() { vm_log "ok: $*"; }
-bad() { vm_log "FAIL: $*"; fails=$((fails + 1)); }
 finish() {
   [[ -n $DAEMON ]] && kill -TERM "$DAEMON" 2>/dev/null && wait "$DAEMON" 2>/dev/null
   vm_cleanup

@@ -10,14 +10,9 @@ set -euo pipefail
 vm_require_guest
 vm_trap_cleanup
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-KI=(node "$ROOT/dist/src/cli/main.js")
 DIR=$(mktemp -d)
 LOG=$(mktemp)
 NODE=$(hostname)
-fails=0
-ok() { vm_log "ok: $*"; }
-bad() { vm_log "FAIL: $*"; fails=$((fails + 1)); }
 
 service_yaml() { # service_yaml NAME CLUSTER_IP
   cat <<YAML
@@ -39,14 +34,6 @@ slice_yaml() { # slice_yaml NAME IP...
 write() { # write FILE < content, atomically as editors do
   cat >"$DIR/.$1.tmp" && mv "$DIR/.$1.tmp" "$DIR/$1"
 }
-wait_for() { # wait_for SECONDS WHAT CMD...: until CMD succeeds
-  local deadline=$((SECONDS + $1)) what=$2; shift 2
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || { bad "$what (not within the time limit)"; return 1; }
-    sleep 0.5
-  done
-  ok "$what"
-}
 answers() { local body; body=$(vm_http_get - "http://$1/") && [[ $body == *"$2"* ]]; }
 start_daemon() {
   "${KI[@]}" run --manifests "$DIR" --ipvs-min-sync-period 0s --ipvs-sync-period 10s \
@@ -61,14 +48,14 @@ for p in pod-a pod-b; do vm_http_server "$p" 8080; vm_udp_echo "$p" 5353; done
 service_yaml web 10.96.0.10 | write web.yaml
 slice_yaml web 10.244.1.2 10.244.1.3 | write web-eps.yaml
 start_daemon
-wait_for 60 "the daemon serves the ClusterIP" answers 10.96.0.10 pod-
+wait_until 60 "the daemon serves the ClusterIP" answers 10.96.0.10 pod-
 seen=""
 for _ in 1 2 3 4; do seen+="$(vm_http_get - http://10.96.0.10/) "; done
 [[ $seen == *pod-a* && $seen == *pod-b* ]] && ok "both pods answer" || bad "not balanced: $seen"
 
 vm_log "== a file change: pod-b leaves the endpoints"
 slice_yaml web 10.244.1.2 | write web-eps.yaml
-wait_for 30 "pod-b is weighted out or removed" bash -c '! ipvsadm -Ln -t 10.96.0.10:80 | grep -q "10.244.1.3:8080 *Masq *1 "'
+wait_until 30 "pod-b is weighted out or removed" bash -c '! ipvsadm -Ln -t 10.96.0.10:80 | grep -q "10.244.1.3:8080 *Masq *1 "'
 seen=""
 for _ in 1 2 3 4; do seen+="$(vm_http_get - http://10.96.0.10/) "; done
 [[ $seen != *pod-b* ]] && ok "new connections go to pod-a only" || bad "pod-b still gets new connections: $seen"
@@ -76,12 +63,12 @@ for _ in 1 2 3 4; do seen+="$(vm_http_get - http://10.96.0.10/) "; done
 vm_log "== SIGHUP re-reads the manifests"
 slice_yaml web 10.244.1.2 10.244.1.3 >"$DIR/web-eps.yaml" # written in place, then a HUP
 kill -HUP "$DAEMON"
-wait_for 30 "pod-b is back at weight 1" bash -c 'ipvsadm -Ln -t 10.96.0.10:80 | grep -q "10.244.1.3:8080 *Masq *1 "'
+wait_until 30 "pod-b is back at weight 1" bash -c 'ipvsadm -Ln -t 10.96.0.10:80 | grep -q "10.244.1.3:8080 *Masq *1 "'
 
 vm_log "== tampering is repaired within one sync period"
 ipvsadm -C
 ipset flush KUBE-CLUSTER-IP
-wait_for 25 "service restored after ipvsadm -C and an ipset flush" answers 10.96.0.10 pod-
+wait_until 25 "service restored after ipvsadm -C and an ipset flush" answers 10.96.0.10 pod-
 
 vm_log "== kill -9: traffic keeps flowing while the daemon is down, restart converges without flush"
 before=$(ipvsadm -Sn | sort)
@@ -95,13 +82,13 @@ grep -q '"msg":"synced"' "$LOG" && ok "restarted daemon synced" || bad "restarte
 
 vm_log "== deleting the service file: its VIP stops answering and leaves nothing"
 rm "$DIR/web.yaml"
-wait_for 30 "virtual servers removed" bash -c '! ipvsadm -Sn | grep -q 10.96.0.10'
+wait_until 30 "virtual servers removed" bash -c '! ipvsadm -Sn | grep -q 10.96.0.10'
 [[ -z $(ip -o addr show dev kube-ipvs0) ]] && ok "no kube-ipvs0 address left" || bad "address left on kube-ipvs0"
 ipset save | grep -q '^add KUBE-CLUSTER-IP' && bad "ipset entry left" || ok "no ipset entry left"
 
 vm_log "== SIGTERM leaves the dataplane in place"
 service_yaml web 10.96.0.10 | write web.yaml
-wait_for 30 "service back" answers 10.96.0.10 pod-
+wait_until 30 "service back" answers 10.96.0.10 pod-
 kill -TERM "$DAEMON"
 wait "$DAEMON" && ok "daemon exited 0 on SIGTERM" || bad "daemon exit status $? on SIGTERM"
 answers 10.96.0.10 pod- && ok "still served after SIGTERM" || bad "not served after SIGTERM"

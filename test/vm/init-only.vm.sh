@@ -8,12 +8,8 @@ set -euo pipefail
 vm_require_guest
 vm_trap_cleanup
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 INIT=(node "$ROOT/dist/src/cli/main.js" run --init-only --ipvs-tcp-timeout 900s --ipvs-tcpfin-timeout 60s
   --ipvs-udp-timeout 200s --hostname-override n1 --log-format json)
-fails=0
-ok() { vm_log "ok: $*"; }
-bad() { vm_log "FAIL: $*"; fails=$((fails + 1)); }
 get() { local v; read -r v _ <"/proc/sys/$1" && printf '%s' "$v"; }
 set_if() { [[ -e /proc/sys/$1 ]] && printf '%s\n' "$2" >"/proc/sys/$1"; return 0; }
 expect() { # expect KEY VALUE

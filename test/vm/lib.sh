@@ -19,6 +19,11 @@
 #                                     vm_trap_cleanup was called).
 #   vm_log / vm_die / vm_assert_contains / vm_uptime
 #
+# For scenarios that print "ok: ..." / "FAIL: ..." lines and exit non-zero when any failed:
+#   ROOT, KI                          the project root and the built CLI (node dist/.../main.js)
+#   ok MSG / bad MSG                  one check's result; bad counts into $fails
+#   wait_until SECONDS WHAT CMD...    poll CMD until it succeeds: ok WHAT, or bad after SECONDS
+#
 # Everything takes arguments as words (no eval, no string-built commands);
 # names are validated. Servers log to $VM_STATE/<ns>-<proto>-<port>.log.
 
@@ -26,6 +31,21 @@ VM_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 VM_STATE=${VM_STATE:-/tmp/kube-ipvs-vm-lib}
 VM_POD_GATEWAY_DEFAULT=169.254.1.1
 mkdir -p "$VM_STATE"
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+KI=(node "$ROOT/dist/src/cli/main.js")
+fails=0
+ok() { vm_log "ok: $*"; }
+bad() { vm_log "FAIL: $*"; fails=$((fails + 1)); }
+wait_until() {
+  local deadline=$((SECONDS + $1)) what=$2
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || { bad "$what (not within the time limit)"; return 1; }
+    sleep 0.3
+  done
+  ok "$what"
+}
 
 vm_log() { printf '[vm %s] %s\n' "$(vm_uptime)" "$*" >&2; }
 vm_die() { printf '[vm] FAIL: %s\n' "$*" >&2; exit 1; }

@@ -11,14 +11,9 @@ set -euo pipefail
 vm_require_guest
 vm_trap_cleanup
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-KI=(node "$ROOT/dist/src/cli/main.js")
 DIR=$(mktemp -d)
 LOG=$(mktemp)
 NODE=$(hostname | tr '[:upper:]' '[:lower:]')
-fails=0
-ok() { vm_log "ok: $*"; }
-bad() { vm_log "FAIL: $*"; fails=$((fails + 1)); }
 
 hold_server() { # hold_server NS PORT: a connection-keeping backend in a pod
   local ready="$VM_STATE/$1-hold.ready"

@@ -9,14 +9,11 @@ set -euo pipefail
 vm_require_guest
 vm_trap_cleanup
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-KI=(node "$ROOT/dist/src/cli/main.js")
 # The node's own global addresses (qemu user networking gives IPv4 and possibly IPv6).
 NODE_IPS=$(ip -o addr show scope global | awk '$2 != "kube-ipvs0" {print $4}' | cut -d/ -f1 | paste -sd,)
 OFF=(--healthz-bind-address= --metrics-bind-address=)
 PLAN=("${KI[@]}" plan --manifests "$ROOT/examples" --hostname-override node-a --node-ip "$NODE_IPS" --kernel-version "$(uname -r)")
 EMPTY=$(mktemp -d)
-fails=0
 step() { vm_log "== $*"; }
 check() { # check WHAT EXPECTED ACTUAL
   if [[ "$2" == "$3" ]]; then vm_log "ok: $1"; else

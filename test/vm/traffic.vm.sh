@@ -20,29 +20,17 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 vm_require_guest
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-KI=(node "$ROOT/dist/src/cli/main.js")
 DIR=$(mktemp -d)      # manifests of the main cluster
 LOGS=$(mktemp -d)     # one log per daemon run
 NODE=$(hostname)
 NODE=${NODE,,}        # the daemon lower-cases the host name, as kube-proxy does
 [[ $NODE =~ ^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$ ]] || vm_die "unexpected host name '$NODE'"
-fails=0 known=0
+known=0
 DAEMON='' DLOG=''
 T0=$SECONDS
 
-ok() { vm_log "ok: $*"; }
-bad() { vm_log "FAIL: $*"; fails=$((fails + 1)); }
 known_fail() { vm_log "KNOWN-FAIL: $*"; known=$((known + 1)); }
 section() { vm_log "== [$1] ${*:2}"; }
-wait_until() { # wait_until SECONDS WHAT CMD...: poll CMD until it succeeds
-  local deadline=$((SECONDS + $1)) what=$2; shift 2
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || { bad "$what (not within $1 s)"; return 1; }
-    sleep 0.3
-  done
-  ok "$what"
-}
 
 # ---- daemon ---------------------------------------------------------------------------------
 start_daemon() { # start_daemon RUN-NAME MANIFEST-DIR [EXTRA FLAGS...]

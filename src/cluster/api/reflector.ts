@@ -39,7 +39,7 @@ export class Reflector<T extends KubernetesObject> {
   /** Lists done so far (the first and every relist), for tests and status. */
   lists = 0;
   /** Errors since the last successful list or watch event. */
-  consecutiveErrors = 0;
+  private consecutiveErrors = 0;
 
   constructor(private readonly o: ReflectorOptions<T>) {
     this.rest = new RestClient(o.kc);
@@ -77,10 +77,6 @@ export class Reflector<T extends KubernetesObject> {
    */
   waitForFirstList(): Promise<void> {
     return this.firstList;
-  }
-
-  get hasListed(): boolean {
-    return this.listedOnce;
   }
 
   stop(): void {

@@ -7,6 +7,11 @@
 // checked beforehand (create, destroy, a bulk add, a bulk del on a bitmap); before sending, the
 // sets' headers are read (HEADER) so that missing sets and entries that do not fit a set's type
 // or family are refused here, like ipset does in userspace and like the fake does.
+//
+// A set's header is read once: what a successful batch, a HEADER or a dump showed is kept, so a
+// steady-state sync (one del and one add) is one round trip, not two. A set changed behind our
+// back costs at worst one failed batch: a failure forgets the sets it may concern (see applyOps),
+// and the next batch reads them again.
 import type { IpsetFamily, IpsetState } from '../../model/kernel.js';
 import type { IpsetType } from '../../model/names.js';
 import { DataplaneError } from '../errors.js';
@@ -101,6 +106,11 @@ function familyOf(nfproto: number): IpsetFamily | undefined {
   return undefined;
 }
 
+/** The same SetInfo whether it comes from a HEADER reply, a dump header or a create's spec. */
+function setInfo(typeName: string, nfproto: number): SetInfo {
+  return { typeName, type: isIpsetType(typeName) ? typeName : undefined, family: familyOf(nfproto) };
+}
+
 function opError(op: IpsetOp, index: number, errno: number, ctx: IpsetErrorContext): DataplaneError {
   if (errno === CLOSED_ERRNO) return new DataplaneError('FAILED', 'ipset', op.kind, ipsetOpObject(op), 'the ipset netlink socket was closed', index);
   const { code, reason } = ipsetErrnoInfo(errno, ctx);
@@ -112,6 +122,8 @@ export class NetlinkIpset implements IpsetBackend {
   private readonly batchBytes: number;
   /** Revision to create per type, learnt from the kernel (TYPE) on first use. */
   private readonly revisions = new Map<IpsetType, number>();
+  /** What the kernel holds under a name (null: absent), as last seen; missing: unknown, ask HEADER. */
+  private readonly sets = new Map<string, SetInfo | null>();
   /** The ipset protocol version every request carries (negotiated by open()). */
   protocol = IPSET_PROTOCOL;
 
@@ -195,16 +207,24 @@ export class NetlinkIpset implements IpsetBackend {
 
   // ---- observe -------------------------------------------------------------------------------
 
-  /** SAVE of one set (absent → []) or of all sets. */
+  /** SAVE of one set (absent → []) or of all sets; what it shows replaces the cached headers. */
   private async dump(name: string | undefined): Promise<IpsetListMessage[]> {
+    // Forgotten first, so that a failed or unreadable dump leaves them unknown.
+    if (name === undefined) this.sets.clear();
+    else this.sets.delete(name);
     const r = await this.nl.single({ type: ipsetMsgType(IpsetCmd.SAVE), flags: NlmF.REQUEST | NlmF.DUMP, payload: encodeSave(this.protocol, name) });
-    if (r.errno === Errno.ENOENT && name !== undefined) return [];
+    if (r.errno === Errno.ENOENT && name !== undefined) {
+      this.sets.set(name, null);
+      return [];
+    }
     if (r.errno !== 0) {
       const { code, reason } = r.errno === CLOSED_ERRNO ? { code: 'FAILED' as const, reason: 'the ipset netlink socket was closed' } : ipsetErrnoInfo(r.errno, { op: 'list' });
       throw new DataplaneError(code, 'ipset', 'save', name ?? '', reason);
     }
     // The kernel answers SAVE with LIST-typed messages.
-    return r.parts.filter((p) => p.type === ipsetMsgType(IpsetCmd.LIST) || p.type === ipsetMsgType(IpsetCmd.SAVE)).map((p) => decodeListMessage(p.payload));
+    const messages = r.parts.filter((p) => p.type === ipsetMsgType(IpsetCmd.LIST) || p.type === ipsetMsgType(IpsetCmd.SAVE)).map((p) => decodeListMessage(p.payload));
+    for (const m of messages) if (m.header) this.sets.set(m.name, setInfo(m.header.typeName, m.header.family));
+    return messages;
   }
 
   // ---- apply ---------------------------------------------------------------------------------
@@ -213,6 +233,10 @@ export class NetlinkIpset implements IpsetBackend {
     if (ops.length === 0) return { applied: 0 };
     const known = await this.lookup(ops);
     if (known instanceof DataplaneError) return { applied: 0, error: known };
+    // lookup() took the batch's sets out of the cache; they go back once every message sent was
+    // acknowledged (plan() leaves in `known` what they are then). After a kernel failure the kernel
+    // may have run more of a datagram than `applied` says, and a stale header may be the cause:
+    // all are re-read. A refusal here follows only successes; only the refused op's set is re-read.
     const { messages, refusal } = this.plan(ops, known);
     for (const group of datagrams(messages, this.batchBytes, this.nl.maxMessages)) {
       const replies = await this.nl.exchange(group.map((m) => ({ type: ipsetMsgType(m.cmd), flags: NlmF.REQUEST | NlmF.ACK, payload: m.payload })));
@@ -228,14 +252,20 @@ export class NetlinkIpset implements IpsetBackend {
         return { applied: index, error: opError(ops[index] as IpsetOp, index, r.errno, m.ctx) };
       }
     }
-    return refusal ? { applied: refusal.index, error: refusal.error } : { applied: ops.length };
+    for (const [name, info] of known) this.sets.set(name, info);
+    if (!refusal) return { applied: ops.length };
+    const refused = ops[refusal.index] as IpsetOp;
+    this.sets.delete(refused.kind === 'create' ? refused.spec.name : refused.name);
+    return { applied: refusal.index, error: refusal.error };
   }
 
   /**
-   * The kernel's view of every set the batch names (HEADER), and the revisions of types it
-   * creates (TYPE), in one datagram of read-only requests. A failure (EPERM, ...) fails the batch.
+   * The kernel's view of every set the batch names, taken out of the cache or else read (HEADER),
+   * and the revisions of types it creates (TYPE), in one datagram of read-only requests, none when
+   * all is known. A failure (EPERM, ...) fails the batch.
    */
   private async lookup(ops: readonly IpsetOp[]): Promise<Map<string, SetInfo | null> | DataplaneError> {
+    const known = new Map<string, SetInfo | null>();
     const names: string[] = [];
     const types: IpsetType[] = [];
     const seen = new Set<string>();
@@ -244,8 +274,14 @@ export class NetlinkIpset implements IpsetBackend {
       if (op.kind === 'create' && isIpsetType(op.spec.type) && !this.revisions.has(op.spec.type) && !types.includes(op.spec.type)) types.push(op.spec.type);
       if (seen.has(name)) continue;
       seen.add(name);
-      // A name the kernel cannot hold is refused by plan(); one check per name, not per op.
-      if (ipsetOpProblem({ kind: 'flush', name }) === undefined) names.push(name);
+      const cached = this.sets.get(name);
+      if (cached !== undefined) {
+        known.set(name, cached);
+        this.sets.delete(name);
+      } else if (ipsetOpProblem({ kind: 'flush', name }) === undefined) {
+        // A name the kernel cannot hold is refused by plan(); one check per name, not per op.
+        names.push(name);
+      }
     }
     const requests: NetlinkRequest[] = [
       ...names.map((n) => ({ type: ipsetMsgType(IpsetCmd.HEADER), flags: NlmF.REQUEST | NlmF.ACK, payload: encodeHeaderRequest(this.protocol, n) })),
@@ -253,7 +289,6 @@ export class NetlinkIpset implements IpsetBackend {
     ];
     const replies: NetlinkReply[] = [];
     for (let i = 0; i < requests.length; i += this.nl.maxMessages) replies.push(...(await this.nl.exchange(requests.slice(i, i + this.nl.maxMessages))));
-    const known = new Map<string, SetInfo | null>();
     const first = ops[0] as IpsetOp;
     for (const [i, name] of names.entries()) {
       const r = replies[i] ?? TIMED_OUT;
@@ -265,7 +300,7 @@ export class NetlinkIpset implements IpsetBackend {
       const part = r.parts[0];
       if (!part) return opError(first, 0, Errno.ETIMEDOUT, { op: 'header' });
       const h = decodeHeaderReply(part.payload);
-      known.set(name, { typeName: h.typeName, type: isIpsetType(h.typeName) ? h.typeName : undefined, family: familyOf(h.family) });
+      known.set(name, setInfo(h.typeName, h.family));
     }
     for (const [j, type] of types.entries()) {
       const r = replies[names.length + j];
@@ -319,7 +354,7 @@ export class NetlinkIpset implements IpsetBackend {
           ctx: { op: 'create', type },
         });
         // Over an existing set the kernel keeps it (family and hashsize are not compared).
-        if (!known.get(op.spec.name)) known.set(op.spec.name, { typeName: type, type, family: familyOf(specFamily(op.spec)) });
+        if (!known.get(op.spec.name)) known.set(op.spec.name, setInfo(type, specFamily(op.spec)));
         continue;
       }
       if (op.kind === 'destroy') {

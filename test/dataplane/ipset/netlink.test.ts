@@ -1,8 +1,9 @@
 // NetlinkIpset specifics. Against a scripted kernel (no root): protocol negotiation and its
 // failures, how ops are packed into datagrams (nothing after a message that may fail), the failed
-// element of a bulk, timeouts, the fallback to the ipset tool. Against the real kernel in a
-// private netns: what netlink writes is what `ipset save` prints and vice versa, foreign sets,
-// and failures the kernel finds deep inside a bulk.
+// element of a bulk, timeouts, the fallback to the ipset tool, when set headers are (re-)read.
+// Against the real kernel in a private netns: what netlink writes is what `ipset save` prints and
+// vice versa, foreign sets, sets changed behind its back, and failures the kernel finds deep
+// inside a bulk.
 import assert from 'node:assert/strict';
 import { endianness } from 'node:os';
 import { describe, it } from 'node:test';
@@ -10,7 +11,7 @@ import type { IpsetOp } from '../../../src/dataplane/ipset/backend.js';
 import type { IpsetNetlinkTransport } from '../../../src/dataplane/ipset/netlink.js';
 import { NetlinkIpset } from '../../../src/dataplane/ipset/netlink.js';
 import type { NlMessage } from '../../../src/dataplane/ipset/netlink-codec.js';
-import { IpsetAttr, IpsetCmd, NlMsgType, encodeAttr, encodeNlMessage, parseNlMessages } from '../../../src/dataplane/ipset/netlink-codec.js';
+import { DataAttr, IpsetAttr, IpsetCmd, NlMsgType, encodeAttr, encodeNlMessage, parseNlMessages } from '../../../src/dataplane/ipset/netlink-codec.js';
 import { openIpsetBackend } from '../../../src/dataplane/ipset/select.js';
 import { RealIpset } from '../../../src/dataplane/ipset/real.js';
 import { parseIpsetSave, renderIpsetSave } from '../../../src/dataplane/ipset/text.js';
@@ -33,10 +34,10 @@ interface Scripted {
 
 const CMD_NAMES = new Map<number, string>(Object.entries(IpsetCmd).map(([k, v]) => [v, k]));
 
-/** The attributes after nfgenmsg, by type (payload only). */
-function attrsOf(payload: Buffer): Map<number, Buffer> {
+/** The attributes after nfgenmsg (or from `from`, for a nested one), by type (payload only). */
+function attrsOf(payload: Buffer, from = 4): Map<number, Buffer> {
   const out = new Map<number, Buffer>();
-  let off = 4;
+  let off = from;
   while (off + 4 <= payload.length) {
     const len = payload.readUInt16LE(off);
     out.set(payload.readUInt16LE(off + 2) & 0x3fff, payload.subarray(off + 4, off + len));
@@ -119,6 +120,36 @@ function kernelWith(sets: Record<string, [string, number]>, write: (cmd: string,
     if (cmd === 'TYPE') return { errno: 0, data: [Buffer.concat([nfgen, u8(IpsetAttr.PROTOCOL, 7), u8(IpsetAttr.REVISION, 9), u8(IpsetAttr.PROTOCOL_MIN, 0)])] };
     return write(cmd, attrs);
   };
+}
+
+/**
+ * A kernel whose sets (name → [type, family]) CREATE and DESTROY change, and the test too (behind
+ * the backend's back). Writes to a missing set are ENOENT; an element without a port in a
+ * hash:ip,port set is IPSET_ERR_PROTOCOL, as the kernel answers an element encoded for hash:ip.
+ * SAVE lists the headers.
+ */
+function statefulKernel(sets: Record<string, [string, number]>) {
+  return kernelWith(sets, (cmd, attrs) => {
+    const name = str(attrs.get(IpsetAttr.SETNAME));
+    const set = sets[name];
+    if (cmd === 'SAVE') {
+      if (!attrs.has(IpsetAttr.SETNAME)) return { errno: 0, data: Object.entries(sets).map(([n, [t, f]]) => headerReply(n, t, f)) };
+      return set ? { errno: 0, data: [headerReply(name, set[0], set[1])] } : { errno: 2 };
+    }
+    if (cmd === 'CREATE') {
+      sets[name] ??= [str(attrs.get(IpsetAttr.TYPENAME)), attrs.get(IpsetAttr.FAMILY)?.[0] ?? 0];
+      return { errno: 0 };
+    }
+    if (cmd === 'DESTROY') {
+      delete sets[name];
+      return { errno: 0 };
+    }
+    if (!set) return { errno: 2 };
+    const adt = attrs.get(IpsetAttr.ADT);
+    const element = attrsOf(adt ? (attrsOf(adt, 0).get(IpsetAttr.DATA) ?? Buffer.alloc(0)) : Buffer.alloc(0), 0);
+    if (set[0] === 'hash:ip,port' && adt && !element.has(DataAttr.PORT)) return { errno: 4097 };
+    return { errno: 0 };
+  });
 }
 
 const CIP = spec('KUBE-CLUSTER-IP', 'hash:ip,port');
@@ -235,6 +266,81 @@ describe('NetlinkIpset against a scripted kernel', { skip: endianness() !== 'LE'
     assert.match(r.error?.message ?? '', /no answer from the kernel/);
     silent = false;
     assert.deepEqual(outcome(await b.apply([add('A', '1.1.1.1')])), { applied: 1 });
+    b.close();
+  });
+
+  it('a set read once is not read again: the next endpoint change is one datagram', async () => {
+    const k = scripted(kernelWith({ [CIP.name]: ['hash:ip,port', 2] }));
+    const b = await NetlinkIpset.open({ transport: k.transport });
+    assert.deepEqual(outcome(await b.apply([del(CIP.name, '10.0.0.1,tcp:80'), add(CIP.name, '10.0.0.2,tcp:80')])), { applied: 2 });
+    assert.deepEqual(outcome(await b.apply([del(CIP.name, '10.0.0.2,tcp:80'), add(CIP.name, '10.0.0.3,tcp:80')])), { applied: 2 });
+    assert.deepEqual(outcome(await b.apply([flush(CIP.name)])), { applied: 1 });
+    assert.deepEqual(k.datagrams, [['PROTOCOL'], ['HEADER'], ['DEL', 'ADD'], ['DEL', 'ADD'], ['FLUSH']]);
+    b.close();
+  });
+
+  it('what create and destroy did is known: no HEADER after them; a refusal from the cache re-reads next time', async () => {
+    const k = scripted(statefulKernel({}));
+    const b = await NetlinkIpset.open({ transport: k.transport });
+    assert.deepEqual(outcome(await b.apply([create(spec('N', 'hash:ip'))])), { applied: 1 });
+    assert.deepEqual(outcome(await b.apply([add('N', '1.1.1.1')])), { applied: 1 });
+    // The family comes from the spec, as a HEADER would give it: an IPv6 entry is refused here.
+    assert.deepEqual(outcome(await b.apply([add('N', 'fd00::1')])), { applied: 0, code: 'INVALID', opIndex: 0 });
+    assert.deepEqual(outcome(await b.apply([destroy('N')])), { applied: 1 });
+    const r = await b.apply([add('N', '1.1.1.2')]);
+    assert.deepEqual(outcome(r), { applied: 0, code: 'NOT_FOUND', opIndex: 0 });
+    assert.equal(r.error?.message, 'ipset add N 1.1.1.2: The set with the given name does not exist');
+    assert.deepEqual(outcome(await b.apply([add('N', '1.1.1.2')])), { applied: 0, code: 'NOT_FOUND', opIndex: 0 });
+    assert.deepEqual(k.datagrams.slice(1), [['HEADER', 'TYPE'], ['CREATE'], ['ADD'], ['HEADER'], ['DESTROY'], ['HEADER']]);
+    b.close();
+  });
+
+  it('observe() and observe(names) fill the cache: an apply after them sends no HEADER', async () => {
+    const k = scripted(statefulKernel({ A: ['hash:ip', 2], B: ['hash:ip,port', 10] }));
+    const b = await NetlinkIpset.open({ transport: k.transport });
+    assert.equal((await b.observe()).length, 2);
+    assert.deepEqual(outcome(await b.apply([add('A', '1.1.1.1'), add('B', 'fd00::1,tcp:80')])), { applied: 2 });
+    assert.deepEqual(await b.observe(['A', 'GONE']).then((sets) => sets.map((x) => x.spec.name)), ['A']);
+    // GONE is known absent: refused without asking the kernel.
+    assert.deepEqual(outcome(await b.apply([del('A', '1.1.1.1'), add('GONE', '1.1.1.1')])), { applied: 1, code: 'NOT_FOUND', opIndex: 1 });
+    assert.deepEqual(k.datagrams.slice(1), [['SAVE'], ['ADD'], ['ADD'], ['SAVE'], ['SAVE'], ['DEL']]);
+    b.close();
+  });
+
+  it('a set destroyed or replaced behind our back: one failed apply, then a correct one', async () => {
+    const sets: Record<string, [string, number]> = { S: ['hash:ip', 2], T: ['hash:ip', 2] };
+    const k = scripted(statefulKernel(sets));
+    const b = await NetlinkIpset.open({ transport: k.transport });
+    assert.deepEqual(outcome(await b.apply([add('S', '1.1.1.1'), add('T', '1.1.1.1')])), { applied: 2 });
+    // `ipset destroy S`: the kernel refuses the write, with the error the HEADER check gave before.
+    delete sets['S'];
+    let r = await b.apply([add('S', '1.1.1.2')]);
+    assert.deepEqual(outcome(r), { applied: 0, code: 'NOT_FOUND', opIndex: 0 });
+    assert.equal(r.error?.message, 'ipset add S 1.1.1.2: The set with the given name does not exist');
+    assert.deepEqual(outcome(await b.apply([add('S', '1.1.1.2')])), { applied: 0, code: 'NOT_FOUND', opIndex: 0 });
+    // `ipset create S`: S was refused as absent, so it is read again, not refused from the cache.
+    sets['S'] = ['hash:ip', 2];
+    assert.deepEqual(outcome(await b.apply([add('S', '1.1.1.2')])), { applied: 1 });
+    // `ipset destroy T; ipset create T hash:ip,port`: an element encoded for hash:ip fails once.
+    sets['T'] = ['hash:ip,port', 2];
+    r = await b.apply([add('T', '1.1.1.2')]);
+    assert.deepEqual(outcome(r), { applied: 0, code: 'FAILED', opIndex: 0 });
+    assert.equal(r.error?.message, 'ipset add T 1.1.1.2: Kernel error received: ipset protocol error');
+    assert.deepEqual(outcome(await b.apply([add('T', '1.1.1.2,tcp:80')])), { applied: 1 });
+    assert.deepEqual(outcome(await b.apply([add('T', '1.1.1.3,tcp:80'), add('S', '1.1.1.3')])), { applied: 2 });
+    assert.deepEqual(k.datagrams.slice(1), [['HEADER', 'HEADER'], ['ADD'], ['ADD'], ['ADD'], ['HEADER'], ['HEADER'], ['ADD'], ['ADD'], ['HEADER'], ['ADD'], ['ADD'], ['ADD']]);
+    b.close();
+  });
+
+  it('a kernel failure forgets every set of the batch, even those before the failed op', async () => {
+    let fail = true;
+    const k = scripted(kernelWith({ A: ['hash:ip', 2], B: ['hash:ip', 2] }, (cmd, attrs) => (cmd === 'ADD' && str(attrs.get(IpsetAttr.SETNAME)) === 'B' && fail ? { errno: 4352 } : { errno: 0 })));
+    const b = await NetlinkIpset.open({ transport: k.transport });
+    assert.deepEqual(outcome(await b.apply([add('A', '1.1.1.1'), add('B', '1.1.1.1')])), { applied: 1, code: 'FAILED', opIndex: 1 });
+    fail = false;
+    assert.deepEqual(outcome(await b.apply([add('A', '1.1.1.2'), add('B', '1.1.1.2')])), { applied: 2 });
+    assert.deepEqual(outcome(await b.apply([add('A', '1.1.1.3'), add('B', '1.1.1.3')])), { applied: 2 });
+    assert.deepEqual(k.datagrams.slice(1), [['HEADER', 'HEADER'], ['ADD'], ['ADD'], ['HEADER', 'HEADER'], ['ADD'], ['ADD'], ['ADD'], ['ADD']]);
     b.close();
   });
 
@@ -360,6 +466,25 @@ describe('NetlinkIpset on the real kernel (private netns)', { skip: skip ?? fals
       assert.ok(h.tool(['restore'], 'create NET hash:net family inet\n').ok);
       assert.deepEqual(outcome(await h.backend.apply([add('MINE', '1.1.1.2'), add('NET', '10.0.0.0/8')])), { applied: 1, code: 'INVALID', opIndex: 1 });
       assert.deepEqual(outcome(await h.backend.apply([flush('NET'), destroy('NET')])), { applied: 2 });
+    }));
+
+  it('a set destroyed or replaced with the tool behind its back: one failed apply, then a correct one', () =>
+    withNetlink(async (h) => {
+      assert.deepEqual(outcome(await h.backend.apply([create(spec('S', 'hash:ip')), add('S', '1.1.1.1')])), { applied: 2 });
+      assert.ok(h.tool(['destroy', 'S']).ok);
+      const r = await h.backend.apply([add('S', '1.1.1.2')]);
+      assert.deepEqual(outcome(r), { applied: 0, code: 'NOT_FOUND', opIndex: 0 });
+      assert.equal(r.error?.message, 'ipset add S 1.1.1.2: The set with the given name does not exist');
+      assert.deepEqual(outcome(await h.backend.apply([add('S', '1.1.1.2')])), { applied: 0, code: 'NOT_FOUND', opIndex: 0 });
+      // Replaced by a set of another type: the element encoded for hash:ip is refused once.
+      assert.deepEqual(outcome(await h.backend.apply([create(spec('S', 'hash:ip'))])), { applied: 1 });
+      assert.ok(h.tool(['destroy', 'S']).ok);
+      assert.ok(h.tool(['create', 'S', 'hash:ip,port']).ok);
+      const r2 = await h.backend.apply([add('S', '1.1.1.2')]);
+      assert.deepEqual(outcome(r2), { applied: 0, code: 'FAILED', opIndex: 0 });
+      assert.equal(r2.error?.message, 'ipset add S 1.1.1.2: Kernel error received: ipset protocol error');
+      assert.deepEqual(outcome(await h.backend.apply([add('S', '1.1.1.2,tcp:80')])), { applied: 1 });
+      assert.equal(toolDump(h, ['S']), 'create S hash:ip,port family inet hashsize 1024 maxelem 65536\nadd S 1.1.1.2,tcp:80\n');
     }));
 
   it('failures the kernel finds deep in a bulk keep exactly the ops before them', () =>

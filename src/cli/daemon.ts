@@ -29,6 +29,8 @@ export interface DaemonParts {
   readonly source: DaemonSource;
   /** One sync (full or partial); resolves true on success. */
   readonly sync: (full: boolean) => Promise<boolean>;
+  /** When the dataplane wants its next sync at the latest (drain checks), if sooner than periodic. */
+  readonly nextSyncBy?: () => number | undefined;
   readonly config: ProxyConfig;
   readonly observer?: DaemonObserver;
   readonly close: () => void;
@@ -49,6 +51,7 @@ export function runDaemon(d: DaemonParts): Promise<number> {
       forceFull = false;
       return d.sync(full);
     },
+    ...(d.nextSyncBy ? { nextRunBy: d.nextSyncBy } : {}),
   });
   const onChange = (): void => {
     d.observer?.queued();

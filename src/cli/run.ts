@@ -176,7 +176,7 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
       dp.close();
     }
   }
-  return runDaemon({ log, source: opened.source, sync: syncOnce, config, ...(observability ? { observer: observability } : {}), close: () => dp.close() });
+  return runDaemon({ log, source: opened.source, sync: syncOnce, nextSyncBy: () => proxier.nextDrainCheckAt(), config, ...(observability ? { observer: observability } : {}), close: () => dp.close() });
 }
 
 interface OpenedSource {

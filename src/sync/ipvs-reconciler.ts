@@ -4,8 +4,15 @@
 // drain at weight 0 until their connections end (or a drain timeout passes); UDP/SCTP ones go at
 // once and their conntrack flows are flushed. A draining server that is wanted again is put back
 // to weight 1 in place, without dropping its connections.
+//
+// A partial sync diffs a changed virtual server against the real servers we last wrote to it, not
+// against a kernel dump: the dump is most of the cost of an endpoint change. The kernel is re-read
+// where that memory may be wrong (after a failed write) and on every full sync, which repairs
+// whatever changed behind our back. The connection counts a drain needs come from dumps too, so a
+// removed TCP server goes to weight 0 at once and its counts are checked soon after (drain checks,
+// 1 s and then at doubling intervals up to a minute, as kube-proxy checks every minute).
 import type { ConntrackBackend } from '../dataplane/conntrack/backend.js';
-import type { IpvsBackend, IpvsOp, ObservedRealServer, ObservedVirtualServer } from '../dataplane/ipvs/backend.js';
+import type { IpvsBackend, IpvsOp, ObservedVirtualServer } from '../dataplane/ipvs/backend.js';
 import { isNotFound } from '../dataplane/errors.js';
 import type { ParsedCidr } from '../model/ip.js';
 import { inAnyCidr } from '../model/ip.js';
@@ -26,11 +33,23 @@ export interface IpvsReconcilerOptions {
   readonly drainTimeoutMs: number;
 }
 
-/** A real server being drained: weight 0 since `since`. */
+/** A real server being drained: weight 0 since `since`; its connections are next read at `checkAt`. */
 export interface Draining {
   readonly vs: VirtualServer;
   readonly rs: RealServer;
   readonly since: number;
+  readonly checkAt: number;
+}
+
+/** The first look at a drained server's connections: most have none left by then. */
+export const FIRST_DRAIN_CHECK_MS = 1000;
+/** Later looks double the wait up to kube-proxy's check interval. */
+export const MAX_DRAIN_CHECK_MS = 60_000;
+
+/** A real server as a sync sees it; `conns` is undefined when it comes from our memory, not a dump. */
+interface CurrentRealServer {
+  readonly rs: RealServer;
+  readonly conns: number | undefined;
 }
 
 /** The planned virtual servers by vsKey (a view over the families' maps, never copied). */
@@ -46,6 +65,11 @@ function toVirtualServer(o: ObservedVirtualServer): VirtualServer {
 export class IpvsReconciler {
   /** What we believe the kernel holds, by vsKey; rebuilt from a dump on every full sync. */
   private known = new Map<string, VirtualServer>();
+  /**
+   * The real servers we last made a virtual server hold, besides its draining ones: the plan's own
+   * arrays (shared, never copied). Absent means unknown, and the next visit dumps the kernel.
+   */
+  private written = new Map<string, readonly RealServer[]>();
   private readonly draining = new Map<string, Draining>();
 
   constructor(private readonly o: IpvsReconcilerOptions) {}
@@ -53,6 +77,13 @@ export class IpvsReconciler {
   /** Real servers currently draining (for status and tests). */
   drainingServers(): readonly Draining[] {
     return [...this.draining.values()];
+  }
+
+  /** When the earliest drain check is due (ms, clock time), if any server is draining. */
+  nextDrainCheckAt(): number | undefined {
+    let at: number | undefined;
+    for (const d of this.draining.values()) if (at === undefined || d.checkAt < at) at = d.checkAt;
+    return at;
   }
 
   private owned(vs: Pick<VirtualServer, 'family' | 'address'>): boolean {
@@ -94,26 +125,74 @@ export class IpvsReconciler {
       }
     }
 
-    // Real servers: draining ones are revisited on every sync, wherever they are.
+    // Real servers of the changed virtual servers, and of those with a drain check due.
+    if (scope.full) this.written = new Map();
+    const now = this.o.clock.now();
     const visit = new Set(keys.filter((k) => !failedServices.has(k)));
-    for (const d of this.draining.values()) visit.add(vsKey(d.vs));
+    const dueChecks = new Set<string>();
+    for (const d of this.draining.values()) {
+      if (!scope.full && d.checkAt > now) continue;
+      const key = vsKey(d.vs);
+      visit.add(key);
+      dueChecks.add(key);
+    }
     const destOps: IpvsOp[] = [];
     const udpFlushes: Array<{ vs: VirtualServer; rs: RealServer }> = [];
+    const visited = new Map<string, readonly RealServer[] | undefined>();
     for (const key of visit) {
       const spec = desired.get(key);
       const vs = spec?.vs ?? this.drainingVs(key);
-      if (!vs || !this.known.has(key)) continue;
-      // A virtual server created in this batch has no real servers yet: skip the dump.
-      const current: ObservedRealServer[] = created.has(key) ? [] : await this.o.backend.listRealServers(vs);
-      this.diffRealServers(vs, spec?.realServers ?? [], current, destOps, udpFlushes);
+      if (!vs || !this.known.has(key)) {
+        // Its virtual server is gone (behind our back): so are the servers it drained.
+        this.forgetDrainingOf(key, new Set());
+        continue;
+      }
+      const source = created.has(key) ? 'none' : scope.full || dueChecks.has(key) ? 'kernel' : 'memory';
+      const current = await this.currentRealServers(key, vs, source);
+      // A dump (or a virtual server just created) is the truth about what drains: a server it
+      // lacks needs no more checks.
+      if (source !== 'memory') this.forgetDrainingOf(key, new Set(current.map((c) => rsKey(c.rs))));
+      this.diffRealServers(vs, spec?.realServers ?? [], current, now, destOps, udpFlushes);
+      visited.set(key, spec?.realServers);
     }
+    const failedDests = new Set<string>();
     for (const r of await this.o.backend.apply(destOps)) {
-      const id = `${vsKey(r.op.vs)}/${rsKey((r.op as { rs: RealServer }).rs)}`;
+      const key = vsKey(r.op.vs);
+      const id = `${key}/${rsKey((r.op as { rs: RealServer }).rs)}`;
       if (r.ok) report.count(`ipvs.${r.op.kind}`);
       else if (r.op.kind === 'deleteDest' && isNotFound(r.error)) this.draining.delete(id);
-      else report.fail({ subsystem: 'ipvs', op: r.op.kind, object: id, message: errorMessage(r.error) });
+      else {
+        failedDests.add(key);
+        report.fail({ subsystem: 'ipvs', op: r.op.kind, object: id, message: errorMessage(r.error) });
+      }
+    }
+    for (const [key, wanted] of visited) {
+      // After a failed write the kernel's state is unknown: the next visit reads it.
+      if (wanted === undefined || failedDests.has(key)) this.written.delete(key);
+      else this.written.set(key, wanted);
     }
     await this.flushUdp(udpFlushes, report);
+  }
+
+  /**
+   * What a virtual server holds: nothing when created in this batch, our memory of the last write
+   * (plus its draining servers) when we have one and no fresh counts are needed, else a dump.
+   */
+  private async currentRealServers(key: string, vs: VirtualServer, source: 'none' | 'kernel' | 'memory'): Promise<CurrentRealServer[]> {
+    if (source === 'none') return [];
+    const written = source === 'memory' ? this.written.get(key) : undefined;
+    if (written === undefined) {
+      const observed = await this.o.backend.listRealServers(vs);
+      return observed.map((c) => ({ rs: { address: c.address, port: c.port, weight: c.weight, forward: c.forward }, conns: c.activeConns + c.inactiveConns }));
+    }
+    const current: CurrentRealServer[] = written.map((rs) => ({ rs, conns: undefined }));
+    for (const d of this.draining.values()) if (vsKey(d.vs) === key) current.push({ rs: { ...d.rs, weight: 0 }, conns: undefined });
+    return current;
+  }
+
+  /** Drops the drain records of virtual server `key` whose real server is not in `present`. */
+  private forgetDrainingOf(key: string, present: ReadonlySet<string>): void {
+    for (const [id, d] of this.draining) if (vsKey(d.vs) === key && !present.has(rsKey(d.rs))) this.draining.delete(id);
   }
 
   private drainingVs(key: string): VirtualServer | undefined {
@@ -121,11 +200,17 @@ export class IpvsReconciler {
     return undefined;
   }
 
-  private diffRealServers(vs: VirtualServer, want: readonly RealServer[], current: readonly ObservedRealServer[], ops: IpvsOp[], udpFlushes: Array<{ vs: VirtualServer; rs: RealServer }>): void {
+  /** When to look at a drained server's connections next: doubling waits, never past its timeout. */
+  private nextCheck(since: number, now: number): number {
+    const wait = Math.min(Math.max(now - since, FIRST_DRAIN_CHECK_MS), MAX_DRAIN_CHECK_MS);
+    return Math.min(now + wait, since + this.o.drainTimeoutMs);
+  }
+
+  private diffRealServers(vs: VirtualServer, want: readonly RealServer[], current: readonly CurrentRealServer[], now: number, ops: IpvsOp[], udpFlushes: Array<{ vs: VirtualServer; rs: RealServer }>): void {
     const key = vsKey(vs);
-    const have = new Map(current.map((c) => [rsKey(c), c]));
-    const wanted = new Map(want.map((w) => [rsKey(w), w]));
-    for (const [k, w] of wanted) {
+    const have = new Map(current.map((c) => [rsKey(c.rs), c]));
+    for (const w of want) {
+      const k = rsKey(w);
       const c = have.get(k);
       const id = `${key}/${k}`;
       if (!c) {
@@ -135,33 +220,34 @@ export class IpvsReconciler {
         // Wanted again while draining: back to full weight in place, connections kept.
         ops.push({ kind: 'updateDest', vs, rs: w });
         this.draining.delete(id);
-      } else if (c.weight !== w.weight) {
+      } else if (c.rs.weight !== w.weight) {
         // A wanted server at the wrong weight without a drain record of ours: left at 0 by an
         // earlier process (k/k #92019, #108319) or changed behind our back. Fix it in place.
         ops.push({ kind: 'updateDest', vs, rs: w });
       }
     }
-    const now = this.o.clock.now();
+    const wanted = new Set(want.map(rsKey));
     for (const [k, c] of have) {
       if (wanted.has(k)) continue;
       const id = `${key}/${k}`;
-      const rs: RealServer = { address: c.address, port: c.port, weight: c.weight, forward: c.forward };
-      const conns = c.activeConns + c.inactiveConns;
+      const rs = c.rs;
       const d = this.draining.get(id);
       if (vs.protocol !== 'TCP') {
         // UDP/SCTP have no connection end to wait for: delete now and flush the flows.
         ops.push({ kind: 'deleteDest', vs, rs });
         udpFlushes.push({ vs, rs });
         this.draining.delete(id);
-      } else if (conns === 0 || (d && now - d.since >= this.o.drainTimeoutMs)) {
+      } else if (c.conns === 0 || (d && now - d.since >= this.o.drainTimeoutMs)) {
         ops.push({ kind: 'deleteDest', vs, rs });
         this.draining.delete(id);
       } else if (!d) {
-        // A server already at weight 0 (drained by an earlier process) is adopted without a write.
-        if (c.weight !== 0) ops.push({ kind: 'updateDest', vs, rs: { ...rs, weight: 0 } });
-        this.draining.set(id, { vs, rs, since: now });
-      } else if (c.weight !== 0) {
-        ops.push({ kind: 'updateDest', vs, rs: { ...rs, weight: 0 } });
+        // Counts unknown or non-zero: stop new connections now, look at the counts later. A server
+        // already at weight 0 (drained by an earlier process) is adopted without a write.
+        if (rs.weight !== 0) ops.push({ kind: 'updateDest', vs, rs: { ...rs, weight: 0 } });
+        this.draining.set(id, { vs, rs: { ...rs, weight: 0 }, since: now, checkAt: this.nextCheck(now, now) });
+      } else {
+        if (c.conns !== undefined) this.draining.set(id, { ...d, checkAt: this.nextCheck(d.since, now) });
+        if (rs.weight !== 0) ops.push({ kind: 'updateDest', vs, rs: { ...rs, weight: 0 } });
       }
     }
   }
@@ -201,6 +287,7 @@ export class IpvsReconciler {
       const key = vsKey(r.op.vs);
       if (r.ok || isNotFound(r.error)) {
         this.known.delete(key);
+        this.written.delete(key);
         for (const [id, d] of this.draining) if (vsKey(d.vs) === key) this.draining.delete(id);
         if (r.ok) report.count('ipvs.deleteService');
       } else {

@@ -61,6 +61,7 @@ export const DEFAULT_DRAIN_TIMEOUT_MS = 15 * 60 * 1000;
 export class Proxier {
   private planner: Planner | undefined;
   private node: NodeInfo | undefined;
+  private lastNodeObject: V1Node | undefined;
   private needFullSync = true;
   private firstSync = true;
   private bound = new Set<string>();
@@ -88,6 +89,11 @@ export class Proxier {
   /** Real servers draining at weight 0 (status). */
   drainingServers() {
     return this.ipvs.drainingServers();
+  }
+
+  /** When a draining real server's connections are next due to be read: a sync should run then. */
+  nextDrainCheckAt(): number | undefined {
+    return this.ipvs.nextDrainCheckAt();
   }
 
   /** The service port that owns a virtual server ("ns/name:port/PROTO"), if any. */
@@ -137,6 +143,10 @@ export class Proxier {
   /** Builds the planner anew when the node (addresses, labels, families) changed. */
   private replanIfNodeChanged(nodeAddresses: readonly string[] | undefined, snapshot: Parameters<Planner['updateAll']>[0]): { planner: Planner; fresh: boolean } {
     const nodeObj = this.o.nodeObject?.();
+    // Sources hand over a new Node object on every change: the same object and no fresh address
+    // list (partial syncs) means nothing to compare.
+    if (this.planner && nodeAddresses === undefined && nodeObj === this.lastNodeObject) return { planner: this.planner, fresh: false };
+    this.lastNodeObject = nodeObj;
     const families = new Set<IpFamily>(this.o.dataplane.iptables.map((b) => b.family));
     const built = buildNodeInfo({
       name: this.o.config.hostnameOverride,

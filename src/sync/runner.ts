@@ -10,6 +10,8 @@ export interface RunnerOptions {
   readonly clock: Clock;
   /** One sync; resolves true on success, false (or rejects) on failure. */
   readonly run: (reason: RunReason) => Promise<boolean>;
+  /** After a successful run: a time (clock ms) by which the next run is wanted, e.g. a drain check. */
+  readonly nextRunBy?: () => number | undefined;
 }
 
 export type RunReason = 'requested' | 'periodic' | 'retry';
@@ -90,7 +92,10 @@ export class BoundedFrequencyRunner {
       } else if (!ok) {
         this.schedule(Math.max(now + this.o.retryIntervalMs, earliest), 'retry');
       } else {
-        this.schedule(this.lastRunStart + this.o.maxIntervalMs, 'periodic');
+        const periodic = this.lastRunStart + this.o.maxIntervalMs;
+        const by = this.o.nextRunBy?.();
+        if (by !== undefined && by < periodic) this.schedule(Math.max(by, earliest), 'requested');
+        else this.schedule(periodic, 'periodic');
       }
     }
     done();

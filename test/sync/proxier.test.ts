@@ -6,12 +6,37 @@ import assert from 'node:assert/strict';
 import { renderIpsets, renderIpvs } from '../../src/plan/render.js';
 import { fakeNode } from '../helpers/fake-dataplane.js';
 import { NODE, service, slice } from '../helpers/world.js';
+import type { FakeNode } from '../helpers/fake-dataplane.js';
+import { FIRST_DRAIN_CHECK_MS } from '../../src/sync/ipvs-reconciler.js';
+
+/** Counts the sync loop's reads of real servers from the (fake) kernel from now on. */
+function countRealServerReads(n: FakeNode): () => number {
+  let reads = 0;
+  const list = n.ipvs.listRealServers.bind(n.ipvs);
+  n.ipvs.listRealServers = (vs) => {
+    reads++;
+    return list(vs);
+  };
+  return () => reads;
+}
 
 const web = (ip = '10.96.0.10') => service('web', { clusterIP: ip, ports: [{ name: 'http', port: 80 }] });
 const webEps = (...ips: string[]) => slice('web', [{ name: 'http', port: 8080 }], ips.map((ip) => ({ ip, node: NODE })));
 const dns = () => service('dns', { clusterIP: '10.96.0.53', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] });
 const dnsEps = (...ips: string[]) => slice('dns', [{ name: 'dns', port: 53, protocol: 'UDP' }], ips.map((ip) => ({ ip })));
 const shop = () => service('shop', { type: 'NodePort', clusterIP: '10.96.0.30', ports: [{ name: 'http', port: 8080, nodePort: 30080 }] });
+
+/**
+ * web with servers .2 and .3 synced; then .3 (holding `active` connections, if given) leaves the
+ * endpoints and a partial sync runs. Returns that sync's outcome.
+ */
+async function removeWebServer(n: FakeNode, active?: number) {
+  n.apply({ services: [web()], slices: [webEps('10.244.1.2', '10.244.1.3')] });
+  await n.proxier.sync();
+  if (active !== undefined) n.ipvs.setConnections('10.96.0.10:80/TCP', '10.244.1.3:8080', { active, inactive: 0, persist: 0 });
+  n.apply({ slices: [webEps('10.244.1.2')] });
+  return n.proxier.sync();
+}
 
 describe('Proxier over the fake kernel', () => {
   test('the first sync programs exactly the plan: virtual servers, sets, rules, addresses, sysctls', async () => {
@@ -120,40 +145,95 @@ describe('graceful termination', () => {
   const vs = '10.96.0.10:80/TCP';
   test('a removed TCP server with connections drains at weight 0 and goes when they end', async () => {
     const n = fakeNode();
-    n.apply({ services: [web()], slices: [webEps('10.244.1.2', '10.244.1.3')] });
-    await n.proxier.sync();
-    n.ipvs.setConnections(vs, '10.244.1.3:8080', { active: 2, inactive: 1, persist: 0 });
-    n.apply({ slices: [webEps('10.244.1.2')] });
-    await n.proxier.sync();
+    await removeWebServer(n, 2);
     assert.match(n.ipvs.dump(), /-r 10\.244\.1\.3:8080 -m -w 0/);
     assert.equal(n.proxier.drainingServers().length, 1);
+    await n.clock.advance(FIRST_DRAIN_CHECK_MS);
     await n.proxier.sync();
     assert.match(n.ipvs.dump(), /-r 10\.244\.1\.3:8080 -m -w 0/, 'still draining while connections remain');
     n.ipvs.setConnections(vs, '10.244.1.3:8080', { active: 0, inactive: 0, persist: 0 });
+    await n.clock.advance((n.proxier.nextDrainCheckAt() ?? Infinity) - n.clock.now());
     await n.proxier.sync();
     assert.doesNotMatch(n.ipvs.dump(), /10\.244\.1\.3/);
     assert.equal(n.proxier.drainingServers().length, 0);
+    assert.equal(n.proxier.nextDrainCheckAt(), undefined, 'nothing left to check');
+  });
+
+  test('a removed TCP server without connections is weighted out at once and deleted at the first drain check', async () => {
+    const n = fakeNode();
+    const start = n.clock.now();
+    const r = await removeWebServer(n);
+    assert.equal(r.report.summary(), 'ipset.del=1 ipvs.updateDest=1', 'no new connection reaches it from now on');
+    assert.match(n.ipvs.dump(), /-r 10\.244\.1\.3:8080 -m -w 0/);
+    assert.equal(n.proxier.nextDrainCheckAt(), start + FIRST_DRAIN_CHECK_MS, 'the sync loop is asked to come back for it');
+    const early = await n.proxier.sync();
+    assert.equal(early.report.summary(), '', 'not before the check is due');
+    await n.clock.advance(FIRST_DRAIN_CHECK_MS);
+    const check = await n.proxier.sync();
+    assert.equal(check.report.summary(), 'ipvs.deleteDest=1');
+    assert.doesNotMatch(n.ipvs.dump(), /10\.244\.1\.3/);
+  });
+
+  test('drain checks of a busy server come at doubling intervals up to a minute, and end at the drain timeout', async () => {
+    const n = fakeNode({ drainTimeoutMs: 200_000 });
+    const start = n.clock.now();
+    await removeWebServer(n, 1);
+    const checks: number[] = [];
+    const reads = countRealServerReads(n);
+    for (let at = n.proxier.nextDrainCheckAt(); at !== undefined && checks.length < 12; at = n.proxier.nextDrainCheckAt()) {
+      await n.clock.advance(at - n.clock.now());
+      checks.push(at - start);
+      await n.proxier.sync();
+    }
+    assert.deepEqual(checks, [1000, 2000, 4000, 8000, 16000, 32000, 64000, 124000, 184000, 200000]);
+    assert.equal(reads(), checks.length, 'one read of the virtual server per check');
+    assert.doesNotMatch(n.ipvs.dump(), /10\.244\.1\.3/, 'deleted at the timeout');
+  });
+
+  test('a draining server removed behind our back (or with its virtual server) is no longer checked', async () => {
+    const vsObj = { family: 'IPv4', protocol: 'TCP', address: '10.96.0.10', port: 80, scheduler: 'rr', flags: 0, timeout: 0 } as const;
+    for (const tamper of ['deleteDest', 'deleteService'] as const) {
+      const n = fakeNode();
+      await removeWebServer(n, 1);
+      assert.equal(n.proxier.drainingServers().length, 1);
+      if (tamper === 'deleteDest') await n.ipvs.apply([{ kind: 'deleteDest', vs: vsObj, rs: { address: '10.244.1.3', port: 8080, weight: 0, forward: 'masq' } }]);
+      else await n.ipvs.flush();
+      await n.clock.advance(FIRST_DRAIN_CHECK_MS);
+      await n.proxier.sync({ full: tamper === 'deleteService' });
+      assert.equal(n.proxier.drainingServers().length, 0, `${tamper}: the record goes`);
+      assert.equal(n.proxier.nextDrainCheckAt(), undefined, `${tamper}: no more syncs asked for it`);
+    }
+  });
+
+  test('partial syncs diff against what they wrote, not a kernel dump; a full sync re-reads and repairs', async () => {
+    const n = fakeNode();
+    n.apply({ services: [web(), shop()], slices: [webEps('10.244.1.2')] });
+    await n.proxier.sync();
+    const reads = countRealServerReads(n);
+    n.apply({ slices: [webEps('10.244.1.2', '10.244.1.9')] });
+    await n.proxier.sync();
+    n.apply({ slices: [webEps('10.244.1.9')] });
+    await n.proxier.sync();
+    assert.equal(reads(), 0, 'no dump on the endpoint-change path');
+    // Behind our back: the real server we wrote is deleted. The next partial sync does not see it;
+    // the full one does.
+    await n.ipvs.apply([{ kind: 'deleteDest', vs: { family: 'IPv4', protocol: 'TCP', address: '10.96.0.10', port: 80, scheduler: 'rr', flags: 0, timeout: 0 }, rs: { address: '10.244.1.9', port: 8080, weight: 1, forward: 'masq' } }]);
+    const full = await n.proxier.sync({ full: true });
+    assert.match(full.report.summary(), /ipvs\.addDest=1/);
+    assert.match(n.ipvs.dump(), /-a -t 10\.96\.0\.10:80 -r 10\.244\.1\.9:8080 -m -w 1/);
   });
 
   test('a draining server is deleted after the drain timeout even with connections', async () => {
     const n = fakeNode({ drainTimeoutMs: 60000 });
-    n.apply({ services: [web()], slices: [webEps('10.244.1.2', '10.244.1.3')] });
-    await n.proxier.sync();
-    n.ipvs.setConnections(vs, '10.244.1.3:8080', { active: 5, inactive: 0, persist: 0 });
-    n.apply({ slices: [webEps('10.244.1.2')] });
-    await n.proxier.sync();
-    await n.clock.advance(61000);
+    await removeWebServer(n, 5);
+    await n.clock.advance(60000);
     await n.proxier.sync();
     assert.doesNotMatch(n.ipvs.dump(), /10\.244\.1\.3/);
   });
 
   test('a server that comes back while draining returns to weight 1 in place', async () => {
     const n = fakeNode();
-    n.apply({ services: [web()], slices: [webEps('10.244.1.2', '10.244.1.3')] });
-    await n.proxier.sync();
-    n.ipvs.setConnections(vs, '10.244.1.3:8080', { active: 1, inactive: 0, persist: 0 });
-    n.apply({ slices: [webEps('10.244.1.2')] });
-    await n.proxier.sync();
+    await removeWebServer(n, 1);
     n.apply({ slices: [webEps('10.244.1.2', '10.244.1.3')] });
     const r = await n.proxier.sync();
     assert.equal(r.report.summary(), 'ipset.add=1 ipvs.updateDest=1', 'no delete and re-add: connections survive');

@@ -4,7 +4,7 @@ import { ManualClock } from '../../src/sync/clock.js';
 import { BoundedFrequencyRunner } from '../../src/sync/runner.js';
 import type { RunReason } from '../../src/sync/runner.js';
 
-function setup(opts: { min?: number; max?: number; retry?: number; results?: boolean[]; runMs?: number } = {}) {
+function setup(opts: { min?: number; max?: number; retry?: number; results?: boolean[]; runMs?: number; nextRunBy?: (now: number) => number | undefined } = {}) {
   const clock = new ManualClock();
   const runs: Array<{ at: number; reason: RunReason }> = [];
   const results = [...(opts.results ?? [])];
@@ -18,6 +18,7 @@ function setup(opts: { min?: number; max?: number; retry?: number; results?: boo
       if (opts.runMs) await new Promise<void>((r) => clock.setTimer(opts.runMs as number, r));
       return results.shift() ?? true;
     },
+    ...(opts.nextRunBy ? { nextRunBy: () => opts.nextRunBy?.(clock.now()) } : {}),
   });
   return { clock, runs, runner };
 }
@@ -96,5 +97,25 @@ describe('BoundedFrequencyRunner', () => {
     await clock.advance(100000);
     assert.equal(runs.length, 1);
     assert.equal(clock.pendingTimers, 0);
+  });
+
+  test('a run wanted by a time (a drain check) comes then, not before minInterval, and never delays the periodic one', async () => {
+    // After each run the dataplane wants the next one 400 ms later, until 3 s have passed.
+    const { clock, runs, runner } = setup({ nextRunBy: (now) => (now < 3000 ? now + 400 : undefined) });
+    runner.start();
+    await clock.advance(40000);
+    assert.deepEqual(
+      runs.map((r) => `${r.at} ${r.reason}`),
+      ['0 requested', '1000 requested', '2000 requested', '3000 requested', '33000 periodic'],
+    );
+    runner.stop();
+  });
+
+  test('a wanted time after the periodic run changes nothing', async () => {
+    const { clock, runs, runner } = setup({ nextRunBy: (now) => now + 90000 });
+    runner.start();
+    await clock.advance(65000);
+    assert.deepEqual(runs.map((r) => r.at), [0, 30000, 60000]);
+    runner.stop();
   });
 });

@@ -3,7 +3,7 @@
 // whole-cluster entry point; both give identical states (a property test checks it).
 import type { ProxyConfig } from '../config/types.js';
 import type { ClusterSnapshot } from '../cluster/tracker.js';
-import type { IpsetSpec, IpsetState, VirtualServerSpec } from '../model/kernel.js';
+import type { IptablesTable, IpsetSpec, IpsetState, VirtualServerSpec } from '../model/kernel.js';
 import { vsKey } from '../model/kernel.js';
 import { parseIp } from '../model/ip.js';
 import type { SetBaseName } from '../model/names.js';
@@ -180,6 +180,8 @@ function familyContext(family: IpFamily, o: PlannerOptions): FamilyContext {
 
 export class Planner {
   private readonly families: Map<IpFamily, FamilyAggregate>;
+  /** Each family's rules with the inputs they were built from: most syncs change none of them. */
+  private readonly rulesMemo = new Map<IpFamily, { readonly inputs: string; readonly tables: IptablesTable[] }>();
   private readonly fragments = new Map<ServiceKey, Map<IpFamily, FamilyFragment[]>>();
   private readonly healthChecks = new Map<ServiceKey, number>();
 
@@ -256,12 +258,19 @@ export class Planner {
     for (const [family, agg] of this.families) {
       const ipsets = agg.ipsets();
       const nonEmpty = (base: SetBaseName): boolean => (base === 'KUBE-IPVS-IPS' ? agg.bound.size : (agg.sets.get(base) as CountedSet).size) > 0;
+      const outFilterRules = [...agg.outFilter].sort();
+      const inputs = `${SET_INFO.map((s) => (nonEmpty(s.base) ? '1' : '0')).join('')}\n${outFilterRules.join('\n')}`;
+      let memo = this.rulesMemo.get(family);
+      if (memo?.inputs !== inputs) {
+        memo = { inputs, tables: buildRules({ family, config: o.config, randomFully: o.randomFully ?? true, nonEmpty, outFilterRules }) };
+        this.rulesMemo.set(family, memo);
+      }
       families.push({
         family,
         virtualServers: agg.virtualServers,
         ipsets,
         boundAddresses: agg.bound,
-        iptables: buildRules({ family, config: o.config, randomFully: o.randomFully ?? true, nonEmpty, outFilterRules: [...agg.outFilter].sort() }),
+        iptables: memo.tables,
         jumps: jumpRulesInChainOrder(),
         noLocalEndpoints: { internal: agg.noLocalInternal.size, external: agg.noLocalExternal.size },
       });

@@ -11,6 +11,7 @@ import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { IpsetBackend, IpsetOp } from '../src/dataplane/ipset/backend.js';
 import { NetlinkIpset } from '../src/dataplane/ipset/netlink.js';
+import { netnsAllowed } from './calibrate.js';
 import { RealIpset } from '../src/dataplane/ipset/real.js';
 import type { IpsetSpec } from '../src/model/kernel.js';
 
@@ -20,10 +21,8 @@ const OBSERVE_ROUNDS = Number(process.env['BENCH_OBSERVE_ROUNDS'] ?? 30);
 /** Linux USER_HZ, the unit of cutime/cstime. */
 const CLK_TCK = 100;
 
-// Sets are per netns: refuse to create and destroy sets in the host's namespace. A fresh one
-// (unshare -n) has no link but lo.
-const links = readFileSync('/proc/self/net/dev', 'utf8').split('\n').slice(2).map((l) => l.split(':')[0]?.trim()).filter((l) => l);
-if (links.some((l) => l !== 'lo') && process.env['BENCH_ALLOW_HOST_NETNS'] !== '1') {
+// Sets are per netns: refuse to create and destroy sets in the host's namespace.
+if (!netnsAllowed()) {
   console.error('bench/ipset-netlink: run it in a private network namespace: unshare -n node --import tsx bench/ipset-netlink.ts');
   process.exit(2);
 }

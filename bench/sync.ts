@@ -2,13 +2,18 @@
 // asserts nothing. Phases, each from the kernel state the previous one left:
 //   1. initial full sync of N services x 10 endpoints from an empty kernel: wall, our CPU, the
 //      tools' CPU, and where the time went per backend call;
-//   3. one endpoint change + partial sync, repeated: wall and CPU p50/p99, and what it touched;
+//   3. one endpoint change + partial sync, repeated: wall and CPU p50/p99, and what it touched
+//      (a removed server goes to weight 0; the drain checks that delete it 1 s later run in
+//      whichever round is then due, and are counted apart); then those checks are let finish;
 //   4. a full resync of the intact kernel: time, and that it wrote nothing;
 //   2. the floor: the same objects loaded by ipset restore, ipvsadm -R and iptables-restore from a
 //      clean kernel (plus ip -batch for the kube-ipvs0 addresses), and our initial sync / floor.
 // The floor runs last so it can load exactly the state phase 1 planned; the kernel is cleaned
 // (cleanupDataplane + ipvsadm -C) before phase 1 and before the floor.
-// Env: BENCH_SERVICES (10000), BENCH_ENDPOINTS (10), BENCH_ROUNDS (20).
+// Before phase 1, bench/calibrate's two workloads run here too; with the host's figures (passed in
+// BENCH_NATIVE_CALIBRATION by bench/sync.sh) they give this machine's slowdown factors, and phase 3
+// and the summary add a native-equivalent estimate of our CPU per change.
+// Env: BENCH_SERVICES (10000), BENCH_ENDPOINTS (10), BENCH_ROUNDS (20), BENCH_NATIVE_CALIBRATION.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -30,6 +35,8 @@ import { realClock } from '../src/sync/clock.js';
 import { restorePayload } from '../src/sync/iptables-reconciler.js';
 import type { Dataplane, SyncOutcome } from '../src/sync/proxier.js';
 import { Proxier } from '../src/sync/proxier.js';
+import type { Calibration, WorkloadResult } from './calibrate.js';
+import { calibrate, parseCalibration } from './calibrate.js';
 import { BENCH_NODE, clusterIp, endpointIp, ip4, kindOf, lbIp, mixedService, mostlyRemote, nodePort, syntheticSlice } from './synthetic-cluster.js';
 
 const SERVICES = Number(process.env['BENCH_SERVICES'] ?? 10000);
@@ -222,6 +229,54 @@ function percentile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 }
 
+// ------------------------------------------------------------------ slowdown factors
+
+/** How much slower this machine runs each kind of work than the host (guest / native CPU per unit). */
+interface Factors {
+  readonly js: number;
+  readonly netlink: number;
+}
+
+function fmtWorkload(w: WorkloadResult): string {
+  return `${w.ms.toFixed(3)} ms (batches ${Math.min(...w.batches).toFixed(3)}-${Math.max(...w.batches).toFixed(3)})`;
+}
+
+/**
+ * Runs the calibration here and divides by the host's: the factors, or why there are none. Under
+ * TCG emulation pure JS and kernel round trips slow down by different factors, so each part of our
+ * CPU gets its own.
+ */
+async function slowdownFactors(): Promise<Factors | string> {
+  const passed = process.env['BENCH_NATIVE_CALIBRATION'];
+  if (passed === undefined || passed === '') return 'no native calibration passed in BENCH_NATIVE_CALIBRATION (bench/sync.sh measures it on the host before booting the VM)';
+  let native: Calibration;
+  try {
+    native = parseCalibration(passed);
+  } catch (e) {
+    return `BENCH_NATIVE_CALIBRATION is unreadable: ${e instanceof Error ? e.message : String(e)}`;
+  }
+  let here: Calibration;
+  try {
+    here = await calibrate();
+  } catch (e) {
+    return `the calibration failed here: ${e instanceof Error ? e.message : String(e)}`;
+  }
+  const f: Factors = { js: here.js.ms / native.js.ms, netlink: here.netlink.ms / native.netlink.ms };
+  console.log('  CPU per unit of bench/calibrate\'s fixed workloads, here and on the host (native); factor = here / native:');
+  console.log(`    js      (re-plan one endpoint change, 1000 services)  here ${fmtWorkload(here.js)}  native ${fmtWorkload(native.js)}  factor ${f.js.toFixed(1)}x`);
+  console.log(`    netlink (NetlinkIpset.apply of 1 del + 1 add)         here ${fmtWorkload(here.netlink)}  native ${fmtWorkload(native.netlink)}  factor ${f.netlink.toFixed(1)}x`);
+  return f;
+}
+
+/** Our CPU of one change as the host would spend it: JS outside the dataplane calls, netlink inside. */
+function nativeEstimate(f: Factors, outsideMs: number, inCallsMs: number): number {
+  return outsideMs / f.js + inCallsMs / f.netlink;
+}
+
+function estimateLabel(f: Factors): string {
+  return `native-equivalent estimate from the measured factors (outside calls / ${f.js.toFixed(1)} + in calls / ${f.netlink.toFixed(1)})`;
+}
+
 // ------------------------------------------------------------------ native tools
 
 interface ToolRun {
@@ -371,6 +426,9 @@ async function main(): Promise<void> {
   const dp = wrapDataplane(raw, meter);
   const kernel = await kernelRelease();
   console.log(`bench/sync: ${SERVICES} services x ${ENDPOINTS} endpoints (60% ClusterIP, 30% NodePort, 10% LoadBalancer); kernel ${kernel}, node ${process.version}, ${cpus().length} CPUs; iptables ${raw.iptablesVariant}; families ${raw.iptables.map((b) => b.family).join(',')}`);
+  console.log('calibration:');
+  const factors = await slowdownFactors();
+  if (typeof factors === 'string') console.log(`  native-equivalent estimate unavailable: ${factors}`);
   const randomFully = (await Promise.all(raw.iptables.map((b) => b.supportsRandomFully()))).every(Boolean);
   await warmUp(dp, config, kernel, randomFully);
   await clean(raw, 'before the initial sync');
@@ -403,9 +461,16 @@ async function main(): Promise<void> {
   const ourCpu: number[] = [];
   const userCpu: number[] = [];
   const outsideCpu: number[] = [];
+  const inCallsCpu: number[] = [];
+  const estimates: number[] = [];
   const perCall = new Map<string, CallStat>();
   const touched = new Map<string, number>();
   let foreign = 0;
+  // Endpoints removed by earlier rounds: their TCP real servers went to weight 0, and a later
+  // sync's drain check deletes them (1 s after). Those deletes are counted apart.
+  const removedEarlier = new Set<string>();
+  let drainDeletes = 0;
+  let drainRounds = 0;
   let partialNotFull = 0;
   let sample: string[] = [];
   for (let r = 1; r <= ROUNDS; r++) {
@@ -413,28 +478,38 @@ async function main(): Promise<void> {
     // Exactly one endpoint is replaced by a fresh address: on odd rounds the one on this node
     // (so KUBE-LOOP-BACK changes too), on even rounds one elsewhere (IPVS only).
     const e = r % 2 === 1 || ENDPOINTS < 2 ? 0 : 1;
-    const endpoints = new Set<string>([currentEndpoint(i, e)]);
+    const removed = currentEndpoint(i, e);
+    const endpoints = new Set<string>([removed]);
     const fresh = ip4(11, r);
     replaced.set(i, (replaced.get(i) ?? new Map<number, string>()).set(e, fresh));
     for (let k = 0; k < ENDPOINTS; k++) endpoints.add(currentEndpoint(i, k));
     tracker.upsertEndpointSlice(sliceFor(i, r));
     const ops: string[] = [];
+    let drainedThisRound = false;
     meter.reset();
     meter.onCall = (name, args) => {
       if (name !== 'ipvs.apply' && name !== 'ipset.apply') return;
       for (const op of args[0] as readonly unknown[]) {
         ops.push(opText(name, op));
-        if (!belongsTo(i, endpoints, name, op)) foreign++;
+        if (belongsTo(i, endpoints, name, op)) continue;
+        if (name === 'ipvs.apply' && (op as IpvsOp).kind === 'deleteDest' && removedEarlier.has((op as { rs: { address: string } }).rs.address)) {
+          drainDeletes++;
+          drainedThisRound = true;
+        } else foreign++;
       }
     };
     m = mark();
     const out = await proxier.sync();
     const s = since(m);
     meter.onCall = undefined;
+    removedEarlier.add(removed);
+    if (drainedThisRound) drainRounds++;
     walls.push(s.wallMs);
     ourCpu.push(s.userMs + s.sysMs);
     userCpu.push(s.userMs);
     outsideCpu.push(s.userMs + s.sysMs - meter.totalCpuMs());
+    inCallsCpu.push(meter.totalCpuMs());
+    if (typeof factors !== 'string') estimates.push(nativeEstimate(factors, s.userMs + s.sysMs - meter.totalCpuMs(), meter.totalCpuMs()));
     for (const [name, c] of meter.stats) {
       const agg = perCall.get(name) ?? { calls: 0, ms: 0, cpuMs: 0, childMs: 0, items: 0 };
       agg.calls += c.calls;
@@ -457,15 +532,35 @@ async function main(): Promise<void> {
   console.log(`  user CPU p50 ${fmtMs(percentile(su, 0.5))}  p99 ${fmtMs(percentile(su, 0.99))}`);
   const so = [...outsideCpu].sort((a, b) => a - b);
   console.log(`  our CPU outside dataplane calls (drain, plan, diff) p50 ${fmtMs(percentile(so, 0.5))}  p99 ${fmtMs(percentile(so, 0.99))}`);
+  const si = [...inCallsCpu].sort((a, b) => a - b);
+  console.log(`  our CPU in dataplane calls (encode, netlink, kernel) p50 ${fmtMs(percentile(si, 0.5))}  p99 ${fmtMs(percentile(si, 0.99))}`);
+  const se = [...estimates].sort((a, b) => a - b);
+  const estimateLine =
+    typeof factors === 'string'
+      ? `native-equivalent estimate unavailable: ${factors}`
+      : `${estimateLabel(factors)}: our CPU p50 ${percentile(se, 0.5).toFixed(2)} ms  p99 ${percentile(se, 0.99).toFixed(2)} ms  (target <= 10 ms)`;
+  console.log(`  ${estimateLine}`);
   console.log(`  dataplane calls over all ${ROUNDS} rounds (sum):`);
   meter.stats.clear();
   for (const [name, c] of perCall) meter.stats.set(name, c);
   for (const l of meter.lines('    ')) console.log(l);
-  console.log(`  partial syncs: ${partialNotFull}/${ROUNDS}; ops outside the changed service: ${foreign}`);
+  console.log(`  partial syncs: ${partialNotFull}/${ROUNDS}; ops outside the changed service: ${foreign}; drain checks of earlier rounds' removed servers: ${drainDeletes} deletes in ${drainRounds} rounds (included in the figures above)`);
   console.log('  touched (SyncReport summary: rounds):');
   for (const [k, n] of touched) console.log(`    ${k}: ${n}`);
   console.log(`  first round: ${sample[0] ?? ''}`);
   for (const l of sample.slice(1)) console.log(`    ${l}`);
+
+  // The last rounds' removed servers still drain at weight 0 until their check is due: let those
+  // checks run, so that the resync below finds a settled kernel.
+  const settleStart = performance.now();
+  let settleSyncs = 0;
+  for (let at = proxier.nextDrainCheckAt(); at !== undefined && settleSyncs < 20; at = proxier.nextDrainCheckAt()) {
+    await new Promise((r) => setTimeout(r, Math.max(0, at - performance.now())));
+    const settled = await proxier.sync();
+    settleSyncs++;
+    if (!settled.ok) console.log(`  drain-check sync: ${describeOutcome(settled)}`);
+  }
+  console.log(`  drain checks settled after ${settleSyncs} syncs, ${fmtMs(performance.now() - settleStart)}; ${proxier.drainingServers().length} servers still draining`);
 
   // ---- 4. full resync of the intact kernel
   meter.reset();
@@ -505,6 +600,7 @@ async function main(): Promise<void> {
   console.log('\nsummary');
   console.log(`  initial sync ${fmtMs(initialSpan.wallMs)} (our CPU ${fmtMs(initialSpan.userMs + initialSpan.sysMs)}) vs floor ${fmtMs(floorCore)}: ratio ${(initialSpan.wallMs / floorCore).toFixed(2)}x (target <= 1.5x); with addresses in the floor ${fmtMs(floorAll)}: ${(initialSpan.wallMs / floorAll).toFixed(2)}x`);
   console.log(`  one change: wall p50 ${fmtMs(percentile(sw, 0.5))} p99 ${fmtMs(percentile(sw, 0.99))}; our CPU p50 ${fmtMs(percentile(sc, 0.5))} p99 ${fmtMs(percentile(sc, 0.99))}`);
+  console.log(`  one change, ${estimateLine}`);
   console.log(`  full resync (intact): ${fmtMs(resyncSpan.wallMs)}, ${resyncWrites === 0 && resync.report.summary() === '' ? 'wrote nothing' : `WROTE: ${resync.report.summary()}`}`);
   console.log(`  bench total ${fmtMs(performance.now() - t0)}`);
   raw.close();

@@ -8,11 +8,11 @@
 // A partial sync diffs a changed virtual server against the real servers we last wrote to it, not
 // against a kernel dump: the dump is most of the cost of an endpoint change. The kernel is re-read
 // where that memory may be wrong (after a failed write) and on every full sync, which repairs
-// whatever changed behind our back. The connection counts a drain needs come from dumps too, so a
+// whatever changed behind our back (reading all real servers at once from /proc/net/ip_vs). The connection counts a drain needs come from dumps too, so a
 // removed TCP server goes to weight 0 at once and its counts are checked soon after (drain checks,
 // 1 s and then at doubling intervals up to a minute, as kube-proxy checks every minute).
 import type { ConntrackBackend } from '../dataplane/conntrack/backend.js';
-import type { IpvsBackend, IpvsOp, ObservedVirtualServer } from '../dataplane/ipvs/backend.js';
+import type { IpvsBackend, IpvsOp, ListedRealServer, ObservedVirtualServer } from '../dataplane/ipvs/backend.js';
 import { isNotFound } from '../dataplane/errors.js';
 import type { ParsedCidr } from '../model/ip.js';
 import { inAnyCidr } from '../model/ip.js';
@@ -60,6 +60,10 @@ export type IpvsScope = { readonly full: true } | { readonly full: false; readon
 
 function toVirtualServer(o: ObservedVirtualServer): VirtualServer {
   return { family: o.family, protocol: o.protocol, address: o.address, port: o.port, scheduler: o.scheduler, flags: o.flags, timeout: o.timeout };
+}
+
+function fromKernel(c: ListedRealServer): CurrentRealServer {
+  return { rs: { address: c.address, port: c.port, weight: c.weight, forward: c.forward }, conns: c.activeConns + c.inactiveConns };
 }
 
 export class IpvsReconciler {
@@ -125,8 +129,10 @@ export class IpvsReconciler {
       }
     }
 
-    // Real servers of the changed virtual servers, and of those with a drain check due.
+    // Real servers of the changed virtual servers, and of those with a drain check due. A full
+    // sync reads all of them at once; if that read fails, it dumps them one by one.
     if (scope.full) this.written = new Map();
+    const all = scope.full ? await this.o.backend.listAllRealServers().catch(() => undefined) : undefined;
     const now = this.o.clock.now();
     const visit = new Set(keys.filter((k) => !failedServices.has(k)));
     const dueChecks = new Set<string>();
@@ -148,7 +154,8 @@ export class IpvsReconciler {
         continue;
       }
       const source = created.has(key) ? 'none' : scope.full || dueChecks.has(key) ? 'kernel' : 'memory';
-      const current = await this.currentRealServers(key, vs, source);
+      const listed = source === 'kernel' ? all?.get(key) : undefined;
+      const current = listed ? listed.map(fromKernel) : await this.currentRealServers(key, vs, source);
       // A dump (or a virtual server just created) is the truth about what drains: a server it
       // lacks needs no more checks.
       if (source !== 'memory') this.forgetDrainingOf(key, new Set(current.map((c) => rsKey(c.rs))));
@@ -182,8 +189,7 @@ export class IpvsReconciler {
     if (source === 'none') return [];
     const written = source === 'memory' ? this.written.get(key) : undefined;
     if (written === undefined) {
-      const observed = await this.o.backend.listRealServers(vs);
-      return observed.map((c) => ({ rs: { address: c.address, port: c.port, weight: c.weight, forward: c.forward }, conns: c.activeConns + c.inactiveConns }));
+      return (await this.o.backend.listRealServers(vs)).map(fromKernel);
     }
     const current: CurrentRealServer[] = written.map((rs) => ({ rs, conns: undefined }));
     for (const d of this.draining.values()) if (vsKey(d.vs) === key) current.push({ rs: { ...d.rs, weight: 0 }, conns: undefined });

@@ -108,6 +108,25 @@ describe('Proxier over the fake kernel', () => {
     assert.deepEqual({ ...after, netif: sorted(after.netif) }, { ...before, netif: sorted(before.netif) });
   });
 
+  test('a full sync reads all real servers in one go; if that read fails it dumps each virtual server', async () => {
+    const n = fakeNode();
+    n.apply({ services: [web(), shop()], slices: [webEps('10.244.1.2', '10.244.1.3')] });
+    await n.proxier.sync();
+    const reads = countRealServerReads(n);
+    await n.ipvs.apply([{ kind: 'deleteDest', vs: { family: 'IPv4', protocol: 'TCP', address: '10.96.0.10', port: 80, scheduler: 'rr', flags: 0, timeout: 0 }, rs: { address: '10.244.1.3', port: 8080, weight: 1, forward: 'masq' } }]);
+    const repaired = await n.proxier.sync({ full: true });
+    assert.equal(repaired.report.summary(), 'ipvs.addDest=1');
+    assert.equal(reads(), 0, 'no dump per virtual server');
+    n.ipvs.listAllRealServers = () => Promise.reject(new Error('/proc/net/ip_vs: no such file'));
+    await n.ipvs.flush();
+    const fallback = await n.proxier.sync({ full: true });
+    assert.deepEqual(fallback.report.failures, []);
+    assert.equal(n.ipvs.dump(), renderIpvs(fallback.state));
+    const again = await n.proxier.sync({ full: true });
+    assert.equal(again.report.summary(), '');
+    assert.ok(reads() > 0, 'each virtual server dumped instead');
+  });
+
   test('a foreign virtual server inside --ipvs-exclude-cidrs survives; one outside is removed', async () => {
     const { config } = await import('../helpers/world.js');
     const n = fakeNode({ config: config('--ipvs-exclude-cidrs=172.16.0.0/12') });

@@ -2,14 +2,21 @@
 // writes with one result each. Implemented for real (generic netlink) and in memory (fake).
 import type { IpvsOp, IpvsOpResult } from './netlink-client.js';
 import type { IpvsTimeouts, ObservedRealServer, ObservedVirtualServer } from './netlink-codec.js';
+import type { ListedRealServer } from './proc.js';
 
 export type { IpvsOp, IpvsOpResult } from './netlink-client.js';
 export type { IpvsTimeouts, ObservedRealServer, ObservedVirtualServer } from './netlink-codec.js';
+export type { ListedRealServer } from './proc.js';
 
 export interface IpvsBackend {
   listServices(): Promise<ObservedVirtualServer[]>;
   /** Real servers of one virtual server; empty when it has none or does not exist. */
   listRealServers(vs: ObservedVirtualServer | IpvsOp['vs']): Promise<ObservedRealServer[]>;
+  /**
+   * The real servers of every (non-fwmark) virtual server, by vsKey, in one read of
+   * /proc/net/ip_vs: what a full resync needs, without a dump per virtual server.
+   */
+  listAllRealServers(): Promise<Map<string, ListedRealServer[]>>;
   /** Applies every op (a failure does not stop the rest) and reports each. */
   apply(ops: readonly IpvsOp[]): Promise<IpvsOpResult[]>;
   setTimeouts(t: IpvsTimeouts): Promise<void>;

@@ -3,12 +3,18 @@
 import type { IpvsBackend, IpvsOp, IpvsOpResult, IpvsTimeouts, ObservedRealServer, ObservedVirtualServer } from './backend.js';
 import type { IpvsNetlinkClientOptions } from './netlink-client.js';
 import { IpvsNetlinkClient } from './netlink-client.js';
+import type { ListedRealServer } from './proc.js';
+import { PROC_IPVS_PATH, parseProcIpvs, realServersByVirtualServer } from './proc.js';
+import { readFile } from 'node:fs/promises';
 
 export class RealIpvs implements IpvsBackend {
   readonly client: IpvsNetlinkClient;
 
   /** Takes an existing client, or options to open one (a NETLINK_GENERIC socket). */
-  constructor(client: IpvsNetlinkClient | IpvsNetlinkClientOptions = {}) {
+  constructor(
+    client: IpvsNetlinkClient | IpvsNetlinkClientOptions = {},
+    private readonly procPath = PROC_IPVS_PATH,
+  ) {
     this.client = client instanceof IpvsNetlinkClient ? client : new IpvsNetlinkClient(client);
   }
 
@@ -18,6 +24,10 @@ export class RealIpvs implements IpvsBackend {
 
   listRealServers(vs: ObservedVirtualServer | IpvsOp['vs']): Promise<ObservedRealServer[]> {
     return this.client.listDestinations(vs);
+  }
+
+  async listAllRealServers(): Promise<Map<string, ListedRealServer[]>> {
+    return realServersByVirtualServer(parseProcIpvs(await readFile(this.procPath, 'utf8')));
   }
 
   apply(ops: readonly IpvsOp[]): Promise<IpvsOpResult[]> {

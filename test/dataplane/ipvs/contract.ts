@@ -363,6 +363,37 @@ export function ipvsContract(name: string, make: () => Promise<IpvsBackend>): vo
         }
       }));
 
+    it('lists every virtual server\'s real servers in one read, as the per-service dumps show them', () =>
+      withBackend(async (b) => {
+        const tcp = service('10.96.0.90', 80, { flags: VsFlag.PERSISTENT, timeout: 10800 });
+        const udp6 = service('fd00::90', 53, { protocol: 'UDP' });
+        const sctp = service('10.96.0.91', 3868, { protocol: 'SCTP', scheduler: 'wrr' });
+        const empty = service('10.96.0.92', 443);
+        const marked = { ...service('0.0.0.0', 0), fwmark: 7 };
+        assertAllOk(await b.apply([
+          { kind: 'addService', vs: tcp },
+          { kind: 'addService', vs: udp6 },
+          { kind: 'addService', vs: sctp },
+          { kind: 'addService', vs: empty },
+          { kind: 'addService', vs: marked },
+          { kind: 'addDest', vs: tcp, rs: dest('10.244.9.1', 8080) },
+          { kind: 'addDest', vs: tcp, rs: dest('10.244.9.2', 8080, { weight: 0 }) },
+          { kind: 'addDest', vs: tcp, rs: dest('fd00:10:244::9', 8080, { forward: 'tunnel' }) },
+          { kind: 'addDest', vs: udp6, rs: dest('fd00:10:244::10', 5353, { weight: 3 }) },
+          { kind: 'addDest', vs: sctp, rs: dest('10.244.9.3', 3868, { forward: 'route' }) },
+          { kind: 'addDest', vs: marked, rs: dest('10.244.9.4', 80) },
+        ]));
+        const listed = await b.listAllRealServers();
+        const view = (r: Pick<ObservedRealServer, 'family' | 'address' | 'port' | 'weight' | 'forward' | 'activeConns' | 'inactiveConns'>) => ({ family: r.family, address: r.address, port: r.port, weight: r.weight, forward: r.forward, activeConns: r.activeConns, inactiveConns: r.inactiveConns });
+        assert.deepEqual([...listed.keys()].sort(), ['10.96.0.90:80/TCP', '10.96.0.91:3868/SCTP', '10.96.0.92:443/TCP', '[fd00::90]:53/UDP'], 'fwmark services are not listed');
+        for (const vs of [tcp, udp6, sctp, empty]) {
+          const key = [...listed.keys()].find((k) => k.startsWith(vs.family === 'IPv6' ? `[${vs.address}]:${vs.port}/` : `${vs.address}:${vs.port}/`));
+          assert.ok(key, vs.address);
+          assert.deepEqual(byKey((listed.get(key) ?? []).map(view)), byKey((await b.listRealServers(vs)).map(view)), key);
+        }
+        assert.equal(listed.get('10.96.0.90:80/TCP')?.length, 3);
+      }));
+
     it('flush removes every virtual server', () =>
       withBackend(async (b) => {
         const vs = service('10.96.0.80', 80);

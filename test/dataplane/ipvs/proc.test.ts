@@ -1,0 +1,54 @@
+// /proc/net/ip_vs as the kernel prints it (ip_vs_info_seq_show): parsed into the real servers of
+// each virtual server, and the fake's rendering reads back the same.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseProcIpvs, realServersByVirtualServer, renderProcIpvs } from '../../../src/dataplane/ipvs/proc.js';
+
+// Column widths and trailing blanks as the kernel's format strings leave them.
+const KERNEL_TEXT = [
+  'IP Virtual Server version 1.2.1 (size=4096)',
+  'Prot LocalAddress:Port Scheduler Flags',
+  '  -> RemoteAddress:Port Forward Weight ActiveConn InActConn',
+  'TCP  0A60000A:0050 rr persistent 10800 FFFFFFFF',
+  '  -> 0AF40102:1F90      Masq    1      3          7         ',
+  '  -> 0AF40103:1F90      Masq    0      0          1         ',
+  'UDP  [fd00:0000:0000:0000:0000:0000:0000:000a]:0035 rr ',
+  '  -> [fd00:0010:0244:0000:0000:0000:0000:0005]:14E9      Masq    1      0          0         ',
+  'FWM  00000007 rr ',
+  '  -> 0AF40904:0050      Masq    1      0          0         ',
+  'SCTP  0A60005B:0F1C wrr ops ',
+  '  -> 0AF40903:0F1C      Route   2      0          0         ',
+  '  -> [fd00:0010:0244:0000:0000:0000:0000:0009]:0F1C      Tunnel  1      0          0         ',
+  'TCP  0A60005C:01BB sh ',
+  '',
+].join('\n');
+
+describe('/proc/net/ip_vs', () => {
+  test('reads every non-fwmark virtual server with its real servers, weights and counts', () => {
+    const byVs = realServersByVirtualServer(parseProcIpvs(KERNEL_TEXT));
+    assert.deepEqual([...byVs.keys()], ['10.96.0.10:80/TCP', '[fd00::a]:53/UDP', '10.96.0.91:3868/SCTP', '10.96.0.92:443/TCP']);
+    assert.deepEqual(byVs.get('10.96.0.10:80/TCP'), [
+      { family: 'IPv4', address: '10.244.1.2', port: 8080, forward: 'masq', weight: 1, activeConns: 3, inactiveConns: 7 },
+      { family: 'IPv4', address: '10.244.1.3', port: 8080, forward: 'masq', weight: 0, activeConns: 0, inactiveConns: 1 },
+    ]);
+    assert.deepEqual(byVs.get('[fd00::a]:53/UDP'), [{ family: 'IPv6', address: 'fd00:10:244::5', port: 5353, forward: 'masq', weight: 1, activeConns: 0, inactiveConns: 0 }]);
+    assert.deepEqual(byVs.get('10.96.0.91:3868/SCTP')?.map((r) => `${r.address} ${r.forward} ${r.weight}`), ['10.244.9.3 route 2', 'fd00:10:244::9 tunnel 1']);
+    assert.deepEqual(byVs.get('10.96.0.92:443/TCP'), [], 'a virtual server without real servers is listed empty');
+  });
+
+  test('a line it cannot read loses only that line, never gives a wrong server', () => {
+    const garbled = KERNEL_TEXT.replace('  -> 0AF40103:1F90      Masq', '  -> 0AF40103:1F90      Sideways').replace('TCP  0A60005C:01BB', 'ESP  0A60005C:01BB');
+    const byVs = realServersByVirtualServer(parseProcIpvs(garbled));
+    assert.deepEqual(byVs.get('10.96.0.10:80/TCP')?.map((r) => r.address), ['10.244.1.2']);
+    assert.equal(byVs.has('10.96.0.92:443/TCP'), false);
+    assert.deepEqual(parseProcIpvs(''), []);
+  });
+
+  test('the fake\'s rendering is the kernel\'s format and reads back the same', () => {
+    const services = parseProcIpvs(KERNEL_TEXT);
+    const rendered = renderProcIpvs(services);
+    assert.deepEqual(parseProcIpvs(rendered), services);
+    assert.match(rendered, /^TCP {2}0A60000A:0050 rr $/m);
+    assert.match(rendered, /^ {2}-> \[fd00:0010:0244:0000:0000:0000:0000:0005\]:14E9 {6}Masq {4}1 {6}0 {10}0 {9}$/m);
+  });
+});

@@ -8,9 +8,10 @@
 // A partial sync diffs a changed virtual server against the real servers we last wrote to it, not
 // against a kernel dump: the dump is most of the cost of an endpoint change. The kernel is re-read
 // where that memory may be wrong (after a failed write) and on every full sync, which repairs
-// whatever changed behind our back (reading all real servers at once from /proc/net/ip_vs). The connection counts a drain needs come from dumps too, so a
-// removed TCP server goes to weight 0 at once and its counts are checked soon after (drain checks,
-// 1 s and then at doubling intervals up to a minute, as kube-proxy checks every minute).
+// whatever changed behind our back (reading all real servers at once from /proc/net/ip_vs). The
+// connection counts a drain needs come from the kernel too, so a removed TCP server goes to
+// weight 0 at once and its counts are checked soon after (drain checks: 1 s, then doubling
+// intervals up to a minute, kube-proxy's check interval).
 import type { ConntrackBackend } from '../dataplane/conntrack/backend.js';
 import type { IpvsBackend, IpvsOp, ListedRealServer, ObservedVirtualServer } from '../dataplane/ipvs/backend.js';
 import { isNotFound } from '../dataplane/errors.js';

@@ -14,12 +14,11 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { buildNodeInfo } from '../src/cluster/node.js';
 import { ClusterTracker } from '../src/cluster/tracker.js';
-import { loadConfig } from '../src/config/load.js';
 import type { IpsetOp } from '../src/dataplane/ipset/backend.js';
 import { NetlinkIpset } from '../src/dataplane/ipset/netlink.js';
 import type { IpsetSpec } from '../src/model/kernel.js';
 import { Planner } from '../src/plan/planner.js';
-import { BENCH_NODE, endpointIp, ip4, mixedService, mostlyRemote, syntheticSlice } from './synthetic-cluster.js';
+import { BENCH_NODE, benchConfig, endpointIp, ip4, mixedService, mostlyRemote, syntheticSlice } from './synthetic-cluster.js';
 
 export interface WorkloadResult {
   /** CPU ms per unit of the median batch. */
@@ -82,7 +81,7 @@ async function measure(warmup: number, units: number, step: (k: number) => void 
 
 /** The js workload: re-planning one endpoint change, no kernel I/O. */
 export function calibrateJs(): Promise<WorkloadResult> {
-  const config = loadConfig(['--hostname-override', BENCH_NODE], { extraFlags: [], hostname: BENCH_NODE, readFile: () => '' }).config;
+  const config = benchConfig();
   const node = buildNodeInfo({ name: BENCH_NODE, node: undefined, addresses: ['192.168.0.10'], kernelVersion: '6.1.0' });
   const tracker = new ClusterTracker(BENCH_NODE, () => undefined);
   const addresses = Array.from({ length: JS_SERVICES }, (_, i) => Array.from({ length: JS_ENDPOINTS }, (_, e) => endpointIp(i, e, 0, JS_ENDPOINTS)));

@@ -1,11 +1,10 @@
 // bench/plan: planner speed and memory at 10,000 services x 10 endpoints (a mix of ClusterIP,
 // NodePort and LoadBalancer). Prints figures; asserts nothing. Run: npm run bench:plan
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
-import { loadConfig } from '../src/config/load.js';
 import { buildNodeInfo } from '../src/cluster/node.js';
 import { ClusterTracker } from '../src/cluster/tracker.js';
 import { Planner } from '../src/plan/planner.js';
-import { BENCH_NODE, endpointIp, mixedService, mostlyRemote, syntheticSlice } from './synthetic-cluster.js';
+import { BENCH_NODE, benchConfig, endpointIp, mixedService, mostlyRemote, syntheticSlice } from './synthetic-cluster.js';
 
 const SERVICES = Number(process.env['BENCH_SERVICES'] ?? 10000);
 const ENDPOINTS = Number(process.env['BENCH_ENDPOINTS'] ?? 10);
@@ -31,7 +30,7 @@ function ms(start: bigint): number {
 
 function main(): void {
   const gc = (globalThis as { gc?: () => void }).gc;
-  const config = loadConfig(['--hostname-override', NODE], { extraFlags: [], hostname: NODE, readFile: () => '' }).config;
+  const config = benchConfig();
   const node = buildNodeInfo({ name: NODE, node: undefined, addresses: ['192.168.0.10', '10.0.0.10'], kernelVersion: '6.1.0' });
   const { services, slices } = makeCluster();
   gc?.();

@@ -18,7 +18,6 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import type { V1EndpointSlice } from '@kubernetes/client-node';
-import { loadConfig } from '../src/config/load.js';
 import type { ProxyConfig } from '../src/config/types.js';
 import { ClusterTracker } from '../src/cluster/tracker.js';
 import type { IpsetOp } from '../src/dataplane/ipset/backend.js';
@@ -37,7 +36,7 @@ import type { Dataplane, SyncOutcome } from '../src/sync/proxier.js';
 import { Proxier } from '../src/sync/proxier.js';
 import type { Calibration, WorkloadResult } from './calibrate.js';
 import { calibrate, parseCalibration } from './calibrate.js';
-import { BENCH_NODE, clusterIp, endpointIp, ip4, kindOf, lbIp, mixedService, mostlyRemote, nodePort, syntheticSlice } from './synthetic-cluster.js';
+import { BENCH_NODE, benchConfig, clusterIp, endpointIp, ip4, kindOf, lbIp, mixedService, mostlyRemote, nodePort, syntheticSlice } from './synthetic-cluster.js';
 
 const SERVICES = Number(process.env['BENCH_SERVICES'] ?? 10000);
 const ENDPOINTS = Number(process.env['BENCH_ENDPOINTS'] ?? 10);
@@ -420,7 +419,7 @@ function proxierFor(dp: Dataplane, config: ProxyConfig, tracker: ClusterTracker,
 
 async function main(): Promise<void> {
   const t0 = performance.now();
-  const config = loadConfig(['--hostname-override', NODE], { extraFlags: [], hostname: NODE, readFile: () => '' }).config;
+  const config = benchConfig();
   const raw = await openRealDataplane();
   const meter = new Meter();
   const dp = wrapDataplane(raw, meter);

@@ -1,8 +1,15 @@
 // The synthetic clusters the benchmarks load: numbered services, each with one EndpointSlice of
 // one TCP port, addresses derived from the service and endpoint numbers so runs are repeatable.
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { loadConfig } from '../src/config/load.js';
+import type { ProxyConfig } from '../src/config/types.js';
 
 export const BENCH_NODE = 'node-a';
+
+/** The proxy configuration every benchmark runs with: the defaults, on BENCH_NODE. */
+export function benchConfig(): ProxyConfig {
+  return loadConfig(['--hostname-override', BENCH_NODE], { extraFlags: [], hostname: BENCH_NODE, readFile: () => '' }).config;
+}
 
 export function ip4(base: number, n: number): string {
   return `${base}.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;

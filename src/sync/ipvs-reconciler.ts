@@ -75,19 +75,20 @@ export class IpvsReconciler {
    * arrays (shared, never copied). Absent means unknown, and the next visit dumps the kernel.
    */
   private written = new Map<string, readonly RealServer[]>();
-  private readonly draining = new Map<string, Draining>();
+  /** Drain records by vsKey, then rsKey: a sync looks them up per virtual server. */
+  private readonly draining = new Map<string, Map<string, Draining>>();
 
   constructor(private readonly o: IpvsReconcilerOptions) {}
 
   /** Real servers currently draining (for status and tests). */
   drainingServers(): readonly Draining[] {
-    return [...this.draining.values()];
+    return [...this.draining.values()].flatMap((byRs) => [...byRs.values()]);
   }
 
   /** When the earliest drain check is due (ms, clock time), if any server is draining. */
   nextDrainCheckAt(): number | undefined {
     let at: number | undefined;
-    for (const d of this.draining.values()) if (at === undefined || d.checkAt < at) at = d.checkAt;
+    for (const byRs of this.draining.values()) for (const d of byRs.values()) if (at === undefined || d.checkAt < at) at = d.checkAt;
     return at;
   }
 
@@ -137,9 +138,8 @@ export class IpvsReconciler {
     const now = this.o.clock.now();
     const visit = new Set(keys.filter((k) => !failedServices.has(k)));
     const dueChecks = new Set<string>();
-    for (const d of this.draining.values()) {
-      if (!scope.full && d.checkAt > now) continue;
-      const key = vsKey(d.vs);
+    for (const [key, byRs] of this.draining) {
+      if (!scope.full && ![...byRs.values()].some((d) => d.checkAt <= now)) continue;
       visit.add(key);
       dueChecks.add(key);
     }
@@ -151,27 +151,27 @@ export class IpvsReconciler {
       const vs = spec?.vs ?? this.drainingVs(key);
       if (!vs || !this.known.has(key)) {
         // Its virtual server is gone (behind our back): so are the servers it drained.
-        this.forgetDrainingOf(key, new Set());
+        this.draining.delete(key);
         continue;
       }
       const source = created.has(key) ? 'none' : scope.full || dueChecks.has(key) ? 'kernel' : 'memory';
-      const listed = source === 'kernel' ? all?.get(key) : undefined;
-      const current = listed ? listed.map(fromKernel) : await this.currentRealServers(key, vs, source);
-      // A dump (or a virtual server just created) is the truth about what drains: a server it
-      // lacks needs no more checks.
-      if (source !== 'memory') this.forgetDrainingOf(key, new Set(current.map((c) => rsKey(c.rs))));
-      this.diffRealServers(vs, spec?.realServers ?? [], current, now, destOps, udpFlushes);
+      const current = await this.currentRealServers(key, vs, source, all);
+      const have = new Map(current.map((c) => [rsKey(c.rs), c]));
+      // A kernel read (or a virtual server just created) is the truth about what drains: a server
+      // it lacks needs no more checks.
+      if (source !== 'memory') this.forgetDrainingOf(key, have);
+      this.diffRealServers(vs, spec?.realServers ?? [], have, now, destOps, udpFlushes);
       visited.set(key, spec?.realServers);
     }
     const failedDests = new Set<string>();
     for (const r of await this.o.backend.apply(destOps)) {
       const key = vsKey(r.op.vs);
-      const id = `${key}/${rsKey((r.op as { rs: RealServer }).rs)}`;
+      const k = rsKey((r.op as { rs: RealServer }).rs);
       if (r.ok) report.count(`ipvs.${r.op.kind}`);
-      else if (r.op.kind === 'deleteDest' && isNotFound(r.error)) this.draining.delete(id);
+      else if (r.op.kind === 'deleteDest' && isNotFound(r.error)) this.undrain(key, k);
       else {
         failedDests.add(key);
-        report.fail({ subsystem: 'ipvs', op: r.op.kind, object: id, message: errorMessage(r.error) });
+        report.fail({ subsystem: 'ipvs', op: r.op.kind, object: `${key}/${k}`, message: errorMessage(r.error) });
       }
     }
     for (const [key, wanted] of visited) {
@@ -183,28 +183,44 @@ export class IpvsReconciler {
   }
 
   /**
-   * What a virtual server holds: nothing when created in this batch, our memory of the last write
-   * (plus its draining servers) when we have one and no fresh counts are needed, else a dump.
+   * What a virtual server holds: nothing when created in this batch; from the kernel (the full
+   * sync's one read of all, else a dump) when fresh counts are needed or we have no memory of it;
+   * else our memory of the last write plus its draining servers.
    */
-  private async currentRealServers(key: string, vs: VirtualServer, source: 'none' | 'kernel' | 'memory'): Promise<CurrentRealServer[]> {
+  private async currentRealServers(key: string, vs: VirtualServer, source: 'none' | 'kernel' | 'memory', all: ReadonlyMap<string, readonly ListedRealServer[]> | undefined): Promise<CurrentRealServer[]> {
     if (source === 'none') return [];
     const written = source === 'memory' ? this.written.get(key) : undefined;
-    if (written === undefined) {
-      return (await this.o.backend.listRealServers(vs)).map(fromKernel);
-    }
+    if (written === undefined) return (all?.get(key) ?? (await this.o.backend.listRealServers(vs))).map(fromKernel);
     const current: CurrentRealServer[] = written.map((rs) => ({ rs, conns: undefined }));
-    for (const d of this.draining.values()) if (vsKey(d.vs) === key) current.push({ rs: { ...d.rs, weight: 0 }, conns: undefined });
+    for (const d of this.draining.get(key)?.values() ?? []) current.push({ rs: d.rs, conns: undefined });
     return current;
   }
 
   /** Drops the drain records of virtual server `key` whose real server is not in `present`. */
-  private forgetDrainingOf(key: string, present: ReadonlySet<string>): void {
-    for (const [id, d] of this.draining) if (vsKey(d.vs) === key && !present.has(rsKey(d.rs))) this.draining.delete(id);
+  private forgetDrainingOf(key: string, present: Pick<ReadonlySet<string>, 'has'>): void {
+    const byRs = this.draining.get(key);
+    if (!byRs) return;
+    for (const k of byRs.keys()) if (!present.has(k)) byRs.delete(k);
+    if (byRs.size === 0) this.draining.delete(key);
   }
 
   private drainingVs(key: string): VirtualServer | undefined {
-    for (const d of this.draining.values()) if (vsKey(d.vs) === key) return d.vs;
-    return undefined;
+    return this.draining.get(key)?.values().next().value?.vs;
+  }
+
+  private drainRecord(key: string, k: string): Draining | undefined {
+    return this.draining.get(key)?.get(k);
+  }
+
+  private setDrain(key: string, k: string, d: Draining): void {
+    let byRs = this.draining.get(key);
+    if (!byRs) this.draining.set(key, (byRs = new Map()));
+    byRs.set(k, d);
+  }
+
+  private undrain(key: string, k: string): void {
+    const byRs = this.draining.get(key);
+    if (byRs?.delete(k) && byRs.size === 0) this.draining.delete(key);
   }
 
   /** When to look at a drained server's connections next: doubling waits, never past its timeout. */
@@ -213,47 +229,46 @@ export class IpvsReconciler {
     return Math.min(now + wait, since + this.o.drainTimeoutMs);
   }
 
-  private diffRealServers(vs: VirtualServer, want: readonly RealServer[], current: readonly CurrentRealServer[], now: number, ops: IpvsOp[], udpFlushes: Array<{ vs: VirtualServer; rs: RealServer }>): void {
+  /** `have`: what the virtual server holds now, by rsKey. */
+  private diffRealServers(vs: VirtualServer, want: readonly RealServer[], have: ReadonlyMap<string, CurrentRealServer>, now: number, ops: IpvsOp[], udpFlushes: Array<{ vs: VirtualServer; rs: RealServer }>): void {
     const key = vsKey(vs);
-    const have = new Map(current.map((c) => [rsKey(c.rs), c]));
+    const wanted = new Set<string>();
     for (const w of want) {
       const k = rsKey(w);
+      wanted.add(k);
       const c = have.get(k);
-      const id = `${key}/${k}`;
       if (!c) {
         ops.push({ kind: 'addDest', vs, rs: w });
-        this.draining.delete(id);
-      } else if (this.draining.has(id)) {
+        this.undrain(key, k);
+      } else if (this.drainRecord(key, k)) {
         // Wanted again while draining: back to full weight in place, connections kept.
         ops.push({ kind: 'updateDest', vs, rs: w });
-        this.draining.delete(id);
+        this.undrain(key, k);
       } else if (c.rs.weight !== w.weight) {
         // A wanted server at the wrong weight without a drain record of ours: left at 0 by an
         // earlier process (k/k #92019, #108319) or changed behind our back. Fix it in place.
         ops.push({ kind: 'updateDest', vs, rs: w });
       }
     }
-    const wanted = new Set(want.map(rsKey));
     for (const [k, c] of have) {
       if (wanted.has(k)) continue;
-      const id = `${key}/${k}`;
       const rs = c.rs;
-      const d = this.draining.get(id);
+      const d = this.drainRecord(key, k);
       if (vs.protocol !== 'TCP') {
         // UDP/SCTP have no connection end to wait for: delete now and flush the flows.
         ops.push({ kind: 'deleteDest', vs, rs });
         udpFlushes.push({ vs, rs });
-        this.draining.delete(id);
+        this.undrain(key, k);
       } else if (c.conns === 0 || (d && now - d.since >= this.o.drainTimeoutMs)) {
         ops.push({ kind: 'deleteDest', vs, rs });
-        this.draining.delete(id);
+        this.undrain(key, k);
       } else if (!d) {
         // Counts unknown or non-zero: stop new connections now, look at the counts later. A server
         // already at weight 0 (drained by an earlier process) is adopted without a write.
         if (rs.weight !== 0) ops.push({ kind: 'updateDest', vs, rs: { ...rs, weight: 0 } });
-        this.draining.set(id, { vs, rs: { ...rs, weight: 0 }, since: now, checkAt: this.nextCheck(now, now) });
+        this.setDrain(key, k, { vs, rs: { ...rs, weight: 0 }, since: now, checkAt: this.nextCheck(now, now) });
       } else {
-        if (c.conns !== undefined) this.draining.set(id, { ...d, checkAt: this.nextCheck(d.since, now) });
+        if (c.conns !== undefined) this.setDrain(key, k, { ...d, checkAt: this.nextCheck(d.since, now) });
         if (rs.weight !== 0) ops.push({ kind: 'updateDest', vs, rs: { ...rs, weight: 0 } });
       }
     }
@@ -295,7 +310,7 @@ export class IpvsReconciler {
       if (r.ok || isNotFound(r.error)) {
         this.known.delete(key);
         this.written.delete(key);
-        for (const [id, d] of this.draining) if (vsKey(d.vs) === key) this.draining.delete(id);
+        this.draining.delete(key);
         if (r.ok) report.count('ipvs.deleteService');
       } else {
         report.fail({ subsystem: 'ipvs', op: 'deleteService', object: key, message: errorMessage(r.error) });

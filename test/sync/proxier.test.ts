@@ -20,6 +20,8 @@ function countRealServerReads(n: FakeNode): () => number {
   return () => reads;
 }
 
+/** web's virtual server as the kernel holds it, for writes behind the proxier's back. */
+const WEB_VS = { family: 'IPv4', protocol: 'TCP', address: '10.96.0.10', port: 80, scheduler: 'rr', flags: 0, timeout: 0 } as const;
 const web = (ip = '10.96.0.10') => service('web', { clusterIP: ip, ports: [{ name: 'http', port: 80 }] });
 const webEps = (...ips: string[]) => slice('web', [{ name: 'http', port: 8080 }], ips.map((ip) => ({ ip, node: NODE })));
 const dns = () => service('dns', { clusterIP: '10.96.0.53', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] });
@@ -113,7 +115,7 @@ describe('Proxier over the fake kernel', () => {
     n.apply({ services: [web(), shop()], slices: [webEps('10.244.1.2', '10.244.1.3')] });
     await n.proxier.sync();
     const reads = countRealServerReads(n);
-    await n.ipvs.apply([{ kind: 'deleteDest', vs: { family: 'IPv4', protocol: 'TCP', address: '10.96.0.10', port: 80, scheduler: 'rr', flags: 0, timeout: 0 }, rs: { address: '10.244.1.3', port: 8080, weight: 1, forward: 'masq' } }]);
+    await n.ipvs.apply([{ kind: 'deleteDest', vs: WEB_VS, rs: { address: '10.244.1.3', port: 8080, weight: 1, forward: 'masq' } }]);
     const repaired = await n.proxier.sync({ full: true });
     assert.equal(repaired.report.summary(), 'ipvs.addDest=1');
     assert.equal(reads(), 0, 'no dump per virtual server');
@@ -146,7 +148,7 @@ describe('Proxier over the fake kernel', () => {
     n.apply({ services: [web()], slices: [webEps('10.244.1.2', '10.244.1.3')] });
     await n.proxier.sync();
     // An earlier process left one server at weight 0.
-    await n.ipvs.apply([{ kind: 'updateDest', vs: { family: 'IPv4', protocol: 'TCP', address: '10.96.0.10', port: 80, scheduler: 'rr', flags: 0, timeout: 0 }, rs: { address: '10.244.1.3', port: 8080, weight: 0, forward: 'masq' } }]);
+    await n.ipvs.apply([{ kind: 'updateDest', vs: WEB_VS, rs: { address: '10.244.1.3', port: 8080, weight: 0, forward: 'masq' } }]);
     const { Proxier } = await import('../../src/sync/proxier.js');
     const { ClusterTracker } = await import('../../src/cluster/tracker.js');
     const tracker = new ClusterTracker(NODE, () => {});
@@ -210,12 +212,11 @@ describe('graceful termination', () => {
   });
 
   test('a draining server removed behind our back (or with its virtual server) is no longer checked', async () => {
-    const vsObj = { family: 'IPv4', protocol: 'TCP', address: '10.96.0.10', port: 80, scheduler: 'rr', flags: 0, timeout: 0 } as const;
     for (const tamper of ['deleteDest', 'deleteService'] as const) {
       const n = fakeNode();
       await removeWebServer(n, 1);
       assert.equal(n.proxier.drainingServers().length, 1);
-      if (tamper === 'deleteDest') await n.ipvs.apply([{ kind: 'deleteDest', vs: vsObj, rs: { address: '10.244.1.3', port: 8080, weight: 0, forward: 'masq' } }]);
+      if (tamper === 'deleteDest') await n.ipvs.apply([{ kind: 'deleteDest', vs: WEB_VS, rs: { address: '10.244.1.3', port: 8080, weight: 0, forward: 'masq' } }]);
       else await n.ipvs.flush();
       await n.clock.advance(FIRST_DRAIN_CHECK_MS);
       await n.proxier.sync({ full: tamper === 'deleteService' });
@@ -236,7 +237,7 @@ describe('graceful termination', () => {
     assert.equal(reads(), 0, 'no dump on the endpoint-change path');
     // Behind our back: the real server we wrote is deleted. The next partial sync does not see it;
     // the full one does.
-    await n.ipvs.apply([{ kind: 'deleteDest', vs: { family: 'IPv4', protocol: 'TCP', address: '10.96.0.10', port: 80, scheduler: 'rr', flags: 0, timeout: 0 }, rs: { address: '10.244.1.9', port: 8080, weight: 1, forward: 'masq' } }]);
+    await n.ipvs.apply([{ kind: 'deleteDest', vs: WEB_VS, rs: { address: '10.244.1.9', port: 8080, weight: 1, forward: 'masq' } }]);
     const full = await n.proxier.sync({ full: true });
     assert.match(full.report.summary(), /ipvs\.addDest=1/);
     assert.match(n.ipvs.dump(), /-a -t 10\.96\.0\.10:80 -r 10\.244\.1\.9:8080 -m -w 1/);

@@ -1,11 +1,11 @@
 // IpvsBackend over the kernel: a thin adapter so the sync loop, the fake and the contract suite
 // all speak one interface. Everything of substance lives in IpvsNetlinkClient.
+import { readFile } from 'node:fs/promises';
 import type { IpvsBackend, IpvsOp, IpvsOpResult, IpvsTimeouts, ObservedRealServer, ObservedVirtualServer } from './backend.js';
 import type { IpvsNetlinkClientOptions } from './netlink-client.js';
 import { IpvsNetlinkClient } from './netlink-client.js';
 import type { ListedRealServer } from './proc.js';
 import { PROC_IPVS_PATH, parseProcIpvs, realServersByVirtualServer } from './proc.js';
-import { readFile } from 'node:fs/promises';
 
 export class RealIpvs implements IpvsBackend {
   readonly client: IpvsNetlinkClient;

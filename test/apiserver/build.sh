@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds a real kube-apiserver (and etcd) for the API tests and caches them outside git, under
-# ${KUBE_IPVS_CACHE:-$HOME/.cache/kube-ipvs}/apiserver/<version>/bin/. Idempotent: with the cache
-# present it only checks the binaries run. Sources come from the Go module proxy, never from git.
+# Builds the real Kubernetes peers the tests judge us by, and caches them outside git under
+# ${KUBE_IPVS_CACHE:-$HOME/.cache/kube-ipvs}/apiserver/<version>/bin/: kube-apiserver and etcd for
+# the API tests, and upstream kube-proxy (the reference of the fidelity and comparison harnesses).
+# Arguments name extra k8s.io/kubernetes commands to build (e.g. kubelet). Idempotent: with the
+# cache present it only checks the binaries run. Sources come from the Go module proxy, never git.
 set -euo pipefail
 
 K8S_VERSION=${KUBE_IPVS_K8S_VERSION:-v1.36.3}
@@ -27,11 +29,12 @@ command -v openssl >/dev/null || apt_install openssl
 command -v go >/dev/null || die "go not found (expected at /usr/local/go/bin)"
 mkdir -p "$BIN"
 
-# kube-apiserver: a throw-away module in the cache that requires k8s.io/kubernetes. Its go.mod
+# k8s.io/kubernetes commands (kube-apiserver, kube-proxy, ...): a throw-away module in the cache that
+# requires k8s.io/kubernetes, so every command comes from the one module version. Its go.mod
 # replaces staging modules with relative paths, which only apply inside that repository, so a
 # dependent must map each of them to the published v0.x tag itself.
-build_apiserver() {
-  local src=$CACHE/src-apiserver gomod
+build_k8s_commands() {
+  local src=$CACHE/src-apiserver gomod cmd
   mkdir -p "$src"
   log "downloading k8s.io/kubernetes@$K8S_VERSION"
   local info
@@ -44,7 +47,7 @@ build_apiserver() {
     echo
     grep -E '^(go|godebug) ' "$gomod"
     echo
-    echo "tool k8s.io/kubernetes/cmd/kube-apiserver"
+    for cmd in "$@"; do echo "tool k8s.io/kubernetes/cmd/$cmd"; done
     echo
     echo "require k8s.io/kubernetes $K8S_VERSION"
     echo
@@ -53,13 +56,15 @@ build_apiserver() {
   } >"$src/go.mod"
   log "resolving dependencies (go mod tidy)"
   (cd "$src" && go mod tidy) || die "go mod tidy failed in $src"
-  log "compiling kube-apiserver $K8S_VERSION (many minutes on 2 cores)"
   local pkg=k8s.io/component-base/version minor=${K8S_VERSION#v1.}
   minor=${minor%%.*}
-  (cd "$src" && go build -trimpath -o "$BIN/kube-apiserver.tmp" \
-    -ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean" \
-    k8s.io/kubernetes/cmd/kube-apiserver) || die "go build kube-apiserver failed"
-  mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
+  for cmd in "$@"; do
+    log "compiling $cmd $K8S_VERSION (many minutes on 2 cores the first time)"
+    (cd "$src" && go build -trimpath -o "$BIN/$cmd.tmp" \
+      -ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean" \
+      "k8s.io/kubernetes/cmd/$cmd") || die "go build $cmd failed"
+    mv "$BIN/$cmd.tmp" "$BIN/$cmd"
+  done
 }
 
 # etcd: built from the module proxy, at the version kube-apiserver's own client pins. Debian's
@@ -91,16 +96,22 @@ GO
 }
 
 start=$SECONDS
-if [[ -x $BIN/kube-apiserver ]] && "$BIN/kube-apiserver" --version >/dev/null 2>&1; then
-  log "kube-apiserver cached"
-else
-  build_apiserver
-fi
+missing=()
+for cmd in kube-apiserver kube-proxy "$@"; do
+  if [[ -x $BIN/$cmd ]] && "$BIN/$cmd" --version >/dev/null 2>&1; then
+    log "$cmd cached"
+  else
+    missing+=("$cmd")
+  fi
+done
+((${#missing[@]} == 0)) || build_k8s_commands "${missing[@]}"
 if [[ -x $BIN/etcd ]] && "$BIN/etcd" --version >/dev/null 2>&1; then
   log "etcd cached"
 else
   build_etcd
 fi
 log "done in $((SECONDS - start)) s"
-echo "kube-apiserver: $BIN/kube-apiserver ($("$BIN/kube-apiserver" --version))"
+for cmd in kube-apiserver kube-proxy "$@"; do
+  echo "$cmd: $BIN/$cmd ($("$BIN/$cmd" --version))"
+done
 echo "etcd: $BIN/etcd ($("$BIN/etcd" --version | head -1))"

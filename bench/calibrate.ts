@@ -13,6 +13,7 @@
 import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { buildNodeInfo } from '../src/cluster/node.js';
+import { IP_FAMILIES } from '../src/model/types.js';
 import { ClusterTracker } from '../src/cluster/tracker.js';
 import type { IpsetOp } from '../src/dataplane/ipset/backend.js';
 import { NetlinkIpset } from '../src/dataplane/ipset/netlink.js';
@@ -82,7 +83,7 @@ async function measure(warmup: number, units: number, step: (k: number) => void 
 /** The js workload: re-planning one endpoint change, no kernel I/O. */
 export function calibrateJs(): Promise<WorkloadResult> {
   const config = benchConfig();
-  const node = buildNodeInfo({ name: BENCH_NODE, node: undefined, addresses: ['192.168.0.10'], kernelVersion: '6.1.0' });
+  const node = buildNodeInfo({ name: BENCH_NODE, node: undefined, addresses: ['192.168.0.10'], nodeIPs: ['192.168.0.10'], families: IP_FAMILIES, kernelVersion: '6.1.0' });
   const tracker = new ClusterTracker(BENCH_NODE, () => undefined);
   const addresses = Array.from({ length: JS_SERVICES }, (_, i) => Array.from({ length: JS_ENDPOINTS }, (_, e) => endpointIp(i, e, 0, JS_ENDPOINTS)));
   const slice = (i: number): ReturnType<typeof syntheticSlice> => syntheticSlice(i, (e) => addresses[i]?.[e] ?? '', { endpoints: JS_ENDPOINTS, nodeOf: mostlyRemote });

@@ -2,6 +2,7 @@
 // NodePort and LoadBalancer). Prints figures; asserts nothing. Run: npm run bench:plan
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { buildNodeInfo } from '../src/cluster/node.js';
+import { IP_FAMILIES } from '../src/model/types.js';
 import { ClusterTracker } from '../src/cluster/tracker.js';
 import { Planner } from '../src/plan/planner.js';
 import { BENCH_NODE, benchConfig, endpointIp, mixedService, mostlyRemote, syntheticSlice } from './synthetic-cluster.js';
@@ -31,7 +32,7 @@ function ms(start: bigint): number {
 function main(): void {
   const gc = (globalThis as { gc?: () => void }).gc;
   const config = benchConfig();
-  const node = buildNodeInfo({ name: NODE, node: undefined, addresses: ['192.168.0.10', '10.0.0.10'], kernelVersion: '6.1.0' });
+  const node = buildNodeInfo({ name: NODE, node: undefined, addresses: ['192.168.0.10', '10.0.0.10'], nodeIPs: ['192.168.0.10'], families: IP_FAMILIES, kernelVersion: '6.1.0' });
   const { services, slices } = makeCluster();
   gc?.();
   const rssBefore = process.memoryUsage().rss;

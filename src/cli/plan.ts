@@ -10,8 +10,9 @@ import { buildNodeInfo, nodePodCIDRs, nodeStatusAddresses } from '../cluster/nod
 import type { Problem } from '../cluster/problems.js';
 import { formatProblem } from '../cluster/problems.js';
 import { ClusterTracker } from '../cluster/tracker.js';
-import { canonicalIp } from '../model/ip.js';
-import type { NodeInfo } from '../model/types.js';
+import { canonicalIp, isLoopback, parseIp } from '../model/ip.js';
+import type { IpFamily, NodeInfo } from '../model/types.js';
+import { IP_FAMILIES } from '../model/types.js';
 import type { DesiredState } from '../plan/desired.js';
 import { planCluster } from '../plan/planner.js';
 import type { OutputFormat } from '../plan/render.js';
@@ -20,7 +21,8 @@ import { UsageError } from './errors.js';
 
 export const MANIFEST_FLAGS: readonly FlagSpec[] = [
   { name: 'manifests', kind: 'repeatable', valueName: 'path', help: 'YAML/JSON file or directory of Services, EndpointSlices and Nodes (repeatable).' },
-  { name: 'node-ip', kind: 'list', valueName: 'ips', help: "The node's addresses (comma-separated); the first of each family is primary. Default: the Node object's InternalIP/ExternalIP." },
+  { name: 'node-ip', kind: 'list', valueName: 'ips', help: "The node's addresses (comma-separated); the first of each family is its node IP, the very first decides the primary family. Default: the Node object's InternalIP/ExternalIP." },
+  { name: 'ip-families', kind: 'list', valueName: 'families', help: 'The IP families the host can proxy: kube-proxy proxies each family whose iptables works (and IPv6 when the kernel has it enabled), whatever addresses the node has. Default: IPv4,IPv6.' },
   { name: 'kernel-version', kind: 'string', valueName: 'release', help: 'Kernel release to plan sysctls for (e.g. 5.4.0); default: this machine\'s.' },
 ];
 
@@ -52,9 +54,7 @@ export function planFromArgs(argv: readonly string[], flags: readonly FlagSpec[]
     return ip;
   });
   const addresses = given.length > 0 ? given : nodeStatusAddresses(nodeObj);
-  if (addresses.length === 0) {
-    throw new UsageError(`no address for node ${JSON.stringify(nodeName)}: pass --node-ip, or add a Node named ${nodeName} with status.addresses to the manifests`);
-  }
+  const families = parseFamilies(loaded.extra.get('ip-families') as readonly string[]);
   const config: ProxyConfig = { ...loaded.config, detectLocal: { ...loaded.config.detectLocal, nodeCIDRs: nodePodCIDRs(nodeObj) } };
   const problems: Problem[] = [];
   const tracker = new ClusterTracker(nodeName, (p) => problems.push(p));
@@ -62,9 +62,31 @@ export function planFromArgs(argv: readonly string[], flags: readonly FlagSpec[]
   for (const s of objects.endpointSlices) tracker.upsertEndpointSlice(s);
   const { snapshot } = tracker.drain();
   const kernelVersion = (loaded.extra.get('kernel-version') as string | undefined) ?? kernelRelease;
-  const node = buildNodeInfo({ name: nodeName, node: nodeObj, addresses, bindAddress: config.bindAddress, kernelVersion });
+  const node = buildNodeInfo({ name: nodeName, node: nodeObj, addresses, families, ...(given.length > 0 ? { nodeIPs: given } : {}), bindAddress: config.bindAddress, kernelVersion });
   const state = planCluster(snapshot, { node, config });
   return { config, node, extra: loaded.extra, state, problems, help: false };
+}
+
+function parseFamilies(given: readonly string[]): IpFamily[] {
+  if (given.length === 0) return [...IP_FAMILIES];
+  return given.map((g) => {
+    const f = IP_FAMILIES.find((x) => x.toLowerCase() === g.toLowerCase());
+    if (!f) throw new UsageError(`invalid value ${JSON.stringify(g)} for --ip-families: expected IPv4, IPv6 or IPv4,IPv6`);
+    return f;
+  });
+}
+
+/** One line naming the planned families and node IPs, as kube-proxy logs its stack at start-up. */
+export function describeFamilies(node: NodeInfo): string {
+  const parts = node.families.map((f) => {
+    const ip = node.primaryIPs[f];
+    const parsed = parseIp(ip);
+    const loop = parsed && isLoopback(parsed) ? ' (the node has no address of this family: loopback, as kube-proxy assumes)' : '';
+    return `${f}${f === node.primaryFamily ? ' (primary)' : ''} with node IP ${ip}${loop}`;
+  });
+  const missing = IP_FAMILIES.filter((f) => !node.families.includes(f));
+  const stack = node.families.length > 1 ? 'dual-stack' : 'single-stack';
+  return `planning ${stack}: ${parts.join('; ')}${missing.length > 0 ? `; not ${missing.join(', ')}` : ''}`;
 }
 
 export function runPlan(argv: readonly string[], io: { out: (s: string) => void; err: (s: string) => void; kernelRelease: string }): number {
@@ -74,6 +96,8 @@ export function runPlan(argv: readonly string[], io: { out: (s: string) => void;
   if (!(OUTPUT_FORMATS as readonly string[]).includes(format)) {
     throw new UsageError(`invalid value ${JSON.stringify(format)} for --output: expected one of ${OUTPUT_FORMATS.join(', ')}`);
   }
+  io.err(`${describeFamilies(r.node)}\n`);
+  if (!r.node.families.includes(r.node.primaryFamily)) io.err(`warning: the primary family ${r.node.primaryFamily} is not planned: kube-proxy refuses to start on such a host\n`);
   for (const p of r.problems) io.err(`warning: ${formatProblem(p)}\n`);
   for (const c of r.state.conflicts) io.err(`warning: virtual server ${c.vsKey} is wanted by ${[c.winner, ...c.losers].join(', ')}; ${c.winner} is used\n`);
   io.out(renderState(r.state, format as OutputFormat));

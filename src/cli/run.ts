@@ -127,6 +127,7 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
     tracker,
     clock: realClock,
     nodeObject: opened.node,
+    nodeIPsFromInterfaces: paths.length > 0,
     kernelVersion: await kernelRelease(),
     cpuCount: cpus().length,
     randomFully,
@@ -157,6 +158,7 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
   log.info('kube-ipvs starting', {
     node: config.hostnameOverride,
     ipFamiliesAvailable: dp.iptables.map((b) => b.family).join(','),
+    ipFamiliesSkipped: dp.familiesSkipped.length > 0 ? dp.familiesSkipped.join('; ') : undefined,
     iptables: dp.iptablesVariant,
     ipset: dp.ipsetVariant,
     scheduler: config.ipvs.scheduler,

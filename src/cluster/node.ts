@@ -24,33 +24,82 @@ export function nodePodCIDRs(node: V1Node | undefined): string[] {
   return raw.map((c) => canonicalCidr(c)).filter((c): c is string => c !== undefined);
 }
 
+/**
+ * kube-proxy's raw node IPs (`pkg/util/node/node.go` GetNodeHostIPs, v1.36.3): the first
+ * InternalIP, else ExternalIP, and after it the first address of the other family, if any.
+ */
+export function nodeHostIPs(node: V1Node | undefined): string[] {
+  const all = nodeStatusAddresses(node);
+  const first = all[0];
+  if (first === undefined) return [];
+  const other = all.find((a) => ipFamilyOf(a) !== ipFamilyOf(first));
+  return other === undefined ? [first] : [first, other];
+}
+
+const LOOPBACK: Readonly<Record<IpFamily, string>> = { IPv4: '127.0.0.1', IPv6: '::1' };
+
 export interface NodeInfoInput {
   readonly name: string;
   readonly node: V1Node | undefined;
-  /** Every address on the node's interfaces except kube-ipvs0; the first of each family is primary. */
+  /** Every address on the node's interfaces except kube-ipvs0 (NodePort addresses come from these). */
   readonly addresses: readonly string[];
-  /** Overrides the primary IP of its family (kube-proxy's --bind-address). */
+  /**
+   * The families this host can proxy (kube-proxy: iptables works for the family, and for IPv6 the
+   * kernel has it enabled). The node's addresses do not matter.
+   */
+  readonly families: readonly IpFamily[];
+  /**
+   * Node IPs to use instead of the Node object's (`plan --node-ip`, or the interfaces' addresses in
+   * manifest mode without a Node); the first usable address of each family counts. kube-proxy has
+   * no such input: it reads only the Node.
+   */
+  readonly nodeIPs?: readonly string[];
+  /** Overrides the node IP of its family and makes that family primary (kube-proxy's --bind-address). */
   readonly bindAddress?: string;
   readonly kernelVersion?: string;
 }
 
+/**
+ * The node as kube-proxy sees it (`cmd/kube-proxy/app/server.go` detectNodeIPs, v1.36.3): the first
+ * node IP decides the primary family (IPv4 when there is none), a non-wildcard --bind-address
+ * overrides the primary family and its IP, and a family without a node IP gets the loopback address.
+ */
 export function buildNodeInfo(input: NodeInfoInput): NodeInfo {
-  const primaryIPs: Partial<Record<IpFamily, string>> = {};
-  for (const a of input.addresses) {
-    const p = parseIp(a);
-    // Loopback and link-local addresses never serve as the node's IP (no NodePort, no family).
-    if (!p || isLoopback(p) || isLinkLocal(p) || primaryIPs[p.family]) continue;
-    primaryIPs[p.family] = a;
+  const raw = input.nodeIPs !== undefined ? firstOfEachFamily(input.nodeIPs) : nodeHostIPs(input.node);
+  let primaryFamily: IpFamily = 'IPv4';
+  const primaryIPs: Record<IpFamily, string> = { ...LOOPBACK };
+  const first = raw[0];
+  if (first !== undefined) {
+    primaryFamily = ipFamilyOf(first) ?? 'IPv4';
+    for (const ip of raw) {
+      const f = ipFamilyOf(ip);
+      if (f) primaryIPs[f] = ip;
+    }
   }
   const bind = input.bindAddress ? canonicalIp(input.bindAddress) : undefined;
-  if (bind && bind !== '0.0.0.0' && bind !== '::') primaryIPs[ipFamilyOf(bind) as IpFamily] = bind;
-  const families = IP_FAMILIES.filter((f) => primaryIPs[f] !== undefined);
+  if (bind && bind !== '0.0.0.0' && bind !== '::') {
+    primaryFamily = ipFamilyOf(bind) ?? primaryFamily;
+    primaryIPs[primaryFamily] = bind;
+  }
   return {
     name: input.name,
     labels: input.node?.metadata?.labels ?? {},
     addresses: input.addresses,
+    primaryFamily,
     primaryIPs,
-    families,
+    families: IP_FAMILIES.filter((f) => input.families.includes(f)),
     kernelVersion: input.kernelVersion,
   };
+}
+
+/** The first usable address of each family, in order: as GetNodeHostIPs picks from a Node. */
+function firstOfEachFamily(addresses: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const a of addresses) {
+    const p = parseIp(a);
+    // Loopback and link-local addresses never serve as the node's IP.
+    if (!p || isLoopback(p) || isLinkLocal(p) || out.some((o) => ipFamilyOf(o) === p.family)) continue;
+    out.push(canonicalIp(a) ?? a);
+  }
+  return out;
 }

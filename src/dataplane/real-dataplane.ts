@@ -2,7 +2,7 @@
 // tool as the fallback), iptables through its tools, links and addresses over rtnetlink,
 // /proc/sys, and the conntrack tool. Checks up front that IPVS is usable and says what to do when
 // it is not.
-import { access } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import type { Dataplane } from './dataplane.js';
 import { RealConntrack } from './conntrack/real.js';
 import { DataplaneError } from './errors.js';
@@ -22,15 +22,27 @@ export interface RealDataplane extends Dataplane {
   readonly iptablesVariant: string;
   /** Netlink, or the ipset tool and why netlink could not be used (for the start-up summary). */
   readonly ipsetVariant: string;
+  /** Each family not proxied and why (its iptables failed, or the kernel has IPv6 off). */
+  readonly familiesSkipped: readonly string[];
   close(): void;
 }
 
-async function ipv6Available(): Promise<boolean> {
+/**
+ * Whether the kernel has IPv6 on, as kube-proxy v1.36.3 checks it before running an IPv6 proxier
+ * (`cmd/kube-proxy/app/server_linux.go` platformCheckSupported): /proc/net/if_inet6 exists and
+ * net.ipv6.conf.all.disable_ipv6 is not 1. Paths are parameters for tests.
+ */
+export async function ipv6Enabled(paths = { ifInet6: '/proc/net/if_inet6', disableIpv6: '/proc/sys/net/ipv6/conf/all/disable_ipv6' }): Promise<boolean> {
   try {
-    await access('/proc/net/if_inet6');
-    return true;
+    await access(paths.ifInet6);
   } catch {
     return false;
+  }
+  try {
+    return (await readFile(paths.disableIpv6, 'utf8')).trim() !== '1';
+  } catch {
+    // kube-proxy treats an unreadable switch as "not disabled".
+    return true;
   }
 }
 
@@ -45,6 +57,11 @@ export async function openRealDataplane(): Promise<RealDataplane> {
     throw new DataplaneError('UNAVAILABLE', 'ipvs', 'open', 'IPVS', `kube-ipvs cannot run without IPVS: ${why}`);
   }
   const rest = await openNonIpvs();
+  if (rest.iptables.length === 0) {
+    ipvs.close();
+    rest.close();
+    throw new DataplaneError('UNAVAILABLE', 'iptables', 'open', 'iptables', `iptables is not available on this host (${rest.familiesSkipped.join('; ')}): install iptables and run kube-ipvs as root`);
+  }
   return {
     ...rest,
     ipvs,
@@ -83,21 +100,22 @@ export async function openCleanupDataplane(): Promise<Dataplane & { readonly ipv
 }
 
 async function openNonIpvs(): Promise<Omit<RealDataplane, 'ipvs'>> {
+  // kube-proxy proxies each family whose iptables works, and IPv6 only with the kernel's IPv6 on.
   const families: IpFamily[] = ['IPv4'];
-  if (await ipv6Available()) families.push('IPv6');
+  const skipped: string[] = [];
+  if (await ipv6Enabled()) families.push('IPv6');
+  else skipped.push('IPv6: the kernel has IPv6 disabled (/proc/net/if_inet6 missing or net.ipv6.conf.all.disable_ipv6=1)');
   const iptables: IptablesBackend[] = [];
   let variant = '';
   for (const family of families) {
     const sel = await selectIptablesCommands(family);
     variant ||= `${sel.variant} (${sel.reason})`;
     const backend = new RealIptables({ family, command: { save: sel.save, restore: sel.restore } });
-    if (family === 'IPv6') {
-      // Like kube-proxy, proxy IPv6 only when ip6tables works here.
-      try {
-        await backend.observe();
-      } catch {
-        continue;
-      }
+    try {
+      await backend.observe();
+    } catch (e) {
+      skipped.push(`${family}: ${e instanceof Error ? e.message : String(e)}`);
+      continue;
     }
     iptables.push(backend);
   }
@@ -110,6 +128,7 @@ async function openNonIpvs(): Promise<Omit<RealDataplane, 'ipvs'>> {
     conntrack: new RealConntrack(),
     iptablesVariant: variant,
     ipsetVariant: ipset.variant,
+    familiesSkipped: skipped,
     close: () => ipset.close(),
   };
 }

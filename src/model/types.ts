@@ -102,9 +102,14 @@ export interface NodeInfo {
    * virtual servers and the "bind or not" rule for external IPs come from this.
    */
   readonly addresses: readonly string[];
-  /** The primary node IP per family (source-range node access, --nodeport-addresses primary). */
-  readonly primaryIPs: Readonly<Partial<Record<IpFamily, string>>>;
-  /** The families this node can proxy (a family with no iptables is skipped). */
+  /** The family of the first node IP (or of --bind-address); IPv4 when the node has no IP. */
+  readonly primaryFamily: IpFamily;
+  /**
+   * kube-proxy's node IP per family (source-range node access, --nodeport-addresses primary): from
+   * the Node object, loopback for a family it has no address of.
+   */
+  readonly primaryIPs: Readonly<Record<IpFamily, string>>;
+  /** The families this host can proxy, whatever addresses the node has (as kube-proxy decides). */
   readonly families: readonly IpFamily[];
   /** Kernel release, e.g. "6.1.0"; decides conn_reuse_mode. Undefined when unknown. */
   readonly kernelVersion: string | undefined;

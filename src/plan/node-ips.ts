@@ -1,7 +1,7 @@
 // The node addresses a family's NodePort virtual servers listen on, and the set used to decide
 // whether an external/LB IP is already local (then it is not bound to kube-ipvs0).
 import type { ProxyConfig } from '../config/types.js';
-import { cidrContains, isLinkLocal, isLoopback, parseCidr, parseIp } from '../model/ip.js';
+import { cidrContains, hostPrefix, isLinkLocal, isLoopback, parseCidr, parseIp } from '../model/ip.js';
 import type { ParsedCidr } from '../model/ip.js';
 import type { IpFamily, NodeInfo } from '../model/types.js';
 
@@ -18,19 +18,16 @@ export function nodeAddressSet(node: NodeInfo, family: IpFamily): Set<string> {
 }
 
 /**
- * The addresses NodePort virtual servers are created on, per --nodeport-addresses: every node
- * address when unset (or 0.0.0.0/0, ::/0, or only CIDRs of the other family), the node's primary IP
- * for "primary", else the addresses inside the CIDRs. Loopback is never used (no localhost
- * NodePorts in IPVS mode). Sorted, so the plan is deterministic.
+ * The addresses NodePort virtual servers are created on, per --nodeport-addresses
+ * (`pkg/proxy/util/nodeport_addresses.go` and `pkg/proxy/ipvs/proxier.go`, v1.36.3): every node
+ * address of the family when no CIDR of the family is given (or a zero CIDR is), else the
+ * addresses inside the CIDRs. "primary" stands for the node IPs as host CIDRs, leaving out a
+ * loopback node IP, so a family without a node IP listens on all its addresses. Loopback is never
+ * used (no localhost NodePorts in IPVS mode). Sorted, so the plan is deterministic.
  */
 export function nodePortIPs(node: NodeInfo, config: Pick<ProxyConfig, 'nodePortAddresses'>, family: IpFamily): string[] {
   const all = nodeAddressSet(node, family);
-  const spec = config.nodePortAddresses;
-  if (spec.length === 1 && spec[0] === 'primary') {
-    const primary = node.primaryIPs[family];
-    return primary ? [primary] : [];
-  }
-  const cidrs: ParsedCidr[] = spec.map((s) => parseCidr(s)).filter((c): c is ParsedCidr => c !== undefined && c.family === family);
+  const cidrs: ParsedCidr[] = nodePortCidrs(node, config.nodePortAddresses).filter((c) => c.family === family);
   const matchAll = cidrs.length === 0 || cidrs.some((c) => c.prefix === 0);
   const picked = matchAll
     ? [...all]
@@ -39,6 +36,18 @@ export function nodePortIPs(node: NodeInfo, config: Pick<ProxyConfig, 'nodePortA
         return ip !== undefined && ip.family === family && !isLoopback(ip) && cidrs.some((c) => cidrContains(c, ip));
       });
   return [...new Set(picked)].sort(compareIpText);
+}
+
+/** --nodeport-addresses as CIDRs, with "primary" resolved as kube-proxy's server.go does. */
+function nodePortCidrs(node: NodeInfo, spec: readonly string[]): ParsedCidr[] {
+  const texts =
+    spec.length === 1 && spec[0] === 'primary'
+      ? Object.values(node.primaryIPs).flatMap((ip) => {
+          const p = parseIp(ip);
+          return p && !isLoopback(p) ? [`${ip}/${hostPrefix(p.family)}`] : [];
+        })
+      : spec;
+  return texts.map((s) => parseCidr(s)).filter((c): c is ParsedCidr => c !== undefined);
 }
 
 export function compareIpText(a: string, b: string): number {

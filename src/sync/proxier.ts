@@ -31,8 +31,13 @@ export interface ProxierOptions {
   readonly dataplane: Dataplane;
   readonly tracker: ClusterTracker;
   readonly clock: Clock;
-  /** This node's Node object, when known (labels for topology, podCIDRs for NodeCIDR). */
+  /** This node's Node object, when known (labels, node IPs, podCIDRs for NodeCIDR). */
   readonly nodeObject?: () => V1Node | undefined;
+  /**
+   * With no Node object, take the node IPs from the interfaces (manifest mode); otherwise, as
+   * kube-proxy, a node without a Node object has loopback node IPs.
+   */
+  readonly nodeIPsFromInterfaces?: boolean;
   readonly kernelVersion?: string;
   readonly cpuCount?: number;
   /** MASQUERADE --random-fully support (probe the iptables binary). */
@@ -79,7 +84,7 @@ export class Proxier {
     this.ipvs = new IpvsReconciler({
       backend: dp.ipvs,
       conntrack: dp.conntrack,
-      families: dp.iptables.map((b) => b.family),
+      families: this.families(),
       excludeCIDRs,
       clock: o.clock,
       drainTimeoutMs: o.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
@@ -137,7 +142,12 @@ export class Proxier {
   }
 
   private nodeOrDefault(): NodeInfo {
-    return this.node ?? buildNodeInfo({ name: this.o.config.hostnameOverride, node: undefined, addresses: [] });
+    return this.node ?? buildNodeInfo({ name: this.o.config.hostnameOverride, node: undefined, addresses: [], families: this.families() });
+  }
+
+  /** The families this host proxies: those whose iptables works (the dataplane found them). */
+  private families(): IpFamily[] {
+    return this.o.dataplane.iptables.map((b) => b.family);
   }
 
   /** Builds the planner anew when the node (addresses, labels, families) changed. */
@@ -147,15 +157,16 @@ export class Proxier {
     // list (partial syncs) means nothing to compare.
     if (this.planner && nodeAddresses === undefined && nodeObj === this.lastNodeObject) return { planner: this.planner, fresh: false };
     this.lastNodeObject = nodeObj;
-    const families = new Set<IpFamily>(this.o.dataplane.iptables.map((b) => b.family));
-    const built = buildNodeInfo({
+    const addresses = nodeAddresses ?? this.node?.addresses ?? [];
+    const node = buildNodeInfo({
       name: this.o.config.hostnameOverride,
       node: nodeObj,
-      addresses: nodeAddresses ?? this.node?.addresses ?? [],
+      addresses,
+      families: this.families(),
+      ...(this.o.nodeIPsFromInterfaces && nodeObj === undefined ? { nodeIPs: addresses } : {}),
       bindAddress: this.o.config.bindAddress,
       ...(this.o.kernelVersion !== undefined ? { kernelVersion: this.o.kernelVersion } : {}),
     });
-    const node: NodeInfo = { ...built, families: built.families.filter((f) => families.has(f)) };
     if (this.planner && this.node && deepEqual(node, this.node)) return { planner: this.planner, fresh: false };
     this.node = node;
     const config: ProxyConfig = { ...this.o.config, detectLocal: { ...this.o.config.detectLocal, nodeCIDRs: nodePodCIDRs(nodeObj) } };

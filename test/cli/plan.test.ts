@@ -19,7 +19,7 @@ describe('plan of the examples cluster', () => {
   for (const output of ['ipvs', 'ipset', 'iptables', 'addresses', 'sysctl', 'json']) {
     test(`--output ${output} matches its golden file`, () => {
       const r = runCli([...EXAMPLE_ARGS, '--output', output]);
-      assert.equal(r.stderr, '');
+      assert.equal(r.stderr, 'planning dual-stack: IPv4 (primary) with node IP 192.168.0.10; IPv6 with node IP fd00:192::10\n');
       assert.equal(r.code, 0);
       golden(`examples.${output}.txt`, r.stdout);
     });
@@ -38,6 +38,42 @@ describe('plan of the examples cluster', () => {
     const fromNode = runCli(EXAMPLE_ARGS.filter((a, i, all) => a !== '--node-ip' && all[i - 1] !== '--node-ip').concat(['--output', 'ipvs']));
     assert.equal(fromNode.code, 0);
     assert.equal(fromNode.stdout, withFlag.stdout);
+  });
+});
+
+// kube-proxy v1.36.3 runs both families on any host where iptables and ip6tables work, whatever
+// addresses the node has (cmd/kube-proxy/app/server_linux.go platformCheckSupported), and gives a
+// family without a node IP the loopback address (cmd/kube-proxy/app/server.go detectNodeIPs).
+describe('IP families as kube-proxy decides them', () => {
+  const V4_ONLY = ['plan', '--manifests', 'examples/', '--hostname-override', 'node-a', '--node-ip', '192.168.0.10', '--kernel-version', '6.1.0'];
+
+  test('an IPv4-only node still programs the IPv6 Service: virtual server, sets, address, ip6tables', () => {
+    const r = runCli([...V4_ONLY, '--output', 'all']);
+    assert.equal(r.code, 0);
+    assert.match(r.stderr, /^planning dual-stack: IPv4 \(primary\) with node IP 192\.168\.0\.10; IPv6 with node IP ::1 /);
+    assert.match(r.stdout, /^-A -t \[fd00:10:96::60\]:80 -s rr$/m);
+    assert.match(r.stdout, /^-a -t \[fd00:10:96::60\]:80 -r \[fd00:244:1::61\]:8080 -m -w 1$/m);
+    assert.match(r.stdout, /^add KUBE-6-CLUSTER-IP fd00:10:96::60,tcp:80$/m);
+    assert.match(r.stdout, /^-A KUBE-SERVICES .*--match-set KUBE-6-CLUSTER-IP dst,dst -j ACCEPT$/m);
+    assert.match(r.stdout, /fd00:10:96::60\/128/);
+  });
+
+  test('--ip-families IPv4 (a host without ip6tables) plans no IPv6 and says so', () => {
+    const r = runCli([...V4_ONLY, '--ip-families', 'IPv4', '--output', 'all']);
+    assert.equal(r.code, 0);
+    assert.match(r.stderr, /^planning single-stack: IPv4 \(primary\) with node IP 192\.168\.0\.10; not IPv6$/m);
+    assert.doesNotMatch(r.stdout, /fd00|KUBE-6-/);
+  });
+
+  test('an IPv6 primary on a host without IPv6 is named, as kube-proxy refuses to start there', () => {
+    const r = runCli(['plan', '--manifests', 'examples/', '--hostname-override', 'node-a', '--node-ip', 'fd00:192::10', '--ip-families', 'IPv4', '--output', 'ipvs']);
+    assert.match(r.stderr, /the primary family IPv6 is not planned/);
+  });
+
+  test('an unknown family is a usage error', () => {
+    const r = runCli([...V4_ONLY, '--ip-families', 'IPv5']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /"IPv5" for --ip-families/);
   });
 });
 

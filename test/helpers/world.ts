@@ -6,7 +6,7 @@ import { buildNodeInfo } from '../../src/cluster/node.js';
 import type { Problem } from '../../src/cluster/problems.js';
 import { ClusterTracker } from '../../src/cluster/tracker.js';
 import type { ClusterSnapshot } from '../../src/cluster/tracker.js';
-import type { NodeInfo } from '../../src/model/types.js';
+import type { IpFamily, NodeInfo } from '../../src/model/types.js';
 import type { DesiredState } from '../../src/plan/desired.js';
 import { planCluster } from '../../src/plan/planner.js';
 
@@ -18,11 +18,18 @@ export function config(...flags: string[]): ProxyConfig {
   return loadConfig(['--hostname-override', NODE, ...flags], { extraFlags: [], hostname: NODE, readFile: () => '' }).config;
 }
 
-export function node(opts: { addresses?: string[]; labels?: Record<string, string>; kernel?: string } = {}): NodeInfo {
+/**
+ * A node whose Node object lists `addresses` as InternalIPs (so the first of each family is its
+ * node IP) and whose interfaces hold them; both families proxied, as on any host with iptables
+ * and ip6tables, unless `families` says otherwise.
+ */
+export function node(opts: { addresses?: string[]; labels?: Record<string, string>; kernel?: string; families?: IpFamily[] } = {}): NodeInfo {
+  const addresses = opts.addresses ?? [NODE_IP];
   return buildNodeInfo({
     name: NODE,
-    node: { metadata: { name: NODE, labels: opts.labels ?? {} } },
-    addresses: opts.addresses ?? [NODE_IP],
+    node: { metadata: { name: NODE, labels: opts.labels ?? {} }, status: { addresses: addresses.map((address) => ({ type: 'InternalIP', address })) } },
+    addresses,
+    families: opts.families ?? ['IPv4', 'IPv6'],
     kernelVersion: opts.kernel ?? '6.1.0',
   });
 }

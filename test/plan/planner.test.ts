@@ -87,6 +87,12 @@ describe('NodePort', () => {
     assert.deepEqual([...fam(byCidr).virtualServers.keys()].filter((k) => k.includes(':30080')), ['10.0.0.5:30080/TCP']);
     const primary = plan({ services: [shop()], slices: eps }, { node: node({ addresses }), config: config('--nodeport-addresses=primary') });
     assert.deepEqual([...fam(primary).virtualServers.keys()].filter((k) => k.includes(':30080')), ['192.168.0.10:30080/TCP']);
+    // "primary" is the node IPs as host CIDRs without a loopback one (cmd/kube-proxy/app/server.go):
+    // the IPv6 family of an IPv4-only node has no CIDR left, so it listens on all its addresses.
+    const v4Node = node({ addresses: [NODE_IP, '10.0.0.5', 'fd00::5', 'fd00::6'] });
+    const withV6 = plan({ services: [shop({ ipFamilyPolicy: 'PreferDualStack', ipFamilies: ['IPv4', 'IPv6'], clusterIPs: ['10.96.0.30', 'fd00::30'] })], slices: eps }, { node: { ...v4Node, primaryIPs: { IPv4: NODE_IP, IPv6: '::1' } }, config: config('--nodeport-addresses=primary') });
+    assert.deepEqual([...fam(withV6).virtualServers.keys()].filter((k) => k.includes(':30080')), ['192.168.0.10:30080/TCP']);
+    assert.deepEqual([...fam(withV6, 'IPv6').virtualServers.keys()].filter((k) => k.includes(':30080')), ['[fd00::5]:30080/TCP', '[fd00::6]:30080/TCP']);
     const otherFamily = plan({ services: [shop()], slices: eps }, { node: node({ addresses }), config: config('--nodeport-addresses=fd00::/8') });
     assert.equal([...fam(otherFamily).virtualServers.keys()].filter((k) => k.includes(':30080')).length, 2, 'CIDRs of the other family only: all addresses');
   });

@@ -309,7 +309,7 @@ describe('IPv6', () => {
   });
 
   test('mixed families and unplanned families are errors', () => {
-    const state = plan({ services: [web()] }, { node: node({ addresses: [NODE_IP] }) });
+    const state = plan({ services: [web()] }, { node: node({ addresses: [NODE_IP], families: ['IPv4'] }) });
     assert.throws(() => traceState(state, { src: 'fd00::1', dst: CIP, dstPort: 80, origin: 'pod' }), TraceError);
     assert.throws(() => traceState(state, { src: 'fd00::1', dst: 'fd00::2', dstPort: 80, origin: 'pod' }), /no IPv6/);
   });

@@ -1,0 +1,51 @@
+// The one list of deliberate differences from upstream kube-proxy (deliberate-differences.yaml):
+// each entry names the category and side it applies to, a pattern for the lines, the reason, and
+// where the README documents it. A line difference is documented when an entry matches it.
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import type { Category, LineDiff } from './normalize.js';
+import { CATEGORIES } from './normalize.js';
+
+export interface DeliberateDifference {
+  readonly id: string;
+  readonly category: Category;
+  readonly side: 'upstream' | 'kube-ipvs';
+  readonly pattern: RegExp;
+  /** Only in these scenarios (all when absent). */
+  readonly scenarios?: readonly string[];
+  readonly reason: string;
+  readonly documented: string;
+}
+
+export function loadDifferences(path: string): DeliberateDifference[] {
+  const raw: unknown = parse(readFileSync(path, 'utf8'));
+  if (!Array.isArray(raw)) throw new Error(`${path}: expected a list of differences`);
+  return raw.map((e: unknown, i) => {
+    const o = e as Record<string, unknown>;
+    const where = `${path} entry ${i + 1}`;
+    const str = (k: string): string => {
+      const v = o[k];
+      if (typeof v !== 'string' || v === '') throw new Error(`${where}: "${k}" must be a non-empty string`);
+      return v;
+    };
+    const category = str('category') as Category;
+    if (!CATEGORIES.includes(category)) throw new Error(`${where}: unknown category ${category}`);
+    const side = str('side');
+    if (side !== 'upstream' && side !== 'kube-ipvs') throw new Error(`${where}: side must be upstream or kube-ipvs`);
+    const scenarios = o['scenarios'];
+    return {
+      id: str('id'),
+      category,
+      side,
+      pattern: new RegExp(str('pattern')),
+      ...(Array.isArray(scenarios) ? { scenarios: scenarios.map(String) } : {}),
+      reason: str('reason'),
+      documented: str('documented'),
+    };
+  });
+}
+
+/** The entry that explains a line difference in a scenario, if any. */
+export function explain(diff: LineDiff, scenario: string, list: readonly DeliberateDifference[]): DeliberateDifference | undefined {
+  return list.find((d) => d.category === diff.category && d.side === diff.side && (!d.scenarios || d.scenarios.includes(scenario)) && d.pattern.test(diff.line));
+}

@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# The guest side of the fidelity harness (test/fidelity/harness.ts runs it in the VM with a user
+# network). It asks the conductor on the host (http://10.0.2.2:$PORT) what to run next, runs that
+# proxy with the given flags against the host's kube-apiserver until it has synced, dumps the
+# kernel state, applies the scenario's change steps through the conductor, stops the proxy, runs
+# its cleanup and scrubs whatever is left, so that every run starts from the same clean kernel.
+#
+# The protocol is plain text, one item per line, so that the guest needs nothing but curl:
+#   GET  /next            -> "run <id> <proxy>" then one argument per line, "addr <cidr>" lines for
+#                            addresses the node's eth0 must have; or "done"
+#   GET  /step?id=<id>    -> "step <n>" once the host has applied the change, or "end"
+#   POST /dump?id=<id>&step=<n>   body: the dump
+#   POST /log?id=<id>     body: the proxy's log (when it did not sync)
+set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../vm/lib.sh"
+vm_require_guest
+
+CONDUCTOR=${KUBE_IPVS_FIDELITY_CONDUCTOR:?set by test/fidelity/harness.ts}
+KUBE_PROXY=${KUBE_IPVS_FIDELITY_KUBE_PROXY:?set by test/fidelity/harness.ts}
+KUBE_IPVS=(node "$ROOT/dist/kube-ipvs.mjs")
+SYNC_TIMEOUT=${KUBE_IPVS_FIDELITY_SYNC_TIMEOUT:-600}
+WORK=$(mktemp -d)
+PROXY_PID=
+METRICS=http://127.0.0.1:10249/metrics
+
+# The kernel settings either proxy may write (proxier.go NewProxier and server_linux.go
+# setupConntrack in kube-proxy v1.36.3), read before the first run and put back after each.
+SYSCTLS=(
+  net/ipv4/vs/conntrack net/ipv4/vs/conn_reuse_mode net/ipv4/vs/expire_nodest_conn
+  net/ipv4/vs/expire_quiescent_template net/ipv4/ip_forward net/ipv4/conf/all/arp_ignore
+  net/ipv4/conf/all/arp_announce net/ipv4/conf/all/route_localnet net/ipv6/conf/all/forwarding
+  net/netfilter/nf_conntrack_max net/netfilter/nf_conntrack_tcp_timeout_established
+  net/netfilter/nf_conntrack_tcp_timeout_close_wait net/netfilter/nf_conntrack_tcp_be_liberal
+  net/netfilter/nf_conntrack_udp_timeout net/netfilter/nf_conntrack_udp_timeout_stream
+  net/bridge/bridge-nf-call-iptables
+)
+declare -A BOOT_SYSCTL=()
+
+conductor() { # conductor METHOD PATH [FILE]: prints the reply; retries a refused connection
+  local method=$1 path=$2 file=${3-} try
+  for try in 1 2 3 4 5; do
+    if [[ -n $file ]]; then
+      curl -fsS --max-time 600 -X "$method" --data-binary "@$file" "$CONDUCTOR$path" && return 0
+    else
+      curl -fsS --max-time 600 -X "$method" "$CONDUCTOR$path" && return 0
+    fi
+    sleep "$try"
+  done
+  vm_log "conductor $method $path failed"
+  return 1
+}
+
+record_boot_state() {
+  modprobe ip_vs 2>/dev/null || true
+  modprobe nf_conntrack 2>/dev/null || true
+  local s
+  for s in "${SYSCTLS[@]}"; do
+    [[ -r /proc/sys/$s ]] && BOOT_SYSCTL[$s]=$(</proc/sys/$s)
+  done
+  BOOT_HASHSIZE=$(cat /sys/module/nf_conntrack/parameters/hashsize 2>/dev/null || true)
+  BOOT_TIMEOUTS=$(ipvsadm -L --timeout 2>/dev/null | awk '/Timeout/{print $(NF-2), $(NF-1), $NF}')
+}
+
+# Everything either proxy can leave behind, whatever its cleanup did: the VM runs nothing else.
+scrub() {
+  local t s ipt
+  ipvsadm -C 2>/dev/null
+  for ipt in iptables ip6tables; do
+    for t in filter nat mangle raw; do
+      "$ipt" -t "$t" -F 2>/dev/null
+      "$ipt" -t "$t" -X 2>/dev/null
+    done
+  done
+  ipset destroy 2>/dev/null
+  ip link del kube-ipvs0 2>/dev/null
+  for s in "${!BOOT_SYSCTL[@]}"; do
+    printf '%s\n' "${BOOT_SYSCTL[$s]}" >"/proc/sys/$s" 2>/dev/null
+  done
+  [[ -n $BOOT_HASHSIZE ]] && printf '%s\n' "$BOOT_HASHSIZE" >/sys/module/nf_conntrack/parameters/hashsize 2>/dev/null
+  # shellcheck disable=SC2086 # three numbers
+  [[ -n $BOOT_TIMEOUTS ]] && ipvsadm --set $BOOT_TIMEOUTS 2>/dev/null
+  ip -o addr show dev eth0 | awk '$4 ~ /^fd00:2::/ {print $4}' | while read -r a; do ip addr del "$a" dev eth0; done
+  return 0
+}
+
+dump() {
+  local s
+  echo '### ipvs'
+  ipvsadm -Sn
+  echo '### ipvs-timeouts'
+  ipvsadm -L --timeout
+  echo '### ipset'
+  ipset save
+  echo '### iptables'
+  iptables-save
+  echo '### ip6tables'
+  ip6tables-save
+  echo '### addresses'
+  ip -o addr show dev kube-ipvs0 2>/dev/null | awk '{print $4}'
+  echo '### link'
+  ip -o link show dev kube-ipvs0 2>/dev/null | sed -E 's/^[0-9]+: //; s/ (qlen|link\/ether) .*//'
+  echo '### sysctl'
+  for s in "${SYSCTLS[@]}"; do
+    if [[ -r /proc/sys/$s ]]; then printf '%s = %s\n' "$s" "$(</proc/sys/$s)"; else printf '%s absent\n' "$s"; fi
+  done
+  printf 'nf_conntrack hashsize = %s\n' "$(cat /sys/module/nf_conntrack/parameters/hashsize 2>/dev/null || echo absent)"
+}
+
+# metric NAME FAMILY: the gauge's value, or 0 when it is not there yet.
+metric() {
+  curl -fsS --max-time 5 "$METRICS" 2>/dev/null |
+    awk -v n="$1" -v f="$2" '$1 == n "{ip_family=\"" f "\"}" {v = $2} END {printf "%.3f\n", v + 0}'
+}
+
+# synced_after T: both families synced after time T (seconds) with nothing queued since.
+synced_after() {
+  local f last queued
+  for f in IPv4 IPv6; do
+    last=$(metric kubeproxy_sync_proxy_rules_last_timestamp_seconds "$f")
+    queued=$(metric kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds "$f")
+    awk -v l="$last" -v q="$queued" -v t="$1" 'BEGIN {exit !(l > t && l >= q)}' || return 1
+  done
+}
+
+# change_synced T: a change was queued after time T (for some family) and every family has synced
+# since its last queued change.
+change_synced() {
+  local f last queued seen=1
+  for f in IPv4 IPv6; do
+    last=$(metric kubeproxy_sync_proxy_rules_last_timestamp_seconds "$f")
+    queued=$(metric kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds "$f")
+    awk -v q="$queued" -v t="$1" 'BEGIN {exit !(q > t)}' && seen=0
+    awk -v l="$last" -v q="$queued" 'BEGIN {exit !(l >= q)}' || return 1
+  done
+  return "$seen"
+}
+
+wait_change_synced() { # wait_change_synced T: until change_synced T, at most 90 s
+  local deadline=$((SECONDS + 90))
+  while ((SECONDS < deadline)); do
+    kill -0 "$PROXY_PID" 2>/dev/null || { vm_log "the proxy exited"; return 1; }
+    change_synced "$1" && return 0
+    sleep 1
+  done
+  vm_log "no sync of the change within 90s: dumping anyway"
+}
+
+wait_synced() { # wait_synced T: until synced_after T, the proxy alive, within SYNC_TIMEOUT
+  local deadline=$((SECONDS + SYNC_TIMEOUT))
+  while ((SECONDS < deadline)); do
+    kill -0 "$PROXY_PID" 2>/dev/null || { vm_log "the proxy exited"; return 1; }
+    synced_after "$1" && return 0
+    sleep 1
+  done
+  vm_log "no completed sync within ${SYNC_TIMEOUT}s"
+  return 1
+}
+
+stop_proxy() {
+  [[ -n $PROXY_PID ]] || return 0
+  kill -TERM "$PROXY_PID" 2>/dev/null
+  local i
+  for i in $(seq 1 30); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 1; done
+  kill -KILL "$PROXY_PID" 2>/dev/null
+  wait "$PROXY_PID" 2>/dev/null
+  PROXY_PID=
+}
+
+run_one() { # run_one ID PROXY ARGS...
+  local id=$1 proxy=$2 step t0 log=$WORK/proxy.log
+  shift 2
+  local args=("$@") cmd
+  if [[ $proxy == kube-proxy ]]; then cmd=("$KUBE_PROXY" --proxy-mode=ipvs "${args[@]}"); else cmd=("${KUBE_IPVS[@]}" run "${args[@]}"); fi
+  t0=$(date +%s)
+  "${cmd[@]}" >"$log" 2>&1 &
+  PROXY_PID=$!
+  if wait_synced 0; then
+    sleep 2
+    dump >"$WORK/dump"
+    conductor POST "/dump?id=$id&step=0&seconds=$(($(date +%s) - t0))" "$WORK/dump" >/dev/null
+    while t0=$(date +%s.%N) && step=$(conductor GET "/step?id=$id") && [[ $step == step* ]]; do
+      if ! wait_change_synced "$t0"; then conductor POST "/log?id=$id" "$log" >/dev/null; break; fi
+      sleep 2
+      dump >"$WORK/dump"
+      conductor POST "/dump?id=$id&step=${step#step }" "$WORK/dump" >/dev/null
+    done
+  else
+    conductor POST "/log?id=$id" "$log" >/dev/null
+  fi
+  stop_proxy
+  if [[ $proxy == kube-proxy ]]; then
+    "$KUBE_PROXY" --proxy-mode=ipvs --cleanup >"$WORK/cleanup.log" 2>&1
+  else
+    "${KUBE_IPVS[@]}" run --cleanup >"$WORK/cleanup.log" 2>&1
+  fi
+  scrub
+}
+
+trap 'stop_proxy; scrub' EXIT
+record_boot_state
+scrub
+while :; do
+  conductor GET /next >"$WORK/next" || exit 1
+  mapfile -t lines <"$WORK/next"
+  [[ ${lines[0]:-} == done ]] && break
+  read -r verb id proxy <<<"${lines[0]}"
+  [[ $verb == run ]] || vm_die "conductor said: ${lines[0]}"
+  args=()
+  for l in "${lines[@]:1}"; do
+    if [[ $l == addr\ * ]]; then ip addr add "${l#addr }" dev eth0 nodad; else args+=("$l"); fi
+  done
+  run_one "$id" "$proxy" "${args[@]}"
+done
+echo "fidelity guest: done"

@@ -1,0 +1,377 @@
+// The differential fidelity harness: upstream kube-proxy v1.36.3 in IPVS mode is the judge.
+//   npm run fidelity [-- --random N] [--seed S] [--only id,id] [--no-curated] [--schedulers]
+//
+// On the host: a real kube-apiserver (test/helpers/apiserver.ts) holds each scenario's Node,
+// Services and EndpointSlices, and a small HTTP conductor tells the guest what to run. In ONE VM
+// boot (user network: the host's loopback is 10.0.2.2), test/fidelity/guest.sh runs, per scenario,
+// upstream `kube-proxy --proxy-mode=ipvs` and then `kube-ipvs run` with the same flags, each on a
+// clean kernel until it has synced, dumps the kernel state after the initial sync and after each
+// change step, and cleans up. The host then compares the normalised dumps category by category
+// and fails on any difference that deliberate-differences.yaml does not list.
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import process from 'node:process';
+import { stringify } from 'yaml';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { apiRequest, startTestApiServer } from '../helpers/apiserver.js';
+import type { TestApiServer } from '../helpers/apiserver.js';
+import { must, projectRoot } from '../api/support.js';
+import { curatedScenarios, schedulerScenarios } from './curated.js';
+import { explain, loadDifferences } from './differences.js';
+import type { DeliberateDifference } from './differences.js';
+import { compareDumps, normalizeDump } from './normalize.js';
+import type { LineDiff } from './normalize.js';
+import { randomScenario } from './random-cluster.js';
+import type { NodeSpec, ObjectSet, Scenario, Step } from './scenario.js';
+import { NODE, objectKey } from './scenario.js';
+
+const K8S_VERSION = 'v1.36.3';
+const GUEST_HOST = '10.0.2.2';
+const PROXIES = ['kube-proxy', 'kube-ipvs'] as const;
+type Proxy = (typeof PROXIES)[number];
+
+function log(msg: string): void {
+  process.stderr.write(`fidelity: ${msg}\n`);
+}
+
+interface Options {
+  readonly random: number;
+  readonly seed: number;
+  readonly only: readonly string[];
+  readonly curated: boolean;
+  readonly schedulers: boolean;
+  readonly services: number;
+}
+
+function parseArgs(argv: readonly string[]): Options {
+  let random = 0;
+  let seed = Date.now() % 100000;
+  let only: string[] = [];
+  let curated = true;
+  let schedulers = false;
+  let services = 200;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--random') random = Number(value());
+    else if (a === '--seed') seed = Number(value());
+    else if (a === '--services') services = Number(value());
+    else if (a === '--only') only = value().split(',');
+    else if (a === '--no-curated') curated = false;
+    else if (a === '--schedulers') schedulers = true;
+    else if (a === '--') continue;
+    else throw new Error(`unknown argument ${a} (see the header of test/fidelity/harness.ts)`);
+  }
+  for (const [name, n] of [['--random', random], ['--seed', seed], ['--services', services]] as const) {
+    if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer`);
+  }
+  return { random, seed, only, curated, schedulers, services };
+}
+
+function scenariosFor(o: Options): Scenario[] {
+  const all: Scenario[] = [];
+  if (o.curated) all.push(...curatedScenarios());
+  if (o.schedulers) all.push(...schedulerScenarios());
+  for (let i = 0; i < o.random; i++) all.push(randomScenario(o.seed + i, o.services));
+  return o.only.length > 0 ? all.filter((s) => o.only.includes(s.id)) : all;
+}
+
+/** The API objects of the current scenario, put in place between runs (no proxy runs then). */
+class ClusterState {
+  private services = new Set<string>();
+  private slices = new Set<string>();
+  private namespaces = new Set<string>(['default']);
+
+  constructor(private readonly server: TestApiServer) {}
+
+  async reset(objects: ObjectSet, node: NodeSpec): Promise<void> {
+    for (const k of this.slices) await this.deleteSlice(k);
+    for (const k of this.services) await this.deleteService(k);
+    await this.putNode(node);
+    await this.upsert(objects);
+  }
+
+  async apply(step: Step): Promise<void> {
+    for (const k of step.deleteSlices ?? []) await this.deleteSlice(k);
+    for (const k of step.deleteServices ?? []) await this.deleteService(k);
+    if (step.node) await this.putNode(step.node);
+    await this.upsert({ services: step.upsert?.services ?? [], slices: step.upsert?.slices ?? [] });
+  }
+
+  private async upsert(objects: ObjectSet): Promise<void> {
+    for (const s of objects.services) await this.putService(s);
+    for (const s of objects.slices) await this.putSlice(s);
+  }
+
+  private async namespace(ns: string): Promise<void> {
+    if (this.namespaces.has(ns)) return;
+    const r = await apiRequest(this.server, 'POST', '/api/v1/namespaces', { metadata: { name: ns } });
+    if (r.status !== 201 && r.status !== 409) throw new Error(`create namespace ${ns}: HTTP ${r.status} ${r.text.slice(0, 300)}`);
+    this.namespaces.add(ns);
+  }
+
+  private async putService(s: V1Service): Promise<void> {
+    const ns = s.metadata?.namespace ?? 'default';
+    const name = s.metadata?.name ?? '';
+    await this.namespace(ns);
+    const key = objectKey(s);
+    if (this.services.has(key)) await this.deleteService(key);
+    const { status, ...spec } = s;
+    await must(apiRequest(this.server, 'POST', `/api/v1/namespaces/${ns}/services`, spec), `create service ${key}`);
+    this.services.add(key);
+    if (status) await must(apiRequest(this.server, 'PATCH', `/api/v1/namespaces/${ns}/services/${name}/status`, { status }), `status of service ${key}`);
+  }
+
+  private async putSlice(s: V1EndpointSlice): Promise<void> {
+    const ns = s.metadata?.namespace ?? 'default';
+    await this.namespace(ns);
+    const key = objectKey(s);
+    if (this.slices.has(key)) await this.deleteSlice(key);
+    await must(apiRequest(this.server, 'POST', `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, s), `create slice ${key}`);
+    this.slices.add(key);
+  }
+
+  private async deleteService(key: string): Promise<void> {
+    const [ns, name] = key.split('/');
+    const r = await apiRequest(this.server, 'DELETE', `/api/v1/namespaces/${ns}/services/${name}`);
+    if (r.status !== 200 && r.status !== 404) throw new Error(`delete service ${key}: HTTP ${r.status}`);
+    this.services.delete(key);
+  }
+
+  private async deleteSlice(key: string): Promise<void> {
+    const [ns, name] = key.split('/');
+    const r = await apiRequest(this.server, 'DELETE', `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices/${name}`);
+    if (r.status !== 200 && r.status !== 404) throw new Error(`delete slice ${key}: HTTP ${r.status}`);
+    this.slices.delete(key);
+  }
+
+  /** Deleted and created anew: podCIDRs cannot change on a live Node. */
+  private async putNode(node: NodeSpec): Promise<void> {
+    const r = await apiRequest(this.server, 'DELETE', `/api/v1/nodes/${NODE}`);
+    if (r.status !== 200 && r.status !== 404) throw new Error(`delete node: HTTP ${r.status}`);
+    await must(apiRequest(this.server, 'POST', '/api/v1/nodes', {
+      metadata: { name: NODE, labels: { 'kubernetes.io/hostname': NODE, ...(node.labels ?? {}) } },
+      spec: node.podCIDRs ? { podCIDR: node.podCIDRs[0], podCIDRs: node.podCIDRs } : {},
+    }), 'create node');
+    await must(apiRequest(this.server, 'PATCH', `/api/v1/nodes/${NODE}/status`, { status: { addresses: node.addresses } }), 'node status');
+  }
+}
+
+interface Run {
+  readonly scenario: Scenario;
+  readonly proxy: Proxy;
+  nextStep: number;
+  readonly dumps: Map<number, string>;
+  readonly seconds: Map<number, number>;
+  log?: string;
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+/** Answers the guest: what to run next, the next change step, and takes the dumps. */
+function conductor(runs: Run[], cluster: ClusterState, argsFor: (s: Scenario, p: Proxy) => string[]) {
+  let index = -1;
+  const current = (): Run | undefined => runs[index];
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://conductor');
+    const reply = (code: number, text: string): void => {
+      res.writeHead(code, { 'Content-Type': 'text/plain' });
+      res.end(text);
+    };
+    try {
+      if (url.pathname === '/next') {
+        index++;
+        const run = current();
+        if (!run) return reply(200, 'done\n');
+        log(`${run.scenario.id}: ${run.proxy}`);
+        await cluster.reset(run.scenario.objects, run.scenario.node);
+        const addrs = (run.scenario.node.guestAddresses ?? []).map((a) => `addr ${a}`);
+        return reply(200, [`run ${run.scenario.id} ${run.proxy}`, ...argsFor(run.scenario, run.proxy), ...addrs].join('\n') + '\n');
+      }
+      const run = current();
+      if (!run || url.searchParams.get('id') !== run.scenario.id) return reply(409, 'not the current run\n');
+      if (url.pathname === '/step') {
+        const step = run.scenario.steps?.[run.nextStep];
+        if (!step) return reply(200, 'end\n');
+        run.nextStep++;
+        log(`${run.scenario.id}: ${run.proxy}: step ${run.nextStep}: ${step.description}`);
+        await cluster.apply(step);
+        return reply(200, `step ${run.nextStep}\n`);
+      }
+      if (url.pathname === '/dump') {
+        const step = Number(url.searchParams.get('step') ?? '0');
+        run.dumps.set(step, await readBody(req));
+        run.seconds.set(step, Number(url.searchParams.get('seconds') ?? 'NaN'));
+        return reply(200, 'ok\n');
+      }
+      if (url.pathname === '/log') {
+        run.log = await readBody(req);
+        log(`${run.scenario.id}: ${run.proxy} did not sync; its log:\n${run.log.split('\n').slice(-40).join('\n')}`);
+        return reply(200, 'ok\n');
+      }
+      return reply(404, 'unknown\n');
+    } catch (e) {
+      log(`conductor: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      return reply(500, `${e instanceof Error ? e.message : String(e)}\n`);
+    }
+  };
+}
+
+/** kube-proxy --write-config-to on the host: upstream's own configuration file. */
+function upstreamConfigFile(kubeProxy: string, dir: string, s: Scenario, kubeconfig: string): string {
+  const file = join(dir, `${s.id}.config.yaml`);
+  const r = spawnSync(kubeProxy, [...(s.configFromUpstream ?? []), `--kubeconfig=${kubeconfig}`, `--hostname-override=${NODE}`, `--write-config-to=${file}`], { encoding: 'utf8' });
+  if (!existsSync(file)) throw new Error(`kube-proxy --write-config-to wrote nothing (exit ${r.status}): ${r.stderr.slice(-500)}`);
+  return file;
+}
+
+interface Verdict {
+  readonly scenario: string;
+  readonly step: number;
+  readonly undocumented: LineDiff[];
+  readonly documented: { diff: LineDiff; by: DeliberateDifference }[];
+  readonly missing?: string;
+}
+
+function judge(runs: readonly Run[], differences: readonly DeliberateDifference[]): Verdict[] {
+  const out: Verdict[] = [];
+  const byScenario = new Map<string, Partial<Record<Proxy, Run>>>();
+  for (const r of runs) byScenario.set(r.scenario.id, { ...byScenario.get(r.scenario.id), [r.proxy]: r });
+  for (const [id, pair] of byScenario) {
+    const steps = (pair['kube-proxy']?.scenario.steps?.length ?? 0) + 1;
+    for (let step = 0; step < steps; step++) {
+      const up = pair['kube-proxy']?.dumps.get(step);
+      const ours = pair['kube-ipvs']?.dumps.get(step);
+      if (up === undefined || ours === undefined) {
+        out.push({ scenario: id, step, undocumented: [], documented: [], missing: up === undefined ? 'kube-proxy' : 'kube-ipvs' });
+        continue;
+      }
+      const diffs = compareDumps(normalizeDump(up), normalizeDump(ours));
+      const undocumented: LineDiff[] = [];
+      const documented: { diff: LineDiff; by: DeliberateDifference }[] = [];
+      for (const d of diffs) {
+        const by = explain(d, id, differences);
+        if (by) documented.push({ diff: d, by });
+        else undocumented.push(d);
+      }
+      out.push({ scenario: id, step, undocumented, documented });
+    }
+  }
+  return out;
+}
+
+async function main(): Promise<number> {
+  const opts = parseArgs(process.argv.slice(2));
+  const root = projectRoot();
+  const scenarios = scenariosFor(opts);
+  if (scenarios.length === 0) throw new Error('no scenario selected');
+  const differences = loadDifferences(join(root, 'test', 'fidelity', 'deliberate-differences.yaml'));
+  const cache = process.env.KUBE_IPVS_CACHE ?? join(homedir(), '.cache', 'kube-ipvs');
+  const kubeProxy = join(cache, 'apiserver', K8S_VERSION, 'bin', 'kube-proxy');
+  if (!existsSync(kubeProxy)) throw new Error(`${kubeProxy} is missing: run test/apiserver/build.sh`);
+  if (!existsSync(join(root, 'dist', 'kube-ipvs.mjs'))) throw new Error('dist/kube-ipvs.mjs is missing: run npm run build');
+  const dir = join(cache, 'fidelity', String(process.pid));
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const t0 = Date.now();
+  let server: TestApiServer | undefined;
+  const http = createServer();
+  try {
+    server = await startTestApiServer({ bindAddress: '127.0.0.1' });
+    log(`kube-apiserver at ${server.url}; ${scenarios.length} scenario(s)${opts.random > 0 ? `, random seeds ${opts.seed}..${opts.seed + opts.random - 1}` : ''}`);
+    await must(apiRequest(server, 'POST', '/api/v1/namespaces', { metadata: { name: 'fidelity' } }), 'create namespace');
+    const kubeconfig = join(dir, 'kubeconfig');
+    writeFileSync(kubeconfig, stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'host', cluster: { server: `https://${GUEST_HOST}:${server.port}`, 'certificate-authority': join(dir, 'ca.crt') } }],
+      users: [{ name: 'admin', user: { token: server.tokenFor('admin') } }],
+      contexts: [{ name: 'host', context: { cluster: 'host', user: 'admin' } }],
+      'current-context': 'host',
+    }), { mode: 0o600 });
+    writeFileSync(join(dir, 'ca.crt'), spawnSync('cat', [server.caFile], { encoding: 'utf8' }).stdout);
+
+    const configFiles = new Map<string, string>();
+    for (const s of scenarios) if (s.configFromUpstream) configFiles.set(s.id, upstreamConfigFile(kubeProxy, dir, s, kubeconfig));
+    const argsFor = (s: Scenario, p: Proxy): string[] => {
+      const file = configFiles.get(s.id);
+      const common = file ? [`--config=${file}`, `--hostname-override=${NODE}`] : [`--kubeconfig=${kubeconfig}`, `--hostname-override=${NODE}`, ...s.flags];
+      // kube-ipvs logs as JSON here so its log is easy to read back when a run fails.
+      return p === 'kube-ipvs' ? [...common, '--log-format=json'] : [...common, '--v=2'];
+    };
+    const runs: Run[] = scenarios.flatMap((scenario) => PROXIES.map((proxy) => ({ scenario, proxy, nextStep: 0, dumps: new Map<number, string>(), seconds: new Map<number, number>() })));
+    const cluster = new ClusterState(server);
+    const handle = conductor(runs, cluster, argsFor);
+    http.on('request', (req, res) => void handle(req, res));
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const address = http.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+
+    const env = {
+      ...process.env,
+      KUBE_IPVS_VM_NET: 'user',
+      KUBE_IPVS_VM_HOSTNAME: NODE,
+      KUBE_IPVS_VM_MEM: process.env.KUBE_IPVS_VM_MEM ?? '2G',
+      KUBE_IPVS_FIDELITY_CONDUCTOR: `http://${GUEST_HOST}:${port}`,
+      KUBE_IPVS_FIDELITY_KUBE_PROXY: kubeProxy,
+    };
+    const timeout = String(Math.max(1200, scenarios.length * 600));
+    const code = await new Promise<number>((resolve) => {
+      const child = spawn(join(root, 'test', 'vm', 'vm.sh'), ['--timeout', timeout, '--', 'bash', 'test/fidelity/guest.sh'], { cwd: root, env, stdio: 'inherit' });
+      child.on('error', () => resolve(125));
+      child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 : 125)));
+    });
+    log(`VM exited ${code} after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+
+    const verdicts = judge(runs, differences);
+    printReport(verdicts, runs);
+    const bad = verdicts.filter((v) => v.missing !== undefined || v.undocumented.length > 0);
+    const services = scenarios.reduce((n, s) => n + s.objects.services.length, 0);
+    log(`${scenarios.length} scenario(s), ${services} services, ${verdicts.length} comparison(s): ${bad.length === 0 ? 'no undocumented difference' : `${bad.length} with undocumented differences or missing dumps`}`);
+    console.log(`fidelity: ${verdicts.length - bad.length} passed, ${bad.length} failed`);
+    return bad.length === 0 && code === 0 ? 0 : 1;
+  } finally {
+    http.close();
+    await server?.stop();
+    if (process.env.KUBE_IPVS_KEEP_FIDELITY !== '1') rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function printReport(verdicts: readonly Verdict[], runs: readonly Run[]): void {
+  for (const v of verdicts) {
+    const label = `${v.scenario} step ${v.step}`;
+    const times = PROXIES.map((p) => `${p} ${runs.find((r) => r.scenario.id === v.scenario && r.proxy === p)?.seconds.get(0) ?? '?'} s`).join(', ');
+    if (v.missing) {
+      console.log(`FAIL ${label}: no dump from ${v.missing}`);
+      continue;
+    }
+    const status = v.undocumented.length === 0 ? 'ok  ' : 'FAIL';
+    console.log(`${status} ${label}: ${v.undocumented.length} undocumented, ${v.documented.length} documented difference(s)${v.step === 0 ? ` (first sync: ${times})` : ''}`);
+    for (const d of v.undocumented) console.log(`    ${d.side === 'upstream' ? '-' : '+'} [${d.category}] ${d.line}`);
+    const ids = new Map<string, number>();
+    for (const d of v.documented) ids.set(d.by.id, (ids.get(d.by.id) ?? 0) + 1);
+    for (const [id, n] of ids) console.log(`    documented: ${id} (${n} line${n === 1 ? '' : 's'})`);
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    log(`error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    process.exit(125);
+  },
+);

@@ -76,9 +76,9 @@ function rows(): ObjectSet {
   add(service('all-terminating', { type: 'NodePort', clusterIP: '10.96.1.81', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, nodePort: 30083, targetPort: 8080 }] }),
     slice('all-terminating', HTTP, [{ ip: '10.244.0.83', ready: false, serving: true, terminating: true }, remote('10.244.1.83', { ready: false, serving: true, terminating: true })]));
   // IPv6 single-stack and dual-stack (each family gets its own slice).
-  add(service('web6', { ipFamilies: ['IPv6'], ipFamilyPolicy: 'SingleStack', clusterIP: 'fd00:10:96::1:90', clusterIPs: ['fd00:10:96::1:90'], type: 'NodePort', ports: [{ name: 'http', port: 80, nodePort: 30095, targetPort: 8080 }] }),
+  add(service('web6', { ipFamilies: ['IPv6'], ipFamilyPolicy: 'SingleStack', clusterIP: 'fd00:10:96::190', clusterIPs: ['fd00:10:96::190'], type: 'NodePort', ports: [{ name: 'http', port: 80, nodePort: 30095, targetPort: 8080 }] }),
     slice('web6', HTTP, [{ ip: 'fd00:244::90' }, remote('fd00:244:1::90')]));
-  add(service('dual', { ipFamilies: ['IPv4', 'IPv6'], ipFamilyPolicy: 'RequireDualStack', clusterIP: '10.96.1.91', clusterIPs: ['10.96.1.91', 'fd00:10:96::1:91'], type: 'LoadBalancer', ports: [{ name: 'http', port: 80, nodePort: 30097, targetPort: 8080 }] }, { lbIngress: [{ ip: '192.0.2.91' }, { ip: '2001:db8::91' }] }),
+  add(service('dual', { ipFamilies: ['IPv4', 'IPv6'], ipFamilyPolicy: 'RequireDualStack', clusterIP: '10.96.1.91', clusterIPs: ['10.96.1.91', 'fd00:10:96::191'], type: 'LoadBalancer', ports: [{ name: 'http', port: 80, nodePort: 30097, targetPort: 8080 }] }, { lbIngress: [{ ip: '192.0.2.91' }, { ip: '2001:db8::91' }] }),
     slice('dual', HTTP, [{ ip: '10.244.0.91' }]), slice('dual', HTTP, [{ ip: 'fd00:244::91' }]));
   // No endpoints at all; headless; ExternalName; another proxy's Service (all but the first ignored).
   add(service('empty', { clusterIP: '10.96.1.100', ports: [{ name: 'http', port: 80 }] }));

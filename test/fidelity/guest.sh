@@ -203,6 +203,7 @@ while :; do
   conductor GET /next >"$WORK/next" || exit 1
   mapfile -t lines <"$WORK/next"
   [[ ${lines[0]:-} == done ]] && break
+  [[ ${lines[0]:-} == skip\ * ]] && continue
   read -r verb id proxy <<<"${lines[0]}"
   [[ $verb == run ]] || vm_die "conductor said: ${lines[0]}"
   args=()

@@ -1,5 +1,7 @@
 // The differential fidelity harness: upstream kube-proxy v1.36.3 in IPVS mode is the judge.
-//   npm run fidelity [-- --random N] [--seed S] [--only id,id] [--no-curated] [--schedulers]
+//   npm run fidelity [-- --random N] [--seed S] [--services N] [--only id,id] [--no-curated]
+//                    [--schedulers] [--check]
+// (--check only puts every scenario into the API server, without a VM.)
 //
 // On the host: a real kube-apiserver (test/helpers/apiserver.ts) holds each scenario's Node,
 // Services and EndpointSlices, and a small HTTP conductor tells the guest what to run. In ONE VM
@@ -45,6 +47,8 @@ interface Options {
   readonly curated: boolean;
   readonly schedulers: boolean;
   readonly services: number;
+  /** Only put each scenario's objects into the API server and report refusals (no VM). */
+  readonly check: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Options {
@@ -54,6 +58,7 @@ function parseArgs(argv: readonly string[]): Options {
   let curated = true;
   let schedulers = false;
   let services = 200;
+  let check = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     const value = (): string => {
@@ -67,13 +72,14 @@ function parseArgs(argv: readonly string[]): Options {
     else if (a === '--only') only = value().split(',');
     else if (a === '--no-curated') curated = false;
     else if (a === '--schedulers') schedulers = true;
+    else if (a === '--check') check = true;
     else if (a === '--') continue;
     else throw new Error(`unknown argument ${a} (see the header of test/fidelity/harness.ts)`);
   }
   for (const [name, n] of [['--random', random], ['--seed', seed], ['--services', services]] as const) {
     if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer`);
   }
-  return { random, seed, only, curated, schedulers, services };
+  return { random, seed, only, curated, schedulers, services, check };
 }
 
 function scenariosFor(o: Options): Scenario[] {
@@ -167,6 +173,7 @@ class ClusterState {
 
 interface Run {
   readonly scenario: Scenario;
+  /** Why the run has no dumps (its log tail, or the API server's refusal). */
   readonly proxy: Proxy;
   nextStep: number;
   readonly dumps: Map<number, string>;
@@ -199,7 +206,14 @@ function conductor(runs: Run[], cluster: ClusterState, argsFor: (s: Scenario, p:
         const run = current();
         if (!run) return reply(200, 'done\n');
         log(`${run.scenario.id}: ${run.proxy}`);
-        await cluster.reset(run.scenario.objects, run.scenario.node);
+        try {
+          await cluster.reset(run.scenario.objects, run.scenario.node);
+        } catch (e) {
+          // The scenario cannot be set up: record it and go on with the next run.
+          run.log = `the API server refused the scenario: ${e instanceof Error ? e.message : String(e)}`;
+          log(`${run.scenario.id}: ${run.log}`);
+          return reply(200, `skip ${run.scenario.id}\n`);
+        }
         const addrs = (run.scenario.node.guestAddresses ?? []).map((a) => `addr ${a}`);
         return reply(200, [`run ${run.scenario.id} ${run.proxy}`, ...argsFor(run.scenario, run.proxy), ...addrs].join('\n') + '\n');
       }
@@ -258,7 +272,9 @@ function judge(runs: readonly Run[], differences: readonly DeliberateDifference[
       const up = pair['kube-proxy']?.dumps.get(step);
       const ours = pair['kube-ipvs']?.dumps.get(step);
       if (up === undefined || ours === undefined) {
-        out.push({ scenario: id, step, undocumented: [], documented: [], missing: up === undefined ? 'kube-proxy' : 'kube-ipvs' });
+        const who = up === undefined ? 'kube-proxy' : 'kube-ipvs';
+        const why = pair[who]?.log?.split('\n').filter((l) => l.trim() !== '').slice(-3).join(' | ');
+        out.push({ scenario: id, step, undocumented: [], documented: [], missing: why ? `${who} (${why})` : who });
         continue;
       }
       const diffs = compareDumps(normalizeDump(up), normalizeDump(ours));
@@ -294,6 +310,7 @@ async function main(): Promise<number> {
     server = await startTestApiServer({ bindAddress: '127.0.0.1' });
     log(`kube-apiserver at ${server.url}; ${scenarios.length} scenario(s)${opts.random > 0 ? `, random seeds ${opts.seed}..${opts.seed + opts.random - 1}` : ''}`);
     await must(apiRequest(server, 'POST', '/api/v1/namespaces', { metadata: { name: 'fidelity' } }), 'create namespace');
+    if (opts.check) return await checkScenarios(server, scenarios);
     const kubeconfig = join(dir, 'kubeconfig');
     writeFileSync(kubeconfig, stringify({
       apiVersion: 'v1',
@@ -349,6 +366,24 @@ async function main(): Promise<number> {
     await server?.stop();
     if (process.env.KUBE_IPVS_KEEP_FIDELITY !== '1') rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Every scenario and step as the API server takes it, without a VM: a quick check of scenarios. */
+async function checkScenarios(server: TestApiServer, scenarios: readonly Scenario[]): Promise<number> {
+  const cluster = new ClusterState(server);
+  let failed = 0;
+  for (const s of scenarios) {
+    try {
+      await cluster.reset(s.objects, s.node);
+      for (const step of s.steps ?? []) await cluster.apply(step);
+      console.log(`ok   ${s.id}: ${s.objects.services.length} services, ${s.objects.slices.length} slices, ${s.steps?.length ?? 0} steps`);
+    } catch (e) {
+      failed++;
+      console.log(`FAIL ${s.id}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  console.log(`fidelity check: ${scenarios.length - failed} passed, ${failed} failed`);
+  return failed === 0 ? 0 : 1;
 }
 
 function printReport(verdicts: readonly Verdict[], runs: readonly Run[]): void {

@@ -98,7 +98,7 @@ dump() {
   echo '### addresses'
   ip -o addr show dev kube-ipvs0 2>/dev/null | awk '{print $4}'
   echo '### link'
-  ip -o link show dev kube-ipvs0 2>/dev/null | sed -E 's/^[0-9]+: //; s/ (qlen|link\/ether) .*//'
+  ip -d -o link show dev kube-ipvs0 2>/dev/null | sed -E 's/^[0-9]+: //; s/link\/ether [0-9a-f:]+ brd [0-9a-f:]+ //; s/\\ +/ /g; s/ +/ /g'
   echo '### sysctl'
   for s in "${SYSCTLS[@]}"; do
     if [[ -r /proc/sys/$s ]]; then printf '%s = %s\n' "$s" "$(</proc/sys/$s)"; else printf '%s absent\n' "$s"; fi
@@ -106,54 +106,20 @@ dump() {
   printf 'nf_conntrack hashsize = %s\n' "$(cat /sys/module/nf_conntrack/parameters/hashsize 2>/dev/null || echo absent)"
 }
 
-# metric NAME FAMILY: the gauge's value, or 0 when it is not there yet.
-metric() {
-  curl -fsS --max-time 5 "$METRICS" 2>/dev/null |
-    awk -v n="$1" -v f="$2" '$1 == n "{ip_family=\"" f "\"}" {v = $2} END {printf "%.3f\n", v + 0}'
-}
-
-# synced_after T: both families synced after time T (seconds) with nothing queued since.
-synced_after() {
-  local f last queued
-  for f in IPv4 IPv6; do
-    last=$(metric kubeproxy_sync_proxy_rules_last_timestamp_seconds "$f")
-    queued=$(metric kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds "$f")
-    awk -v l="$last" -v q="$queued" -v t="$1" 'BEGIN {exit !(l > t && l >= q)}' || return 1
-  done
-}
-
-# change_synced T: a change was queued after time T (for some family) and every family has synced
-# since its last queued change.
-change_synced() {
-  local f last queued seen=1
-  for f in IPv4 IPv6; do
-    last=$(metric kubeproxy_sync_proxy_rules_last_timestamp_seconds "$f")
-    queued=$(metric kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds "$f")
-    awk -v q="$queued" -v t="$1" 'BEGIN {exit !(q > t)}' && seen=0
-    awk -v l="$last" -v q="$queued" 'BEGIN {exit !(l >= q)}' || return 1
-  done
-  return "$seen"
-}
-
-wait_change_synced() { # wait_change_synced T: until change_synced T, at most 90 s
-  local deadline=$((SECONDS + 90))
-  while ((SECONDS < deadline)); do
-    kill -0 "$PROXY_PID" 2>/dev/null || { vm_log "the proxy exited"; return 1; }
-    change_synced "$1" && return 0
+# wait_sync ARGS...: test/fidelity/wait-sync.mjs, while the proxy is alive.
+wait_sync() {
+  node "$ROOT/test/fidelity/wait-sync.mjs" "$@" &
+  local waiter=$!
+  while kill -0 "$waiter" 2>/dev/null; do
+    if ! kill -0 "$PROXY_PID" 2>/dev/null; then
+      kill "$waiter" 2>/dev/null
+      wait "$waiter" 2>/dev/null
+      vm_log "the proxy exited"
+      return 1
+    fi
     sleep 1
   done
-  vm_log "no sync of the change within 90s: dumping anyway"
-}
-
-wait_synced() { # wait_synced T: until synced_after T, the proxy alive, within SYNC_TIMEOUT
-  local deadline=$((SECONDS + SYNC_TIMEOUT))
-  while ((SECONDS < deadline)); do
-    kill -0 "$PROXY_PID" 2>/dev/null || { vm_log "the proxy exited"; return 1; }
-    synced_after "$1" && return 0
-    sleep 1
-  done
-  vm_log "no completed sync within ${SYNC_TIMEOUT}s"
-  return 1
+  wait "$waiter"
 }
 
 stop_proxy() {
@@ -174,12 +140,15 @@ run_one() { # run_one ID PROXY ARGS...
   t0=$(date +%s)
   "${cmd[@]}" >"$log" 2>&1 &
   PROXY_PID=$!
-  if wait_synced 0; then
+  if wait_sync --since 0 --timeout "$SYNC_TIMEOUT"; then
     sleep 2
     dump >"$WORK/dump"
     conductor POST "/dump?id=$id&step=0&seconds=$(($(date +%s) - t0))" "$WORK/dump" >/dev/null
-    while t0=$(date +%s.%N) && step=$(conductor GET "/step?id=$id") && [[ $step == step* ]]; do
-      if ! wait_change_synced "$t0"; then conductor POST "/log?id=$id" "$log" >/dev/null; break; fi
+    while curl -fsS --max-time 5 "$METRICS" >"$WORK/baseline" 2>/dev/null; t0=$(date +%s.%N) && step=$(conductor GET "/step?id=$id") && [[ $step == step* ]]; do
+      if ! wait_sync --since "$t0" --baseline "$WORK/baseline" --timeout 120; then
+        # A change the proxy never queued is dumped all the same; a proxy that died is not.
+        kill -0 "$PROXY_PID" 2>/dev/null || { conductor POST "/log?id=$id" "$log" >/dev/null; break; }
+      fi
       sleep 2
       dump >"$WORK/dump"
       conductor POST "/dump?id=$id&step=${step#step }" "$WORK/dump" >/dev/null

@@ -210,7 +210,9 @@ export class RealNetif implements NetifBackend {
     info.emit(ifla.formatInfo({ kind }));
     const data = new AttrStream();
     rt.formatLinkMessage(
-      { kind: 'link', data: {}, attrs: { ifname: name, linkinfo: Buffer.concat(info.bufs) } },
+      // txqlen 0 as kube-proxy creates it (pkg/proxy/ipvs/netlink_linux.go EnsureDummyDevice at
+      // v1.36.3 passes zero-valued LinkAttrs, so its netlink library sends IFLA_TXQLEN 0).
+      { kind: 'link', data: {}, attrs: { ifname: name, txqlen: 0, linkinfo: Buffer.concat(info.bufs) } },
       data,
     );
     const r = await this.call(rt.MessageType.NEWLINK, data.bufs, FlagsNew.CREATE | FlagsNew.EXCL);

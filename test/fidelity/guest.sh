@@ -141,7 +141,6 @@ run_one() { # run_one ID PROXY ARGS...
   "${cmd[@]}" >"$log" 2>&1 &
   PROXY_PID=$!
   if wait_sync --since 0 --timeout "$SYNC_TIMEOUT"; then
-    sleep 2
     dump >"$WORK/dump"
     conductor POST "/dump?id=$id&step=0&seconds=$(($(date +%s) - t0))" "$WORK/dump" >/dev/null
     while curl -fsS --max-time 5 "$METRICS" >"$WORK/baseline" 2>/dev/null; t0=$(date +%s.%N) && step=$(conductor GET "/step?id=$id") && [[ $step == step* ]]; do
@@ -149,7 +148,6 @@ run_one() { # run_one ID PROXY ARGS...
         # A change the proxy never queued is dumped all the same; a proxy that died is not.
         kill -0 "$PROXY_PID" 2>/dev/null || { conductor POST "/log?id=$id" "$log" >/dev/null; break; }
       fi
-      sleep 2
       dump >"$WORK/dump"
       conductor POST "/dump?id=$id&step=${step#step }" "$WORK/dump" >/dev/null
     done
@@ -157,6 +155,7 @@ run_one() { # run_one ID PROXY ARGS...
     conductor POST "/log?id=$id" "$log" >/dev/null
   fi
   stop_proxy
+  conductor POST "/log?id=$id&final=1" "$log" >/dev/null
   if [[ $proxy == kube-proxy ]]; then
     "$KUBE_PROXY" --proxy-mode=ipvs --cleanup >"$WORK/cleanup.log" 2>&1
   else

@@ -110,7 +110,7 @@ function readBody(req: IncomingMessage): Promise<string> {
 }
 
 /** Answers the guest: what to run next, the next change step, and takes the dumps. */
-function conductor(runs: Run[], cluster: ClusterState, argsFor: (s: Scenario, p: Proxy) => string[]) {
+function conductor(runs: Run[], cluster: ClusterState, argsFor: (s: Scenario, p: Proxy) => string[], keepDir: string | undefined) {
   let index = -1;
   const current = (): Run | undefined => runs[index];
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -148,13 +148,21 @@ function conductor(runs: Run[], cluster: ClusterState, argsFor: (s: Scenario, p:
       }
       if (url.pathname === '/dump') {
         const step = Number(url.searchParams.get('step') ?? '0');
-        run.dumps.set(step, await readBody(req));
+        const dump = await readBody(req);
+        run.dumps.set(step, dump);
+        if (keepDir) writeFileSync(join(keepDir, `${run.scenario.id}.${run.proxy}.${step}.dump`), dump);
         run.seconds.set(step, Number(url.searchParams.get('seconds') ?? 'NaN'));
         return reply(200, 'ok\n');
       }
       if (url.pathname === '/log') {
-        run.log = await readBody(req);
-        log(`${run.scenario.id}: ${run.proxy} did not sync; its log:\n${run.log.split('\n').slice(-40).join('\n')}`);
+        const text = await readBody(req);
+        if (url.searchParams.get('final') === '1') {
+          // Every run's log is kept beside the dumps when KUBE_IPVS_KEEP_FIDELITY=1.
+          if (keepDir) writeFileSync(join(keepDir, `${run.scenario.id}.${run.proxy}.log`), text);
+        } else {
+          run.log = text;
+          log(`${run.scenario.id}: ${run.proxy} did not sync; its log:\n${text.split('\n').slice(-40).join('\n')}`);
+        }
         return reply(200, 'ok\n');
       }
       return reply(404, 'unknown\n');
@@ -251,7 +259,8 @@ async function main(): Promise<number> {
     };
     const runs: Run[] = scenarios.flatMap((scenario) => PROXIES.map((proxy) => ({ scenario, proxy, nextStep: 0, dumps: new Map<number, string>(), seconds: new Map<number, number>() })));
     const cluster = new ClusterState(server);
-    const handle = conductor(runs, cluster, argsFor);
+    const keep = process.env.KUBE_IPVS_KEEP_FIDELITY === '1';
+    const handle = conductor(runs, cluster, argsFor, keep ? dir : undefined);
     http.on('request', (req, res) => void handle(req, res));
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     const address = http.address();
@@ -271,7 +280,7 @@ async function main(): Promise<number> {
       child.on('error', () => resolve(125));
       child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 : 125)));
     });
-    log(`VM exited ${code} after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    log(`VM exited ${code} after ${((Date.now() - t0) / 1000).toFixed(0)} s${keep ? `; dumps and logs kept in ${dir}` : ''}`);
 
     const verdicts = judge(runs, differences);
     printReport(verdicts, runs);

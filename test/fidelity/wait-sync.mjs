@@ -4,7 +4,10 @@
 // Both proxies export kube-proxy's metrics: last_queued_timestamp (set when a change is queued),
 // last_timestamp (set when a sync ends) and the duration histogram (its _sum grows by each sync's
 // length), so a completed sync's start is last_timestamp minus its duration.
-//   node wait-sync.mjs --since SECONDS [--baseline FILE] [--timeout SECONDS]
+// Then it waits until nothing more is queued for --quiet seconds (a proxy may learn of things late,
+// e.g. kube-proxy's first sync can run before it has seen the Node's topology labels), and waits
+// for that sync too if something is.
+//   node wait-sync.mjs --since SECONDS [--baseline FILE] [--timeout SECONDS] [--quiet SECONDS]
 // --since 0 waits for a first completed sync of every family. Exit 0 when synced, 1 on timeout.
 // Plain JavaScript without imports: it starts fast in the VM.
 const args = process.argv.slice(2);
@@ -15,6 +18,7 @@ const opt = (name, dflt) => {
 const since = Number(opt('--since', '0'));
 const timeoutMs = Number(opt('--timeout', '600')) * 1000;
 const baselineFile = opt('--baseline');
+const quietMs = Number(opt('--quiet', '5')) * 1000;
 const FAMILIES = ['IPv4', 'IPv6'];
 const URL_ = 'http://127.0.0.1:10249/metrics';
 // last_timestamp is set a moment before the duration is observed, so a computed start is early by
@@ -52,6 +56,9 @@ let prev = baselineFile ? parse(readFileSync(baselineFile, 'utf8')) : parse('');
 // between two scrapes).
 const lastStart = { IPv4: -Infinity, IPv6: -Infinity };
 const deadline = Date.now() + timeoutMs;
+// When the proxy was last seen synced, and the queued times then.
+let syncedSince;
+let queuedThen = '';
 while (Date.now() < deadline) {
   const now = await scrape();
   if (now) {
@@ -62,7 +69,11 @@ while (Date.now() < deadline) {
     prev = now;
     const changed = since === 0 ? FAMILIES : FAMILIES.filter((f) => now[f].queued > since);
     const done = changed.length > 0 && changed.every((f) => now[f].count > 0 && lastStart[f] >= now[f].queued - SLACK);
-    if (done) process.exit(0);
+    const queued = FAMILIES.map((f) => now[f].queued).join(',');
+    if (!done || queued !== queuedThen) syncedSince = undefined;
+    else if (syncedSince !== undefined && Date.now() - syncedSince >= quietMs) process.exit(0);
+    if (done && syncedSince === undefined) syncedSince = Date.now();
+    queuedThen = queued;
   }
   await new Promise((r) => setTimeout(r, 500));
 }

@@ -137,6 +137,9 @@ export async function startObservability(o: ObservabilityInput): Promise<Observa
       metrics.queued(Date.now());
       metrics.setPending(o.tracker.pending);
     },
+    syncThrew(): void {
+      metrics.syncError('sync');
+    },
     synced(r: SyncOutcome): void {
       const node = o.node();
       if (node) health.syncNode(node);

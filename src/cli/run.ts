@@ -15,6 +15,7 @@ import type { V1Node } from '@kubernetes/client-node';
 import type { DaemonSource } from './daemon.js';
 import { runDaemon } from './daemon.js';
 import { startObservability } from './observability.js';
+import type { Observability } from './observability.js';
 import { formatProblem } from '../cluster/problems.js';
 import { ClusterTracker } from '../cluster/tracker.js';
 import { parseDuration } from '../config/duration.js';
@@ -45,7 +46,27 @@ export const RUN_USAGE = 'Usage: kube-ipvs run [--manifests PATH... | --kubeconf
 const INITIAL_LIST_TIMEOUT_MS = 60_000;
 
 function printFailures(report: SyncReport, log: Logger): void {
-  for (const f of report.failures) log.error('operation failed', { subsystem: f.subsystem, op: f.op, object: f.object, error: f.message });
+  for (const f of report.failures) log.error('operation failed', { subsystem: f.subsystem, op: f.op, object: f.object, error: f.message, stack: f.stack });
+}
+
+/** One sync as `run` does it: the proxier's sync, then metrics and health, and one log line (plus one per failed operation). */
+export function reportingSync(proxier: Proxier, log: Logger, observability: Observability | undefined): (full: boolean) => Promise<boolean> {
+  return async (full) => {
+    const r = await proxier.sync({ full });
+    observability?.synced(r);
+    const vs = r.state.families.reduce((n, f) => n + f.virtualServers.size, 0);
+    (r.ok ? log.info : log.error)(r.ok ? 'synced' : 'sync failed', {
+      full: r.full,
+      ms: Math.round(r.durationMs),
+      changedServices: r.changedServices,
+      families: r.state.families.map((f) => f.family).join(','),
+      virtualServers: vs,
+      changes: r.report.summary() || 'none',
+      failures: r.report.failures.length || undefined,
+    });
+    printFailures(r.report, log);
+    return r.ok;
+  };
 }
 
 export async function runCleanup(log: Logger, excludeCIDRs: readonly string[]): Promise<number> {
@@ -138,22 +159,7 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
     dp.close();
     throw e;
   });
-  const syncOnce = async (full: boolean): Promise<boolean> => {
-    const r = await proxier.sync({ full });
-    observability?.synced(r);
-    const vs = r.state.families.reduce((n, f) => n + f.virtualServers.size, 0);
-    (r.ok ? log.info : log.error)(r.ok ? 'synced' : 'sync failed', {
-      full: r.full,
-      ms: Math.round(r.durationMs),
-      changedServices: r.changedServices,
-      families: r.state.families.map((f) => f.family).join(','),
-      virtualServers: vs,
-      changes: r.report.summary() || 'none',
-      failures: r.report.failures.length || undefined,
-    });
-    printFailures(r.report, log);
-    return r.ok;
-  };
+  const syncOnce = reportingSync(proxier, log, observability);
 
   log.info('kube-ipvs starting', {
     node: config.hostnameOverride,

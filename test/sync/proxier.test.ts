@@ -8,6 +8,7 @@ import { fakeNode } from '../helpers/fake-dataplane.js';
 import { NODE, service, slice } from '../helpers/world.js';
 import type { FakeNode } from '../helpers/fake-dataplane.js';
 import { FIRST_DRAIN_CHECK_MS } from '../../src/sync/ipvs-reconciler.js';
+import { DataplaneError } from '../../src/dataplane/errors.js';
 
 /** Counts the sync loop's reads of real servers from the (fake) kernel from now on. */
 function countRealServerReads(n: FakeNode): () => number {
@@ -108,6 +109,27 @@ describe('Proxier over the fake kernel', () => {
     const after = n.dumps();
     const sorted = (t: string) => t.split('\n').sort().join('\n');
     assert.deepEqual({ ...after, netif: sorted(after.netif) }, { ...before, netif: sorted(before.netif) });
+  });
+
+  test('a failure outside the reconcilers: a dataplane error keeps its subsystem, anything else is a bug with its stack; both resync fully', async () => {
+    const n = fakeNode();
+    n.apply({ services: [web()], slices: [webEps('10.244.1.2')] });
+    const addresses = n.netif.addresses.bind(n.netif);
+    n.netif.addresses = () => Promise.reject(new DataplaneError('UNAVAILABLE', 'netif', 'list', 'addresses', 'netlink socket closed'));
+    const first = await n.proxier.sync();
+    assert.deepEqual(first.report.failures, [{ subsystem: 'netif', op: 'list', object: 'addresses', message: 'netif list addresses: netlink socket closed' }]);
+    n.netif.addresses = function readAddressesWithABug() {
+      throw new TypeError('x is not iterable');
+    };
+    const second = await n.proxier.sync();
+    const bug = second.report.failures[0];
+    assert.deepEqual([bug?.subsystem, bug?.message], ['sync', 'x is not iterable']);
+    assert.match(bug?.stack ?? '', /^TypeError: x is not iterable\n[\s\S]*readAddressesWithABug/);
+    n.netif.addresses = addresses;
+    const third = await n.proxier.sync();
+    assert.equal(third.full, true);
+    assert.deepEqual(third.report.failures, []);
+    assert.match(n.ipvs.dump(), /-a -t 10\.96\.0\.10:80 -r 10\.244\.1\.2:8080 -m -w 1/);
   });
 
   test('a full sync reads all real servers in one go; if that read fails it dumps each virtual server', async () => {

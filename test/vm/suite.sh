@@ -14,6 +14,7 @@ scenarios=(
   "sync:bash test/vm/sync.vm.sh"
   "daemon:bash test/vm/daemon.vm.sh"
   "lifecycle:bash test/vm/lifecycle.vm.sh"
+  "resync:bash test/vm/resync.vm.sh"
   "traffic:bash test/vm/traffic.vm.sh"
 )
 # Each scenario starts from a clean node (the VM is throw-away): no IPVS service, no rule, no set,

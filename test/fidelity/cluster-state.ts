@@ -47,10 +47,16 @@ export class ClusterState {
     const name = s.metadata?.name ?? '';
     await this.namespace(ns);
     const key = objectKey(s);
-    if (this.services.has(key)) await this.deleteService(key);
     const { status, ...spec } = s;
-    await must(apiRequest(this.server, 'POST', `/api/v1/namespaces/${ns}/services`, spec), `create service ${key}`);
-    this.services.add(key);
+    if (this.services.has(key)) {
+      // A changed Service is updated in place, as a user's `kubectl apply` does.
+      const current = await must(apiRequest<V1Service>(this.server, 'GET', `/api/v1/namespaces/${ns}/services/${name}`), `get service ${key}`);
+      const body = { ...spec, metadata: { ...spec.metadata, resourceVersion: current.metadata?.resourceVersion } };
+      await must(apiRequest(this.server, 'PUT', `/api/v1/namespaces/${ns}/services/${name}`, body), `update service ${key}`);
+    } else {
+      await must(apiRequest(this.server, 'POST', `/api/v1/namespaces/${ns}/services`, spec), `create service ${key}`);
+      this.services.add(key);
+    }
     if (status) await must(apiRequest(this.server, 'PATCH', `/api/v1/namespaces/${ns}/services/${name}/status`, { status }), `status of service ${key}`);
   }
 
@@ -58,9 +64,15 @@ export class ClusterState {
     const ns = s.metadata?.namespace ?? 'default';
     await this.namespace(ns);
     const key = objectKey(s);
-    if (this.slices.has(key)) await this.deleteSlice(key);
-    await must(apiRequest(this.server, 'POST', `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, s), `create slice ${key}`);
-    this.slices.add(key);
+    const name = s.metadata?.name ?? '';
+    if (this.slices.has(key)) {
+      const current = await must(apiRequest<V1EndpointSlice>(this.server, 'GET', `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices/${name}`), `get slice ${key}`);
+      const body = { ...s, metadata: { ...s.metadata, resourceVersion: current.metadata?.resourceVersion } };
+      await must(apiRequest(this.server, 'PUT', `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices/${name}`, body), `update slice ${key}`);
+    } else {
+      await must(apiRequest(this.server, 'POST', `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, s), `create slice ${key}`);
+      this.slices.add(key);
+    }
   }
 
   private async deleteService(key: string): Promise<void> {

@@ -99,6 +99,7 @@ export function runPlan(argv: readonly string[], io: { out: (s: string) => void;
   io.err(`${describeFamilies(r.node)}\n`);
   if (!r.node.families.includes(r.node.primaryFamily)) io.err(`warning: the primary family ${r.node.primaryFamily} is not planned: kube-proxy refuses to start on such a host\n`);
   for (const p of r.problems) io.err(`warning: ${formatProblem(p)}\n`);
+  for (const [service, why] of r.state.unplannable) io.err(`warning: service ${service} was not planned (please report this as a bug): ${why}\n`);
   for (const c of r.state.conflicts) io.err(`warning: virtual server ${c.vsKey} is wanted by ${[c.winner, ...c.losers].join(', ')}; ${c.winner} is used\n`);
   io.out(renderState(r.state, format as OutputFormat));
   return 0;

@@ -51,9 +51,15 @@ function printFailures(report: SyncReport, log: Logger): void {
 
 /** One sync as `run` does it: the proxier's sync, then metrics and health, and one log line (plus one per failed operation). */
 export function reportingSync(proxier: Proxier, log: Logger, observability: Observability | undefined): (full: boolean) => Promise<boolean> {
+  // Services the planner left out, as last logged: each is named once per new reason.
+  let unplannable: ReadonlyMap<string, string> = new Map();
   return async (full) => {
     const r = await proxier.sync({ full });
     observability?.synced(r);
+    for (const [service, error] of r.state.unplannable) {
+      if (unplannable.get(service) !== error) log.error('service not programmed: kube-ipvs could not plan it (please report this as a bug)', { service, error });
+    }
+    unplannable = new Map(r.state.unplannable);
     const vs = r.state.families.reduce((n, f) => n + f.virtualServers.size, 0);
     (r.ok ? log.info : log.error)(r.ok ? 'synced' : 'sync failed', {
       full: r.full,

@@ -69,7 +69,7 @@ export function planServicePort(sp: ServicePort, allEndpoints: readonly Endpoint
   const endpoints = allEndpoints.every((ep) => ep.family === family) ? allEndpoints : allEndpoints.filter((ep) => ep.family === family);
   const externalIPs = sp.externalIPs.length === 0 ? sp.externalIPs : sp.externalIPs.filter(ofFamily);
   const lbVIPs = sp.loadBalancerVIPs.length === 0 ? sp.loadBalancerVIPs : sp.loadBalancerVIPs.filter(ofFamily);
-  const sourceRanges = sp.loadBalancerSourceRanges.length === 0 ? sp.loadBalancerSourceRanges : sp.loadBalancerSourceRanges.filter((c) => parseCidr(c)?.family === family);
+  const sourceRanges = familySourceRanges(sp.loadBalancerSourceRanges, family);
   const externallyAccessible = sp.nodePort !== 0 || externalIPs.length > 0 || lbVIPs.length > 0;
 
   const cat = categorizeEndpoints(
@@ -178,4 +178,15 @@ export function planServicePort(sp: ServicePort, allEndpoints: readonly Endpoint
   }
 
   return { virtualServers, setEntries, boundAddresses, outFilterRules, noLocalInternal, noLocalExternal };
+}
+
+/**
+ * The source ranges of one family; a zero-length prefix (0.0.0.0/0, ::/0) means "allow any", the
+ * same as no ranges (pkg/proxy/serviceport.go at v1.36.3). The kernel refuses a /0 net in a
+ * hash:ip,port,net set anyway.
+ */
+function familySourceRanges(all: readonly string[], family: IpFamily): readonly string[] {
+  if (all.length === 0) return all;
+  const ranges = all.filter((c) => parseCidr(c)?.family === family);
+  return ranges.some((c) => parseCidr(c)?.prefix === 0) ? [] : ranges;
 }

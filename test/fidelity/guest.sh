@@ -79,7 +79,7 @@ scrub() {
   [[ -n $BOOT_HASHSIZE ]] && printf '%s\n' "$BOOT_HASHSIZE" >/sys/module/nf_conntrack/parameters/hashsize 2>/dev/null
   # shellcheck disable=SC2086 # three numbers
   [[ -n $BOOT_TIMEOUTS ]] && ipvsadm --set $BOOT_TIMEOUTS 2>/dev/null
-  ip -o addr show dev eth0 | awk '$4 ~ /^fd00:2::/ {print $4}' | while read -r a; do ip addr del "$a" dev eth0; done
+  ip -o addr show dev eth0 | awk '$4 ~ /^fd00:/ {print $4}' | while read -r a; do ip addr del "$a" dev eth0; done
   return 0
 }
 
@@ -176,7 +176,7 @@ while :; do
   [[ $verb == run ]] || vm_die "conductor said: ${lines[0]}"
   args=()
   for l in "${lines[@]:1}"; do
-    if [[ $l == addr\ * ]]; then ip addr add "${l#addr }" dev eth0 nodad; else args+=("$l"); fi
+    if [[ $l == addr\ * ]]; then ip addr replace "${l#addr }" dev eth0 nodad; else args+=("$l"); fi
   done
   run_one "$id" "$proxy" "${args[@]}"
 done

@@ -454,6 +454,14 @@ export function loadConfig(argv: readonly string[], opts: LoadOptions): LoadResu
       });
     }
     for (const f of file.inert) noEffect.push(`${f.name} in ${configFile} (${f.why})`);
+    // Upstream's copyLogsFromFlags re-registers the logging flags on the file's settings, and
+    // registering --log-*-split-stream resets the file's splitStream to false: the file's value
+    // never takes effect in kube-proxy v1.36.3, so not here either.
+    for (const [field, flag] of [['textSplitStream', 'text'], ['jsonSplitStream', 'json']] as const) {
+      if (!source.settings.logging[field]) continue;
+      noEffect.push(`logging.options.${flag}.splitStream in ${configFile} (kube-proxy resets it when it reads a file; use --log-${flag}-split-stream)`);
+      source.settings.logging = { ...source.settings.logging, [field]: false };
+    }
   } else {
     // With --help the flag values are not validated: help must print even for a bad command line.
     const flagValues = early ? new Map<string, FlagValue>() : values;

@@ -42,7 +42,7 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: 'drain-timeout', kind: 'string', default: '15m', valueName: 'duration', help: 'Longest time a removed TCP real server drains at weight 0 before it is deleted anyway.' },
 ];
 
-export const RUN_USAGE = 'Usage: kube-ipvs run [--manifests PATH... | --kubeconfig FILE | --master URL] [--once] [--cleanup] [--log-format json] [kube-proxy flags]';
+export const RUN_USAGE = 'Usage: kube-ipvs run [--manifests PATH... | --kubeconfig FILE | --master URL] [--once] [--cleanup] [--logging-format json] [kube-proxy flags]';
 
 /** How long start-up waits for the API server's first lists before giving up. */
 const INITIAL_LIST_TIMEOUT_MS = 60_000;

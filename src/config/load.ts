@@ -136,13 +136,13 @@ const FIELDLESS_FLAGS: readonly FlagSpec[] = [
 const LOGGING_FLAGS: readonly FlagSpec[] = [
   { name: 'logging-format', kind: 'string', default: 'text', help: 'Sets the log format: "text" or "json" (json needs the LoggingBetaOptions gate, on by default).' },
   { name: 'log-format', kind: 'string', default: 'text', help: 'Same as --logging-format (the name earlier kube-ipvs releases used).' },
-  { name: 'v', short: 'v', kind: 'string', valueName: 'Level', default: '0', help: 'Log level verbosity (accepted; kube-ipvs has no verbose levels).' },
-  { name: 'vmodule', kind: 'string', valueName: 'pattern=N,...', help: 'Per-file log verbosity (text format only; accepted, without effect in kube-ipvs).' },
+  { name: 'v', short: 'v', kind: 'string', valueName: 'Level', default: '0', help: 'Log level verbosity; kube-ipvs has no verbose levels.' },
+  { name: 'vmodule', kind: 'string', valueName: 'pattern=N,...', help: 'Per-file log verbosity (text format only); kube-ipvs has no per-file levels.' },
   { name: 'log-flush-frequency', kind: 'string', valueName: 'duration', default: '5s', help: 'Maximum time between log flushes (kube-ipvs writes every line at once).' },
   { name: 'log-text-split-stream', kind: 'bool', help: '[Alpha] In text format, write error messages to stderr and info messages to stdout (needs the LoggingAlphaOptions gate).' },
-  { name: 'log-text-info-buffer-size', kind: 'string', valueName: 'quantity', help: '[Alpha] Info message buffer with split streams (accepted; kube-ipvs does not buffer).' },
+  { name: 'log-text-info-buffer-size', kind: 'string', valueName: 'quantity', help: '[Alpha] Info message buffer with split streams; kube-ipvs does not buffer.' },
   { name: 'log-json-split-stream', kind: 'bool', help: '[Alpha] In JSON format, write error messages to stderr and info messages to stdout (needs the LoggingAlphaOptions gate).' },
-  { name: 'log-json-info-buffer-size', kind: 'string', valueName: 'quantity', help: '[Alpha] Info message buffer with split streams (accepted; kube-ipvs does not buffer).' },
+  { name: 'log-json-info-buffer-size', kind: 'string', valueName: 'quantity', help: '[Alpha] Info message buffer with split streams; kube-ipvs does not buffer.' },
 ];
 
 /** kube-proxy flags that are not configuration fields; they apply even with --config. */
@@ -182,7 +182,11 @@ const NO_EFFECT: Readonly<Record<string, string>> = {
   version: 'kube-ipvs reports its own version',
 };
 
-const INERT_FLAG_NAMES = new Set(['iptables-localhost-nodeports', 'profiling', 'show-hidden-metrics-for-version', ...FIELDLESS_FLAGS.map((f) => f.name)]);
+/** Listed apart by --help: flags that change nothing in kube-ipvs whatever their value. */
+const INERT_FLAG_NAMES = new Set([
+  'iptables-localhost-nodeports', 'profiling', 'show-hidden-metrics-for-version', ...FIELDLESS_FLAGS.map((f) => f.name),
+  'v', 'vmodule', 'log-text-info-buffer-size', 'log-json-info-buffer-size', 'boot-id-file', 'machine-id-file',
+]);
 
 /** Every kube-proxy flag kube-ipvs accepts, in --help order. */
 export const KUBE_PROXY_FLAGS: readonly FlagSpec[] = [
@@ -195,11 +199,11 @@ export const KUBE_PROXY_FLAGS: readonly FlagSpec[] = [
 /** `--help` text for the command's own flags, the kube-proxy flags, and those without effect. */
 export function formatHelp(extraFlags: readonly FlagSpec[] = []): string {
   const own = extraFlags.length > 0 ? `Command flags:\n${formatFlagHelp(extraFlags)}\n\n` : '';
-  const effective = KUBE_PROXY_FLAGS.filter((f) => !INERT_FLAG_NAMES.has(f.name) && f.name !== 'boot-id-file' && f.name !== 'machine-id-file');
+  const effective = KUBE_PROXY_FLAGS.filter((f) => !INERT_FLAG_NAMES.has(f.name));
   const inert = KUBE_PROXY_FLAGS.filter((f) => !effective.includes(f));
   return (
     `${own}kube-proxy flags:\n${formatFlagHelp(effective)}\n\n` +
-    `kube-proxy flags accepted without effect in kube-ipvs (named in a start-up warning when set):\n${formatFlagHelp(inert)}\n`
+    `kube-proxy flags accepted without effect in kube-ipvs (named in one start-up warning when set to another value than the default):\n${formatFlagHelp(inert)}\n`
   );
 }
 

@@ -238,7 +238,7 @@ test('formatHelp lists command flags and kube-proxy flags with defaults', () => 
   assert.doesNotMatch(formatHelp(), /Command flags/);
   // Flags without effect are listed apart; upstream's hidden deprecated flags are not listed.
   const [effective = '', inert = ''] = text.split('accepted without effect');
-  for (const f of ['--profiling', '--iptables-sync-period', '--iptables-min-sync-period', '--iptables-localhost-nodeports', '--show-hidden-metrics-for-version', '--boot-id-file', '--machine-id-file']) {
+  for (const f of ['--profiling', '--iptables-sync-period', '--iptables-min-sync-period', '--iptables-localhost-nodeports', '--show-hidden-metrics-for-version', '--boot-id-file', '--machine-id-file', '--vmodule', '--log-json-info-buffer-size']) {
     assert.ok(inert.includes(`${f} `), f);
     assert.ok(!effective.includes(`${f} `), f);
   }

@@ -18,6 +18,8 @@ import { planCluster } from '../plan/planner.js';
 import type { OutputFormat } from '../plan/render.js';
 import { OUTPUT_FORMATS, renderState } from '../plan/render.js';
 import { UsageError } from './errors.js';
+import { createLogger } from '../observe/log.js';
+import { formatLoadWarning, runProcessFlags, type ProcessIo } from './process-flags.js';
 
 export const MANIFEST_FLAGS: readonly FlagSpec[] = [
   { name: 'manifests', kind: 'repeatable', valueName: 'path', help: 'YAML/JSON file or directory of Services, EndpointSlices and Nodes (repeatable).' },
@@ -39,10 +41,15 @@ export interface PlanInputs {
   readonly problems: readonly Problem[];
 }
 
-/** Loads config and manifests and plans them; shared by `plan` and `trace`. */
-export function planFromArgs(argv: readonly string[], flags: readonly FlagSpec[], kernelRelease: string): PlanInputs & { help: boolean } {
+/**
+ * Loads config and manifests and plans them; shared by `plan` and `trace`. `exit` is set when the
+ * command ends before planning: --help (-1), --version or --write-config-to (their exit code).
+ */
+export function planFromArgs(argv: readonly string[], flags: readonly FlagSpec[], kernelRelease: string, io: ProcessIo): PlanInputs & { exit: number | undefined } {
   const loaded = loadConfig(argv, { extraFlags: flags, hostname: hostname(), readFile: (p) => readFileSync(p, 'utf8') });
-  if (loaded.help) return { config: loaded.config, node: undefined as unknown as NodeInfo, extra: loaded.extra, state: undefined as unknown as DesiredState, problems: [], help: true };
+  const early = loaded.help ? -1 : runProcessFlags(loaded, io, createLogger(loaded.config.logFormat, io.err));
+  if (early !== undefined) return { config: loaded.config, node: undefined as unknown as NodeInfo, extra: loaded.extra, state: undefined as unknown as DesiredState, problems: [], exit: early };
+  for (const w of loaded.warnings) io.err(`warning: ${formatLoadWarning(w)}\n`);
   const paths = loaded.extra.get('manifests') as readonly string[];
   if (paths.length === 0) throw new UsageError('--manifests is required: give a file or directory of Services and EndpointSlices');
   const objects = loadManifests(paths);
@@ -64,7 +71,7 @@ export function planFromArgs(argv: readonly string[], flags: readonly FlagSpec[]
   const kernelVersion = (loaded.extra.get('kernel-version') as string | undefined) ?? kernelRelease;
   const node = buildNodeInfo({ name: nodeName, node: nodeObj, addresses, families, ...(given.length > 0 ? { nodeIPs: given } : {}), bindAddress: config.bindAddress, kernelVersion });
   const state = planCluster(snapshot, { node, config });
-  return { config, node, extra: loaded.extra, state, problems, help: false };
+  return { config, node, extra: loaded.extra, state, problems, exit: undefined };
 }
 
 function parseFamilies(given: readonly string[]): IpFamily[] {
@@ -90,8 +97,8 @@ export function describeFamilies(node: NodeInfo): string {
 }
 
 export function runPlan(argv: readonly string[], io: { out: (s: string) => void; err: (s: string) => void; kernelRelease: string }): number {
-  const r = planFromArgs(argv, PLAN_FLAGS, io.kernelRelease);
-  if (r.help) return -1;
+  const r = planFromArgs(argv, PLAN_FLAGS, io.kernelRelease, io);
+  if (r.exit !== undefined) return r.exit;
   const format = r.extra.get('output') as string;
   if (!(OUTPUT_FORMATS as readonly string[]).includes(format)) {
     throw new UsageError(`invalid value ${JSON.stringify(format)} for --output: expected one of ${OUTPUT_FORMATS.join(', ')}`);

@@ -14,7 +14,7 @@ import { RestClient } from '../cluster/api/rest.js';
 import type { V1Node } from '@kubernetes/client-node';
 import type { DaemonSource } from './daemon.js';
 import { runDaemon } from './daemon.js';
-import { startObservability } from './observability.js';
+import { BindHardFail, startObservability } from './observability.js';
 import type { Observability } from './observability.js';
 import { formatProblem } from '../cluster/problems.js';
 import { ClusterTracker } from '../cluster/tracker.js';
@@ -22,7 +22,7 @@ import { parseDuration } from '../config/duration.js';
 import { kernelRelease } from '../dataplane/netif/real.js';
 import { openCleanupDataplane, openRealDataplane } from '../dataplane/real-dataplane.js';
 import type { Logger } from '../observe/log.js';
-import { createLogger } from '../observe/log.js';
+import { processLogger } from '../observe/log.js';
 import { cleanupDataplane } from '../sync/cleanup.js';
 import { realClock } from '../sync/clock.js';
 import type { ProxyConfig } from '../config/types.js';
@@ -33,6 +33,9 @@ import { planIpvsTimeouts, planSysctls } from '../plan/sysctl.js';
 import { RealSysctl } from '../dataplane/sysctl/real.js';
 import { RealIpvs } from '../dataplane/ipvs/real.js';
 import { UsageError } from './errors.js';
+import { applyOomScoreAdj } from '../dataplane/oom.js';
+import { rateLimiterFor, type RateLimiter } from '../cluster/api/rate-limiter.js';
+import { logLoadWarnings, runProcessFlags } from './process-flags.js';
 
 export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: 'manifests', kind: 'repeatable', valueName: 'path', help: 'YAML/JSON file or directory of Services, EndpointSlices and Nodes (repeatable); without it, the Kubernetes API (--kubeconfig, --master or the pod service account).' },
@@ -40,7 +43,7 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: 'drain-timeout', kind: 'string', default: '15m', valueName: 'duration', help: 'Longest time a removed TCP real server drains at weight 0 before it is deleted anyway.' },
 ];
 
-export const RUN_USAGE = 'Usage: kube-ipvs run [--manifests PATH... | --kubeconfig FILE | --master URL] [--once] [--cleanup] [--log-format json] [kube-proxy flags]';
+export const RUN_USAGE = 'Usage: kube-ipvs run [--manifests PATH... | --kubeconfig FILE | --master URL] [--once] [--cleanup] [--logging-format json] [kube-proxy flags]';
 
 /** How long start-up waits for the API server's first lists before giving up. */
 const INITIAL_LIST_TIMEOUT_MS = 60_000;
@@ -121,15 +124,17 @@ async function runInitOnly(log: Logger, config: ProxyConfig): Promise<number> {
   return report.ok ? 0 : 1;
 }
 
-export async function runRun(argv: readonly string[], io: { out: (s: string) => void }): Promise<number> {
+export async function runRun(argv: readonly string[], io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
   const loaded = loadConfig(argv, { extraFlags: RUN_FLAGS, hostname: hostname(), readFile: (p) => readFileSync(p, 'utf8') });
   if (loaded.help) {
     io.out(`${RUN_USAGE}\n`);
     return -1;
   }
   const config = loaded.config;
-  const log = createLogger(config.logFormat);
-  for (const f of loaded.ignoredFlags) log.warn('flag ignored because --config is given', { flag: f });
+  const log = processLogger(config.logging);
+  logLoadWarnings(loaded, log);
+  const early = runProcessFlags(loaded, io, log);
+  if (early !== undefined) return early;
   if (config.cleanup) return runCleanup(log, config.ipvs.excludeCIDRs);
   if (config.initOnly) return runInitOnly(log, config);
 
@@ -140,7 +145,8 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
   const once = loaded.extra.get('once') === true;
 
   const tracker = new ClusterTracker(config.hostnameOverride, (p) => log.warn(formatProblem(p)));
-  const opened = paths.length > 0 ? openManifestSource(paths, config.hostnameOverride, tracker, log) : await openApiSource(config, tracker, log);
+  const limiter = rateLimiterFor(config.clientConnection.qps, config.clientConnection.burst);
+  const opened = paths.length > 0 ? openManifestSource(paths, config.hostnameOverride, tracker, log) : await openApiSource(config, tracker, log, limiter);
   if (!opened) return 1;
 
   const dp = await openRealDataplane().catch((e: unknown) => {
@@ -160,11 +166,17 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
     randomFully,
     drainTimeoutMs: drainMs,
   });
-  const observability = once ? undefined : await startObservability({ config, log, dataplane: dp, tracker, events: opened.events, node: opened.node, ownerOf: (k) => proxier.virtualServerOwner(k) }).catch((e: unknown) => {
+  let observability: Awaited<ReturnType<typeof startObservability>> | undefined;
+  try {
+    observability = once ? undefined : await startObservability({ config, log, dataplane: dp, tracker, events: opened.events, node: opened.node, ownerOf: (k) => proxier.virtualServerOwner(k) });
+  } catch (e) {
     opened.source.close();
     dp.close();
-    throw e;
-  });
+    if (!(e instanceof BindHardFail)) throw e;
+    // --bind-address-hard-fail: kube-proxy exits when its health or metrics server cannot bind.
+    log.error(e.message, { hint: 'free the address or change --healthz-bind-address/--metrics-bind-address; without --bind-address-hard-fail kube-ipvs retries every 5 s' });
+    return 1;
+  }
   const syncOnce = reportingSync(proxier, log, observability);
 
   log.info('kube-ipvs starting', {
@@ -181,6 +193,13 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
     metrics: observability?.metricsAddress,
     mode: once ? 'once' : 'daemon',
   });
+
+  if (!once) {
+    // As kube-proxy's ProxyServer.Run; the kernel refuses lowering it without CAP_SYS_RESOURCE.
+    await applyOomScoreAdj(config.oomScoreAdj).catch((e: unknown) =>
+      log.warn('cannot set the OOM score adjustment; the daemon keeps the one it has', { oomScoreAdj: config.oomScoreAdj, error: e instanceof Error ? e.message : String(e) }),
+    );
+  }
 
   if (once) {
     opened.source.close();
@@ -235,10 +254,10 @@ function openManifestSource(paths: readonly string[], nodeName: string, tracker:
   };
 }
 
-async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: Logger): Promise<OpenedSource | undefined> {
+async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: Logger, limiter: RateLimiter): Promise<OpenedSource | undefined> {
   const kc = loadKubeConfig({ kubeconfig: config.kubeconfig, master: config.master });
   let notify: () => void = () => undefined;
-  const api = new ApiSource({ kc, tracker, nodeName: config.hostnameOverride, log, onChange: () => notify() });
+  const api = new ApiSource({ kc, tracker, nodeName: config.hostnameOverride, log, onChange: () => notify(), limiter });
   api.start();
   try {
     await api.waitForInitialSync(INITIAL_LIST_TIMEOUT_MS);
@@ -259,7 +278,7 @@ async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: 
       close: () => api.close(),
     },
     node: () => api.node(),
-    events: new EventRecorder(new RestClient(kc), config.hostnameOverride, log),
+    events: new EventRecorder(new RestClient(kc, limiter), config.hostnameOverride, log),
     summary: { source: 'api', server: serverOf(kc), services: pending.services, endpointSlices: pending.endpoints },
   };
 }

@@ -54,8 +54,8 @@ function required(value: unknown, flag: string): string {
 }
 
 export function runTrace(argv: readonly string[], io: { out: (s: string) => void; err: (s: string) => void; kernelRelease: string }): number {
-  const r = planFromArgs(argv, TRACE_FLAGS, io.kernelRelease);
-  if (r.help) return -1;
+  const r = planFromArgs(argv, TRACE_FLAGS, io.kernelRelease, io);
+  if (r.exit !== undefined) return r.exit;
   const extra = r.extra;
   const output = extra.get('output') as string;
   if (!(TRACE_OUTPUTS as readonly string[]).includes(output)) {

@@ -23,7 +23,7 @@ export interface FamilyContext {
   readonly nodePortIPs: readonly string[];
   /** The node IP that loadBalancerSourceRanges are checked against. */
   readonly primaryIP: ParsedIp | undefined;
-  readonly config: Pick<ProxyConfig, 'ipvs'>;
+  readonly config: Pick<ProxyConfig, 'ipvs' | 'allowServiceExternalIPs'>;
 }
 
 export interface OwnedVirtualServer {
@@ -129,7 +129,9 @@ export function planServicePort(sp: ServicePort, allEndpoints: readonly Endpoint
   addVs(clusterIP, sp.port, internalRS);
   boundAddresses.push(clusterIP);
 
-  for (const ip of externalIPs) {
+  // Feature gate AllowServiceExternalIPs=false: kube-proxy's ServicePort.ExternalIPs() is empty, so
+  // nothing is programmed for them, though they still make the port externally accessible above.
+  for (const ip of ctx.config.allowServiceExternalIPs ? externalIPs : []) {
     setEntries.push([sp.externalPolicyLocal ? SetBase.EXTERNAL_IP_LOCAL : SetBase.EXTERNAL_IP, ipPortEntry(ip, proto, sp.port)]);
     addVs(ip, sp.port, externalRS);
     // An address another interface already holds must not be bound again on kube-ipvs0.

@@ -162,6 +162,20 @@ describe('ExternalIPs', () => {
     ]);
   });
 
+  test('feature gate AllowServiceExternalIPs=false: nothing is programmed for externalIPs, the ClusterIP is unchanged', () => {
+    // kube-proxy's ServicePort.ExternalIPs() (pkg/proxy/serviceport.go) returns none with the gate off.
+    const svc = web({ externalIPs: ['198.51.100.20'] });
+    const eps = [webSlice([{ ip: '10.244.1.2' }])];
+    const off = plan({ services: [svc], slices: eps }, { config: config('--feature-gates=AllowServiceExternalIPs=false') });
+    assert.deepEqual(setEntries(off, 'KUBE-EXTERNAL-IP'), []);
+    assert.ok(!fam(off).virtualServers.has('198.51.100.20:80/TCP'));
+    assert.ok(!fam(off).boundAddresses.has('198.51.100.20'));
+    assert.deepEqual(rules(off, 'nat').filter((r) => r.includes('KUBE-EXTERNAL-IP')), []);
+    assert.deepEqual(realServers(off, '10.96.0.10:80/TCP'), ['10.244.1.2:8080']);
+    const on = plan({ services: [svc], slices: eps }, { config: config('--feature-gates=AllowServiceExternalIPs=true') });
+    assert.deepEqual(setEntries(on, 'KUBE-EXTERNAL-IP'), ['198.51.100.20,tcp:80']);
+  });
+
   test('Local policy: KUBE-EXTERNAL-IP-LOCAL, accept rules without masquerade', () => {
     const s = plan({ services: [web({ externalIPs: ['198.51.100.20'], externalTrafficPolicy: 'Local' })] });
     assert.deepEqual(setEntries(s, 'KUBE-EXTERNAL-IP'), []);
@@ -478,6 +492,14 @@ describe('sysctls', () => {
     assert.ok(!k.some((x) => x.includes('arp_')));
     const strict = keys('6.1.0', '--ipvs-strict-arp');
     assert.ok(strict.includes('net/ipv4/conf/all/arp_ignore=1') && strict.includes('net/ipv4/conf/all/arp_announce=2'));
+  });
+  test('conntrack: tcp_be_liberal, udp_timeout and udp_timeout_stream only when set (pkg/proxy/conntrack SetSysctls)', () => {
+    const plain = keys('6.1.0');
+    assert.ok(!plain.some((k) => /tcp_be_liberal|udp_timeout/.test(k)), plain.join(' '));
+    const set = keys('6.1.0', '--conntrack-tcp-be-liberal', '--conntrack-udp-timeout=30s', '--conntrack-udp-timeout-stream=2m30.9s');
+    for (const want of ['net/netfilter/nf_conntrack_tcp_be_liberal=1', 'net/netfilter/nf_conntrack_udp_timeout=30', 'net/netfilter/nf_conntrack_udp_timeout_stream=150']) {
+      assert.ok(set.includes(want), want);
+    }
   });
 });
 

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { renderIpsets, renderIpvs } from '../../src/plan/render.js';
 import { fakeNode } from '../helpers/fake-dataplane.js';
-import { NODE, service, slice } from '../helpers/world.js';
+import { config, NODE, service, slice } from '../helpers/world.js';
 import type { FakeNode } from '../helpers/fake-dataplane.js';
 import { FIRST_DRAIN_CHECK_MS } from '../../src/sync/ipvs-reconciler.js';
 import { DataplaneError } from '../../src/dataplane/errors.js';
@@ -57,6 +57,18 @@ describe('Proxier over the fake kernel', () => {
     assert.match(n.netif.dump(), /kube-ipvs0.*10\.96\.0\.10\/32/);
     assert.equal((await n.sysctl.read('net/ipv4/vs/conntrack')), '1');
     assert.equal((await n.sysctl.read('net/netfilter/nf_conntrack_max')), '131072');
+  });
+
+  test('conntrack flags reach the kernel: be_liberal and the UDP timeouts (kernel defaults kept when unset)', async () => {
+    const plain = fakeNode();
+    await plain.proxier.sync();
+    assert.equal(await plain.sysctl.read('net/netfilter/nf_conntrack_tcp_be_liberal'), '0');
+    assert.equal(await plain.sysctl.read('net/netfilter/nf_conntrack_udp_timeout'), '30');
+    const n = fakeNode({ config: config('--conntrack-tcp-be-liberal', '--conntrack-udp-timeout=60s', '--conntrack-udp-timeout-stream=3m') });
+    assert.deepEqual((await n.proxier.sync()).report.failures, []);
+    assert.equal(await n.sysctl.read('net/netfilter/nf_conntrack_tcp_be_liberal'), '1');
+    assert.equal(await n.sysctl.read('net/netfilter/nf_conntrack_udp_timeout'), '60');
+    assert.equal(await n.sysctl.read('net/netfilter/nf_conntrack_udp_timeout_stream'), '180');
   });
 
   test('an unchanged second sync writes nothing', async () => {

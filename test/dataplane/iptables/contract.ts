@@ -114,6 +114,7 @@ export interface ContractOptions {
 /** Registers the contract tests for one backend. `make` gives a fresh, empty backend per test. */
 export function iptablesContract(name: string, make: () => Promise<ContractHarness>, options: ContractOptions): void {
   const { family } = options;
+  const v4 = family === 'IPv4';
   const withHarness = async (fn: (h: ContractHarness) => Promise<void>): Promise<void> => {
     const h = await make();
     try {
@@ -267,6 +268,31 @@ export function iptablesContract(name: string, make: () => Promise<ContractHarne
       { what: 'an unknown table', payload: lines('*bogus', 'COMMIT'), code: 'INVALID', line: 1 },
       { what: 'a missing COMMIT', payload: lines('*filter', ':KUBE-T3 - [0:0]'), code: 'INVALID', line: 3 },
       { what: 'an unknown command', payload: lines('*filter', '-Q KUBE-T3', 'COMMIT'), code: 'INVALID', line: 2 },
+      // What iptables-restore 1.8.9 (nf_tables) and the kernel refuse that the fake once took.
+      { what: 'MARK without an operation', payload: lines('*nat', ':KUBE-T1 - [0:0]', '-A KUBE-T1 -j MARK', 'COMMIT'), code: 'INVALID', line: 3 },
+      { what: 'DROP in nat', payload: lines('*nat', ':KUBE-T1 - [0:0]', '-A KUBE-T1 -j DROP', 'COMMIT'), code: 'INVALID', line: 3 },
+      { what: 'REJECT in nat', payload: lines('*nat', ':KUBE-T1 - [0:0]', '-A KUBE-T1 -j REJECT', 'COMMIT'), code: 'INVALID', line: 3 },
+      { what: 'a prefix longer than the address', payload: lines('*filter', `-A KUBE-T3 -s ${v4 ? '10.0.0.0/33' : 'fd00::/129'} -j ACCEPT`, 'COMMIT'), code: 'INVALID', line: 2 },
+      { what: 'an address of the other family', payload: lines('*filter', `-A KUBE-T3 -d ${v4 ? 'fd00::1' : '10.0.0.1'} -j ACCEPT`, 'COMMIT'), code: 'INVALID', line: 2 },
+      { what: 'an inverted match-all address', payload: lines('*filter', `-A KUBE-T3 ! -s ${v4 ? '0.0.0.0/0' : '::/0'} -j ACCEPT`, 'COMMIT'), code: 'INVALID', line: 2 },
+      { what: 'an interface name over 15 characters', payload: lines('*filter', '-A KUBE-T3 -i abcdefghijklmnop -j ACCEPT', 'COMMIT'), code: 'INVALID', line: 2 },
+      { what: '-o in INPUT', payload: lines('*filter', '-A INPUT -o eth0 -j ACCEPT', 'COMMIT'), code: 'INVALID', line: 2 },
+      { what: 'an unknown protocol', payload: lines('*filter', '-A KUBE-T3 -p bogus -j ACCEPT', 'COMMIT'), code: 'INVALID', line: 2 },
+      { what: 'a port out of range', payload: lines('*filter', '-A KUBE-T3 -p tcp --dport 70000 -j ACCEPT', 'COMMIT'), code: 'INVALID', line: 2 },
+      { what: 'multiport without its protocol first', payload: lines('*filter', '-A KUBE-T3 -m multiport --dports 80,443 -p tcp -j ACCEPT', 'COMMIT'), code: 'INVALID', line: 2 },
+      { what: 'a match without its option', payload: lines('*filter', '-A KUBE-T3 -m conntrack -j ACCEPT', 'COMMIT'), code: 'INVALID', line: 2 },
+      { what: 'a bad conntrack state', payload: lines('*filter', '-A KUBE-T3 -m conntrack --ctstate BOGUS -j ACCEPT', 'COMMIT'), code: 'INVALID', line: 2 },
+      { what: 'a reject type of the other family', payload: lines('*filter', `-A KUBE-T3 -j REJECT --reject-with ${v4 ? 'icmp6-port-unreachable' : 'icmp-port-unreachable'}`, 'COMMIT'), code: 'INVALID', line: 2 },
+      { what: 'tcp-reset without -p tcp', payload: lines('*filter', '-A KUBE-T3 -j REJECT --reject-with tcp-reset', 'COMMIT'), code: 'INVALID', line: 2 },
+      { what: 'an option the target does not have', payload: lines('*filter', '-A KUBE-T3 -j ACCEPT --random', 'COMMIT'), code: 'INVALID', line: 2 },
+      { what: 'two targets', payload: lines('*filter', '-A KUBE-T3 -j ACCEPT -j DROP', 'COMMIT'), code: 'INVALID', line: 2 },
+      { what: 'MASQUERADE reachable from OUTPUT', payload: lines('*nat', ':KUBE-T1 - [0:0]', '-A KUBE-T1 -j MASQUERADE', '-A OUTPUT -j KUBE-T1', 'COMMIT'), code: 'INVALID', line: 4 },
+      { what: 'DNAT in POSTROUTING', payload: lines('*nat', `-A POSTROUTING -j DNAT --to-destination ${v4 ? '10.0.0.9' : 'fd00::9'}`, 'COMMIT'), code: 'INVALID', line: 2 },
+      { what: 'a jump loop reachable from a built-in chain', payload: lines('*filter', '-A KUBE-T2 -j KUBE-T1', '-A INPUT -j KUBE-T1', 'COMMIT'), code: 'INVALID', line: 3 },
+      { what: 'a chain named like a target', payload: lines('*filter', ':DROP - [0:0]', 'COMMIT'), code: 'INVALID', line: 2 },
+      // iptables-nft reports lookups at COMMIT, after every parse error of the table.
+      { what: 'a parse error after a missing chain', payload: lines('*filter', '-A KUBE-T3 -j KUBE-NOPE', '-A KUBE-T3 --bogus', 'COMMIT'), code: 'INVALID', line: 3 },
+      { what: 'a missing chain before a kernel refusal', payload: lines('*filter', '-A KUBE-T3 -j MASQUERADE', '-A KUBE-T3 -j KUBE-NOPE', 'COMMIT'), code: 'NOT_FOUND', line: 3 },
     ];
     for (const r of refusals) {
       it(`refuses ${r.what} with ${r.code}, changing nothing in that table`, () =>

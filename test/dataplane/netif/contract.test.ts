@@ -55,6 +55,8 @@ describe('netif contract', () => {
     assert.deepEqual(steps.get('deleteDummy'), { deleted: true });
     assert.deepEqual(steps.get('deleteDummy missing'), { deleted: false });
     assert.deepEqual(steps.get('ensureDummy bad name'), 'error INVALID');
+    for (const s of ['bind multicast v6', 'bind unspecified v6', 'bind loopback v6 off lo']) assert.equal(steps.get(s), 'error INVALID', s);
+    assert.equal(steps.get('bind unspecified v4'), 'ok');
     assert.deepEqual(steps.get('addresses'), ['10.96.0.1/32', 'fd00::a/128']);
     assert.deepEqual(steps.get('addresses with wider'), [
       '10.0.0.5/24',

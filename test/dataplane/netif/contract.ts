@@ -60,6 +60,11 @@ export async function runContract(n: ContractNetif, addCidr: AddCidr): Promise<S
   await step('bind v6', () => n.bind(DEV, 'fd00:0:0::0a'));
   await step('bind v6 again', () => n.bind(DEV, 'fd00::a'));
   await step('bind bad ip', () => n.bind(DEV, '10.96.0.300'));
+  // Addresses the kernel will not hold on an interface; 0.0.0.0 it takes and drops.
+  await step('bind multicast v6', () => n.bind(DEV, 'ff02::5'));
+  await step('bind unspecified v6', () => n.bind(DEV, '::'));
+  await step('bind loopback v6 off lo', () => n.bind(DEV, '::1'));
+  await step('bind unspecified v4', () => n.bind(DEV, '0.0.0.0'));
   await step('bind missing link', () => n.bind('kipvs-none', '10.96.0.1'));
   await step('unbind missing link', () => n.unbind('kipvs-none', '10.96.0.1'));
   await step('addresses', () => addressesOf(n, DEV));

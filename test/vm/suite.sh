@@ -11,6 +11,7 @@ scenarios=(
   "ipvs-netlink:node --import tsx test/vm/ipvs-netlink.vm.ts"
   "ipvs-contract:node --import tsx --test test/vm/ipvs-contract.vm.ts"
   "netif:node --import tsx test/vm/netif.vm.ts"
+  "iptables-planner:node --import tsx --test --test-name-pattern=planner test/dataplane/iptables/contract.test.ts"
   "sync:bash test/vm/sync.vm.sh"
   "daemon:bash test/vm/daemon.vm.sh"
   "lifecycle:bash test/vm/lifecycle.vm.sh"

@@ -97,7 +97,12 @@ export function errnoFromPackageError(e: unknown): number | undefined {
   return /^-?\d+$/.test(name ?? '') ? Math.abs(Number(name)) : undefined;
 }
 
+/** What the kernel says when it will not put an address on an interface at all. */
+export const UNUSABLE_ADDRESS = 'EADDRNOTAVAIL: the kernel puts no unspecified (::), multicast or loopback (::1, off lo) IPv6 address on an interface';
+
 function netifError(errno: number, op: string, object: string, detail?: string, opIndex?: number): DataplaneError {
+  // On bind, EADDRNOTAVAIL is an address the kernel refuses to hold, not something missing.
+  if (op === 'bind' && errno === Errno.EADDRNOTAVAIL) return new DataplaneError('INVALID', 'netif', op, object, detail ?? UNUSABLE_ADDRESS, opIndex);
   const code = errnoCode(errno);
   const text = detail ?? errnoName(errno);
   return new DataplaneError(code, 'netif', op, object, text, opIndex);

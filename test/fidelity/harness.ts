@@ -22,7 +22,7 @@ import { apiRequest, startTestApiServer } from '../helpers/apiserver.js';
 import type { TestApiServer } from '../helpers/apiserver.js';
 import { must, projectRoot } from '../api/support.js';
 import { curatedScenarios, schedulerScenarios } from './curated.js';
-import { explain, loadDifferences } from './differences.js';
+import { evidenceFromKubeProxyLog, explain, loadDifferences } from './differences.js';
 import type { DeliberateDifference } from './differences.js';
 import { compareDumps, normalizeDump } from './normalize.js';
 import type { LineDiff } from './normalize.js';
@@ -97,6 +97,8 @@ interface Run {
   nextStep: number;
   readonly dumps: Map<number, string>;
   readonly seconds: Map<number, number>;
+  /** The proxy's whole log, posted when it stopped. */
+  finalLog?: string;
   log?: string;
 }
 
@@ -157,6 +159,7 @@ function conductor(runs: Run[], cluster: ClusterState, argsFor: (s: Scenario, p:
       if (url.pathname === '/log') {
         const text = await readBody(req);
         if (url.searchParams.get('final') === '1') {
+          run.finalLog = text;
           // Every run's log is kept beside the dumps when KUBE_IPVS_KEEP_FIDELITY=1.
           if (keepDir) writeFileSync(join(keepDir, `${run.scenario.id}.${run.proxy}.log`), text);
         } else {
@@ -205,10 +208,13 @@ function judge(runs: readonly Run[], differences: readonly DeliberateDifference[
         continue;
       }
       const diffs = compareDumps(normalizeDump(up), normalizeDump(ours));
+      const scenario = pair['kube-proxy']?.scenario;
+      const nodeHasZone = (step === 0 ? scenario?.node : (scenario?.steps?.slice(0, step).reverse().find((st) => st.node)?.node ?? scenario?.node))?.labels?.['topology.kubernetes.io/zone'] !== undefined;
+      const evidence = evidenceFromKubeProxyLog(pair['kube-proxy']?.finalLog ?? '', nodeHasZone);
       const undocumented: LineDiff[] = [];
       const documented: { diff: LineDiff; by: DeliberateDifference }[] = [];
       for (const d of diffs) {
-        const by = explain(d, id, differences);
+        const by = explain(d, id, differences, evidence);
         if (by) documented.push({ diff: d, by });
         else undocumented.push(d);
       }

@@ -23,7 +23,7 @@ import { formatLoadWarning, runProcessFlags, type ProcessIo } from './process-fl
 
 export const MANIFEST_FLAGS: readonly FlagSpec[] = [
   { name: 'manifests', kind: 'repeatable', valueName: 'path', help: 'YAML/JSON file or directory of Services, EndpointSlices and Nodes (repeatable).' },
-  { name: 'node-ip', kind: 'list', valueName: 'ips', help: "The node's addresses (comma-separated); the first of each family is its node IP, the very first decides the primary family. Default: the Node object's InternalIP/ExternalIP." },
+  { name: 'node-ip', kind: 'list', valueName: 'ips', help: "The addresses on the node's interfaces (comma-separated), where NodePorts listen. The node IPs come from the Node object in the manifests, as in run; without one, the first of each family here (the very first decides the primary family). Default: the Node object's InternalIP/ExternalIP." },
   { name: 'ip-families', kind: 'list', valueName: 'families', help: 'The IP families the host can proxy: kube-proxy proxies each family whose iptables works (and IPv6 when the kernel has it enabled), whatever addresses the node has. Default: IPv4,IPv6.' },
   { name: 'kernel-version', kind: 'string', valueName: 'release', help: 'Kernel release to plan sysctls for (e.g. 5.4.0); default: this machine\'s.' },
 ];
@@ -69,7 +69,8 @@ export function planFromArgs(argv: readonly string[], flags: readonly FlagSpec[]
   for (const s of objects.endpointSlices) tracker.upsertEndpointSlice(s);
   const { snapshot } = tracker.drain();
   const kernelVersion = (loaded.extra.get('kernel-version') as string | undefined) ?? kernelRelease;
-  const node = buildNodeInfo({ name: nodeName, node: nodeObj, addresses, families, ...(given.length > 0 ? { nodeIPs: given } : {}), bindAddress: config.bindAddress, kernelVersion });
+  // As `run` does: the Node object's addresses are the node IPs; without a Node, the interfaces'.
+  const node = buildNodeInfo({ name: nodeName, node: nodeObj, addresses, families, ...(nodeObj === undefined ? { nodeIPs: addresses } : {}), bindAddress: config.bindAddress, kernelVersion });
   const state = planCluster(snapshot, { node, config });
   return { config, node, extra: loaded.extra, state, problems, exit: undefined };
 }

@@ -55,11 +55,13 @@ let prev = baselineFile ? parse(readFileSync(baselineFile, 'utf8')) : parse('');
 // The latest start of a completed sync seen per family (a lower bound when several completed
 // between two scrapes).
 const lastStart = { IPv4: -Infinity, IPv6: -Infinity };
-const deadline = Date.now() + timeoutMs;
+// A monotonic clock: the guest's wall clock may step under a loaded TCG host.
+const now_ = () => performance.now();
+const deadline = now_() + timeoutMs;
 // When the proxy was last seen synced, and the queued times then.
 let syncedSince;
 let queuedThen = '';
-while (Date.now() < deadline) {
+while (now_() < deadline) {
   const now = await scrape();
   if (now) {
     for (const f of FAMILIES) {
@@ -71,8 +73,8 @@ while (Date.now() < deadline) {
     const done = changed.length > 0 && changed.every((f) => now[f].count > 0 && lastStart[f] >= now[f].queued - SLACK);
     const queued = FAMILIES.map((f) => now[f].queued).join(',');
     if (!done || queued !== queuedThen) syncedSince = undefined;
-    else if (syncedSince !== undefined && Date.now() - syncedSince >= quietMs) process.exit(0);
-    if (done && syncedSince === undefined) syncedSince = Date.now();
+    else if (syncedSince !== undefined && now_() - syncedSince >= quietMs) process.exit(0);
+    if (done && syncedSince === undefined) syncedSince = now_();
     queuedThen = queued;
   }
   await new Promise((r) => setTimeout(r, 500));

@@ -23,6 +23,7 @@ import { kernelRelease } from '../dataplane/netif/real.js';
 import { openCleanupDataplane, openRealDataplane } from '../dataplane/real-dataplane.js';
 import type { Logger } from '../observe/log.js';
 import { createLogger } from '../observe/log.js';
+import { nodeEligibility } from '../observe/proxy-health.js';
 import { cleanupDataplane } from '../sync/cleanup.js';
 import { realClock } from '../sync/clock.js';
 import type { ProxyConfig } from '../config/types.js';
@@ -154,7 +155,7 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
     randomFully,
     drainTimeoutMs: drainMs,
   });
-  const observability = once ? undefined : await startObservability({ config, log, dataplane: dp, tracker, events: opened.events, node: opened.node, ownerOf: (k) => proxier.virtualServerOwner(k) }).catch((e: unknown) => {
+  const observability = once ? undefined : await startObservability({ config, log, dataplane: dp, tracker, events: opened.events, nodeEligible: opened.nodeEligible, ownerOf: (k) => proxier.virtualServerOwner(k) }).catch((e: unknown) => {
     opened.source.close();
     dp.close();
     throw e;
@@ -190,6 +191,8 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
 interface OpenedSource {
   readonly source: DaemonSource;
   readonly node: () => V1Node | undefined;
+  /** /healthz's node eligibility, read afresh on each probe. */
+  readonly nodeEligible: () => boolean;
   readonly events: EventSink;
   readonly summary: Readonly<Record<string, string | number>>;
 }
@@ -224,6 +227,7 @@ function openManifestSource(paths: readonly string[], nodeName: string, tracker:
       close: () => manifests.close(),
     },
     node: () => manifests.node(nodeName),
+    nodeEligible: nodeEligibility(() => manifests.node(nodeName), { required: false }),
     events: logEvents(log),
     summary: { source: 'manifests', manifests: paths.join(','), services: first.services, endpointSlices: first.endpointSlices },
   };
@@ -253,6 +257,7 @@ async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: 
       close: () => api.close(),
     },
     node: () => api.node(),
+    nodeEligible: nodeEligibility(() => api.node(), { required: true }),
     events: new EventRecorder(new RestClient(kc), config.hostnameOverride, log),
     summary: { source: 'api', server: serverOf(kc), services: pending.services, endpointSlices: pending.endpoints },
   };

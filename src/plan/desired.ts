@@ -38,6 +38,8 @@ export interface DesiredState {
   readonly conflicts: readonly VirtualServerConflict[];
   /** Health-check node ports wanted (eTP=Local LoadBalancers), by service. */
   readonly healthCheckNodePorts: ReadonlyMap<ServiceKey, number>;
+  /** Where those ports listen: wildcard or node addresses per --nodeport-addresses. */
+  readonly healthCheckAddresses: readonly string[];
 }
 
 export const IPSET_HASH_SIZE = 1024;

@@ -7,7 +7,7 @@ import type { FlagSpec } from '../config/load.js';
 import { loadConfig } from '../config/load.js';
 import { ManifestSource } from '../cluster/manifest-source.js';
 import { ApiSource } from '../cluster/api-source.js';
-import { loadKubeConfig, serverOf } from '../cluster/api/kubeconfig.js';
+import { credentialsOf, displayServer, loadKubeConfig } from '../cluster/api/kubeconfig.js';
 import { EventRecorder } from '../cluster/api/events.js';
 import type { EventSink } from '../cluster/api/events.js';
 import { RestClient } from '../cluster/api/rest.js';
@@ -24,6 +24,7 @@ import { openCleanupDataplane, openRealDataplane } from '../dataplane/real-datap
 import type { Logger } from '../observe/log.js';
 import { createLogger } from '../observe/log.js';
 import { nodeEligibility } from '../observe/proxy-health.js';
+import { Redactor } from '../observe/redact.js';
 import { cleanupDataplane } from '../sync/cleanup.js';
 import { realClock } from '../sync/clock.js';
 import type { ProxyConfig } from '../config/types.js';
@@ -123,7 +124,9 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
     return -1;
   }
   const config = loaded.config;
-  const log = createLogger(config.logFormat);
+  // Known once a kubeconfig is loaded: its credentials are masked in every line from then on.
+  const redactor = new Redactor();
+  const log = createLogger(config.logFormat, undefined, undefined, redactor.redact);
   for (const f of loaded.ignoredFlags) log.warn('flag ignored because --config is given', { flag: f });
   if (config.cleanup) return runCleanup(log, config.ipvs.excludeCIDRs);
   if (config.initOnly) return runInitOnly(log, config);
@@ -135,7 +138,7 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
   const once = loaded.extra.get('once') === true;
 
   const tracker = new ClusterTracker(config.hostnameOverride, (p) => log.warn(formatProblem(p)));
-  const opened = paths.length > 0 ? openManifestSource(paths, config.hostnameOverride, tracker, log) : await openApiSource(config, tracker, log);
+  const opened = paths.length > 0 ? openManifestSource(paths, config.hostnameOverride, tracker, log) : await openApiSource(config, tracker, log, redactor);
   if (!opened) return 1;
 
   const dp = await openRealDataplane().catch((e: unknown) => {
@@ -233,8 +236,9 @@ function openManifestSource(paths: readonly string[], nodeName: string, tracker:
   };
 }
 
-async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: Logger): Promise<OpenedSource | undefined> {
+async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: Logger, redactor: Redactor): Promise<OpenedSource | undefined> {
   const kc = loadKubeConfig({ kubeconfig: config.kubeconfig, master: config.master });
+  redactor.add(...credentialsOf(kc));
   let notify: () => void = () => undefined;
   const api = new ApiSource({ kc, tracker, nodeName: config.hostnameOverride, log, onChange: () => notify() });
   api.start();
@@ -259,6 +263,6 @@ async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: 
     node: () => api.node(),
     nodeEligible: nodeEligibility(() => api.node(), { required: true }),
     events: new EventRecorder(new RestClient(kc), config.hostnameOverride, log),
-    summary: { source: 'api', server: serverOf(kc), services: pending.services, endpointSlices: pending.endpoints },
+    summary: { source: 'api', server: displayServer(kc), services: pending.services, endpointSlices: pending.endpoints },
   };
 }

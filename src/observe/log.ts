@@ -1,5 +1,7 @@
 // Log lines on stderr: readable text by default, one JSON object per line with --log-format json.
+// Every message and field passes through a redaction, so no credential is ever written.
 import type { LogFormat } from '../config/types.js';
+import { redactPatterns } from './redact.js';
 
 export type LogLevel = 'info' | 'warn' | 'error';
 export type LogFields = Readonly<Record<string, string | number | boolean | undefined>>;
@@ -14,9 +16,18 @@ function quoteValue(v: string): string {
   return /^[\w./:@,[\]+-]*$/.test(v) && v !== '' ? v : JSON.stringify(v);
 }
 
-export function createLogger(format: LogFormat, write: (line: string) => void = (l) => void process.stderr.write(l), now: () => Date = () => new Date()): Logger {
-  const emit = (level: LogLevel, msg: string, fields: LogFields = {}): void => {
-    const defined = Object.entries(fields).filter(([, v]) => v !== undefined) as Array<[string, string | number | boolean]>;
+export function createLogger(
+  format: LogFormat,
+  write: (line: string) => void = (l) => void process.stderr.write(l),
+  now: () => Date = () => new Date(),
+  /** Masks credentials (a Redactor's redact knows the kubeconfig's secrets too). */
+  redact: (text: string) => string = redactPatterns,
+): Logger {
+  const emit = (level: LogLevel, rawMsg: string, fields: LogFields = {}): void => {
+    const msg = redact(rawMsg);
+    const defined = Object.entries(fields)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [k, typeof v === 'string' ? redact(v) : v]) as Array<[string, string | number | boolean]>;
     if (format === 'json') {
       write(`${JSON.stringify({ ts: now().toISOString(), level, msg, ...Object.fromEntries(defined) })}\n`);
       return;

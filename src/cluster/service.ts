@@ -2,7 +2,7 @@
 // from the API (already validated there) or from hand-written manifests (not validated), so every
 // field is checked before use.
 import type { V1Service, V1ServicePort } from '@kubernetes/client-node';
-import { canonicalCidr, canonicalIp } from '../model/ip.js';
+import { canonicalCidr, canonicalIp, isLinkLocal, isLoopback, parseIp } from '../model/ip.js';
 import { Annotation, Label } from '../model/names.js';
 import { isScheduler, VsFlag } from '../model/kernel.js';
 import type { Protocol, ServiceInfo, ServicePort } from '../model/types.js';
@@ -36,11 +36,37 @@ function stringList(v: unknown, field: string): string[] {
   return v as string[];
 }
 
-function canonicalIps(v: unknown, field: string): string[] {
+/**
+ * Why the API server (v1.36.3, StrictIPCIDRValidation on by default) would refuse this value in a
+ * legacy IP field (`IsValidIPForLegacyField`, apimachinery pkg/util/validation/ip.go), and for
+ * spec.externalIPs also `ValidateEndpointIP` (pkg/apis/core/validation/validation.go); undefined
+ * when it accepts it. Status load balancer ingress IPs get the first check only: the API server
+ * takes 0.0.0.0 or a loopback address there.
+ */
+export function apiIpRefusal(text: string, field: 'externalIP' | 'ingressIP'): string | undefined {
+  // ParseIPSloppy neither trims nor takes a zone; leading 0s fail to parse here already.
+  const ip = text.trim() === text ? parseIp(text) : undefined;
+  if (!ip) return `${JSON.stringify(text)} is not a valid IP address (e.g. 10.9.8.7 or 2001:db8::ffff)`;
+  const b = ip.bytes;
+  if (ip.family === 'IPv6' && b.slice(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) {
+    return `${JSON.stringify(text)} must not be an IPv4-mapped IPv6 address`;
+  }
+  if (field === 'ingressIP') return undefined;
+  if (b.every((x) => x === 0)) return `${JSON.stringify(text)} may not be unspecified`;
+  if (isLoopback(ip)) return `${JSON.stringify(text)} may not be in the loopback range (127.0.0.0/8, ::1/128)`;
+  if (isLinkLocal(ip)) return `${JSON.stringify(text)} may not be in the link-local range (169.254.0.0/16, fe80::/10)`;
+  // Go's IsLinkLocalMulticast: 224.0.0.0/24, and ffX2::/16 whatever the flags nibble X.
+  const llMulticast = ip.family === 'IPv4' ? b[0] === 224 && b[1] === 0 && b[2] === 0 : b[0] === 0xff && ((b[1] ?? 0) & 0x0f) === 0x02;
+  if (llMulticast) return `${JSON.stringify(text)} may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)`;
+  return undefined;
+}
+
+/** spec.externalIPs, canonical; a value the API server refuses refuses the whole Service, as there. */
+function externalIps(v: unknown, field: string): string[] {
   return stringList(v, field).map((s, i) => {
-    const ip = canonicalIp(s);
-    if (!ip) throw new InvalidService(`${field}[${i}]`, `${JSON.stringify(s)} is not a valid IP address`);
-    return ip;
+    const refusal = apiIpRefusal(s, 'externalIP');
+    if (refusal) throw new InvalidService(`${field}[${i}]`, `${refusal}; the API server refuses it`);
+    return canonicalIp(s) as string;
   });
 }
 
@@ -145,7 +171,7 @@ function buildServiceInfo(
     throw new InvalidService('spec.clusterIPs', 'must hold at most one address per IP family');
   }
 
-  const externalIPs = canonicalIps(spec.externalIPs, 'spec.externalIPs');
+  const externalIPs = externalIps(spec.externalIPs, 'spec.externalIPs');
   const sourceRanges = stringList(spec.loadBalancerSourceRanges, 'spec.loadBalancerSourceRanges').map((s, i) => {
     // The API server mistakenly allows whitespace around ranges; kube-proxy trims it.
     const cidr = canonicalCidr(s.trim());
@@ -160,9 +186,9 @@ function buildServiceInfo(
     if (!ing || typeof ing !== 'object') throw new InvalidService(`status.loadBalancer.ingress[${i}]`, 'must be an object');
     if (!ing.ip) return; // hostname-only ingress: nothing to program
     if (ing.ipMode === 'Proxy') return; // the LB proxies to node ports itself
-    const ip = canonicalIp(ing.ip);
-    if (!ip) throw new InvalidService(`status.loadBalancer.ingress[${i}].ip`, `${JSON.stringify(ing.ip)} is not a valid IP address`);
-    lbVIPs.push(ip);
+    const refusal = typeof ing.ip === 'string' ? apiIpRefusal(ing.ip, 'ingressIP') : `${JSON.stringify(ing.ip)} is not a valid IP address`;
+    if (refusal) throw new InvalidService(`status.loadBalancer.ingress[${i}].ip`, `${refusal}; the API server refuses it`);
+    lbVIPs.push(canonicalIp(ing.ip as string) as string);
   });
 
   const etp = spec.externalTrafficPolicy ?? 'Cluster';

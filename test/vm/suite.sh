@@ -16,6 +16,7 @@ scenarios=(
   "lifecycle:bash test/vm/lifecycle.vm.sh"
   "resync:bash test/vm/resync.vm.sh"
   "traffic:bash test/vm/traffic.vm.sh"
+  "unprivileged:bash test/vm/unprivileged.vm.sh"
 )
 # Each scenario starts from a clean node (the VM is throw-away): no IPVS service, no rule, no set,
 # no kube-ipvs0, no pod namespace, so one scenario's leftovers cannot fail the next.

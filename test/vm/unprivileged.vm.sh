@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# What each capability of deploy/kube-ipvs-unprivileged.yaml is for, in a real kernel. (That the
+# set suffices for everything the daemon does is shown by the other scenarios run with
+# KUBE_IPVS_VM_CAPS=manifest: test/vm/README.md.) Each `run` below is preceded by a privileged
+# `run --init-only`, as the manifest's init container does, and runs with /proc/sys read-only.
+#   - the daemon holds exactly the manifest's capabilities, with no_new_privs;
+#   - with no capability at all, `run --once` fails, says why, and programs nothing: NET_ADMIN is
+#     needed (IPVS, ipset and rtnetlink writes all check it);
+#   - NET_ADMIN alone programs a node whose iptables is nf_tables (this kernel's default);
+#   - on a node using iptables-legacy (kubelet's KUBE-IPTABLES-HINT chain there), NET_ADMIN alone
+#     fails at the iptables restore, and NET_ADMIN + NET_RAW works: iptables-legacy talks to the
+#     kernel through a raw socket.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+vm_require_guest
+vm_trap_cleanup
+
+FIX=$ROOT/test/vm/fixtures/traffic.yaml
+ARGS=(--manifests "$FIX" --hostname-override "$(hostname)" --healthz-bind-address= --metrics-bind-address=)
+limited() { KUBE_IPVS_VM_CAPS=$1 bash "$VM_LIB_DIR/limited.sh" "${@:2}"; }
+clean() {
+  node "$ROOT/dist/src/cli/main.js" cleanup >/dev/null 2>&1 || true
+  for t in filter nat mangle raw; do iptables-legacy -t "$t" -F 2>/dev/null; iptables-legacy -t "$t" -X 2>/dev/null; done
+  true
+}
+programmed() { [[ -n $(ipvsadm -Sn) ]]; }
+
+vm_log "== the daemon with the manifest's capabilities"
+LOG=$(mktemp)
+KUBE_IPVS_VM_CAPS=manifest bash "$VM_LIB_DIR/limited.sh" run "${ARGS[@]}" --ipvs-sync-period 10s >"$LOG" 2>&1 &
+DAEMON=$!
+wait_until 120 "the limited daemon programs the node" programmed
+status=$(cat "/proc/$DAEMON/status")
+eff=$(awk '/^CapEff:/{print $2}' <<<"$status")
+bnd=$(awk '/^CapBnd:/{print $2}' <<<"$status")
+decoded=$(capsh --decode="$eff" | sed 's/.*=//')
+[[ $decoded == cap_net_admin,cap_net_raw && $bnd == "$eff" ]] && ok "kube-ipvs runs with $decoded only (bounding set the same)" || bad "capabilities: effective $decoded ($eff), bounding $bnd"
+grep -q '^NoNewPrivs:[[:space:]]*1' <<<"$status" && ok "no_new_privs is set" || bad "no_new_privs is not set"
+[[ $(awk '$5 == "/proc/sys" {print $6}' "/proc/$DAEMON/mountinfo" | tail -1) == ro* ]] && ok "it sees /proc/sys read-only" || bad "/proc/sys is writable for it"
+kill -TERM "$DAEMON"; wait "$DAEMON" 2>/dev/null || true
+grep -q '"msg":"synced"\|INFO  synced' "$LOG" && ok "it synced" || bad "no sync logged: $(tail -5 "$LOG")"
+grep -q 'sysctl' <(grep -i 'fail\|error' "$LOG") && bad "a sysctl failed: $(grep -i sysctl "$LOG" | head -3)" || ok "no sysctl failure: the init step's settings are only read"
+clean
+
+vm_log "== no capability: refused, said, nothing programmed"
+if out=$(limited "" run --once "${ARGS[@]}" 2>&1); then bad "run --once succeeded without NET_ADMIN"; else
+  [[ $out == *"not permitted"* || $out == *EPERM* || $out == *"ermission denied"* ]] && ok "exit 1, saying: $(grep -m1 -io '[^"]*\(not permitted\|eperm\|permission denied\)[^"]*' <<<"$out" | head -c 200)" || bad "no reason given: $out"
+fi
+[[ -z $(ipvsadm -Sn) ]] && ok "no virtual server was created" || bad "virtual servers without NET_ADMIN: $(ipvsadm -Sn | head -3)"
+clean
+
+vm_log "== NET_ADMIN alone, iptables nf_tables"
+if out=$(limited net_admin run --once "${ARGS[@]}" 2>&1); then ok "run --once succeeds"; else bad "run --once failed: $(tail -5 <<<"$out")"; fi
+grep -q 'iptables=nft\|"iptables":"nft"' <<<"$out" && ok "it used iptables-nft" || bad "not nft: $(grep -m1 starting <<<"$out")"
+iptables-nft-save -t nat | grep -q -- '-A KUBE-SERVICES' && ok "KUBE-SERVICES rules are in nf_tables" || bad "no KUBE-SERVICES rule in nf_tables"
+clean
+
+vm_log "== a node on iptables-legacy: NET_ADMIN alone fails, NET_ADMIN + NET_RAW works"
+iptables-legacy -t mangle -N KUBE-IPTABLES-HINT
+if out=$(limited net_admin run --once "${ARGS[@]}" 2>&1); then bad "run --once succeeded on iptables-legacy without NET_RAW"; else
+  grep -q 'iptables=legacy\|"iptables":"legacy"' <<<"$out" && grep -q 'subsystem=iptables\|"subsystem":"iptables"' <<<"$out" && ok "exit 1 at the iptables restore: $(grep -m1 'subsystem=iptables' <<<"$out" | grep -o 'error=.*' | head -c 200)" || bad "failed otherwise: $(tail -5 <<<"$out")"
+fi
+clean
+iptables-legacy -t mangle -N KUBE-IPTABLES-HINT
+if out=$(limited net_admin,net_raw run --once "${ARGS[@]}" 2>&1); then ok "with NET_RAW too: run --once succeeds"; else bad "run --once failed with NET_RAW: $(tail -5 <<<"$out")"; fi
+iptables-legacy-save -t nat | grep -q -- '-A KUBE-SERVICES' && ok "KUBE-SERVICES rules are in iptables-legacy" || bad "no KUBE-SERVICES rule in iptables-legacy"
+clean
+exit $((fails > 0))

@@ -8,6 +8,7 @@ import { isScheduler, VsFlag } from '../model/kernel.js';
 import type { Protocol, ServiceInfo, ServicePort } from '../model/types.js';
 import { PROTOCOLS, serviceKey, servicePortKey } from '../model/types.js';
 import type { ProblemSink } from './problems.js';
+import { isRecord, objectMeta } from './shape.js';
 
 /** The API server's default for sessionAffinityConfig.clientIP.timeoutSeconds (3 hours). */
 export const DEFAULT_STICKY_SECONDS = 10800;
@@ -72,7 +73,7 @@ function externalIps(v: unknown, field: string): string[] {
 
 /** Whether kube-proxy would ignore this Service altogether (no problem to report). */
 export function isIgnoredService(svc: V1Service): boolean {
-  const labels = svc.metadata?.labels ?? {};
+  const labels = objectMeta(svc).labels;
   return Label.SERVICE_PROXY_NAME in labels || Label.HEADLESS in labels;
 }
 
@@ -93,7 +94,7 @@ interface SchedulerChoice {
 }
 
 function schedulerFromAnnotations(svc: V1Service, report: (field: string, reason: string) => void): SchedulerChoice {
-  const annotations = svc.metadata?.annotations ?? {};
+  const annotations = objectMeta(svc).annotations;
   const choice: SchedulerChoice = { scheduler: undefined, flags: 0 };
   const sched = annotations[Annotation.SCHEDULER];
   if (sched !== undefined) {
@@ -125,23 +126,20 @@ function schedulerFromAnnotations(svc: V1Service, report: (field: string, reason
  * ExternalName, labelled for another proxy) or when it is malformed (reported through `report`).
  */
 export function toServiceInfo(svc: V1Service, report: ProblemSink): ServiceInfo | undefined {
-  const namespace = svc.metadata?.namespace ?? 'default';
-  const name = svc.metadata?.name ?? '';
+  const { namespace, name } = objectMeta(svc);
   const problem = (field: string, reason: string, effect: 'skipped' | 'ignored-field'): void =>
-    report({ kind: 'Service', namespace, name: name || '<unnamed>', field, reason, effect });
-  if (!name) {
-    problem('metadata.name', 'missing', 'skipped');
+    report({ kind: 'Service', namespace, name: name ?? '<unnamed>', field, reason, effect });
+  if (name === undefined) {
+    problem('metadata.name', 'missing or not a string', 'skipped');
     return undefined;
   }
   if (isIgnoredService(svc)) return undefined;
   try {
     return buildServiceInfo(svc, namespace, name, (field, reason) => problem(field, reason, 'ignored-field'));
   } catch (e) {
-    if (e instanceof InvalidService) {
-      problem(e.field, e.message, 'skipped');
-      return undefined;
-    }
-    throw e;
+    // A field of a type no check foresaw must cost this Service only, never the sync.
+    problem(e instanceof InvalidService ? e.field : '', e instanceof InvalidService ? e.message : `cannot be read (${e instanceof Error ? e.message : String(e)}); check its fields against the Service API`, 'skipped');
+    return undefined;
   }
 }
 
@@ -152,19 +150,22 @@ function buildServiceInfo(
   warn: (field: string, reason: string) => void,
 ): ServiceInfo | undefined {
   const spec = svc.spec;
-  if (!spec || typeof spec !== 'object') throw new InvalidService('spec', 'missing');
+  if (!spec || !isRecord(spec as unknown)) throw new InvalidService('spec', 'missing or not an object');
   const type = spec.type ?? 'ClusterIP';
-  if (!(SERVICE_TYPES as readonly string[]).includes(type)) {
+  if (!(SERVICE_TYPES as readonly unknown[]).includes(type)) {
     throw new InvalidService('spec.type', `unknown type ${JSON.stringify(type)}; use ClusterIP, NodePort, LoadBalancer or ExternalName`);
   }
   if (type === 'ExternalName') return undefined;
 
-  const rawClusterIPs = spec.clusterIPs && spec.clusterIPs.length > 0 ? spec.clusterIPs : spec.clusterIP ? [spec.clusterIP] : [];
-  if (rawClusterIPs.length === 0 || rawClusterIPs[0] === 'None') return undefined; // headless
-  const fromList = spec.clusterIPs !== undefined && spec.clusterIPs.length > 0;
+  if (spec.clusterIPs !== undefined && spec.clusterIPs !== null && !Array.isArray(spec.clusterIPs)) throw new InvalidService('spec.clusterIPs', 'must be a list of IP addresses');
+  const fromList = Array.isArray(spec.clusterIPs) && spec.clusterIPs.length > 0;
+  const rawClusterIPs: readonly unknown[] = fromList ? (spec.clusterIPs as unknown[]) : spec.clusterIP ? [spec.clusterIP] : [];
+  if (rawClusterIPs[0] === 'None') return undefined; // headless
+  // The API server allocates one; a manifest must say it.
+  if (rawClusterIPs.length === 0) throw new InvalidService('spec.clusterIP', 'missing: set it in the manifest (the API server would allocate one), or None for a headless Service');
   const clusterIPs = rawClusterIPs.map((s, i) => {
     const ip = typeof s === 'string' ? canonicalIp(s) : undefined;
-    if (!ip) throw new InvalidService(fromList ? `spec.clusterIPs[${i}]` : 'spec.clusterIP', `${JSON.stringify(s)} is not a valid IP address`);
+    if (!ip) throw new InvalidService(fromList ? `spec.clusterIPs[${i}]` : 'spec.clusterIP', `${JSON.stringify(s) ?? String(s)} is not a valid IP address`);
     return ip;
   });
   if (clusterIPs.length > 2 || (clusterIPs.length === 2 && clusterIPs[0]?.includes(':') === clusterIPs[1]?.includes(':'))) {
@@ -183,7 +184,7 @@ function buildServiceInfo(
   const ingress = svc.status?.loadBalancer?.ingress ?? [];
   if (!Array.isArray(ingress)) throw new InvalidService('status.loadBalancer.ingress', 'must be a list');
   ingress.forEach((ing, i) => {
-    if (!ing || typeof ing !== 'object') throw new InvalidService(`status.loadBalancer.ingress[${i}]`, 'must be an object');
+    if (!isRecord(ing)) throw new InvalidService(`status.loadBalancer.ingress[${i}]`, 'must be an object');
     if (!ing.ip) return; // hostname-only ingress: nothing to program
     if (ing.ipMode === 'Proxy') return; // the LB proxies to node ports itself
     const refusal = typeof ing.ip === 'string' ? apiIpRefusal(ing.ip, 'ingressIP') : `${JSON.stringify(ing.ip)} is not a valid IP address`;

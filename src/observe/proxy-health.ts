@@ -62,7 +62,9 @@ export interface NodeLike {
 export function isNodeEligible(node: NodeLike): boolean {
   const ts = node.metadata?.deletionTimestamp;
   if (ts !== undefined && ts !== null && ts !== '') return false;
-  return !(node.spec?.taints ?? []).some((t) => t.key === TO_BE_DELETED_TAINT);
+  const taints: unknown = node.spec?.taints;
+  // Read defensively: /healthz must answer whatever the Node holds.
+  return !(Array.isArray(taints) && taints.some((t: unknown) => typeof t === 'object' && t !== null && (t as { key?: unknown }).key === TO_BE_DELETED_TAINT));
 }
 
 /**

@@ -28,10 +28,13 @@ export function runCli(args: string[], opts: { cwd?: string } = {}): CliResult {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** runCli without blocking the event loop, for tests that serve the CLI from this process. */
+/**
+ * runCli without blocking the event loop, for tests that serve the CLI from this process. Runs the
+ * bundle (dist/kube-ipvs.mjs, the same code, a fraction of the start-up time).
+ */
 export function runCliAsync(args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   const root = repoRoot();
-  const main = join(root, 'dist', 'src', 'cli', 'main.js');
+  const main = join(root, 'dist', 'kube-ipvs.mjs');
   if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build first`);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [main, ...args], { cwd: opts.cwd ?? root, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -39,7 +42,7 @@ export function runCliAsync(args: string[], opts: { cwd?: string; timeoutMs?: nu
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
     child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);

@@ -37,12 +37,14 @@ export interface PlanInputs {
   readonly extra: ReadonlyMap<string, unknown>;
   readonly state: DesiredState;
   readonly problems: readonly Problem[];
+  /** The cluster the plan was made from (names for trace). */
+  readonly tracker: ClusterTracker;
 }
 
 /** Loads config and manifests and plans them; shared by `plan` and `trace`. */
 export function planFromArgs(argv: readonly string[], flags: readonly FlagSpec[], kernelRelease: string): PlanInputs & { help: boolean } {
   const loaded = loadConfig(argv, { extraFlags: flags, hostname: hostname(), readFile: (p) => readFileSync(p, 'utf8') });
-  if (loaded.help) return { config: loaded.config, node: undefined as unknown as NodeInfo, extra: loaded.extra, state: undefined as unknown as DesiredState, problems: [], help: true };
+  if (loaded.help) return { config: loaded.config, node: undefined as unknown as NodeInfo, extra: loaded.extra, state: undefined as unknown as DesiredState, problems: [], tracker: new ClusterTracker(loaded.config.hostnameOverride, () => undefined), help: true };
   const paths = loaded.extra.get('manifests') as readonly string[];
   if (paths.length === 0) throw new UsageError('--manifests is required: give a file or directory of Services and EndpointSlices');
   const objects = loadManifests(paths);
@@ -64,7 +66,7 @@ export function planFromArgs(argv: readonly string[], flags: readonly FlagSpec[]
   const kernelVersion = (loaded.extra.get('kernel-version') as string | undefined) ?? kernelRelease;
   const node = buildNodeInfo({ name: nodeName, node: nodeObj, addresses, families, ...(given.length > 0 ? { nodeIPs: given } : {}), bindAddress: config.bindAddress, kernelVersion });
   const state = planCluster(snapshot, { node, config });
-  return { config, node, extra: loaded.extra, state, problems, help: false };
+  return { config, node, extra: loaded.extra, state, problems, tracker, help: false };
 }
 
 function parseFamilies(given: readonly string[]): IpFamily[] {

@@ -15,6 +15,7 @@ import type { V1Node } from '@kubernetes/client-node';
 import type { DaemonSource } from './daemon.js';
 import { runDaemon } from './daemon.js';
 import { startObservability } from './observability.js';
+import type { SourceStatus } from '../observe/status-document.js';
 import { formatProblem } from '../cluster/problems.js';
 import { ClusterTracker } from '../cluster/tracker.js';
 import { parseDuration } from '../config/duration.js';
@@ -133,7 +134,8 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
     randomFully,
     drainTimeoutMs: drainMs,
   });
-  const observability = once ? undefined : await startObservability({ config, log, dataplane: dp, tracker, events: opened.events, node: opened.node, ownerOf: (k) => proxier.virtualServerOwner(k) }).catch((e: unknown) => {
+  const status = { draining: () => proxier.drainingServers(), drainTimeoutMs: drainMs, clock: realClock, source: opened.status };
+  const observability = once ? undefined : await startObservability({ config, log, dataplane: dp, tracker, events: opened.events, node: opened.node, ownerOf: (k) => proxier.virtualServerOwner(k), status }).catch((e: unknown) => {
     opened.source.close();
     dp.close();
     throw e;
@@ -186,6 +188,8 @@ interface OpenedSource {
   readonly node: () => V1Node | undefined;
   readonly events: EventSink;
   readonly summary: Readonly<Record<string, string | number>>;
+  /** Where objects come from and whether that works right now (/status). */
+  readonly status: () => SourceStatus;
 }
 
 /** Without an API server, failures a user must fix go to the log only. */
@@ -200,8 +204,10 @@ function openManifestSource(paths: readonly string[], nodeName: string, tracker:
     log.error('cannot read the manifests', { error: first.error });
     return undefined;
   }
+  let unreadable: string | undefined;
   const reloadAndLog = (why: string): boolean => {
     const r = manifests.reload();
+    unreadable = r.ok ? undefined : r.error;
     if (!r.ok) log.error('manifests not reloaded; keeping the previous objects', { why, error: r.error });
     else if (r.changed > 0) log.info('manifests changed', { why, objects: r.changed, services: r.services, endpointSlices: r.endpointSlices });
     return r.ok && r.changed > 0;
@@ -218,6 +224,7 @@ function openManifestSource(paths: readonly string[], nodeName: string, tracker:
       close: () => manifests.close(),
     },
     node: () => manifests.node(nodeName),
+    status: () => ({ kind: 'manifests', target: paths.join(','), connected: unreadable === undefined, failing: unreadable === undefined ? [] : [unreadable] }),
     events: logEvents(log),
     summary: { source: 'manifests', manifests: paths.join(','), services: first.services, endpointSlices: first.endpointSlices },
   };
@@ -247,6 +254,10 @@ async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: 
       close: () => api.close(),
     },
     node: () => api.node(),
+    status: () => {
+      const failing = api.failingResources();
+      return { kind: 'api', target: serverOf(kc), connected: failing.length === 0, failing };
+    },
     events: new EventRecorder(new RestClient(kc), config.hostnameOverride, log),
     summary: { source: 'api', server: serverOf(kc), services: pending.services, endpointSlices: pending.endpoints },
   };

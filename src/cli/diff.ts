@@ -10,6 +10,7 @@ import { formatProblem } from '../cluster/problems.js';
 import type { FlagSpec } from '../config/load.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
+import type { Dataplane } from '../dataplane/dataplane.js';
 import { DataplaneError } from '../dataplane/errors.js';
 import { openRealDataplane } from '../dataplane/real-dataplane.js';
 import { createLogger } from '../observe/log.js';
@@ -35,6 +36,8 @@ export const DIFF_FLAGS: readonly FlagSpec[] = [
 export interface DiffIo {
   readonly out: (s: string) => void;
   readonly err: (s: string) => void;
+  /** The node's dataplane (tests pass the in-memory one); the real one by default. */
+  readonly openDataplane?: () => Promise<Dataplane & { close(): void }>;
 }
 
 export async function runDiff(argv: readonly string[], io: DiffIo): Promise<number> {
@@ -64,7 +67,7 @@ async function diff(argv: readonly string[], io: DiffIo): Promise<number> {
   let note = '';
   if (manifests.length > 0 || fromApi) {
     const log = createLogger(config.logFormat, (line) => io.err(line));
-    const dp = await openRealDataplane();
+    const dp = await (io.openDataplane ?? openRealDataplane)();
     try {
       const plan = await planHere({ config, dataplane: dp, manifests, log });
       for (const p of plan.problems) io.err(`warning: ${formatProblem(p)}\n`);

@@ -11,7 +11,7 @@ import type { Problem } from '../cluster/problems.js';
 import { ClusterTracker } from '../cluster/tracker.js';
 import type { ProxyConfig } from '../config/types.js';
 import { kernelRelease } from '../dataplane/netif/real.js';
-import type { RealDataplane } from '../dataplane/real-dataplane.js';
+import type { Dataplane } from '../dataplane/dataplane.js';
 import type { Logger } from '../observe/log.js';
 import type { DesiredState } from '../plan/desired.js';
 import { realClock } from '../sync/clock.js';
@@ -27,7 +27,7 @@ export interface LocalPlan {
   readonly problems: readonly Problem[];
 }
 
-export async function planHere(o: { config: ProxyConfig; dataplane: RealDataplane; manifests: readonly string[]; log: Logger }): Promise<LocalPlan> {
+export async function planHere(o: { config: ProxyConfig; dataplane: Dataplane; manifests: readonly string[]; log: Logger }): Promise<LocalPlan> {
   const problems: Problem[] = [];
   const tracker = new ClusterTracker(o.config.hostnameOverride, (p) => problems.push(p));
   let node: V1Node | undefined;

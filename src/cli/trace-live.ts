@@ -8,11 +8,11 @@ import { readFileSync } from 'node:fs';
 import { loadManifests } from '../cluster/manifests.js';
 import { ClusterTracker } from '../cluster/tracker.js';
 import { loadConfig } from '../config/load.js';
+import type { Dataplane } from '../dataplane/dataplane.js';
 import { openRealDataplane } from '../dataplane/real-dataplane.js';
 import type { StatusDocument } from '../observe/status-document.js';
 import { foreignRuleCount, liveAsDesired, observeLive } from '../sync/live.js';
-import { vsKey } from '../model/kernel.js';
-import { rsKey } from '../model/kernel.js';
+import { rsKey, vsKey } from '../model/kernel.js';
 import { daemonBaseUrl, DaemonUnreachable, getDaemonJson } from './daemon-client.js';
 import type { TraceNames } from './trace-names.js';
 import { namesFromStatus, namesFromTracker } from './trace-names.js';
@@ -29,13 +29,20 @@ export function wantsLive(argv: readonly string[]): boolean {
   return live;
 }
 
-export async function runLiveTrace(argv: readonly string[], io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
+export interface LiveTraceIo {
+  readonly out: (s: string) => void;
+  readonly err: (s: string) => void;
+  /** The node's dataplane (tests pass the in-memory one); the real one by default. */
+  readonly openDataplane?: () => Promise<Dataplane & { close(): void }>;
+}
+
+export async function runLiveTrace(argv: readonly string[], io: LiveTraceIo): Promise<number> {
   const loaded = loadConfig(argv, { extraFlags: TRACE_FLAGS, hostname: hostname(), readFile: (p) => readFileSync(p, 'utf8') });
   if (loaded.help) return -1;
   const req = traceRequest(loaded.extra);
   const manifests = loaded.extra.get('manifests') as readonly string[];
 
-  const dp = await openRealDataplane();
+  const dp = await (io.openDataplane ?? openRealDataplane)();
   let live;
   try {
     live = await observeLive(dp);

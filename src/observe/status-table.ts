@@ -82,31 +82,35 @@ function state(r: RealServerStatus): string {
   if (r.terminating) return r.serving ? 'terminating' : 'term,!serving';
   if (r.ready) return 'ready';
   if (r.serving) return 'serving';
-  return r.node !== undefined || r.pod !== undefined ? 'not-ready' : 'gone';
+  if (r.node !== undefined || r.pod !== undefined) return 'not-ready';
+  // No endpoint stands for it any more.
+  return r.draining ? 'draining' : 'removed';
 }
 
 interface Column {
   readonly title: string;
   readonly right?: boolean;
-  /** Shortened first when the line is too long (pod and node names). */
-  readonly flexible?: boolean;
+  /** Shortened when the line is too long (pod and node names), first down to this width. */
+  readonly flexible?: number;
+  /** Left out when the line is still too long, lowest first. */
+  readonly droppable?: number;
   readonly cell: (r: RealServerStatus) => string;
 }
 
 function columns(wide: boolean): Column[] {
   const cols: Column[] = [
     { title: 'ENDPOINT', cell: (r) => r.endpoint },
-    { title: 'POD', flexible: true, cell: (r) => r.pod ?? '-' },
-    { title: 'NODE', flexible: true, cell: (r) => (r.node ?? '-') + (r.local ? '*' : '') },
+    { title: 'POD', flexible: 16, cell: (r) => r.pod ?? '-' },
+    { title: 'NODE', flexible: 8, droppable: 3, cell: (r) => (r.node ?? '-') + (r.local ? '*' : '') },
   ];
-  if (wide) cols.push({ title: 'ZONE', flexible: true, cell: (r) => r.zone ?? '-' });
+  if (wide) cols.push({ title: 'ZONE', cell: (r) => r.zone ?? '-' });
   cols.push(
     { title: 'STATE', cell: state },
     { title: 'WEIGHT', right: true, cell: (r) => (r.weight === undefined ? '-' : String(r.weight)) },
     { title: 'ACTIVE', right: true, cell: (r) => shortNumber(r.activeConnections) },
-    { title: 'INACTIVE', right: true, cell: (r) => shortNumber(r.inactiveConnections) },
+    { title: 'INACTIVE', right: true, droppable: 1, cell: (r) => shortNumber(r.inactiveConnections) },
     { title: 'DRAIN LEFT', right: true, cell: (r) => (r.draining ? `${Math.ceil(r.draining.leftSeconds)}s` : '-') },
-    { title: 'CONN/S', right: true, cell: (r) => shortNumber(r.stats.connectionsPerSecond) },
+    { title: 'CONN/S', right: true, droppable: 2, cell: (r) => shortNumber(r.stats.connectionsPerSecond) },
   );
   if (wide) {
     cols.push(
@@ -149,19 +153,33 @@ function header(p: ServicePortStatus, o: TableOptions, conflicts: readonly Confl
 /** The service ports with their real servers. */
 export function renderServices(ports: readonly ServicePortStatus[], o: TableOptions, conflicts: readonly ConflictStatus[] = []): string {
   if (ports.length === 0) return 'no service ports match\n';
-  const cols = columns(o.wide);
-  const rows = ports.flatMap((p) => p.realServers.map((r) => cols.map((c) => c.cell(r))));
-  const widths = cols.map((c, i) => Math.max(c.title.length, ...rows.map((r) => (r[i] as string).length)));
+  let cols = columns(o.wide);
+  const natural = (c: Column): number => Math.max(c.title.length, ...ports.flatMap((p) => p.realServers.map((r) => c.cell(r).length)));
+  let widths = cols.map(natural);
   if (!o.wide && o.width !== undefined) {
-    // Give back what the line is too long by, from the flexible columns, widest first.
+    const limit = o.width;
     const total = (): number => INDENT.length + widths.reduce((n, w) => n + w, 0) + GAP.length * (widths.length - 1);
-    const flexible = cols.map((c, i) => (c.flexible ? i : -1)).filter((i) => i >= 0);
-    while (total() > o.width) {
-      const widest = flexible.reduce((a, b) => ((widths[b] as number) > (widths[a] as number) ? b : a), flexible[0] as number);
-      const min = Math.max((cols[widest] as Column).title.length, 3);
-      if ((widths[widest] as number) <= min) break;
-      widths[widest] = (widths[widest] as number) - 1;
+    // Too wide: shorten names to a useful width, then leave out the least useful columns, then
+    // shorten names down to their titles.
+    const shrink = (floor: (c: Column) => number): void => {
+      for (;;) {
+        if (total() <= limit) return;
+        let widest = -1;
+        cols.forEach((c, i) => {
+          if (c.flexible !== undefined && (widths[i] as number) > floor(c) && (widest < 0 || (widths[i] as number) > (widths[widest] as number))) widest = i;
+        });
+        if (widest < 0) return;
+        widths[widest] = (widths[widest] as number) - 1;
+      }
+    };
+    shrink((c) => Math.max(c.title.length, c.flexible ?? 0));
+    for (const rank of [1, 2, 3]) {
+      if (total() <= limit) break;
+      const keep = cols.map((c) => c.droppable !== rank);
+      widths = widths.filter((_, i) => keep[i]);
+      cols = cols.filter((_, i) => keep[i]);
     }
+    shrink((c) => c.title.length);
   }
   const line = (cells: readonly string[]): string =>
     (INDENT + cells.map((c, i) => {

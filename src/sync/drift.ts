@@ -184,8 +184,10 @@ export function diffLive(desired: DesiredState, live: LiveKernel, o: DriftOption
     const n = current === undefined ? NaN : Number(current.split(/\s+/)[0]);
     if (s.mode === 'atLeast' ? n >= s.value : n === s.value) continue;
     const name = s.key.replaceAll('/', '.');
-    if (current !== undefined) emit([], 'sysctl', 'sysctl', '-', `${name} = ${current}`);
-    emit([], 'sysctl', 'sysctl', '+', `${name} = ${s.value}`);
+    // kube-ipvs writes sysctls when it starts (as kube-proxy does), not on every sync.
+    const section = 'sysctl (set when kube-ipvs starts)';
+    if (current !== undefined) emit([], 'sysctl', section, '-', `${name} = ${current}`);
+    emit([], 'sysctl', section, '+', `${name} = ${s.value}`);
   }
 
   return assemble(owned, draining);

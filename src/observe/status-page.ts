@@ -15,7 +15,7 @@ header { display: flex; flex-wrap: wrap; gap: 8px 16px; align-items: center; pad
 header h1 { font-size: 18px; margin: 0 12px 0 0; font-weight: 600; }
 .badge { display: inline-block; padding: 2px 8px; border-radius: 10px; font-size: 12px; font-weight: 600; background: #3a4658; color: #fff; }
 .badge.ok { background: var(--ok); } .badge.bad { background: var(--bad); } .badge.warn { background: var(--warn); }
-main { padding: 16px 20px; display: grid; gap: 16px; }
+main { padding: 16px 20px; display: grid; grid-template-columns: minmax(0, 1fr); gap: 16px; }
 .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(220px, 1fr)); gap: 12px; }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; }
 .card h2 { font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); margin: 0 0 4px; font-weight: 600; }
@@ -34,13 +34,16 @@ section.panel h2 { font-size: 15px; margin: 0 0 8px; }
 table { width: 100%; border-collapse: collapse; font-size: 13px; }
 th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { color: var(--muted); font-weight: 600; font-size: 12px; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.key { white-space: nowrap; }
+.table-wrap { overflow-x: auto; }
 tr.svc { cursor: pointer; } tr.svc:hover { background: #f0f4fa; }
 tr.svc.open { background: #eaf1fb; }
 tr.rs td { background: #fafbfc; font-size: 12px; }
 .mono { font-family: "DejaVu Sans Mono", monospace; font-size: 12px; }
 .vip { display: block; white-space: nowrap; }
 .missing { color: var(--bad); font-weight: 600; }
+.lost { display: block; color: var(--bad); font-weight: 600; max-width: 320px; }
 .drain { color: var(--warn); font-weight: 600; }
 .muted { color: var(--muted); }
 #error { display: none; background: var(--bad); color: #fff; padding: 8px 20px; }
@@ -85,6 +88,7 @@ const SCRIPT = String.raw`
     if (s < 3600) return Math.floor(s / 60) + ' min ago';
     return Math.floor(s / 3600) + ' h ago';
   }
+  function plural(n, what) { return n + ' ' + what + (n === 1 ? '' : 's'); }
   function counts(obj) {
     var parts = [];
     for (var k in obj) if (obj[k]) parts.push(k + ' ' + obj[k]);
@@ -121,7 +125,7 @@ const SCRIPT = String.raw`
     if (drift.lastAt) setCard('drift', 'repaired ' + ago(drift.lastAt, now), 'warn', counts(drift.last) + ' (since start: ' + counts(drift.total) + ')');
     else setCard('drift', 'none found', 'ok', 'full resyncs found the kernel as left');
     var issues = d.failures.length + d.problems.length + d.conflicts.length;
-    setCard('issues', issues === 0 ? 'none' : d.failures.length + ' failed ops, ' + d.problems.length + ' invalid objects, ' + d.conflicts.length + ' conflicts', issues === 0 ? 'ok' : 'bad', 'last sync and current objects');
+    setCard('issues', issues === 0 ? 'none' : plural(d.failures.length, 'failed operation') + ', ' + plural(d.problems.length, 'invalid object') + ', ' + plural(d.conflicts.length, 'conflict'), issues === 0 ? 'ok' : 'bad', 'last sync and current objects');
     setCard('totals', d.totals.servicePorts + ' ports, ' + d.totals.virtualServers + ' VS', '', d.totals.realServers + ' real servers, ' + d.totals.draining + ' draining');
 
     var list = $('issue-list');
@@ -145,7 +149,8 @@ const SCRIPT = String.raw`
     $('history-max').textContent = 'longest ' + ms(max);
     var slot = W / Math.max(hist.length, 30);
     hist.forEach(function (r, i) {
-      var h = Math.max(1.5, (r.durationSeconds / max) * (H - 4));
+      // Square-root heights: a slow first sync must not flatten every later one.
+      var h = Math.max(1.5, Math.sqrt(r.durationSeconds / max) * (H - 4));
       var bar = svgEl('rect', { x: i * slot + 1, y: H - h, width: Math.max(1, slot - 2), height: h, fill: r.full ? '#2f5fb3' : '#8fb3ea', stroke: r.ok ? 'none' : '#c62828', 'stroke-width': r.ok ? 0 : 2, 'class': 'bar ' + (r.full ? 'full' : 'partial') + (r.ok ? '' : ' failed') });
       var t = svgEl('title', {});
       t.textContent = r.at + ': ' + (r.full ? 'full' : 'partial') + ' sync, ' + ms(r.durationSeconds) + (r.ok ? '' : ', FAILED') + (r.changes ? ', ' + r.changes : '') + (r.drift ? ', drift ' + r.drift : '');
@@ -186,11 +191,11 @@ const SCRIPT = String.raw`
       shown++;
       var tr = el('tr', 'svc' + (state.open[s.key] ? ' open' : ''));
       tr.setAttribute('data-key', s.key);
-      tr.appendChild(el('td', 'mono', s.key));
+      tr.appendChild(el('td', 'mono key', s.key));
       tr.appendChild(el('td', null, s.type));
       var vips = el('td', 'mono');
       s.virtualServers.forEach(function (v) { var span = el('span', 'vip' + (v.inKernel ? '' : ' missing'), v.key + (v.inKernel ? '' : ' (missing)')); span.title = v.kind; vips.appendChild(span); });
-      d.conflicts.forEach(function (c) { if (c.losers.indexOf(s.key) >= 0) vips.appendChild(el('span', 'vip missing', c.virtualServer + ' went to ' + c.winner)); });
+      d.conflicts.forEach(function (c) { if (c.losers.indexOf(s.key) >= 0) vips.appendChild(el('span', 'lost', c.virtualServer + ' went to ' + c.winner)); });
       if (!vips.firstChild) vips.appendChild(el('span', 'muted', 'none planned'));
       tr.appendChild(vips);
       tr.appendChild(el('td', null, s.scheduler + (s.schedulerFlags.length ? ' ' + s.schedulerFlags.join(',') : '') + (s.persistenceSeconds ? ' (sticky ' + s.persistenceSeconds + 's)' : '')));
@@ -219,7 +224,8 @@ const SCRIPT = String.raw`
         row.appendChild(el('td', null, r.pod || '\u2014'));
         row.appendChild(el('td', null, (r.node || '\u2014') + (r.local ? ' (this node)' : '')));
         row.appendChild(el('td', null, r.zone || '\u2014'));
-        row.appendChild(el('td', null, r.terminating ? (r.serving ? 'terminating, serving' : 'terminating') : r.ready ? 'ready' : r.serving ? 'serving' : 'not ready'));
+        var gone = !r.pod && !r.node;
+        row.appendChild(el('td', r.draining ? 'drain' : null, r.terminating ? (r.serving ? 'terminating, serving' : 'terminating') : r.ready ? 'ready' : r.serving ? 'serving' : gone ? (r.draining ? 'removed, draining' : 'removed') : 'not ready'));
         row.appendChild(el('td', 'num', r.inKernel ? r.weight : 'not in kernel'));
         row.appendChild(el('td', 'num', r.activeConnections));
         row.appendChild(el('td', 'num', r.inactiveConnections));
@@ -289,7 +295,7 @@ const BODY = String.raw`<header>
 <section class="panel" id="issues-panel"><h2>Failures and invalid objects</h2><ul id="issue-list" class="issues"></ul></section>
 <section class="panel"><h2>Sync durations <span id="history-count" class="muted"></span> <span id="history-max" class="muted"></span></h2>
 <svg id="history" viewBox="0 0 600 122" preserveAspectRatio="none" role="img" aria-label="duration of the last syncs"></svg>
-<div class="legend"><span><span class="swatch" id="sw-full"></span>full resync</span><span><span class="swatch" id="sw-partial"></span>partial sync</span><span><span class="swatch" id="sw-failed"></span>failed (outlined)</span></div>
+<div class="legend"><span><span class="swatch" id="sw-full"></span>full resync</span><span><span class="swatch" id="sw-partial"></span>partial sync</span><span><span class="swatch" id="sw-failed"></span>failed (outlined)</span><span>bar height: square root of the duration</span></div>
 </section>
 <section class="panel"><h2>Services</h2>
 <div class="toolbar">
@@ -299,8 +305,8 @@ const BODY = String.raw`<header>
 <label><input id="draining-filter" type="checkbox"> draining only</label>
 <span id="shown" class="muted"></span>
 </div>
-<table><thead><tr><th>Service port</th><th>Type</th><th>Virtual servers</th><th>Scheduler</th><th class="num">Ready/endpoints</th><th class="num">Active</th><th class="num">Inactive</th><th class="num">Conn/s</th><th class="num">Traffic</th></tr></thead>
-<tbody id="services-body"></tbody></table>
+<div class="table-wrap"><table><thead><tr><th>Service port</th><th>Type</th><th>Virtual servers</th><th>Scheduler</th><th class="num">Ready/endpoints</th><th class="num">Active</th><th class="num">Inactive</th><th class="num">Conn/s</th><th class="num">Traffic</th></tr></thead>
+<tbody id="services-body"></tbody></table></div>
 </section>
 </main>`;
 

@@ -189,6 +189,11 @@ export class ProxyMetrics implements ProbeCounter {
     for (const f of o.families) this.restoreFailures.inc({ ip_family: f }, 0);
     for (const subsystem of ['ipvs', 'ipset', 'iptables', 'netif']) this.drift.inc({ subsystem }, 0);
     for (const subsystem of ['ipvs', 'ipset', 'iptables', 'netif', 'sysctl', 'conntrack']) this.syncErrors.inc({ subsystem }, 0);
+    // A 503 series born at 1 shows no increase() to Prometheus: start both answers at 0.
+    for (const code of ['200', '503']) {
+      this.healthzTotal.inc({ code }, 0);
+      this.livezTotal.inc({ code }, 0);
+    }
 
     this.serviceCounter('kube_ipvs_service_connections_total', 'Connections IPVS scheduled to the service port since the virtual server was created', [], (s) => [[{}, s.connections]]);
     this.serviceCounter('kube_ipvs_service_packets_total', 'Packets through the service port since the virtual server was created', ['direction'], (s) => [

@@ -15,6 +15,7 @@ scenarios=(
   "daemon:bash test/vm/daemon.vm.sh"
   "lifecycle:bash test/vm/lifecycle.vm.sh"
   "traffic:bash test/vm/traffic.vm.sh"
+  "tools:bash test/vm/tools.vm.sh"
 )
 # Each scenario starts from a clean node (the VM is throw-away): no IPVS service, no rule, no set,
 # no kube-ipvs0, no pod namespace, so one scenario's leftovers cannot fail the next.

@@ -20,7 +20,7 @@ import { diffLive, renderDrift } from '../sync/drift.js';
 import { observeLive } from '../sync/live.js';
 import { daemonBaseUrl, DaemonUnreachable, getDaemonJson } from './daemon-client.js';
 import { UsageError } from './errors.js';
-import { planHere } from './local-plan.js';
+import { ClusterListError, loadCluster, planOn } from './local-plan.js';
 import type { DaemonDiff } from './node-status.js';
 
 const OUTPUTS = ['text', 'json'] as const;
@@ -45,7 +45,7 @@ export async function runDiff(argv: readonly string[], io: DiffIo): Promise<numb
     return await diff(argv, io);
   } catch (e) {
     // Trouble is 2, as for diff(1): 1 must mean "differs" for cron jobs and probes.
-    if (e instanceof UsageError || e instanceof ConfigError || e instanceof ManifestError || e instanceof KubeConfigError || e instanceof DataplaneError || e instanceof DaemonUnreachable) {
+    if (e instanceof UsageError || e instanceof ConfigError || e instanceof ManifestError || e instanceof KubeConfigError || e instanceof DataplaneError || e instanceof DaemonUnreachable || e instanceof ClusterListError) {
       io.err(`kube-ipvs: diff: ${e.message}\n`);
       return 2;
     }
@@ -67,12 +67,15 @@ async function diff(argv: readonly string[], io: DiffIo): Promise<number> {
   let note = '';
   if (manifests.length > 0 || fromApi) {
     const log = createLogger(config.logFormat, (line) => io.err(line));
+    // The cluster first: a forbidden list needs no root to be told.
+    const cluster = await loadCluster({ config, manifests, log });
     const dp = await (io.openDataplane ?? openRealDataplane)();
     try {
-      const plan = await planHere({ config, dataplane: dp, manifests, log });
-      for (const p of plan.problems) io.err(`warning: ${formatProblem(p)}\n`);
-      const live = await observeLive(dp, { sysctlKeys: plan.state.sysctls.map((s) => s.key) });
-      report = diffLive(plan.state, live, { owners: OwnerIndex.fromSnapshot(plan.tracker.current()), excludeCIDRs: config.ipvs.excludeCIDRs });
+      const state = await planOn(cluster, config, dp);
+      // The objects are validated as they are planned.
+      for (const p of cluster.problems) io.err(`warning: ${formatProblem(p)}\n`);
+      const live = await observeLive(dp, { sysctlKeys: state.sysctls.map((s) => s.key) });
+      report = diffLive(state, live, { owners: OwnerIndex.fromSnapshot(cluster.tracker.current()), excludeCIDRs: config.ipvs.excludeCIDRs });
     } finally {
       dp.close();
     }

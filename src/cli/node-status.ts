@@ -13,7 +13,7 @@ import { OwnerIndex } from '../plan/owners.js';
 import { onlyDraining, podsOf, selectPorts, servicePortStatus } from '../observe/status-build.js';
 import type { DrainObservation } from '../observe/status-build.js';
 import type { SourceStatus, StatusDocument, StatusFilter } from '../observe/status-document.js';
-import { STATUS_API_VERSION } from '../observe/status-document.js';
+import { STATUS_API_VERSION, STATUS_PER_VS_LIMIT } from '../observe/status-document.js';
 import type { SyncHistory } from '../observe/sync-history.js';
 import type { Clock } from '../sync/clock.js';
 import type { DriftReport } from '../sync/drift.js';
@@ -86,14 +86,21 @@ export async function nodeStatus(i: NodeStatusInput, filter: StatusFilter): Prom
   if (ports.some((p) => byOwner.has(p.key))) {
     for (const v of await i.dataplane.ipvs.listServices()) if (v.fwmark === undefined) kernel.set(vsKey(v), v);
   }
+  // Per-virtual-server dumps carry each real server's counters; past the limit one read of
+  // /proc/net/ip_vs gives weights and connections for all of them.
+  const selected = ports.reduce((n, p) => n + (byOwner.get(p.key)?.length ?? 0), 0);
+  const perVs = selected <= STATUS_PER_VS_LIMIT;
+  const all = perVs || kernel.size === 0 ? undefined : await i.dataplane.ipvs.listAllRealServers();
   const services = [];
   for (const sp of ports) {
     const svcKey = `${sp.name.namespace}/${sp.name.name}`;
     const objects = i.tracker.objectsOf(svcKey);
     const vss = [];
     for (const spec of byOwner.get(sp.key) ?? []) {
-      const k = kernel.get(vsKey(spec.vs));
-      vss.push({ spec, kernel: k, kernelRealServers: k ? await i.dataplane.ipvs.listRealServers(k) : [] });
+      const key = vsKey(spec.vs);
+      const k = kernel.get(key);
+      const kernelRealServers = !k ? [] : all ? (all.get(key) ?? []) : await i.dataplane.ipvs.listRealServers(k);
+      vss.push({ spec, kernel: k, kernelRealServers });
     }
     services.push(
       servicePortStatus({
@@ -122,6 +129,7 @@ export async function nodeStatus(i: NodeStatusInput, filter: StatusFilter): Prom
     conflicts: (state?.conflicts ?? []).map((c) => ({ virtualServer: c.vsKey, family: c.family, winner: c.winner, losers: c.losers })),
     totals: { servicePorts: [...snapshot.services.values()].reduce((n, s) => n + s.ports.length, 0), virtualServers, realServers, draining: allDraining.length },
     filter,
+    realServerStats: perVs,
     services: filter.draining ? onlyDraining(services) : services,
   };
 }

@@ -3,7 +3,7 @@
 // holds for them (counts and rates), and the real servers being drained. Pure: the daemon reads
 // the kernel, this joins it.
 import type { V1EndpointSlice } from '@kubernetes/client-node';
-import type { ObservedRealServer, ObservedVirtualServer } from '../dataplane/ipvs/backend.js';
+import type { ListedRealServer, ObservedVirtualServer } from '../dataplane/ipvs/backend.js';
 import type { IpvsStats } from '../dataplane/ipvs/netlink-codec.js';
 import { compareRealServers, schedulerFlagNames } from '../dataplane/ipvs/text.js';
 import { canonicalIp } from '../model/ip.js';
@@ -13,12 +13,15 @@ import type { Endpoint, ServiceInfo, ServicePort } from '../model/types.js';
 import type { RealServerStatus, ServicePortStatus, StatusFilter, TrafficStats, VirtualServerKind, VirtualServerStatus } from './status-document.js';
 import { ZERO_TRAFFIC } from './status-document.js';
 
+/** A real server as read from the kernel: with its counters from a netlink dump, without from /proc. */
+export type KernelRealServer = ListedRealServer & { readonly stats?: IpvsStats };
+
 export interface VirtualServerObservation {
   /** The planned virtual server. */
   readonly spec: VirtualServerSpec;
   /** What the kernel holds for it, if anything. */
   readonly kernel: ObservedVirtualServer | undefined;
-  readonly kernelRealServers: readonly ObservedRealServer[];
+  readonly kernelRealServers: readonly KernelRealServer[];
 }
 
 export interface DrainObservation {

@@ -24,8 +24,17 @@ export interface StatusDocument {
   /** Counts over the whole node, whatever the filter. */
   readonly totals: StatusTotals;
   readonly filter: StatusFilter;
+  /**
+   * Whether real servers carry their own counters and rates. Reading them costs a kernel dump
+   * per virtual server, so above STATUS_PER_VS_LIMIT selected virtual servers they are read all
+   * at once without counters (connections and weights still shown): filter to see them.
+   */
+  readonly realServerStats: boolean;
   readonly services: readonly ServicePortStatus[];
 }
+
+/** The most virtual servers whose real servers /status dumps one by one (with their counters). */
+export const STATUS_PER_VS_LIMIT = 200;
 
 export interface NodeStatus {
   readonly name: string;

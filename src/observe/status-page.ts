@@ -237,7 +237,7 @@ const SCRIPT = String.raw`
       sub.appendChild(td);
       body.appendChild(sub);
     });
-    $('shown').textContent = shown + ' of ' + d.services.length + ' service ports';
+    $('shown').textContent = shown + ' of ' + d.services.length + ' service ports' + (d.realServerStats ? '' : ' (per-pod rates not read: too many virtual servers)');
   }
 
   function render() {

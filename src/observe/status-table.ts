@@ -210,5 +210,6 @@ export function renderServices(ports: readonly ServicePortStatus[], o: TableOpti
 
 /** The whole text output of `kube-ipvs status`. */
 export function renderStatus(d: StatusDocument, o: TableOptions): string {
-  return `${renderDaemon(d)}\n${renderServices(d.services, o, d.conflicts)}`;
+  const note = d.realServerStats ? '' : 'note: too many virtual servers selected to read each real server\'s rates (0 shown); filter by namespace or service to see them\n';
+  return `${renderDaemon(d)}\n${note}${renderServices(d.services, o, d.conflicts)}`;
 }

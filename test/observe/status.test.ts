@@ -5,12 +5,16 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseFilterQuery } from '../../src/observe/status-document.js';
+import { nodeStatus } from '../../src/cli/node-status.js';
+import { parseFilterQuery, STATUS_PER_VS_LIMIT } from '../../src/observe/status-document.js';
+import { SyncHistory } from '../../src/observe/sync-history.js';
 import type { RealServerStatus, ServicePortStatus, StatusDocument } from '../../src/observe/status-document.js';
 import { podsOf, splitHostPort } from '../../src/observe/status-build.js';
 import { renderStatus, shortNumber } from '../../src/observe/status-table.js';
 import { repoRoot } from '../helpers/cli.js';
+import { fakeNode } from '../helpers/fake-dataplane.js';
 import { statusFixture, T0, WEB_VS } from '../helpers/status-fixture.js';
+import { config, NODE, service, slice } from '../helpers/world.js';
 
 function golden(name: string, actual: string): void {
   const path = join(repoRoot(), 'test', 'golden', name);
@@ -110,6 +114,35 @@ describe('/status after real syncs', () => {
     const draining = await f.status({ draining: true });
     assert.deepEqual(draining.services.map((s) => [s.key, s.realServers.map((r) => r.endpoint)]), [['shop/web:http/TCP', ['10.244.1.13:8080']]]);
     assert.equal(draining.totals.servicePorts, 7, 'totals are the whole node');
+  });
+
+  test('past the limit of virtual servers, real servers are read at once: weights and connections, no rates', async () => {
+    const cfg = config();
+    const n = fakeNode({ config: cfg });
+    const count = STATUS_PER_VS_LIMIT + 1;
+    for (let i = 0; i < count; i++) {
+      n.apply({ services: [service(`s${i}`, { clusterIP: `10.96.${Math.floor(i / 200)}.${(i % 200) + 1}`, ports: [{ name: 'http', port: 80 }] })], slices: [slice(`s${i}`, [{ name: 'http', port: 8080 }], [{ ip: `10.244.9.${(i % 250) + 1}`, node: NODE }])] });
+    }
+    const r = await n.proxier.sync();
+    n.ipvs.setConnections('10.96.0.1:80/TCP', '10.244.9.1:8080', { active: 3, inactive: 1, persist: 0 });
+    n.ipvs.setStats('10.96.0.1:80/TCP', '10.244.9.1:8080', { cps: 9 });
+    const input = { config: cfg, dataplane: n.dataplane, tracker: n.tracker, history: new SyncHistory(), families: ['IPv4' as const], state: () => r.state, ownerOf: (k: string) => n.proxier.virtualServerOwner(k), draining: () => [], drainTimeoutMs: 1, clock: n.clock, healthy: () => true, eligible: () => true, source: () => ({ kind: 'manifests' as const, target: '-', connected: true, failing: [] }) };
+    const reads: string[] = [];
+    const dump = n.ipvs.listRealServers.bind(n.ipvs);
+    n.ipvs.listRealServers = (vs) => {
+      reads.push('dump');
+      return dump(vs);
+    };
+    const all = await nodeStatus(input, { nodePort: false, draining: false });
+    assert.equal(all.realServerStats, false);
+    assert.deepEqual(reads, [], 'no dump per virtual server');
+    const first = rs(port(all, 'default/s0:http/TCP'), '10.244.9.1:8080');
+    assert.deepEqual([first.weight, first.activeConnections, first.inactiveConnections, first.stats.connectionsPerSecond], [1, 3, 1, 0]);
+    assert.match(renderStatus(all, { wide: false }), /^note: too many virtual servers selected/m);
+    const one = await nodeStatus(input, { service: 's0', nodePort: false, draining: false });
+    assert.equal(one.realServerStats, true);
+    assert.equal(rs(port(one, 'default/s0:http/TCP'), '10.244.9.1:8080').stats.connectionsPerSecond, 9);
+    assert.deepEqual(reads, ['dump']);
   });
 
   test('query parameters: known ones only, booleans spelled true/false', () => {

@@ -15,6 +15,8 @@ import { statusFilter } from '../../src/cli/status.js';
 import { runLiveTrace, wantsLive } from '../../src/cli/trace-live.js';
 import { kernelRelease } from '../../src/dataplane/netif/real.js';
 import type { StatusDocument } from '../../src/observe/status-document.js';
+import { ZERO_TRAFFIC } from '../../src/observe/status-document.js';
+import { namesFromStatus } from '../../src/cli/trace-names.js';
 import { ManualClock } from '../../src/sync/clock.js';
 import { Proxier } from '../../src/sync/proxier.js';
 import { runCliAsync } from '../helpers/cli.js';
@@ -221,6 +223,17 @@ describe('command-line details', () => {
     assert.throws(() => statusFilter(['shop/web'], extra({ namespace: 'other' })), /-n other and shop\/web name different namespaces/);
     assert.throws(() => statusFilter(['a', 'b'], extra({})), /at most one SERVICE/);
     assert.throws(() => statusFilter(['a/b/c'], extra({})), /expected NAME or NAMESPACE\/NAME/);
+  });
+
+  test('a trace names a real server by its Service\'s slices, even when another Service names the address otherwise', () => {
+    const rsOf = (pod: string) => ({ endpoint: '10.244.1.2:8080', address: '10.244.1.2', port: 8080, pod, node: NODE, local: true, ready: true, serving: true, terminating: false, inKernel: true, weight: 1, activeConnections: 0, inactiveConnections: 0, stats: ZERO_TRAFFIC });
+    const port = (key: string, vs: string, pod: string) => ({ key, virtualServers: [{ key: vs }], realServers: [rsOf(pod)] });
+    const doc = { services: [port('default/web:http/TCP', '10.96.0.10:80/TCP', 'web-a'), port('store/shop:http/TCP', '10.96.0.20:80/TCP', 'shop-a')] } as unknown as StatusDocument;
+    const names = namesFromStatus(doc);
+    assert.equal(names.service('10.96.0.20:80/TCP'), 'store/shop:http/TCP');
+    assert.deepEqual(names.pod('10.244.1.2:8080', 'store/shop:http/TCP'), { pod: 'shop-a', node: NODE });
+    assert.deepEqual(names.pod('10.244.1.2:8080', 'default/web:http/TCP'), { pod: 'web-a', node: NODE });
+    assert.deepEqual(names.pod('10.244.1.2:8080', undefined), { pod: 'web-a', node: NODE }, 'without a Service, the first that names it');
   });
 
   test('trace goes live on --live only', () => {

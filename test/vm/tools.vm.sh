@@ -64,8 +64,8 @@ vm_pod pod-b 10.244.1.3
 vm_http_server pod-a 8080
 vm_http_server pod-b 8080
 
-# A long sync period: tampering stays until SIGHUP asks for the full sync.
-"${KB[@]}" run --manifests "$DIR" --ipvs-min-sync-period 0s --ipvs-sync-period 300s --healthz-bind-address= \
+# A long sync period: tampering stays until SIGHUP asks for the full sync (TCG is slow).
+"${KB[@]}" run --manifests "$DIR" --ipvs-min-sync-period 0s --ipvs-sync-period 3600s --healthz-bind-address= \
   --metrics-bind-address 127.0.0.1:10249 --log-format json >>"$LOG" 2>&1 &
 DAEMON=$!
 wait_until 60 "the daemon serves the ClusterIP" answers 10.96.0.10 pod-
@@ -96,7 +96,7 @@ ipvsadm -d -t 10.96.0.10:80 -r 10.244.1.3:8080
 ipset del KUBE-CLUSTER-IP 10.96.0.20,tcp:80
 ip addr del 10.96.0.20/32 dev kube-ipvs0
 iptables -t filter -D INPUT -m comment --comment "kubernetes ipvs access filter" -j KUBE-IPVS-FILTER
-for args in "" "--manifests $DIR --hostname-override $NODE"; do
+for args in "--manifests $DIR --hostname-override $NODE" ""; do
   read -r -a extra <<<"$args"
   if diff_is 1 "${extra[@]}"; then ok "diff ${args:-(daemon)} exits 1"; else bad "diff ${args:-(daemon)} did not exit 1: $(cat "$OUT")"; fi
   grep -Pzq '### Service default/web \(default/web:http/TCP\)\n# ipvsadm -Sn\n\+ -a -t 10\.96\.0\.10:80 -r 10\.244\.1\.3:8080 -m -w 1\n' "$OUT" && ok "the real server, under web" || bad "no real-server line under web: $(cat "$OUT")"
@@ -119,6 +119,8 @@ grep -q '^virtual server: 10.96.0.10:80/TCP (Service default/web:http/TCP)$' "$O
 grep -Eq "^  10\.244\.1\.2:8080 \(pod web-a on $NODE\)" "$OUT" && grep -Eq "^  10\.244\.1\.3:8080 \(pod web-b on $NODE\)" "$OUT" && ok "both pods are named" || bad "pods: $(cat "$OUT")"
 "${KB[@]}" trace --live --from 198.51.100.7 --to 10.0.2.15:30080 --origin external >"$OUT" 2>&1
 grep -q '^virtual server: 10.0.2.15:30080/TCP (Service store/shop:http/TCP)$' "$OUT" && grep -q '^masquerade: yes$' "$OUT" && ok "a node port from outside: shop, masqueraded" || bad "node port: $(cat "$OUT")"
+# The same address is web-a for web and shop-a for shop (as the slices say): named per Service.
+grep -Eq "^  10\.244\.1\.2:8080 \(pod shop-a on $NODE\)" "$OUT" && ok "shop's pod is named as shop's slice says" || bad "shop's pod: $(cat "$OUT")"
 
 kill -TERM "$DAEMON"
 wait "$DAEMON" || true

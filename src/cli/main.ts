@@ -1,17 +1,14 @@
 #!/usr/bin/env node
 // kube-ipvs command line: dispatches to the subcommands and maps errors to exit codes
 // (2: bad flags or usage, 1: unreadable input or failed operation).
-import { readFileSync } from 'node:fs';
-import { hostname, release } from 'node:os';
-import { ConfigError, formatHelp, loadConfig } from '../config/load.js';
-import { ManifestError } from '../cluster/manifests.js';
-import { KubeConfigError } from '../cluster/api/kubeconfig.js';
+// Each command's modules are imported when it runs, so that a command loads only what it uses
+// (--help loads nothing; the Kubernetes client only in API mode): in the bundle
+// (scripts/bundle.sh) each becomes a chunk read on demand. Only the error classes are static.
+import { ConfigError } from '../config/errors.js';
+import { ManifestError } from '../cluster/manifest-error.js';
+import { KubeConfigError } from '../cluster/api/kubeconfig-error.js';
 import { DataplaneError } from '../dataplane/errors.js';
 import { UsageError } from './errors.js';
-import { PLAN_FLAGS, runPlan } from './plan.js';
-import { runTrace, TRACE_FLAGS, TRACE_USAGE } from './trace.js';
-import { RUN_FLAGS, runCleanup, runRun } from './run.js';
-import { createLogger } from '../observe/log.js';
 
 const USAGE = `Usage: kube-ipvs <command> [flags]
 
@@ -33,21 +30,31 @@ export async function main(argv: readonly string[], io = { out: (s: string) => v
   try {
     switch (command) {
       case 'plan': {
+        const [{ PLAN_FLAGS, runPlan }, { formatHelp }, { release }] = await Promise.all([import('./plan.js'), import('../config/load.js'), import('node:os')]);
         const code = runPlan(rest, { ...io, kernelRelease: release() });
         if (code === -1) io.out(`Usage: kube-ipvs plan --manifests PATH... [--node-ip IP,...] [--output FORMAT] [kube-proxy flags]\n\n${formatHelp(PLAN_FLAGS)}`);
         return Math.max(code, 0);
       }
       case 'trace': {
+        const [{ runTrace, TRACE_FLAGS, TRACE_USAGE }, { formatHelp }, { release }] = await Promise.all([import('./trace.js'), import('../config/load.js'), import('node:os')]);
         const code = runTrace(rest, { ...io, kernelRelease: release() });
         if (code === -1) io.out(`${TRACE_USAGE}\n\n${formatHelp(TRACE_FLAGS)}`);
         return Math.max(code, 0);
       }
       case 'run': {
+        const [{ RUN_FLAGS, runRun }, { formatHelp }] = await Promise.all([import('./run.js'), import('../config/load.js')]);
         const code = await runRun(rest, io);
         if (code === -1) io.out(formatHelp(RUN_FLAGS));
         return Math.max(code, 0);
       }
       case 'cleanup': {
+        const [{ runCleanup }, { formatHelp, loadConfig }, { createLogger }, { readFileSync }, { hostname }] = await Promise.all([
+          import('./run.js'),
+          import('../config/load.js'),
+          import('../observe/log.js'),
+          import('node:fs'),
+          import('node:os'),
+        ]);
         // The kube-proxy flags apply (notably --ipvs-exclude-cidrs, --log-format, --config).
         const loaded = loadConfig(rest, { extraFlags: [], hostname: hostname(), readFile: (p) => readFileSync(p, 'utf8') });
         if (loaded.help) {

@@ -1,11 +1,10 @@
 // A small JSON client for the few REST calls kube-ipvs makes besides watches: paginated lists
 // (raw JSON, as watch events are, so list and watch objects compare equal) and event creation.
-// Authentication and TLS come from the KubeConfig.
+// Authentication and TLS come from the ApiConnection.
 import { request as httpRequest } from 'node:http';
 import type { RequestOptions } from 'node:https';
 import { request as httpsRequest } from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node';
-import { serverOf } from './kubeconfig.js';
+import type { ApiConnection } from './connection.js';
 
 /** An API call that failed: HTTP status (0 when the server could not be reached) and why. */
 export class ApiError extends Error {
@@ -31,16 +30,17 @@ interface StatusBody {
 }
 
 const PAGE_SIZE = 500;
+export const USER_AGENT = 'kube-ipvs';
 const REQUEST_TIMEOUT_MS = 60_000;
 
 export class RestClient {
   constructor(
-    private readonly kc: KubeConfig,
-    private readonly userAgent = 'kube-ipvs',
+    private readonly connection: ApiConnection,
+    private readonly userAgent = USER_AGENT,
   ) {}
 
   get server(): string {
-    return serverOf(this.kc);
+    return this.connection.server;
   }
 
   /** GETs every page of a collection (limit/continue), as one list at the first page's version. */
@@ -64,8 +64,8 @@ export class RestClient {
 
   async call(method: string, path: string, body?: unknown): Promise<unknown> {
     const url = new URL(this.server + path);
-    const opts: RequestOptions = { method, headers: { Accept: 'application/json', 'User-Agent': this.userAgent } };
-    await this.kc.applyToHTTPSOptions(opts);
+    const base = await this.connection.requestOptions();
+    const opts: RequestOptions = { ...base, method, headers: { ...base.headers, Accept: 'application/json', 'User-Agent': this.userAgent } };
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     if (payload) opts.headers = { ...opts.headers, 'Content-Type': 'application/json', 'Content-Length': String(payload.length) };
     const send = url.protocol === 'http:' ? httpRequest : httpsRequest;

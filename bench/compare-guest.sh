@@ -35,8 +35,8 @@ METRICS=http://127.0.0.1:10249/metrics
 CLK_TCK=$(getconf CLK_TCK)
 TRACING=/sys/kernel/tracing
 # The kernel's handlers of write requests, by subsystem: IPVS generic netlink set commands, ipset
-# netlink requests, nf_tables object changes (iptables-nft and nft), legacy iptables table
-# replacement, addresses and links, conntrack deletions, sysctl writes.
+# netlink requests, nf_tables object changes (iptables-nft, the guest's iptables, and nft),
+# addresses and links, conntrack deletions, sysctl writes.
 KPROBES=(
   ipvs:ip_vs_genl_set_cmd
   ipset:ip_set_create ipset:ip_set_destroy ipset:ip_set_flush ipset:ip_set_rename ipset:ip_set_swap
@@ -45,7 +45,6 @@ KPROBES=(
   nftables:nf_tables_delchain nftables:nf_tables_newrule nftables:nf_tables_delrule
   nftables:nf_tables_newset nftables:nf_tables_delset nftables:nf_tables_newsetelem
   nftables:nf_tables_delsetelem nftables:nf_tables_newobj nftables:nf_tables_delobj
-  iptables-legacy:do_ipt_set_ctl iptables-legacy:do_ip6t_set_ctl
   address:inet_rtm_newaddr address:inet_rtm_deladdr address:inet6_rtm_newaddr address:inet6_rtm_deladdr
   link:rtnl_newlink link:rtnl_dellink
   conntrack:ctnetlink_del_conntrack
@@ -73,7 +72,8 @@ kernel_counts() { # kernel_counts MODE: "key n key n" of what the proxy programm
   if [[ $1 == nftables ]]; then
     local svc ep
     svc=$(nft list map ip kube-proxy service-ips 2>/dev/null | grep -o ' : goto ' | wc -l)
-    ep=$(nft list chains ip kube-proxy 2>/dev/null | grep -c 'chain endpoint-')
+    # Chain declarations only (no rules): `nft list chains` takes a family, not a table.
+    ep=$(nft list chains ip 2>/dev/null | grep -c $'^\tchain endpoint-')
     printf 'services %s endpoints %s\n' "$svc" "$ep"
   else
     awk '/^(TCP|UDP|SCTP|FWM) /{v++} /^  -> [0-9A-F]/{r++} END{printf "vs %d rs %d\n", v, r}' /proc/net/ip_vs 2>/dev/null || echo 'vs 0 rs 0'
@@ -140,11 +140,15 @@ start_proxy() { # start_proxy LOG: runs CMD in the background as PROXY_PID
 
 # wait_complete MODE TIMEOUT: polls the kernel until the expected counts are there.
 wait_complete() {
-  local deadline=$((SECONDS + $2)) c
+  local deadline=$((SECONDS + $2)) c next_log=$((SECONDS + 30))
   while :; do
     c=$(kernel_counts "$1")
     printf '%s %s\n' "$EPOCHREALTIME" "$c" >>"$WORK/counts"
     complete "$c" && return 0
+    if ((SECONDS >= next_log)); then
+      vm_log "not complete yet: $c (expected: $(for k in "${!EXPECT[@]}"; do printf '%s %s ' "$k" "${EXPECT[$k]}"; done))"
+      next_log=$((SECONDS + 30))
+    fi
     ((SECONDS < deadline)) || return 1
     kill -0 "$PROXY_PID" 2>/dev/null || return 1
     sleep 1
@@ -237,8 +241,10 @@ run_one() { # run_one LABEL MODE: CMD, CLEANUP, EXPECT, IDLE, COLD_TIMEOUT set b
 }
 
 trap 'kill "$REACH_PID" 2>/dev/null; stop_proxy; kprobes_off; scrub_all' EXIT
+# Loaded now, so that the kprobes on their handlers can be placed before any proxy needs them.
 modprobe ip_set 2>/dev/null
 modprobe nf_tables 2>/dev/null
+modprobe nf_conntrack_netlink 2>/dev/null
 record_boot_state
 scrub_all
 while :; do

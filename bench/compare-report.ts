@@ -92,18 +92,12 @@ function syncs(s: Scrape): Map<string, { count: number; sum: number; last: numbe
 }
 
 /**
- * The first sync of every family from a scrape taken when each had completed at least one: its
- * end and duration when exactly one had completed (else unknown: a later sync overwrote them).
+ * The first IPv4 sync (the cluster is IPv4) from a scrape taken after it: its end and start, when
+ * it was the only one so far (else unknown: a later sync overwrote them).
  */
 function firstSync(s: Scrape): { end: number; start: number } | undefined {
-  let end = 0;
-  let start = Infinity;
-  for (const [, v] of syncs(s)) {
-    if (v.count !== 1) return undefined;
-    end = Math.max(end, v.last);
-    start = Math.min(start, v.last - v.sum);
-  }
-  return Number.isFinite(start) ? { end, start } : undefined;
+  const v = syncs(s).get('IPv4');
+  return v && v.count === 1 ? { end: v.last, start: v.last - v.sum } : undefined;
 }
 
 /** histogram_quantile over the bucket increase between two scrapes, all families together. */

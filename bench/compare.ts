@@ -177,9 +177,10 @@ function conductor(o: Options, paths: Paths, churn: ChurnWriter, results: Map<Pr
   };
 }
 
+/** The commit measured (KUBE_IPVS_COMPARE_VERSION names it when running from a copy of the tree). */
 function version(root: string): string {
   const r = spawnSync('git', ['describe', '--always', '--dirty'], { cwd: root, encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : 'unknown';
+  return r.status === 0 ? r.stdout.trim() : (process.env.KUBE_IPVS_COMPARE_VERSION ?? 'unknown');
 }
 
 async function main(): Promise<number> {

@@ -275,9 +275,18 @@ qemu=("$QEMU" -nodefaults -no-user-config -nographic -no-reboot -machine pc "${a
 for i in "${!RW_DIRS[@]}"; do
   qemu+=(-virtfs "local,path=${RW_DIRS[$i]},mount_tag=rw$i,security_model=none,multidevs=remap")
 done
-if [[ ${KUBE_IPVS_VM_NET:-none} == user ]]; then
-  qemu+=(-netdev user,id=n0,net=10.0.2.0/24,host=10.0.2.2 -device virtio-net-pci,netdev=n0,romfile=)
-fi
+case ${KUBE_IPVS_VM_NET:-none} in
+  none) ;;
+  user) qemu+=(-netdev user,id=n0,net=10.0.2.0/24,host=10.0.2.2 -device virtio-net-pci,netdev=n0,romfile=) ;;
+  # An existing tap device (the caller made it, e.g. in a network namespace of its own, and runs
+  # vm.sh there): the guest's eth0 is its other end, 10.0.2.15/24 via 10.0.2.2 as with user.
+  tap)
+    tap=${KUBE_IPVS_VM_TAP:-}
+    [[ -n $tap ]] || die "KUBE_IPVS_VM_NET=tap needs KUBE_IPVS_VM_TAP (the tap device's name)"
+    [[ -e /sys/class/net/$tap/tun_flags ]] || die "KUBE_IPVS_VM_TAP=$tap: no such tap device in this network namespace"
+    qemu+=(-netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" -device virtio-net-pci,netdev=n0,romfile=) ;;
+  *) die "KUBE_IPVS_VM_NET must be none, user or tap" ;;
+esac
 
 # Stream the command's output while the guest runs; the cats see EOF when qemu
 # exits (it holds the only write ends).

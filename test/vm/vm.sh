@@ -119,7 +119,11 @@ INIT_MODULES=(virtio_pci virtio_net virtio_console 9pnet_virtio 9p)
 CACHE_DIR=${KUBE_IPVS_VM_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/kube-ipvs/vm}
 INIT_SRC=$VM_DIR/guest/init
 [[ -f $INIT_SRC ]] || die "missing $INIT_SRC"
-init_key=$( { cat "$INIT_SRC"; printf '%s\n' "${INIT_MODULES[@]}"; sha256sum "$BUSYBOX"; } | sha256sum | cut -c1-12)
+# kernel usermode helper (module autoload) runs with the initramfs as root:
+# hand it over to the real modprobe in the shared root (/init's cwd).
+MODPROBE_HELPER='#!/bin/busybox sh
+exec /bin/busybox chroot /proc/1/cwd /sbin/modprobe "$@"'
+init_key=$( { cat "$INIT_SRC"; printf '%s\n' "${INIT_MODULES[@]}" "$MODPROBE_HELPER"; sha256sum "$BUSYBOX"; } | sha256sum | cut -c1-12)
 INITRD=$CACHE_DIR/initramfs-$KVER-$init_key.cpio.gz
 
 module_files() { # ordered, de-duplicated list of module files (dependencies first)
@@ -145,9 +149,7 @@ build_initrd() {
   ln -s busybox "$stage/bin/sh"
   cp "$INIT_SRC" "$stage/init"
   chmod 755 "$stage/init"
-  # kernel usermode helper (module autoload) runs with the initramfs as root:
-  # hand it over to the real modprobe in the shared root.
-  printf '#!/bin/busybox sh\nexec /bin/busybox chroot /newroot /sbin/modprobe "$@"\n' >"$stage/sbin/modprobe"
+  printf '%s\n' "$MODPROBE_HELPER" >"$stage/sbin/modprobe"
   chmod 755 "$stage/sbin/modprobe"
   : >"$stage/modules/order"
   while IFS= read -r f; do

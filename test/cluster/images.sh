@@ -7,20 +7,26 @@
 # so pods with imagePullPolicy IfNotPresent find them:
 #   registry.k8s.io/pause:3.10.2                          build/pause/linux/pause.c, static (gcc)
 #   registry.k8s.io/e2e-test-images/agnhost:2.63.0        agnhost (static Go) + busybox applets + curl
+#                                                         + OpenBSD nc (e2e tests run `nc -v -t -w 2`)
 #   registry.k8s.io/e2e-test-images/busybox:1.37.0-1      Debian's busybox-static
+#   registry.k8s.io/coredns/coredns:v1.14.2               coredns (static Go), kubeadm v1.36.3's version
 # Layers are uncompressed tars (digest = diff ID): gunzip under TCG would cost more than the bytes.
 # Every tar is reproducible (sorted, mtime 0, uid/gid 0), so an unchanged input gives the same
-# digests. Usage: test/cluster/images.sh OUTDIR AGNHOST_BINARY; prints one archive path a line.
+# digests. Usage: test/cluster/images.sh OUTDIR AGNHOST_BINARY COREDNS_BINARY; prints one archive
+# path a line.
 set -euo pipefail
 
-OUT=${1:?usage: images.sh OUTDIR AGNHOST_BINARY}
-AGNHOST=${2:?usage: images.sh OUTDIR AGNHOST_BINARY}
+OUT=${1:?usage: images.sh OUTDIR AGNHOST_BINARY COREDNS_BINARY}
+AGNHOST=${2:?usage: images.sh OUTDIR AGNHOST_BINARY COREDNS_BINARY}
+COREDNS=${3:?usage: images.sh OUTDIR AGNHOST_BINARY COREDNS_BINARY}
 K8S_SRC=${KUBE_IPVS_K8S_SRC:?KUBE_IPVS_K8S_SRC: the k8s.io/kubernetes module directory}
 
 log() { echo "cluster-images: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 [[ -x $AGNHOST ]] || die "no agnhost binary at $AGNHOST (test/apiserver/build.sh agnhost)"
+[[ -x $COREDNS ]] || die "no coredns binary at $COREDNS (test/cluster/build.sh)"
+[[ -x /bin/nc.openbsd ]] || die "no /bin/nc.openbsd (apt-get install netcat-openbsd)"
 [[ -x /bin/busybox ]] && file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' ||
   die "/bin/busybox is not Debian's static busybox (apt-get install busybox-static)"
 command -v gcc >/dev/null || die "gcc not found (apt-get install gcc libc6-dev)"
@@ -143,6 +149,10 @@ if command -v curl >/dev/null; then
 else
   log "warning: no curl on this machine: the agnhost image has busybox wget only"
 fi
+# busybox's nc lacks -v and -t, which the e2e suite's service checks pass (`nc -v -t -w 2 HOST PORT`).
+with_libraries "$root" /bin/nc.openbsd
+rm -f "$root/bin/nc" "$root/usr/bin/nc"
+ln -s /bin/nc.openbsd "$root/usr/bin/nc"
 image registry.k8s.io/e2e-test-images/agnhost:2.63.0 "$root" "{\"Entrypoint\":[\"/agnhost\"],\"Cmd\":[\"pause\"],\"WorkingDir\":\"/\",\"Env\":[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"]}"
 
 # --- busybox
@@ -151,3 +161,10 @@ busybox_tree "$root"
 etc_files "$root"
 image registry.k8s.io/e2e-test-images/busybox:1.37.0-1 "$root" \
   "{\"Cmd\":[\"sh\"],\"Env\":[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"]}"
+
+# --- coredns: the binary alone, as upstream's image (which adds only CA certificates)
+root=$WORK/coredns
+mkdir -p "$root"
+cp "$COREDNS" "$root/coredns"
+etc_files "$root"
+image registry.k8s.io/coredns/coredns:v1.14.2 "$root" '{"Entrypoint":["/coredns"],"User":"65532:65532"}'

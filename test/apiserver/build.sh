@@ -63,6 +63,12 @@ build_k8s_commands() {
     grep -oE '^\s*k8s\.io/[A-Za-z0-9._-]+ => \./staging/' "$gomod" |
       awk -v v="$STAGING_VERSION" '{print "replace " $1 " => " $1 " " v}'
   } >"$src/go.mod"
+  # e2e.test is not a command, so no tool line names it: a build-tagged blank import keeps
+  # k8s.io/kubernetes and the suite's dependencies in go.mod (tidy reads every build tag).
+  rm -f "$src/e2e_deps.go"
+  if [[ " $* " == *" e2e.test "* ]]; then
+    printf '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/test/e2e"\n' >"$src/e2e_deps.go"
+  fi
   log "resolving dependencies (go mod tidy)"
   (cd "$src" && go mod tidy) || die "go mod tidy failed in $src"
   local pkg=k8s.io/component-base/version minor=${K8S_VERSION#v1.}
@@ -71,8 +77,8 @@ build_k8s_commands() {
   for cmd in "$@"; do
     log "compiling $cmd $K8S_VERSION (many minutes on 2 cores the first time)"
     case $cmd in
-      # The suite's test-only imports are not in the throw-away module's graph after tidy: -mod=mod
-      # lets `go test` add them from k8s.io/kubernetes' own requirements.
+      # Tidy does not keep the requirements only the suite's _test.go files need: -mod=mod lets
+      # `go test` add them, at the versions k8s.io/kubernetes' go.mod (in the graph) pins.
       e2e.test) (cd "$src" && GOFLAGS=-mod=mod go test -c -trimpath -o "$BIN/$cmd.tmp" -ldflags="$ldflags" \
         "k8s.io/kubernetes/$(k8s_package "$cmd")") || die "go test -c $cmd failed" ;;
       # agnhost goes into container images (test/cluster/images.sh): static, like upstream's.

@@ -158,6 +158,8 @@ up() {
   log "binaries and images ready ($(elapsed "$t"))"
 
   down_quiet
+  # A failed up leaves nothing running (KUBE_IPVS_CLUSTER_KEEP=1 keeps it for a look).
+  [[ ${KUBE_IPVS_CLUSTER_KEEP:-0} == 1 ]] || trap 'down_quiet' EXIT
   rm -rf "$STATE"
   mkdir -p "$STATE"/{pids,logs,node,etcd}
   printf 'BIN=%s\nCONTAINERD_BIN=%s\nIMAGES=%s\n' "$BIN" "$CONTAINERD_BIN" "$IMAGES" >"$STATE/env"
@@ -199,7 +201,10 @@ up() {
 
   t=$SECONDS
   local lock=()
-  [[ -n ${KUBE_IPVS_VM_LOCK:-} ]] && lock=(flock -w 1800 "$KUBE_IPVS_VM_LOCK")
+  # flock exits 75 when the wait runs out; say so in vm.log, which is otherwise empty then.
+  [[ -n ${KUBE_IPVS_VM_LOCK:-} ]] && lock=(bash -c 'flock -w 1800 -E 75 "$@"; rc=$?
+    ((rc != 75)) || echo "cluster: gave up waiting 1800 s for the VM lock $1 (other VMs hold it)" >&2
+    exit $rc' flock "$KUBE_IPVS_VM_LOCK")
   # The VM stays up until `down` (node/stop) or VM_TTL seconds.
   setsid "${lock[@]}" ip netns exec "$NS" env KUBE_IPVS_VM_NET=tap KUBE_IPVS_VM_TAP=$TAP \
     KUBE_IPVS_VM_HOSTNAME=$NODE KUBE_IPVS_CLUSTER_DIR="$STATE" \
@@ -209,6 +214,12 @@ up() {
   echo $! >"$STATE/pids/vm"
   wait_node_ready 900 || { status >&2 || true; die "the node did not become ready"; }
   log "node up ($(elapsed "$t"))"
+  t=$SECONDS
+  kubectl_admin apply -f "$ROOT/test/cluster/coredns.yaml" >/dev/null || die "cannot apply test/cluster/coredns.yaml"
+  kubectl_admin -n kube-system rollout status deployment/coredns --timeout=600s >/dev/null ||
+    { kubectl_admin -n kube-system get pods -o wide >&2; die "CoreDNS did not become ready"; }
+  log "cluster DNS ready ($(elapsed "$t"))"
+  trap - EXIT
   log "cluster up in $(elapsed "$t0"): npm run cluster -- kubectl get nodes -o wide"
 }
 

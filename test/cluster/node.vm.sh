@@ -124,7 +124,9 @@ cgroupDriver: cgroupfs
 containerRuntimeEndpoint: unix://$SOCK
 failSwapOn: false
 clusterDomain: cluster.local
-# No cluster DNS is deployed; pods get no resolver from the node either.
+# CoreDNS (test/cluster/coredns.yaml, applied by cluster.sh up once the node is Ready).
+clusterDNS: [10.96.0.10]
+# Pods with dnsPolicy Default get no resolver from the node: no query may leave the VM.
 resolvConf: ""
 # Everything is in RAM (tmpfs): evict only when it is really short; images cannot be pulled again.
 evictionHard: {memory.available: 64Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}

@@ -307,6 +307,16 @@ export function iptablesContract(name: string, make: () => Promise<ContractHarne
         }));
     }
 
+    it("takes what iptables-nft takes: a refused append flushed before COMMIT, udp ports modulo 65536", () =>
+      withHarness(async (h) => {
+        await h.backend.restore(base);
+        // iptables-nft drops a flushed chain's pending appends; a redeclaration does not.
+        await h.backend.restore(lines('*filter', '-A KUBE-T3 -j MASQUERADE', '-F KUBE-T3', 'COMMIT'));
+        await rejectsWith(h.backend.restore(lines('*filter', '-A KUBE-T3 -j MASQUERADE', ':KUBE-T3 - [0:0]', 'COMMIT')), 'INVALID', 2);
+        await h.backend.restore(lines('*filter', '-A KUBE-T3 -p udp --dport 70000 -j ACCEPT', 'COMMIT'));
+        assert.deepEqual(rulesOf(await h.backend.observe(), 'filter', ['KUBE-T3']), ['-A KUBE-T3 -p udp -m udp --dport 4464 -j ACCEPT']);
+      }));
+
     it('reports MASQUERADE --random-fully support', async () => {
       await withHarness(async (h) => assert.equal(await h.backend.supportsRandomFully(), true));
     });

@@ -563,8 +563,17 @@ function ipvsValue(opt: string, value: string, family: IpFamily): string {
 }
 
 /** libxt_tcp/udp/sctp save the short option names. */
-function canonicalPortMatch(args: string[]): string[] {
-  return args.map((a) => (a === '--destination-port' ? '--dport' : a === '--source-port' ? '--sport' : a));
+function canonicalPortMatch(args: string[], udp: boolean): string[] {
+  return args.map((a, i) => {
+    if (a === '--destination-port') return '--dport';
+    if (a === '--source-port') return '--sport';
+    // libxt_udp (1.8.9) does not range-check its ports: it keeps them modulo 65536.
+    const prev = args[i - 1];
+    if (udp && (prev === '--dport' || prev === '--sport' || prev === '--destination-port' || prev === '--source-port') && /^\d*(:\d*)?$/.test(a)) {
+      return a.replace(/\d+/g, (n) => String(Number(n) % 65536));
+    }
+    return a;
+  });
 }
 
 const ADDRTYPE_ORDER = ['--src-type', '--dst-type', '--limit-iface-in', '--limit-iface-out'];
@@ -608,7 +617,7 @@ function canonicalSection(s: Section, family: IpFamily): string[] {
     else if (s.name === 'mark') args = canonicalMarkMatch(args);
     else if (s.name === 'conntrack') args = canonicalConntrack(args);
     else if (s.name === 'ipvs') args = canonicalIpvsMatch(args, family);
-    else if (PROTO_MATCH_OPTIONS[s.name]) args = canonicalPortMatch(args);
+    else if (PROTO_MATCH_OPTIONS[s.name]) args = canonicalPortMatch(args, s.name === 'udp');
   } else if (s.kind === '-j') {
     if (s.name === 'MARK') args = canonicalMarkTarget(args);
     else if (s.name === 'MASQUERADE') args = canonicalMasquerade(args);

@@ -47,7 +47,7 @@ export interface PlanInputs {
  */
 export function planFromArgs(argv: readonly string[], flags: readonly FlagSpec[], kernelRelease: string, io: ProcessIo): PlanInputs & { exit: number | undefined } {
   const loaded = loadConfig(argv, { extraFlags: flags, hostname: hostname(), readFile: (p) => readFileSync(p, 'utf8') });
-  const early = loaded.help ? -1 : runProcessFlags(loaded, io, createLogger(loaded.config.logFormat, io.err));
+  const early = loaded.help ? -1 : runProcessFlags(loaded, io, createLogger(loaded.config.logging.format, io.err));
   if (early !== undefined) return { config: loaded.config, node: undefined as unknown as NodeInfo, extra: loaded.extra, state: undefined as unknown as DesiredState, problems: [], exit: early };
   for (const w of loaded.warnings) io.err(`warning: ${formatLoadWarning(w)}\n`);
   const paths = loaded.extra.get('manifests') as readonly string[];

@@ -36,6 +36,7 @@ import { UsageError } from './errors.js';
 import { applyOomScoreAdj } from '../dataplane/oom.js';
 import { rateLimiterFor, type RateLimiter } from '../cluster/api/rate-limiter.js';
 import { logLoadWarnings, runProcessFlags } from './process-flags.js';
+import { versionLine } from '../version.js';
 
 export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: 'manifests', kind: 'repeatable', valueName: 'path', help: 'YAML/JSON file or directory of Services, EndpointSlices and Nodes (repeatable); without it, the Kubernetes API (--kubeconfig, --master or the pod service account).' },
@@ -180,6 +181,8 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
   const syncOnce = reportingSync(proxier, log, observability);
 
   log.info('kube-ipvs starting', {
+    // As kube-proxy's "Version info" line at start.
+    version: versionLine(),
     node: config.hostnameOverride,
     ipFamiliesAvailable: dp.iptables.map((b) => b.family).join(','),
     ipFamiliesSkipped: dp.familiesSkipped.length > 0 ? dp.familiesSkipped.join('; ') : undefined,

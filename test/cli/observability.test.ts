@@ -151,7 +151,12 @@ describe('--bind-address-hard-fail', () => {
     const taken = `127.0.0.1:${(blocker.address() as { port: number }).port}`;
     try {
       const logged: string[] = [];
-      await assert.rejects(start(true, taken, logged), (e: unknown) => e instanceof BindHardFail && /healthz server failed/.test(e.message));
+      // A wrongly started one is closed, so its retry timer cannot keep the test alive.
+      const hard = start(true, taken, logged).then(async (o) => {
+        await o.close();
+        return o;
+      });
+      await assert.rejects(hard, (e: unknown) => e instanceof BindHardFail && /healthz server failed/.test(e.message));
       const soft: string[] = [];
       const obs = await start(false, taken, soft);
       try {

@@ -75,7 +75,6 @@ const DEFAULTS: ProxyConfig = {
   oomScoreAdj: -999,
   bindAddressHardFail: false,
   logging: { format: 'text', splitStream: false },
-  logFormat: 'text',
   configFile: undefined,
 };
 
@@ -137,8 +136,8 @@ test('every kube-proxy setting flag', () => {
     [['--conntrack-min', '1000'], (c) => c.conntrack.min, 1000],
     [['--conntrack-tcp-timeout-established=0'], (c) => c.conntrack.tcpEstablishedTimeoutS, 0],
     [['--conntrack-tcp-timeout-close-wait=60s'], (c) => c.conntrack.tcpCloseWaitTimeoutS, 60],
-    [['--log-format=json'], (c) => c.logFormat, 'json'],
-    [['--log-format', 'text'], (c) => c.logFormat, 'text'],
+    [['--log-format=json'], (c) => c.logging.format, 'json'],
+    [['--log-format', 'text'], (c) => c.logging.format, 'text'],
   ];
   for (const [argv, get, want] of cases) {
     assert.deepEqual(get(load(...argv)), want, argv.join(' '));
@@ -289,7 +288,7 @@ test('with --config, hostname, logging, process and extra flags still apply', ()
     opts({ '/etc/kp.yaml': FILE }),
   );
   assert.equal(r.config.hostnameOverride, 'node-x');
-  assert.equal(r.config.logFormat, 'json');
+  assert.equal(r.config.logging.format, 'json');
   assert.equal(r.config.master, 'https://api:6443');
   assert.equal(r.config.cleanup, true);
   assert.equal(r.config.initOnly, true);
@@ -412,13 +411,13 @@ test('client connection, OOM score, hard fail, conntrack and feature gate flags 
     [['--feature-gates=AllowServiceExternalIPs=false'], (c) => [c.allowServiceExternalIPs, c.featureGates], [false, { AllowServiceExternalIPs: false }]],
     [['--feature-gates=LoggingAlphaOptions=true', '--feature-gates', 'AllowServiceExternalIPs=true'], (c) => c.featureGates,
       { LoggingAlphaOptions: true, AllowServiceExternalIPs: true }],
-    [['--logging-format=json'], (c) => [c.logging, c.logFormat], [{ format: 'json', splitStream: false }, 'json']],
+    [['--logging-format=json'], (c) => c.logging, { format: 'json', splitStream: false }],
     [['--feature-gates=LoggingAlphaOptions=true', '--log-text-split-stream'], (c) => c.logging, { format: 'text', splitStream: true }],
     [['--feature-gates=LoggingAlphaOptions=true', '--log-json-split-stream', '--logging-format=json'], (c) => c.logging, { format: 'json', splitStream: true }],
     // The text option does not split the json format.
     [['--feature-gates=LoggingAlphaOptions=true', '--log-text-split-stream', '--logging-format=json'], (c) => c.logging, { format: 'json', splitStream: false }],
     // Both name the format; when both are given, kube-proxy's --logging-format wins.
-    [['--logging-format=json', '--log-format=text'], (c) => c.logFormat, 'json'],
+    [['--logging-format=json', '--log-format=text'], (c) => c.logging.format, 'json'],
     // pflag's IP:port flags take a bare IP; the port comes from the deprecated port flags (default 10256/10249).
     [['--healthz-bind-address=10.0.0.1'], (c) => c.healthzBindAddress, '10.0.0.1:10256'],
     [['--metrics-bind-address=127.0.0.2', '--metrics-port=9999'], (c) => c.metricsBindAddress, '127.0.0.2:9999'],

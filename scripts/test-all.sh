@@ -25,6 +25,14 @@ node_stage() {
   printf -v "${name}_fail" '%s' "${fail:-0}"
 }
 node_stage unit scripts/run-tests.sh
+# The short soak (10 simulated minutes of churn at 1,000 Services with write faults; npm run soak
+# runs 4 hours): its last line is "soak: N passed, M failed".
+soak_log=$(mktemp)
+node --expose-gc dist/bench/soak.js --short 2>&1 | tee "$soak_log"
+soak_rc=${PIPESTATUS[0]}
+read -r soak_pass soak_fail < <(awk '/^soak: [0-9]+ passed, [0-9]+ failed/{p=$2; f=$4} END{print p+0, f+0}' "$soak_log")
+rm -f "$soak_log"
+((soak_rc != 0 && soak_fail == 0)) && soak_fail=1
 node_stage api scripts/test-api.sh
 vm_rc=0
 vm_pass=0
@@ -64,11 +72,12 @@ else
   rm -f "$fid_log"
   ((fid_rc != 0 && fid_fail == 0)) && fid_fail=1
 fi
-total_pass=$(( ${unit_pass:-0} + ${api_pass:-0} + vm_pass + fid_pass ))
-total_fail=$(( ${unit_fail:-0} + ${api_fail:-0} + vm_fail + fid_fail ))
+total_pass=$(( ${unit_pass:-0} + soak_pass + ${api_pass:-0} + vm_pass + fid_pass ))
+total_fail=$(( ${unit_fail:-0} + soak_fail + ${api_fail:-0} + vm_fail + fid_fail ))
 echo "unit: ${unit_pass:-0} passed, ${unit_fail:-0} failed"
+echo "soak: $soak_pass passed, $soak_fail failed"
 echo "api: ${api_pass:-0} passed, ${api_fail:-0} failed"
 echo "vm: $vm_pass passed, $vm_fail failed"
 echo "fidelity: $fid_pass passed, $fid_fail failed"
 echo "total: $total_pass passed, $total_fail failed"
-((unit_rc == 0 && api_rc == 0 && vm_rc == 0 && fid_rc == 0))
+((unit_rc == 0 && soak_rc == 0 && api_rc == 0 && vm_rc == 0 && fid_rc == 0))

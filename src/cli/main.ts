@@ -14,6 +14,7 @@ import { RUN_FLAGS, runCleanup, runRun } from './run.js';
 import { processLogger } from '../observe/log.js';
 import { logLoadWarnings, runProcessFlags } from './process-flags.js';
 import { rawVersion, versionLine } from '../version.js';
+import { redactPatterns } from '../observe/redact.js';
 
 const USAGE = `Usage: kube-ipvs <command> [flags]
 
@@ -78,15 +79,17 @@ export async function main(argv: readonly string[], io = { out: (s: string) => v
     }
   } catch (e) {
     if (e instanceof ConfigError || e instanceof UsageError) {
-      io.err(`kube-ipvs: ${e.message}\n`);
+      io.err(`kube-ipvs: ${redactPatterns(e.message)}\n`);
       return 2;
     }
     if (e instanceof ManifestError || e instanceof DataplaneError || e instanceof KubeConfigError) {
       // e.g. IPVS unavailable: the message names the module and what to do.
-      io.err(`kube-ipvs: ${e.message}\n`);
+      io.err(`kube-ipvs: ${redactPatterns(e.message)}\n`);
       return 1;
     }
-    throw e;
+    // A bug: keep the stack for the report, but no credential a message may have picked up.
+    io.err(`kube-ipvs: unexpected error: ${redactPatterns(e instanceof Error ? (e.stack ?? e.message) : String(e))}\n`);
+    return 1;
   }
 }
 

@@ -2,7 +2,6 @@
 // /metrics and /proxyMode, health-check node ports for externalTrafficPolicy: Local services,
 // and Events when one cannot bind. Bind failures of the healthz/metrics servers are logged and
 // retried, as kube-proxy does, rather than stopping the proxy.
-import type { V1Node } from '@kubernetes/client-node';
 import type { EventSink } from '../cluster/api/events.js';
 import type { ClusterTracker } from '../cluster/tracker.js';
 import type { ProxyConfig } from '../config/types.js';
@@ -33,7 +32,8 @@ export interface ObservabilityInput {
   readonly dataplane: Dataplane;
   readonly tracker: ClusterTracker;
   readonly events: EventSink;
-  readonly node: () => V1Node | undefined;
+  /** Whether this node may take traffic, asked on every /healthz (nodeEligibility over the source's Node). */
+  readonly nodeEligible: () => boolean;
   /** Which service port owns a virtual server, for per-service IPVS counters. */
   readonly ownerOf: (vsKeyText: string) => string | undefined;
 }
@@ -108,7 +108,7 @@ class RetryingServer {
 
 export async function startObservability(o: ObservabilityInput): Promise<Observability> {
   const families: IpFamily[] = o.dataplane.iptables.map((b) => b.family);
-  const health = new ProxyHealth({ clock: realClock, syncPeriodMs: o.config.ipvs.syncPeriodMs, families });
+  const health = new ProxyHealth({ clock: realClock, syncPeriodMs: o.config.ipvs.syncPeriodMs, families, nodeEligible: o.nodeEligible });
   const metrics = new ProxyMetrics({ families, onStatsError: (e) => o.log.warn('IPVS counters unavailable for this scrape', { error: e instanceof Error ? e.message : String(e) }) });
   metrics.setServiceStatsSource(async () => {
     const stats: ServiceStat[] = [];
@@ -154,8 +154,6 @@ export async function startObservability(o: ObservabilityInput): Promise<Observa
       metrics.syncError('sync');
     },
     synced(r: SyncOutcome): void {
-      const node = o.node();
-      if (node) health.syncNode(node);
       metrics.observeSync({ durationS: r.durationMs / 1000, full: r.full, ok: r.ok, at: Date.now() });
       metrics.addChanges({ services: r.serviceChanges, endpoints: r.endpointChanges });
       metrics.setPending(o.tracker.pending);
@@ -170,7 +168,7 @@ export async function startObservability(o: ObservabilityInput): Promise<Observa
       health.updated();
       const now = Date.now();
       for (const t of r.triggerTimes.values()) if (now >= t) metrics.observeNetworkProgramming((now - t) / 1000);
-      void serviceHealth.syncServices(r.state.healthCheckNodePorts).then(() => {
+      void serviceHealth.syncServices(r.state.healthCheckNodePorts, r.state.healthCheckAddresses).then(() => {
         serviceHealth.syncEndpoints(localReadyEndpoints(o.tracker, r.state.healthCheckNodePorts.keys(), o.config.hostnameOverride));
       });
     },

@@ -7,7 +7,7 @@ import type { FlagSpec } from '../config/load.js';
 import { loadConfig } from '../config/load.js';
 import { ManifestSource } from '../cluster/manifest-source.js';
 import { ApiSource } from '../cluster/api-source.js';
-import { loadKubeConfig, serverOf } from '../cluster/api/kubeconfig.js';
+import { credentialsOf, displayServer, loadKubeConfig } from '../cluster/api/kubeconfig.js';
 import { EventRecorder } from '../cluster/api/events.js';
 import type { EventSink } from '../cluster/api/events.js';
 import { RestClient } from '../cluster/api/rest.js';
@@ -23,6 +23,8 @@ import { kernelRelease } from '../dataplane/netif/real.js';
 import { openCleanupDataplane, openRealDataplane } from '../dataplane/real-dataplane.js';
 import type { Logger } from '../observe/log.js';
 import { processLogger } from '../observe/log.js';
+import { nodeEligibility } from '../observe/proxy-health.js';
+import { Redactor } from '../observe/redact.js';
 import { cleanupDataplane } from '../sync/cleanup.js';
 import { realClock } from '../sync/clock.js';
 import type { ProxyConfig } from '../config/types.js';
@@ -132,7 +134,9 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
     return -1;
   }
   const config = loaded.config;
-  const log = processLogger(config.logging);
+  // Known once a kubeconfig is loaded: its credentials are masked in every line from then on.
+  const redactor = new Redactor();
+  const log = processLogger(config.logging, redactor.redact);
   logLoadWarnings(loaded, log);
   const early = runProcessFlags(loaded, io, log);
   if (early !== undefined) return early;
@@ -147,7 +151,7 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
 
   const tracker = new ClusterTracker(config.hostnameOverride, (p) => log.warn(formatProblem(p)));
   const limiter = rateLimiterFor(config.clientConnection.qps, config.clientConnection.burst);
-  const opened = paths.length > 0 ? openManifestSource(paths, config.hostnameOverride, tracker, log) : await openApiSource(config, tracker, log, limiter);
+  const opened = paths.length > 0 ? openManifestSource(paths, config.hostnameOverride, tracker, log) : await openApiSource(config, tracker, log, limiter, redactor);
   if (!opened) return 1;
 
   const dp = await openRealDataplane().catch((e: unknown) => {
@@ -169,7 +173,7 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
   });
   let observability: Awaited<ReturnType<typeof startObservability>> | undefined;
   try {
-    observability = once ? undefined : await startObservability({ config, log, dataplane: dp, tracker, events: opened.events, node: opened.node, ownerOf: (k) => proxier.virtualServerOwner(k) });
+    observability = once ? undefined : await startObservability({ config, log, dataplane: dp, tracker, events: opened.events, nodeEligible: opened.nodeEligible, ownerOf: (k) => proxier.virtualServerOwner(k) });
   } catch (e) {
     opened.source.close();
     dp.close();
@@ -218,6 +222,8 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
 interface OpenedSource {
   readonly source: DaemonSource;
   readonly node: () => V1Node | undefined;
+  /** /healthz's node eligibility, read afresh on each probe. */
+  readonly nodeEligible: () => boolean;
   readonly events: EventSink;
   readonly summary: Readonly<Record<string, string | number>>;
 }
@@ -252,13 +258,15 @@ function openManifestSource(paths: readonly string[], nodeName: string, tracker:
       close: () => manifests.close(),
     },
     node: () => manifests.node(nodeName),
+    nodeEligible: nodeEligibility(() => manifests.node(nodeName), { required: false }),
     events: logEvents(log),
     summary: { source: 'manifests', manifests: paths.join(','), services: first.services, endpointSlices: first.endpointSlices },
   };
 }
 
-async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: Logger, limiter: RateLimiter): Promise<OpenedSource | undefined> {
+async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: Logger, limiter: RateLimiter, redactor: Redactor): Promise<OpenedSource | undefined> {
   const kc = loadKubeConfig({ kubeconfig: config.kubeconfig, master: config.master });
+  redactor.add(...credentialsOf(kc));
   let notify: () => void = () => undefined;
   const api = new ApiSource({ kc, tracker, nodeName: config.hostnameOverride, log, onChange: () => notify(), limiter });
   api.start();
@@ -281,7 +289,8 @@ async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: 
       close: () => api.close(),
     },
     node: () => api.node(),
+    nodeEligible: nodeEligibility(() => api.node(), { required: true }),
     events: new EventRecorder(new RestClient(kc, limiter), config.hostnameOverride, log),
-    summary: { source: 'api', server: serverOf(kc), services: pending.services, endpointSlices: pending.endpoints },
+    summary: { source: 'api', server: displayServer(kc), services: pending.services, endpointSlices: pending.endpoints },
   };
 }

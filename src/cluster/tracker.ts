@@ -7,6 +7,7 @@ import { serviceKey } from '../model/types.js';
 import { deepEqual } from '../model/equal.js';
 import { endpointsFromSlices, sliceServiceKey } from './endpoints.js';
 import type { ProblemSink } from './problems.js';
+import { objectMeta } from './shape.js';
 import { toServiceInfo } from './service.js';
 
 export interface ClusterSnapshot {
@@ -32,7 +33,7 @@ export interface ClusterChanges {
 export const TRIGGER_TIME_ANNOTATION = 'endpoints.kubernetes.io/last-change-trigger-time';
 
 function triggerTimeOf(slice: V1EndpointSlice): number | undefined {
-  const raw = slice.metadata?.annotations?.[TRIGGER_TIME_ANNOTATION];
+  const raw = objectMeta(slice).annotations[TRIGGER_TIME_ANNOTATION];
   if (raw === undefined) return undefined;
   const t = Date.parse(raw);
   return Number.isFinite(t) ? t : undefined;
@@ -44,7 +45,8 @@ interface Derived {
 }
 
 function sliceKey(slice: V1EndpointSlice): string {
-  return `${slice.metadata?.namespace ?? 'default'}/${slice.metadata?.name ?? ''}`;
+  const m = objectMeta(slice);
+  return `${m.namespace}/${m.name ?? ''}`;
 }
 
 export class ClusterTracker {
@@ -69,7 +71,8 @@ export class ClusterTracker {
   }
 
   upsertService(svc: V1Service): void {
-    const key = serviceKey(svc.metadata?.namespace ?? 'default', svc.metadata?.name ?? '');
+    const m = objectMeta(svc);
+    const key = serviceKey(m.namespace, m.name ?? '');
     this.services.set(key, svc);
     this.dirtyServices.add(key);
   }

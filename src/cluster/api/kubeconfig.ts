@@ -3,6 +3,7 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
+import { redactPatterns } from '../../observe/redact.js';
 
 export class KubeConfigError extends Error {
   override readonly name = 'KubeConfigError';
@@ -47,7 +48,10 @@ export function loadKubeConfig(input: KubeConfigInput): KubeConfig {
       // Relative certificate paths in a kubeconfig are relative to the file, as with kubectl.
       kc.makePathsAbsolute(input.kubeconfig.replace(/[^/]*$/, '') || '.');
     } catch (e) {
-      throw new KubeConfigError(`--kubeconfig ${input.kubeconfig}: not a valid kubeconfig (${e instanceof Error ? e.message : String(e)})`);
+      // The parser's first line says what and where; the lines after quote the file, and with it
+      // perhaps a token or a key.
+      const what = (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '';
+      throw new KubeConfigError(`--kubeconfig ${input.kubeconfig}: not a valid kubeconfig (${redactPatterns(what)}); check the file's YAML`);
     }
     useTokenFiles(kc, text, input.kubeconfig);
     if (!kc.getCurrentCluster()) throw new KubeConfigError(`--kubeconfig ${input.kubeconfig}: its current-context names no cluster; set current-context`);
@@ -108,7 +112,61 @@ function useTokenFiles(kc: KubeConfig, text: string, path: string): void {
   });
 }
 
-/** The API server URL in use, for messages. */
+/** The API server URL in use (for requests: it may carry user:password@). */
 export function serverOf(kc: KubeConfig): string {
   return kc.getCurrentCluster()?.server ?? '(no server)';
+}
+
+/** The API server URL for messages: no user information, query or fragment. */
+export function displayServer(kc: KubeConfig): string {
+  return displayUrl(serverOf(kc));
+}
+
+export function displayUrl(text: string): string {
+  try {
+    const u = new URL(text);
+    u.username = '';
+    u.password = '';
+    u.search = '';
+    u.hash = '';
+    return u.href.replace(/\/$/, '');
+  } catch {
+    return redactPatterns(text);
+  }
+}
+
+/** Keys of auth-provider configs whose values are credentials. */
+const PROVIDER_SECRET_KEYS = /token|secret|password/i;
+
+/**
+ * Every credential the kubeconfig holds, for the log's Redactor: the user's token, password and
+ * client key, auth-provider tokens, and the current content of a token file (the kubelet rotates
+ * it; JWT-shaped later ones are masked by pattern).
+ */
+export function credentialsOf(kc: KubeConfig): string[] {
+  const out: string[] = [];
+  for (const u of kc.users) {
+    out.push(...[u.token, u.password, u.keyData].filter((v): v is string => typeof v === 'string'));
+    const config = (u.authProvider as { config?: Record<string, unknown> } | undefined)?.config ?? {};
+    for (const [k, v] of Object.entries(config)) {
+      if (typeof v !== 'string') continue;
+      if (PROVIDER_SECRET_KEYS.test(k) && k !== 'tokenFile') out.push(v);
+      if (k === 'tokenFile') {
+        try {
+          out.push(readFileSync(v, 'utf8').trim());
+        } catch {
+          // Unreadable now: the request will say so, and the token cannot leak either.
+        }
+      }
+    }
+  }
+  for (const c of kc.clusters) {
+    try {
+      const p = new URL(c.server).password;
+      if (p) out.push(decodeURIComponent(p));
+    } catch {
+      // Not a URL: requests to it fail with their own message.
+    }
+  }
+  return out;
 }

@@ -125,7 +125,7 @@ export class Reflector<T extends KubernetesObject> {
     // Aborting the watch on stop() surfaces as an error: not one.
     if (this.stopped) return;
     this.consecutiveErrors++;
-    const message = explainApiError(err, this.o.resource, this.rest.server);
+    const message = explainApiError(err, this.o.resource, this.rest.displayServer);
     const wait = this.delayMs;
     const max = (this.o.backoff ?? DEFAULT_BACKOFF).maxMs;
     this.delayMs = Math.min(max, this.delayMs * 2);

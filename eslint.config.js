@@ -4,6 +4,11 @@ import tseslint from 'typescript-eslint';
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**'] },
   js.configs.recommended,
+  {
+    // Plain scripts run by node as they are (e.g. in the VM): Node's globals.
+    files: ['**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', fetch: 'readonly', AbortSignal: 'readonly', setTimeout: 'readonly', console: 'readonly', Buffer: 'readonly', performance: 'readonly' } },
+  },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],

@@ -14,7 +14,9 @@ import { RUN_FLAGS, runCleanup, runRun } from './run.js';
 import { runStatus, STATUS_FLAGS, STATUS_USAGE } from './status.js';
 import { DIFF_FLAGS, DIFF_USAGE, runDiff } from './diff.js';
 import { runLiveTrace, wantsLive } from './trace-live.js';
-import { createLogger } from '../observe/log.js';
+import { processLogger } from '../observe/log.js';
+import { logLoadWarnings, runProcessFlags } from './process-flags.js';
+import { rawVersion, versionLine } from '../version.js';
 
 const USAGE = `Usage: kube-ipvs <command> [flags]
 
@@ -33,7 +35,7 @@ Commands:
   diff    Show what the next sync would change in the kernel (+/- lines grouped by
           Service); exit 0 when nothing differs, 1 when something does.
 
-Run 'kube-ipvs <command> --help' for the command's flags.
+Run 'kube-ipvs <command> --help' for the command's flags; 'kube-ipvs --version' for the version.
 `;
 
 export async function main(argv: readonly string[], io = { out: (s: string) => void process.stdout.write(s), err: (s: string) => void process.stderr.write(s) }): Promise<number> {
@@ -72,8 +74,16 @@ export async function main(argv: readonly string[], io = { out: (s: string) => v
           io.out(`Usage: kube-ipvs cleanup [--ipvs-exclude-cidrs CIDRS] [kube-proxy flags]\nRemoves every virtual server (outside the excluded CIDRs), ipset, chain, jump and kube-ipvs0 address kube-ipvs owns.\n\n${formatHelp()}`);
           return 0;
         }
-        return await runCleanup(createLogger(loaded.config.logFormat), loaded.config.ipvs.excludeCIDRs);
+        const log = processLogger(loaded.config.logging);
+        logLoadWarnings(loaded, log);
+        return runProcessFlags(loaded, io, log) ?? (await runCleanup(log, loaded.config.ipvs.excludeCIDRs));
       }
+      case '--version':
+        io.out(`${versionLine()}\n`);
+        return 0;
+      case '--version=raw':
+        io.out(`${rawVersion()}\n`);
+        return 0;
       case undefined:
       case 'help':
       case '--help':

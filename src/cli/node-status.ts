@@ -124,7 +124,14 @@ export async function nodeStatus(i: NodeStatusInput, filter: StatusFilter): Prom
     source,
     proxy: { healthy: i.healthy(), syncPeriodSeconds: i.config.ipvs.syncPeriodMs / 1000, minSyncPeriodSeconds: i.config.ipvs.minSyncPeriodMs / 1000 },
     sync: i.history.status(i.tracker.pending),
-    problems: i.tracker.problems().map((p) => ({ kind: p.kind, namespace: p.namespace, name: p.name, field: p.field, reason: p.reason, effect: p.effect })),
+    problems: [
+      ...i.tracker.problems().map((p) => ({ kind: p.kind, namespace: p.namespace, name: p.name, field: p.field, reason: p.reason, effect: p.effect })),
+      // A service the planner failed on is left out: shown like an invalid object, said to be a bug.
+      ...[...(state?.unplannable ?? [])].map(([key, why]) => {
+        const [namespace = '', name = ''] = key.split('/');
+        return { kind: 'Service', namespace, name, field: '', reason: `could not be planned (a kube-ipvs bug; please report it): ${why}`, effect: 'skipped' as const };
+      }),
+    ],
     failures: i.history.failures(),
     conflicts: (state?.conflicts ?? []).map((c) => ({ virtualServer: c.vsKey, family: c.family, winner: c.winner, losers: c.losers })),
     totals: { servicePorts: [...snapshot.services.values()].reduce((n, s) => n + s.ports.length, 0), virtualServers, realServers, draining: allDraining.length },

@@ -29,6 +29,11 @@ import { statusRoutes } from './status-routes.js';
 
 const BIND_RETRY_MS = 5000;
 
+/** A health or metrics server could not bind and --bind-address-hard-fail is set. */
+export class BindHardFail extends Error {
+  override readonly name = 'BindHardFail';
+}
+
 export interface ObservabilityInput {
   readonly config: ProxyConfig;
   readonly log: Logger;
@@ -88,12 +93,14 @@ class RetryingServer {
     private readonly what: string,
     private readonly start: () => Promise<RunningServer | undefined>,
     private readonly log: Logger,
+    private readonly hardFail: boolean,
   ) {}
 
   async open(): Promise<void> {
     try {
       this.server = await this.start();
     } catch (e) {
+      if (this.hardFail) throw new BindHardFail(`${this.what} server failed: ${e instanceof Error ? e.message : String(e)}`);
       this.log.error(e instanceof Error ? e.message : String(e), { retryIn: `${BIND_RETRY_MS / 1000}s` });
       this.timer = setTimeout(() => void this.retry(), BIND_RETRY_MS);
     }
@@ -160,9 +167,15 @@ export async function startObservability(o: ObservabilityInput): Promise<Observa
         source: o.status.source,
       })
     : new Map();
-  const healthz = new RetryingServer('healthz', () => startHealthzServer(o.config.healthzBindAddress, health, { probes: metrics }), o.log);
-  const metricsServer = new RetryingServer('metrics', () => startMetricsServer(o.config.metricsBindAddress, metrics, { routes }), o.log);
-  await Promise.all([healthz.open(), metricsServer.open()]);
+  const hardFail = o.config.bindAddressHardFail;
+  const healthz = new RetryingServer('healthz', () => startHealthzServer(o.config.healthzBindAddress, health, { probes: metrics }), o.log, hardFail);
+  const metricsServer = new RetryingServer('metrics', () => startMetricsServer(o.config.metricsBindAddress, metrics, { routes }), o.log, hardFail);
+  const opened = await Promise.allSettled([healthz.open(), metricsServer.open()]);
+  const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed !== undefined) {
+    await Promise.all([healthz.close(), metricsServer.close(), serviceHealth.close()]);
+    throw failed.reason;
+  }
   // kube-proxy marks every family updated when its sync loop starts.
   health.updated();
 
@@ -173,6 +186,9 @@ export async function startObservability(o: ObservabilityInput): Promise<Observa
       health.queuedUpdate();
       metrics.queued(Date.now());
       metrics.setPending(o.tracker.pending);
+    },
+    syncThrew(): void {
+      metrics.syncError('sync');
     },
     synced(r: SyncOutcome): void {
       const node = o.node();

@@ -18,10 +18,12 @@ import { planCluster } from '../plan/planner.js';
 import type { OutputFormat } from '../plan/render.js';
 import { OUTPUT_FORMATS, renderState } from '../plan/render.js';
 import { UsageError } from './errors.js';
+import { createLogger } from '../observe/log.js';
+import { formatLoadWarning, runProcessFlags, type ProcessIo } from './process-flags.js';
 
 export const MANIFEST_FLAGS: readonly FlagSpec[] = [
   { name: 'manifests', kind: 'repeatable', valueName: 'path', help: 'YAML/JSON file or directory of Services, EndpointSlices and Nodes (repeatable).' },
-  { name: 'node-ip', kind: 'list', valueName: 'ips', help: "The node's addresses (comma-separated); the first of each family is its node IP, the very first decides the primary family. Default: the Node object's InternalIP/ExternalIP." },
+  { name: 'node-ip', kind: 'list', valueName: 'ips', help: "The addresses on the node's interfaces (comma-separated), where NodePorts listen. The node IPs come from the Node object in the manifests, as in run; without one, the first of each family here (the very first decides the primary family). Default: the Node object's InternalIP/ExternalIP." },
   { name: 'ip-families', kind: 'list', valueName: 'families', help: 'The IP families the host can proxy: kube-proxy proxies each family whose iptables works (and IPv6 when the kernel has it enabled), whatever addresses the node has. Default: IPv4,IPv6.' },
   { name: 'kernel-version', kind: 'string', valueName: 'release', help: 'Kernel release to plan sysctls for (e.g. 5.4.0); default: this machine\'s.' },
 ];
@@ -41,10 +43,15 @@ export interface PlanInputs {
   readonly tracker: ClusterTracker;
 }
 
-/** Loads config and manifests and plans them; shared by `plan` and `trace`. */
-export function planFromArgs(argv: readonly string[], flags: readonly FlagSpec[], kernelRelease: string): PlanInputs & { help: boolean } {
+/**
+ * Loads config and manifests and plans them; shared by `plan` and `trace`. `exit` is set when the
+ * command ends before planning: --help (-1), --version or --write-config-to (their exit code).
+ */
+export function planFromArgs(argv: readonly string[], flags: readonly FlagSpec[], kernelRelease: string, io: ProcessIo): PlanInputs & { exit: number | undefined } {
   const loaded = loadConfig(argv, { extraFlags: flags, hostname: hostname(), readFile: (p) => readFileSync(p, 'utf8') });
-  if (loaded.help) return { config: loaded.config, node: undefined as unknown as NodeInfo, extra: loaded.extra, state: undefined as unknown as DesiredState, problems: [], tracker: new ClusterTracker(loaded.config.hostnameOverride, () => undefined), help: true };
+  const early = loaded.help ? -1 : runProcessFlags(loaded, io, createLogger(loaded.config.logFormat, io.err));
+  if (early !== undefined) return { config: loaded.config, node: undefined as unknown as NodeInfo, extra: loaded.extra, state: undefined as unknown as DesiredState, problems: [], tracker: new ClusterTracker(loaded.config.hostnameOverride, () => undefined), exit: early };
+  for (const w of loaded.warnings) io.err(`warning: ${formatLoadWarning(w)}\n`);
   const paths = loaded.extra.get('manifests') as readonly string[];
   if (paths.length === 0) throw new UsageError('--manifests is required: give a file or directory of Services and EndpointSlices');
   const objects = loadManifests(paths);
@@ -64,9 +71,10 @@ export function planFromArgs(argv: readonly string[], flags: readonly FlagSpec[]
   for (const s of objects.endpointSlices) tracker.upsertEndpointSlice(s);
   const { snapshot } = tracker.drain();
   const kernelVersion = (loaded.extra.get('kernel-version') as string | undefined) ?? kernelRelease;
-  const node = buildNodeInfo({ name: nodeName, node: nodeObj, addresses, families, ...(given.length > 0 ? { nodeIPs: given } : {}), bindAddress: config.bindAddress, kernelVersion });
+  // As `run` does: the Node object's addresses are the node IPs; without a Node, the interfaces'.
+  const node = buildNodeInfo({ name: nodeName, node: nodeObj, addresses, families, ...(nodeObj === undefined ? { nodeIPs: addresses } : {}), bindAddress: config.bindAddress, kernelVersion });
   const state = planCluster(snapshot, { node, config });
-  return { config, node, extra: loaded.extra, state, problems, tracker, help: false };
+  return { config, node, extra: loaded.extra, state, problems, tracker, exit: undefined };
 }
 
 function parseFamilies(given: readonly string[]): IpFamily[] {
@@ -92,8 +100,8 @@ export function describeFamilies(node: NodeInfo): string {
 }
 
 export function runPlan(argv: readonly string[], io: { out: (s: string) => void; err: (s: string) => void; kernelRelease: string }): number {
-  const r = planFromArgs(argv, PLAN_FLAGS, io.kernelRelease);
-  if (r.help) return -1;
+  const r = planFromArgs(argv, PLAN_FLAGS, io.kernelRelease, io);
+  if (r.exit !== undefined) return r.exit;
   const format = r.extra.get('output') as string;
   if (!(OUTPUT_FORMATS as readonly string[]).includes(format)) {
     throw new UsageError(`invalid value ${JSON.stringify(format)} for --output: expected one of ${OUTPUT_FORMATS.join(', ')}`);
@@ -101,6 +109,7 @@ export function runPlan(argv: readonly string[], io: { out: (s: string) => void;
   io.err(`${describeFamilies(r.node)}\n`);
   if (!r.node.families.includes(r.node.primaryFamily)) io.err(`warning: the primary family ${r.node.primaryFamily} is not planned: kube-proxy refuses to start on such a host\n`);
   for (const p of r.problems) io.err(`warning: ${formatProblem(p)}\n`);
+  for (const [service, why] of r.state.unplannable) io.err(`warning: service ${service} was not planned (please report this as a bug): ${why}\n`);
   for (const c of r.state.conflicts) io.err(`warning: virtual server ${c.vsKey} is wanted by ${[c.winner, ...c.losers].join(', ')}; ${c.winner} is used\n`);
   io.out(renderState(r.state, format as OutputFormat));
   return 0;

@@ -14,7 +14,8 @@ import { RestClient } from '../cluster/api/rest.js';
 import type { V1Node } from '@kubernetes/client-node';
 import type { DaemonSource } from './daemon.js';
 import { runDaemon } from './daemon.js';
-import { startObservability } from './observability.js';
+import { BindHardFail, startObservability } from './observability.js';
+import type { Observability } from './observability.js';
 import type { SourceStatus } from '../observe/status-document.js';
 import { formatProblem } from '../cluster/problems.js';
 import { ClusterTracker } from '../cluster/tracker.js';
@@ -22,7 +23,7 @@ import { parseDuration } from '../config/duration.js';
 import { kernelRelease } from '../dataplane/netif/real.js';
 import { openCleanupDataplane, openRealDataplane } from '../dataplane/real-dataplane.js';
 import type { Logger } from '../observe/log.js';
-import { createLogger } from '../observe/log.js';
+import { processLogger } from '../observe/log.js';
 import { cleanupDataplane } from '../sync/cleanup.js';
 import { realClock } from '../sync/clock.js';
 import type { ProxyConfig } from '../config/types.js';
@@ -33,6 +34,9 @@ import { planIpvsTimeouts, planSysctls } from '../plan/sysctl.js';
 import { RealSysctl } from '../dataplane/sysctl/real.js';
 import { RealIpvs } from '../dataplane/ipvs/real.js';
 import { UsageError } from './errors.js';
+import { applyOomScoreAdj } from '../dataplane/oom.js';
+import { rateLimiterFor, type RateLimiter } from '../cluster/api/rate-limiter.js';
+import { logLoadWarnings, runProcessFlags } from './process-flags.js';
 
 export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: 'manifests', kind: 'repeatable', valueName: 'path', help: 'YAML/JSON file or directory of Services, EndpointSlices and Nodes (repeatable); without it, the Kubernetes API (--kubeconfig, --master or the pod service account).' },
@@ -40,13 +44,39 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: 'drain-timeout', kind: 'string', default: '15m', valueName: 'duration', help: 'Longest time a removed TCP real server drains at weight 0 before it is deleted anyway.' },
 ];
 
-export const RUN_USAGE = 'Usage: kube-ipvs run [--manifests PATH... | --kubeconfig FILE | --master URL] [--once] [--cleanup] [--log-format json] [kube-proxy flags]';
+export const RUN_USAGE = 'Usage: kube-ipvs run [--manifests PATH... | --kubeconfig FILE | --master URL] [--once] [--cleanup] [--logging-format json] [kube-proxy flags]';
 
 /** How long start-up waits for the API server's first lists before giving up. */
 const INITIAL_LIST_TIMEOUT_MS = 60_000;
 
 function printFailures(report: SyncReport, log: Logger): void {
-  for (const f of report.failures) log.error('operation failed', { subsystem: f.subsystem, op: f.op, object: f.object, error: f.message });
+  for (const f of report.failures) log.error('operation failed', { subsystem: f.subsystem, op: f.op, object: f.object, error: f.message, stack: f.stack });
+}
+
+/** One sync as `run` does it: the proxier's sync, then metrics and health, and one log line (plus one per failed operation). */
+export function reportingSync(proxier: Proxier, log: Logger, observability: Observability | undefined): (full: boolean) => Promise<boolean> {
+  // Services the planner left out, as last logged: each is named once per new reason.
+  let unplannable: ReadonlyMap<string, string> = new Map();
+  return async (full) => {
+    const r = await proxier.sync({ full });
+    observability?.synced(r);
+    for (const [service, error] of r.state.unplannable) {
+      if (unplannable.get(service) !== error) log.error('service not programmed: kube-ipvs could not plan it (please report this as a bug)', { service, error });
+    }
+    unplannable = new Map(r.state.unplannable);
+    const vs = r.state.families.reduce((n, f) => n + f.virtualServers.size, 0);
+    (r.ok ? log.info : log.error)(r.ok ? 'synced' : 'sync failed', {
+      full: r.full,
+      ms: Math.round(r.durationMs),
+      changedServices: r.changedServices,
+      families: r.state.families.map((f) => f.family).join(','),
+      virtualServers: vs,
+      changes: r.report.summary() || 'none',
+      failures: r.report.failures.length || undefined,
+    });
+    printFailures(r.report, log);
+    return r.ok;
+  };
 }
 
 export async function runCleanup(log: Logger, excludeCIDRs: readonly string[]): Promise<number> {
@@ -95,15 +125,17 @@ async function runInitOnly(log: Logger, config: ProxyConfig): Promise<number> {
   return report.ok ? 0 : 1;
 }
 
-export async function runRun(argv: readonly string[], io: { out: (s: string) => void }): Promise<number> {
+export async function runRun(argv: readonly string[], io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
   const loaded = loadConfig(argv, { extraFlags: RUN_FLAGS, hostname: hostname(), readFile: (p) => readFileSync(p, 'utf8') });
   if (loaded.help) {
     io.out(`${RUN_USAGE}\n`);
     return -1;
   }
   const config = loaded.config;
-  const log = createLogger(config.logFormat);
-  for (const f of loaded.ignoredFlags) log.warn('flag ignored because --config is given', { flag: f });
+  const log = processLogger(config.logging);
+  logLoadWarnings(loaded, log);
+  const early = runProcessFlags(loaded, io, log);
+  if (early !== undefined) return early;
   if (config.cleanup) return runCleanup(log, config.ipvs.excludeCIDRs);
   if (config.initOnly) return runInitOnly(log, config);
 
@@ -114,7 +146,8 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
   const once = loaded.extra.get('once') === true;
 
   const tracker = new ClusterTracker(config.hostnameOverride, (p) => log.warn(formatProblem(p)));
-  const opened = paths.length > 0 ? openManifestSource(paths, config.hostnameOverride, tracker, log) : await openApiSource(config, tracker, log);
+  const limiter = rateLimiterFor(config.clientConnection.qps, config.clientConnection.burst);
+  const opened = paths.length > 0 ? openManifestSource(paths, config.hostnameOverride, tracker, log) : await openApiSource(config, tracker, log, limiter);
   if (!opened) return 1;
 
   const dp = await openRealDataplane().catch((e: unknown) => {
@@ -135,27 +168,18 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
     drainTimeoutMs: drainMs,
   });
   const status = { draining: () => proxier.drainingServers(), drainTimeoutMs: drainMs, clock: realClock, source: opened.status };
-  const observability = once ? undefined : await startObservability({ config, log, dataplane: dp, tracker, events: opened.events, node: opened.node, ownerOf: (k) => proxier.virtualServerOwner(k), status }).catch((e: unknown) => {
+  let observability: Awaited<ReturnType<typeof startObservability>> | undefined;
+  try {
+    observability = once ? undefined : await startObservability({ config, log, dataplane: dp, tracker, events: opened.events, node: opened.node, ownerOf: (k) => proxier.virtualServerOwner(k), status });
+  } catch (e) {
     opened.source.close();
     dp.close();
-    throw e;
-  });
-  const syncOnce = async (full: boolean): Promise<boolean> => {
-    const r = await proxier.sync({ full });
-    observability?.synced(r);
-    const vs = r.state.families.reduce((n, f) => n + f.virtualServers.size, 0);
-    (r.ok ? log.info : log.error)(r.ok ? 'synced' : 'sync failed', {
-      full: r.full,
-      ms: Math.round(r.durationMs),
-      changedServices: r.changedServices,
-      families: r.state.families.map((f) => f.family).join(','),
-      virtualServers: vs,
-      changes: r.report.summary() || 'none',
-      failures: r.report.failures.length || undefined,
-    });
-    printFailures(r.report, log);
-    return r.ok;
-  };
+    if (!(e instanceof BindHardFail)) throw e;
+    // --bind-address-hard-fail: kube-proxy exits when its health or metrics server cannot bind.
+    log.error(e.message, { hint: 'free the address or change --healthz-bind-address/--metrics-bind-address; without --bind-address-hard-fail kube-ipvs retries every 5 s' });
+    return 1;
+  }
+  const syncOnce = reportingSync(proxier, log, observability);
 
   log.info('kube-ipvs starting', {
     node: config.hostnameOverride,
@@ -171,6 +195,13 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
     metrics: observability?.metricsAddress,
     mode: once ? 'once' : 'daemon',
   });
+
+  if (!once) {
+    // As kube-proxy's ProxyServer.Run; the kernel refuses lowering it without CAP_SYS_RESOURCE.
+    await applyOomScoreAdj(config.oomScoreAdj).catch((e: unknown) =>
+      log.warn('cannot set the OOM score adjustment; the daemon keeps the one it has', { oomScoreAdj: config.oomScoreAdj, error: e instanceof Error ? e.message : String(e) }),
+    );
+  }
 
   if (once) {
     opened.source.close();
@@ -230,10 +261,10 @@ function openManifestSource(paths: readonly string[], nodeName: string, tracker:
   };
 }
 
-async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: Logger): Promise<OpenedSource | undefined> {
+async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: Logger, limiter: RateLimiter): Promise<OpenedSource | undefined> {
   const kc = loadKubeConfig({ kubeconfig: config.kubeconfig, master: config.master });
   let notify: () => void = () => undefined;
-  const api = new ApiSource({ kc, tracker, nodeName: config.hostnameOverride, log, onChange: () => notify() });
+  const api = new ApiSource({ kc, tracker, nodeName: config.hostnameOverride, log, onChange: () => notify(), limiter });
   api.start();
   try {
     await api.waitForInitialSync(INITIAL_LIST_TIMEOUT_MS);
@@ -258,7 +289,7 @@ async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: 
       const failing = api.failingResources();
       return { kind: 'api', target: serverOf(kc), connected: failing.length === 0, failing };
     },
-    events: new EventRecorder(new RestClient(kc), config.hostnameOverride, log),
+    events: new EventRecorder(new RestClient(kc, limiter), config.hostnameOverride, log),
     summary: { source: 'api', server: serverOf(kc), services: pending.services, endpointSlices: pending.endpoints },
   };
 }

@@ -122,8 +122,8 @@ export function printTrace(state: DesiredState, packet: TracePacket, node: Trace
 }
 
 export function runTrace(argv: readonly string[], io: { out: (s: string) => void; err: (s: string) => void; kernelRelease: string }): number {
-  const r = planFromArgs(argv, TRACE_FLAGS, io.kernelRelease);
-  if (r.help) return -1;
+  const r = planFromArgs(argv, TRACE_FLAGS, io.kernelRelease, io);
+  if (r.exit !== undefined) return r.exit;
   const req = traceRequest(r.extra);
   const node = { addresses: r.node.addresses };
   const packet = packetOf(req, r.state, node);

@@ -5,6 +5,7 @@
 // keeps the last objects, and a relist after reconnecting only changes what really changed.
 import type { KubeConfig, V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import type { Logger } from '../observe/log.js';
+import type { RateLimiter } from './api/rate-limiter.js';
 import { Reflector } from './api/reflector.js';
 import type { ClusterTracker } from './tracker.js';
 
@@ -20,6 +21,8 @@ export interface ApiSourceOptions {
   /** This node's labels or addresses changed (topology, NodeCIDR): the next sync re-plans. */
   readonly onNodeChange?: (node: V1Node | undefined) => void;
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** Shared with every other API client of the process (--kube-api-qps, --kube-api-burst). */
+  readonly limiter?: RateLimiter;
 }
 
 function nsName(o: { metadata?: { namespace?: string; name?: string } }): [string, string] {
@@ -45,7 +48,7 @@ export class ApiSource {
     const recovered = (resource: string) => () => {
       if (this.failing.delete(resource)) o.log.info('API source recovered', { resource });
     };
-    const backoff = o.backoff ? { backoff: o.backoff } : {};
+    const shared = { ...(o.backoff ? { backoff: o.backoff } : {}), ...(o.limiter ? { limiter: o.limiter } : {}) };
     this.reflectors = {
       services: new Reflector<V1Service>({
         kc: o.kc,
@@ -56,7 +59,7 @@ export class ApiSource {
         onDelete: (s) => this.changed(() => o.tracker.deleteService(...nsName(s))),
         onError: onError('services'),
         onListed: recovered('services'),
-        ...backoff,
+        ...shared,
       }),
       slices: new Reflector<V1EndpointSlice>({
         kc: o.kc,
@@ -67,7 +70,7 @@ export class ApiSource {
         onDelete: (s) => this.changed(() => o.tracker.deleteEndpointSlice(...nsName(s))),
         onError: onError('endpointslices'),
         onListed: recovered('endpointslices'),
-        ...backoff,
+        ...shared,
       }),
       node: new Reflector<V1Node>({
         kc: o.kc,
@@ -78,7 +81,7 @@ export class ApiSource {
         onDelete: () => this.setNode(undefined),
         onError: onError('nodes'),
         onListed: recovered('nodes'),
-        ...backoff,
+        ...shared,
       }),
     };
   }

@@ -9,8 +9,10 @@ import { ConfigError } from './errors.js';
  *   positional argument, as in pflag).
  * list: comma-separated values; repeating the flag appends (pflag's StringSlice).
  * repeatable: one value per occurrence, commas kept (e.g. file paths).
+ * optional: `--flag` alone means `noOptDefault`, a value only as `--flag=value` (pflag's
+ *   NoOptDefVal, as --version and --version=raw).
  */
-export type FlagKind = 'string' | 'bool' | 'list' | 'repeatable';
+export type FlagKind = 'string' | 'bool' | 'list' | 'repeatable' | 'optional';
 export type FlagValue = string | boolean | readonly string[];
 
 export interface FlagSpec {
@@ -24,8 +26,12 @@ export interface FlagSpec {
   readonly short?: string;
   /** Placeholder in --help ("duration", "cidrs"); derived from kind when absent. */
   readonly valueName?: string;
-  /** Set for deprecated flags: the sentence --help prints instead of hiding the flag. */
+  /** Set for deprecated flags: the sentence --help prints (or the warning, when hidden). */
   readonly deprecated?: string;
+  /** Not listed by --help (upstream's deprecated flags are hidden). */
+  readonly hidden?: boolean;
+  /** For kind optional: the value of the bare flag. */
+  readonly noOptDefault?: string;
 }
 
 export interface ParsedFlags {
@@ -79,6 +85,9 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
       case 'string':
         values.set(spec.name, raw ?? '');
         return;
+      case 'optional':
+        values.set(spec.name, raw ?? spec.noOptDefault ?? '');
+        return;
       case 'list':
       case 'repeatable': {
         const prev = values.get(spec.name);
@@ -120,7 +129,7 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
     if (spec === undefined) {
       throw new ConfigError(`unknown flag ${shown}: see --help for the accepted flags`, shown);
     }
-    if (spec.kind !== 'bool' && inline === undefined) {
+    if (spec.kind !== 'bool' && spec.kind !== 'optional' && inline === undefined) {
       const next = argv[i + 1];
       // "--a --b" is almost always a forgotten value, not a value that starts with "--".
       if (next === undefined || next.startsWith('--')) {
@@ -148,7 +157,8 @@ function defaultText(spec: FlagSpec): string {
 }
 
 /** pflag-style usage lines: `  -v, --v string   help (default "x")`. */
-export function formatFlagHelp(specs: readonly FlagSpec[]): string {
+export function formatFlagHelp(allSpecs: readonly FlagSpec[]): string {
+  const specs = allSpecs.filter((s) => s.hidden !== true);
   const heads = specs.map((s) => {
     const valueName = s.valueName ?? (s.kind === 'bool' ? '' : s.kind === 'list' ? 'strings' : 'string');
     const short = s.short !== undefined ? `-${s.short}, ` : '    ';

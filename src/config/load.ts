@@ -1,23 +1,38 @@
 // Command line (+ optional KubeProxyConfiguration file) → one validated ProxyConfig.
 //
-// --config semantics follow kube-proxy: when a file is given it replaces the whole kube-proxy
-// configuration, and the kube-proxy flags that map onto configuration fields (--ipvs-*,
-// --cluster-cidr, --bind-address, --kubeconfig, ...) are ignored even when set. Still read from the
-// command line: --hostname-override (overrides the file's hostnameOverride), the logging flags
-// (--log-format, -v), and the process-level options that upstream never stores in the file
-// (--master, --cleanup, --cleanup-ipvs, --init-only, --help). Command-specific extra flags always
-// apply. The ignored flags are reported in `ignoredFlags` so the CLI can warn about them.
+// Every flag of kube-proxy (the version in upstream/version.ts) is accepted. --config semantics
+// follow kube-proxy: when a file is given it replaces the whole kube-proxy configuration, and the
+// flags that map onto configuration fields (--ipvs-*, --cluster-cidr, --feature-gates, --kube-api-*,
+// ...) are ignored even when set. Still read from the command line: --hostname-override (overrides
+// the file's hostnameOverride), the logging flags (override the file's logging section, as
+// upstream's copyLogsFromFlags), and the process-level options upstream never stores in the file
+// (--master, --cleanup, --init-only, --write-config-to, --version, --help). Command-specific extra
+// flags always apply. What the CLI should warn about once at start-up is in `warnings`: flags
+// ignored because of --config, a file decoded leniently, settings without effect in kube-ipvs,
+// deprecated flags, GA or deprecated feature gates.
 import { ConfigError } from './errors.js';
+import { featureGatesHelp, parseFeatureGatesFlag, UNIMPLEMENTED_GATES } from './feature-gates.js';
 import { formatFlagHelp, parseFlags, type FlagSpec, type FlagValue } from './flags.js';
 import { parseDuration } from './duration.js';
 import { parseKubeProxyConfiguration } from './kubeproxyconfig.js';
-import { defaultServerAddresses, validateSettings, type SettingKey, type Settings, type SettingsOrigin } from './settings.js';
-import type { LogFormat, ProxyConfig } from './types.js';
+import { DEFAULT_LOGGING, parseQuantity, parseVerbosity, parseVModule, type LoggingField, type LoggingSettings } from './logging.js';
+import {
+  DEFAULT_HEALTHZ_PORT,
+  DEFAULT_METRICS_PORT,
+  appendPortIfNeeded,
+  defaultServerAddresses,
+  validateAll,
+  type SettingKey,
+  type Settings,
+  type SettingsOrigin,
+} from './settings.js';
+import type { ProxyConfig } from './types.js';
+import { KUBE_PROXY_VERSION } from './upstream/version.js';
 
 export type { FlagKind, FlagSpec, FlagValue } from './flags.js';
 export { ConfigError } from './errors.js';
 
-type Conversion = 'string' | 'bool' | 'list' | 'duration' | 'int';
+type Conversion = 'string' | 'bool' | 'list' | 'duration' | 'int' | 'float' | 'gates';
 interface SettingFlag {
   readonly spec: FlagSpec;
   readonly key: SettingKey;
@@ -25,6 +40,8 @@ interface SettingFlag {
 }
 
 const DURATION_EXAMPLE = 'a duration such as 30s, 1m or 500ms';
+const PROTOBUF = 'application/vnd.kubernetes.protobuf';
+const JSON_TYPE = 'application/json';
 
 function setting(
   name: string,
@@ -32,15 +49,18 @@ function setting(
   conv: Conversion,
   defaultValue: FlagValue,
   help: string,
+  valueName?: string,
 ): SettingFlag {
-  const kind = conv === 'bool' ? 'bool' : conv === 'list' ? 'list' : 'string';
-  const valueName = conv === 'duration' ? 'duration' : conv === 'int' ? 'int' : conv === 'list' ? 'strings' : undefined;
-  return { spec: { name, kind, help, default: defaultValue, ...(valueName ? { valueName } : {}) }, key, conv };
+  const kind = conv === 'bool' ? 'bool' : conv === 'list' || conv === 'gates' ? 'list' : 'string';
+  const placeholder =
+    valueName ??
+    (conv === 'duration' ? 'duration' : conv === 'int' ? 'int32' : conv === 'float' ? 'float32' : conv === 'list' ? 'strings' : undefined);
+  return { spec: { name, kind, help, default: defaultValue, ...(placeholder ? { valueName: placeholder } : {}) }, key, conv };
 }
 
 /** kube-proxy flags that set a configuration field (ignored when --config is given). */
 const SETTING_FLAGS: readonly SettingFlag[] = [
-  setting('proxy-mode', 'mode', 'string', '', 'Which proxy mode to use; kube-ipvs implements only "ipvs" (empty means ipvs).'),
+  setting('proxy-mode', 'mode', 'string', '', 'Which proxy mode to use; kube-ipvs implements only "ipvs" (empty means ipvs).', 'ProxyMode'),
   setting('ipvs-scheduler', 'scheduler', 'string', '',
     'The IPVS scheduler: rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf or twos (empty means rr).'),
   setting('ipvs-sync-period', 'syncPeriodMs', 'duration', '30s',
@@ -62,7 +82,7 @@ const SETTING_FLAGS: readonly SettingFlag[] = [
   setting('cluster-cidr', 'clusterCIDR', 'string', '',
     'The CIDR range of pods in the cluster (a comma-separated IPv4,IPv6 pair for dual-stack). Used with --detect-local-mode=ClusterCIDR.'),
   setting('detect-local-mode', 'detectLocalMode', 'string', 'ClusterCIDR',
-    'How to detect traffic from local pods: ClusterCIDR, NodeCIDR, BridgeInterface or InterfaceNamePrefix.'),
+    'How to detect traffic from local pods: ClusterCIDR, NodeCIDR, BridgeInterface or InterfaceNamePrefix.', 'LocalMode'),
   setting('pod-bridge-interface', 'bridgeInterface', 'string', '',
     'A bridge interface name; traffic from it is local when --detect-local-mode is BridgeInterface.'),
   setting('pod-interface-name-prefix', 'interfaceNamePrefix', 'string', '',
@@ -70,14 +90,23 @@ const SETTING_FLAGS: readonly SettingFlag[] = [
   setting('nodeport-addresses', 'nodePortAddresses', 'list', [],
     'The addresses to serve NodePorts on: a comma-separated list of CIDRs (e.g. 1.2.3.0/24,fd00::/64), or "primary" for the node\'s primary IPs. Empty means all local addresses.'),
   setting('healthz-bind-address', 'healthzBindAddress', 'string', '0.0.0.0:10256',
-    "The IP address with port for the health check server ('[::]:10256' when --bind-address is IPv6). Set empty to disable."),
+    "The IP address (port 10256 when omitted) for the health check server ('[::]:10256' when --bind-address is IPv6). Set empty to disable.", 'ipport'),
   setting('metrics-bind-address', 'metricsBindAddress', 'string', '127.0.0.1:10249',
-    "The IP address with port for the metrics server ('[::1]:10249' when --bind-address is IPv6). Set empty to disable."),
+    "The IP address (port 10249 when omitted) for the metrics server ('[::1]:10249' when --bind-address is IPv6). Set empty to disable.", 'ipport'),
   setting('bind-address', 'bindAddress', 'string', '0.0.0.0',
-    "Overrides the node's detected primary IP when not 0.0.0.0 or ::. No socket is bound to it."),
+    "Overrides the node's detected primary IP when not 0.0.0.0 or ::. No socket is bound to it.", 'ip'),
+  setting('bind-address-hard-fail', 'bindAddressHardFail', 'bool', false,
+    'If true, a health check or metrics server that cannot bind its address stops kube-ipvs (exit 1) instead of retrying.'),
   setting('kubeconfig', 'kubeconfig', 'string', '', 'Path to kubeconfig file with authorization information.'),
+  setting('kube-api-qps', 'qps', 'float', '5', 'Requests per second to the API server (token bucket; negative: no limit).'),
+  setting('kube-api-burst', 'burst', 'int', '10', 'Burst of requests allowed above --kube-api-qps.'),
+  setting('kube-api-content-type', 'contentType', 'string', PROTOBUF,
+    'Content type of requests sent to the API server. kube-ipvs always speaks JSON; the protobuf default and application/json are the same to it.'),
   setting('config-sync-period', 'configSyncPeriodMs', 'duration', '15m0s',
-    'How often configuration from the apiserver is refreshed. Must be greater than 0.'),
+    "How often configuration from the apiserver is refreshed. Must be greater than 0. (kube-proxy's informer resync, which changes nothing observable; kube-ipvs validates it.)"),
+  setting('feature-gates', 'featureGates', 'gates', [], featureGatesHelp(), 'mapStringBool'),
+  setting('oom-score-adj', 'oomScoreAdj', 'int', '-999',
+    'The oom_score_adj value of the kube-ipvs daemon (kube-ipvs run). Values must be within the range [-1000, 1000].'),
   setting('conntrack-max-per-core', 'conntrackMaxPerCore', 'int', '32768',
     'Maximum number of NAT connections to track per CPU core (0 to leave the limit as-is and ignore conntrack-min).'),
   setting('conntrack-min', 'conntrackMin', 'int', '131072',
@@ -86,28 +115,96 @@ const SETTING_FLAGS: readonly SettingFlag[] = [
     'Idle timeout for established TCP connections (0 to leave as-is).'),
   setting('conntrack-tcp-timeout-close-wait', 'conntrackTcpCloseWaitTimeoutMs', 'duration', '1h0m0s',
     'NAT timeout for TCP connections in the CLOSE_WAIT state (0 to leave as-is).'),
+  setting('conntrack-tcp-be-liberal', 'conntrackTcpBeLiberal', 'bool', false,
+    'Enable liberal mode for tracking TCP packets by setting nf_conntrack_tcp_be_liberal to 1.'),
+  setting('conntrack-udp-timeout', 'conntrackUdpTimeoutMs', 'duration', '0s', 'Idle timeout for UNREPLIED UDP connections (0 to leave as-is).'),
+  setting('conntrack-udp-timeout-stream', 'conntrackUdpStreamTimeoutMs', 'duration', '0s', 'Idle timeout for ASSURED UDP connections (0 to leave as-is).'),
+  // Configuration fields without effect in kube-ipvs (see NO_EFFECT); carried for --write-config-to.
+  setting('iptables-localhost-nodeports', 'iptablesLocalhostNodePorts', 'bool', true, 'iptables mode only.'),
+  setting('profiling', 'enableProfiling', 'bool', false, 'Profiling on /debug/pprof; kube-ipvs has no such handler.'),
+  setting('show-hidden-metrics-for-version', 'showHiddenMetricsForVersion', 'string', '',
+    'The previous minor version (e.g. 1.35) whose hidden metrics to show; kube-ipvs has no hidden metrics.'),
+];
+
+/** kube-proxy flags that set a field kube-ipvs has no use for (ignored with --config too). */
+const FIELDLESS_FLAGS: readonly FlagSpec[] = [
+  { name: 'iptables-sync-period', kind: 'string', valueName: 'duration', default: '30s', help: 'iptables mode only.' },
+  { name: 'iptables-min-sync-period', kind: 'string', valueName: 'duration', default: '1s', help: 'iptables mode only.' },
+];
+
+/** Logging flags: they apply even with --config, over the file's logging section. */
+const LOGGING_FLAGS: readonly FlagSpec[] = [
+  { name: 'logging-format', kind: 'string', default: 'text', help: 'Sets the log format: "text" or "json" (json needs the LoggingBetaOptions gate, on by default).' },
+  { name: 'log-format', kind: 'string', default: 'text', help: 'Same as --logging-format (the name earlier kube-ipvs releases used).' },
+  { name: 'v', short: 'v', kind: 'string', valueName: 'Level', default: '0', help: 'Log level verbosity; kube-ipvs has no verbose levels.' },
+  { name: 'vmodule', kind: 'string', valueName: 'pattern=N,...', help: 'Per-file log verbosity (text format only); kube-ipvs has no per-file levels.' },
+  { name: 'log-flush-frequency', kind: 'string', valueName: 'duration', default: '5s', help: 'Maximum time between log flushes (kube-ipvs writes every line at once).' },
+  { name: 'log-text-split-stream', kind: 'bool', help: '[Alpha] In text format, write error messages to stderr and info messages to stdout (needs the LoggingAlphaOptions gate).' },
+  { name: 'log-text-info-buffer-size', kind: 'string', valueName: 'quantity', help: '[Alpha] Info message buffer with split streams; kube-ipvs does not buffer.' },
+  { name: 'log-json-split-stream', kind: 'bool', help: '[Alpha] In JSON format, write error messages to stderr and info messages to stdout (needs the LoggingAlphaOptions gate).' },
+  { name: 'log-json-info-buffer-size', kind: 'string', valueName: 'quantity', help: '[Alpha] Info message buffer with split streams; kube-ipvs does not buffer.' },
 ];
 
 /** kube-proxy flags that are not configuration fields; they apply even with --config. */
 const PROCESS_FLAGS: readonly FlagSpec[] = [
-  { name: 'config', kind: 'string', valueName: 'file', help: 'The path to a KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) file. It replaces all other kube-proxy flags except --hostname-override, --master, --cleanup, --init-only and logging flags.' },
+  { name: 'config', kind: 'string', valueName: 'file', help: 'The path to a KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) file. It replaces all other kube-proxy flags except --hostname-override, --master, --cleanup, --init-only, --write-config-to, --version and logging flags.' },
+  { name: 'write-config-to', kind: 'string', valueName: 'file', help: 'If set, write the effective configuration to this file as a KubeProxyConfiguration and exit.' },
   { name: 'hostname-override', kind: 'string', help: 'If non-empty, use this string (trimmed, lower-cased) as the node name instead of the host name.' },
   { name: 'master', kind: 'string', help: 'The address of the Kubernetes API server (overrides any value in kubeconfig).' },
   { name: 'cleanup', kind: 'bool', help: 'If true, remove IPVS, iptables and ipset state left by the proxy and exit.' },
   { name: 'cleanup-ipvs', kind: 'bool', help: 'Same as --cleanup.', deprecated: 'use --cleanup' },
   { name: 'init-only', kind: 'bool', help: 'If true, perform any initialization steps that must be done with full root privileges, and then exit.' },
-  { name: 'log-format', kind: 'string', default: 'text', help: 'Log output format: text or json.' },
-  { name: 'v', short: 'v', kind: 'string', valueName: 'level', default: '0', help: 'Log level verbosity (accepted for kube-proxy compatibility; ignored).' },
+  { name: 'version', kind: 'optional', noOptDefault: 'true', valueName: 'version[=true]', help: `--version, --version=raw prints version information and quits; --version=${KUBE_PROXY_VERSION}... is accepted.` },
   { name: 'help', short: 'h', kind: 'bool', help: 'Print the flags and exit.' },
+  // Hidden and deprecated upstream too; applied only without --config and --write-config-to.
+  { name: 'healthz-port', kind: 'string', valueName: 'int32', default: '10256', hidden: true, deprecated: 'use --healthz-bind-address', help: 'The port of the health check server; 0 disables it.' },
+  { name: 'metrics-port', kind: 'string', valueName: 'int32', default: '10249', hidden: true, deprecated: 'use --metrics-bind-address', help: 'The port of the metrics server; 0 disables it.' },
+  // cadvisor's flags, which kube-proxy's binary registers without using them.
+  { name: 'boot-id-file', kind: 'string', default: '/proc/sys/kernel/random/boot_id', help: 'Unused by kube-proxy.' },
+  { name: 'machine-id-file', kind: 'string', default: '/etc/machine-id,/var/lib/dbus/machine-id', help: 'Unused by kube-proxy.' },
 ];
 
-/** Every kube-proxy flag kube-ipvs accepts, in --help order. */
-export const KUBE_PROXY_FLAGS: readonly FlagSpec[] = [...SETTING_FLAGS.map((f) => f.spec), ...PROCESS_FLAGS];
+/** Why a kube-proxy flag or field changes nothing in kube-ipvs (named in the start-up warning). */
+const NO_EFFECT: Readonly<Record<string, string>> = {
+  'iptables-sync-period': 'iptables mode only',
+  'iptables-min-sync-period': 'iptables mode only',
+  iptablesLocalhostNodePorts: 'iptables mode only',
+  enableProfiling: 'kube-ipvs serves no /debug/pprof',
+  showHiddenMetricsForVersion: 'kube-ipvs has no hidden metrics',
+  'boot-id-file': 'unused by kube-proxy',
+  'machine-id-file': 'unused by kube-proxy',
+  contentType: 'kube-ipvs always speaks JSON',
+  acceptContentTypes: 'kube-ipvs always speaks JSON',
+  verbosity: 'kube-ipvs has no verbose log levels',
+  vmodule: 'kube-ipvs has no per-file log levels',
+  textInfoBufferSize: 'kube-ipvs does not buffer log lines',
+  jsonInfoBufferSize: 'kube-ipvs does not buffer log lines',
+  version: 'kube-ipvs reports its own version',
+};
 
-/** `--help` text for the kube-proxy flags followed by the command's own flags. */
+/** Listed apart by --help: flags that change nothing in kube-ipvs whatever their value. */
+const INERT_FLAG_NAMES = new Set([
+  'iptables-localhost-nodeports', 'profiling', 'show-hidden-metrics-for-version', ...FIELDLESS_FLAGS.map((f) => f.name),
+  'v', 'vmodule', 'log-text-info-buffer-size', 'log-json-info-buffer-size', 'boot-id-file', 'machine-id-file',
+]);
+
+/** Every kube-proxy flag kube-ipvs accepts, in --help order. */
+export const KUBE_PROXY_FLAGS: readonly FlagSpec[] = [
+  ...SETTING_FLAGS.map((f) => f.spec),
+  ...FIELDLESS_FLAGS,
+  ...LOGGING_FLAGS,
+  ...PROCESS_FLAGS,
+];
+
+/** `--help` text for the command's own flags, the kube-proxy flags, and those without effect. */
 export function formatHelp(extraFlags: readonly FlagSpec[] = []): string {
   const own = extraFlags.length > 0 ? `Command flags:\n${formatFlagHelp(extraFlags)}\n\n` : '';
-  return `${own}kube-proxy flags:\n${formatFlagHelp(KUBE_PROXY_FLAGS)}\n`;
+  const effective = KUBE_PROXY_FLAGS.filter((f) => !INERT_FLAG_NAMES.has(f.name));
+  const inert = KUBE_PROXY_FLAGS.filter((f) => !effective.includes(f));
+  return (
+    `${own}kube-proxy flags:\n${formatFlagHelp(effective)}\n\n` +
+    `kube-proxy flags accepted without effect in kube-ipvs (named in one start-up warning when set to another value than the default):\n${formatFlagHelp(inert)}\n`
+  );
 }
 
 export interface LoadOptions {
@@ -116,6 +213,12 @@ export interface LoadOptions {
   /** The machine's host name; the node name unless overridden. */
   readonly hostname: string;
   readonly readFile: (path: string) => string;
+}
+
+/** Something the CLI logs once at start-up (a warning). */
+export interface LoadWarning {
+  readonly message: string;
+  readonly fields: Readonly<Record<string, string>>;
 }
 
 export interface LoadResult {
@@ -128,59 +231,197 @@ export interface LoadResult {
   readonly positional: string[];
   /** --help / -h was given: config is then the defaults, and no file was read or validated. */
   readonly help: boolean;
+  /** --version or --version=raw: print it and exit (config is the defaults, as with help). */
+  readonly printVersion: 'short' | 'raw' | undefined;
+  /** --write-config-to: write `settings` there and exit. */
+  readonly writeConfigTo: string | undefined;
+  /** The effective kube-proxy configuration (what --write-config-to writes). */
+  readonly settings: Settings;
   /** kube-proxy flags given on the command line but ignored because --config was given. */
   readonly ignoredFlags: readonly string[];
+  readonly warnings: readonly LoadWarning[];
+}
+
+function flagText(value: FlagValue): string {
+  return Array.isArray(value) ? value.join(',') : String(value);
 }
 
 function convertFlag(f: SettingFlag, value: FlagValue): Settings[SettingKey] {
   const shown = `--${f.spec.name}`;
+  const text = flagText(value);
   switch (f.conv) {
     case 'string':
     case 'bool':
     case 'list':
       return value;
+    case 'gates':
+      return parseFeatureGatesFlag(Array.isArray(value) ? (value as string[]) : [text], shown);
     case 'duration': {
-      const ms = parseDuration(String(value));
-      if (ms === undefined) throw ConfigError.invalid(shown, String(value), DURATION_EXAMPLE);
+      const ms = parseDuration(text);
+      if (ms === undefined) throw ConfigError.invalid(shown, text, DURATION_EXAMPLE);
       return ms;
     }
-    case 'int': {
-      const text = String(value);
-      const n = /^[+-]?\d+$/.test(text) ? Number(text) : NaN;
-      // kube-proxy's integer flags are int32.
-      if (!Number.isSafeInteger(n) || n < -(2 ** 31) || n >= 2 ** 31) {
-        throw ConfigError.invalid(shown, text, 'an integer');
-      }
+    case 'int':
+      return parseInt32(text, shown);
+    case 'float': {
+      const n = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text) ? Number(text) : NaN;
+      // float32's range.
+      if (!Number.isFinite(n) || Math.abs(n) > 3.4028234663852886e38) throw ConfigError.invalid(shown, text, 'a number such as 5 or 7.5');
       return n;
     }
   }
 }
 
-function settingsFromFlags(values: ReadonlyMap<string, FlagValue>): { settings: Settings; origin: SettingsOrigin } {
+/** kube-proxy's integer flags are int32. */
+function parseInt32(text: string, shown: string): number {
+  const n = /^[+-]?\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n < -(2 ** 31) || n >= 2 ** 31) throw ConfigError.invalid(shown, text, 'an integer');
+  return n;
+}
+
+interface Source {
+  settings: Settings;
+  origin: SettingsOrigin;
+}
+
+function settingsFromFlags(values: ReadonlyMap<string, FlagValue>, applyDeprecatedPorts: boolean): Source {
   const out: Partial<Record<SettingKey, Settings[SettingKey]>> = {};
   const raw = new Map<SettingKey, string>();
   const label = new Map<SettingKey, string>();
   for (const f of SETTING_FLAGS) {
     label.set(f.key, `--${f.spec.name}`);
     const given = values.get(f.spec.name);
-    if (given !== undefined) raw.set(f.key, Array.isArray(given) ? given.join(',') : String(given));
+    if (given !== undefined) raw.set(f.key, flagText(given));
     out[f.key] = convertFlag(f, given ?? f.spec.default ?? '');
   }
-  const settings = { ...out, hostnameOverride: '' } as Settings;
+  for (const f of FIELDLESS_FLAGS) {
+    const given = values.get(f.name);
+    if (given !== undefined && parseDuration(flagText(given)) === undefined) throw ConfigError.invalid(`--${f.name}`, flagText(given), DURATION_EXAMPLE);
+  }
+  const settings = { ...out, hostnameOverride: '', acceptContentTypes: '', logging: DEFAULT_LOGGING } as Settings;
   // Unless set, the server addresses follow the family of --bind-address, as upstream documents.
   const servers = defaultServerAddresses(settings.bindAddress);
-  if (!values.has('healthz-bind-address')) settings.healthzBindAddress = servers.healthz;
-  if (!values.has('metrics-bind-address')) settings.metricsBindAddress = servers.metrics;
+  for (const [flag, key, fallback, portFlag, defaultPort] of [
+    ['healthz-bind-address', 'healthzBindAddress', servers.healthz, 'healthz-port', DEFAULT_HEALTHZ_PORT],
+    ['metrics-bind-address', 'metricsBindAddress', servers.metrics, 'metrics-port', DEFAULT_METRICS_PORT],
+  ] as const) {
+    const given = values.get(flag);
+    let address = given === undefined ? fallback : flagText(given);
+    // addressFromDeprecatedFlags: port 0 disables, otherwise a bare IP gets the port.
+    if (applyDeprecatedPorts) {
+      const portText = values.get(portFlag);
+      const port = portText === undefined ? defaultPort : parseInt32(flagText(portText), `--${portFlag}`);
+      address = port === 0 ? '' : appendPortIfNeeded(address, port);
+    }
+    settings[key] = address;
+  }
   return {
     settings,
-    origin: { label: (k) => label.get(k) ?? k, raw: (k) => raw.get(k) },
+    origin: { label: (k) => label.get(k) ?? k, raw: (k) => raw.get(k), loggingLabel: (f) => `logging.${f}` },
   };
+}
+
+/** The logging flags given on the command line, over `base` (upstream's copyLogsFromFlags). */
+function applyLoggingFlags(base: LoggingSettings, baseLabel: (f: LoggingField) => string, values: ReadonlyMap<string, FlagValue>): {
+  logging: LoggingSettings;
+  label: (f: LoggingField) => string;
+} {
+  const l: { -readonly [K in keyof LoggingSettings]: LoggingSettings[K] } = { ...base };
+  const labels = new Map<LoggingField, string>();
+  const text = (name: string): string | undefined => {
+    const v = values.get(name);
+    return v === undefined ? undefined : flagText(v);
+  };
+  for (const name of ['log-format', 'logging-format']) {
+    const v = text(name);
+    if (v !== undefined) {
+      l.format = v;
+      labels.set('format', `--${name}`);
+    }
+  }
+  const v = text('v');
+  if (v !== undefined) {
+    l.verbosity = parseVerbosity(v, '--v');
+    labels.set('verbosity', '--v');
+  }
+  const vmodule = text('vmodule');
+  if (vmodule !== undefined) {
+    // Flag items come first; the file's follow (copyLogsFromFlags appends them).
+    l.vmodule = [...parseVModule(vmodule, '--vmodule'), ...base.vmodule];
+    labels.set('vmodule', '--vmodule');
+  }
+  const flush = text('log-flush-frequency');
+  if (flush !== undefined) {
+    const ms = parseDuration(flush);
+    if (ms === undefined) throw ConfigError.invalid('--log-flush-frequency', flush, DURATION_EXAMPLE);
+    l.flushFrequencyMs = ms;
+    labels.set('flushFrequencyMs', '--log-flush-frequency');
+  }
+  for (const [flag, field] of [['log-text-split-stream', 'textSplitStream'], ['log-json-split-stream', 'jsonSplitStream']] as const) {
+    const b = values.get(flag);
+    if (b !== undefined) {
+      l[field] = b === true;
+      labels.set(field, `--${flag}`);
+    }
+  }
+  for (const [flag, field] of [['log-text-info-buffer-size', 'textInfoBufferSize'], ['log-json-info-buffer-size', 'jsonInfoBufferSize']] as const) {
+    const q = text(flag);
+    if (q !== undefined) {
+      if (parseQuantity(q) === undefined) throw ConfigError.invalid(`--${flag}`, q, 'a quantity such as 0, 512, 64Ki or 1M');
+      l[field] = q;
+      labels.set(field, `--${flag}`);
+    }
+  }
+  return { logging: l, label: (f) => labels.get(f) ?? baseLabel(f) };
+}
+
+/** --version's value: true → print, raw → print everything, false or a vX.Y.Z version → nothing. */
+function parseVersionFlag(value: FlagValue | undefined): { print: 'short' | 'raw' | undefined; reported: boolean } {
+  if (value === undefined) return { print: undefined, reported: false };
+  const text = flagText(value);
+  if (text === 'raw') return { print: 'raw', reported: false };
+  if (text.startsWith('v')) {
+    // verflag's SetDynamicVersion: the major, minor and patch must be those of the binary.
+    const core = /^v(\d+\.\d+\.\d+)(?:[-+].*)?$/.exec(text)?.[1];
+    if (core !== KUBE_PROXY_VERSION.slice(1)) {
+      throw ConfigError.invalid('--version', text, `true, false, raw, or a version with the major/minor/patch of ${KUBE_PROXY_VERSION}`);
+    }
+    return { print: undefined, reported: true };
+  }
+  const b = ['1', 't', 'T', 'true', 'TRUE', 'True'].includes(text) ? true : ['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(text) ? false : undefined;
+  if (b === undefined) throw ConfigError.invalid('--version', text, 'true, false or raw');
+  return { print: b ? 'short' : undefined, reported: false };
+}
+
+/** Settings (and their labels) that are set but change nothing in kube-ipvs. */
+function noEffectSettings(s: Settings, origin: SettingsOrigin, logLabel: (f: LoggingField) => string): string[] {
+  const out: string[] = [];
+  const add = (label: string, why: string | undefined): void => {
+    if (why !== undefined) out.push(`${label} (${why})`);
+  };
+  if (!s.iptablesLocalhostNodePorts) add(origin.label('iptablesLocalhostNodePorts'), NO_EFFECT.iptablesLocalhostNodePorts);
+  if (s.enableProfiling) add(origin.label('enableProfiling'), NO_EFFECT.enableProfiling);
+  if (s.showHiddenMetricsForVersion !== '') add(origin.label('showHiddenMetricsForVersion'), NO_EFFECT.showHiddenMetricsForVersion);
+  if (s.contentType !== PROTOBUF && s.contentType !== JSON_TYPE) add(origin.label('contentType'), NO_EFFECT.contentType);
+  if (s.acceptContentTypes !== '' && s.acceptContentTypes !== JSON_TYPE) add(origin.label('acceptContentTypes'), NO_EFFECT.acceptContentTypes);
+  for (const [gate, why] of Object.entries(UNIMPLEMENTED_GATES)) {
+    if (gate in s.featureGates) add(`${origin.label('featureGates')}: ${gate}`, why);
+  }
+  if (s.logging.verbosity > 0) add(logLabel('verbosity'), NO_EFFECT.verbosity);
+  if (s.logging.vmodule.length > 0) add(logLabel('vmodule'), NO_EFFECT.vmodule);
+  for (const f of ['textInfoBufferSize', 'jsonInfoBufferSize'] as const) {
+    if (parseQuantity(s.logging[f]) !== 0) add(logLabel(f), NO_EFFECT[f]);
+  }
+  return out;
 }
 
 export function loadConfig(argv: readonly string[], opts: LoadOptions): LoadResult {
   const parsed = parseFlags(argv, [...KUBE_PROXY_FLAGS, ...opts.extraFlags]);
   const values = parsed.values;
   const help = values.get('help') === true;
+  const version = parseVersionFlag(values.get('version'));
+  // As upstream, --help and --version print without reading or validating anything else.
+  const early = help || version.print !== undefined;
 
   const extra = new Map<string, FlagValue>();
   for (const spec of opts.extraFlags) {
@@ -188,16 +429,14 @@ export function loadConfig(argv: readonly string[], opts: LoadOptions): LoadResu
     if (v !== undefined) extra.set(spec.name, v);
   }
 
-  const logFormatText = help ? 'text' : String(values.get('log-format') ?? 'text');
-  if (logFormatText !== 'text' && logFormatText !== 'json') {
-    throw ConfigError.invalid('--log-format', logFormatText, 'text or json');
-  }
-  const logFormat: LogFormat = logFormatText;
-
   const configText = values.get('config');
-  const configFile = typeof configText === 'string' && configText !== '' && !help ? configText : undefined;
+  const configFile = typeof configText === 'string' && configText !== '' && !early ? configText : undefined;
+  const writeText = values.get('write-config-to');
+  const writeConfigTo = typeof writeText === 'string' && writeText !== '' && !early ? writeText : undefined;
 
-  let source: { settings: Settings; origin: SettingsOrigin };
+  const warnings: LoadWarning[] = [];
+  const noEffect: string[] = [];
+  let source: Source;
   let ignoredFlags: string[] = [];
   if (configFile !== undefined) {
     let text: string;
@@ -207,26 +446,68 @@ export function loadConfig(argv: readonly string[], opts: LoadOptions): LoadResu
       const why = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
       throw new ConfigError(`cannot read --config file ${configFile}: ${why}`, '--config', configFile);
     }
-    source = parseKubeProxyConfiguration(text, configFile);
-    ignoredFlags = SETTING_FLAGS.filter((f) => values.has(f.spec.name)).map((f) => `--${f.spec.name}`);
+    const file = parseKubeProxyConfiguration(text, configFile);
+    source = { settings: { ...file.settings }, origin: file.origin };
+    ignoredFlags = [...SETTING_FLAGS.map((f) => f.spec.name), ...FIELDLESS_FLAGS.map((f) => f.name)]
+      .filter((name) => values.has(name))
+      .map((name) => `--${name}`);
+    if (file.lenient.length > 0) {
+      warnings.push({
+        message: 'config file decoded leniently, as kube-proxy does when strict decoding fails: unknown fields are ignored, of duplicate fields the last is used',
+        fields: { file: configFile, fields: file.lenient.join(', ') },
+      });
+    }
+    for (const f of file.inert) noEffect.push(`${f.name} in ${configFile} (${f.why})`);
+    // Upstream's copyLogsFromFlags re-registers the logging flags on the file's settings, and
+    // registering --log-*-split-stream resets the file's splitStream to false: the file's value
+    // never takes effect in kube-proxy v1.36.3, so not here either.
+    for (const [field, flag] of [['textSplitStream', 'text'], ['jsonSplitStream', 'json']] as const) {
+      if (!source.settings.logging[field]) continue;
+      noEffect.push(`logging.options.${flag}.splitStream in ${configFile} (kube-proxy resets it when it reads a file; use --log-${flag}-split-stream)`);
+      source.settings.logging = { ...source.settings.logging, [field]: false };
+    }
   } else {
     // With --help the flag values are not validated: help must print even for a bad command line.
-    source = settingsFromFlags(help ? new Map() : values);
+    const flagValues = early ? new Map<string, FlagValue>() : values;
+    source = settingsFromFlags(flagValues, writeConfigTo === undefined);
+    for (const f of FIELDLESS_FLAGS) {
+      if (flagValues.has(f.name)) noEffect.push(`--${f.name} (${NO_EFFECT[f.name] ?? ''})`);
+    }
   }
-  const v = validateSettings(source.settings, source.origin);
+  for (const name of ['boot-id-file', 'machine-id-file']) {
+    if (values.has(name) && !early) noEffect.push(`--${name} (${NO_EFFECT[name] ?? ''})`);
+  }
+  if (version.reported) noEffect.push(`--version=${flagText(values.get('version') ?? '')} (${NO_EFFECT.version ?? ''})`);
+
+  const settings = source.settings;
+  const logging = applyLoggingFlags(settings.logging, source.origin.loggingLabel, early ? new Map() : values);
+  settings.logging = logging.logging;
+  const origin: SettingsOrigin = { ...source.origin, loggingLabel: logging.label };
 
   // --hostname-override wins over the file's hostnameOverride, as upstream; an explicitly empty
   // flag counts as unset there too, but a blank one is an error.
   const hostFlag = values.get('hostname-override');
-  let hostname = v.hostnameOverride;
-  if (typeof hostFlag === 'string' && hostFlag !== '' && !help) {
-    hostname = hostFlag.trim().toLowerCase();
-    if (hostname === '') throw ConfigError.invalid('--hostname-override', hostFlag, 'a non-empty node name');
+  if (typeof hostFlag === 'string' && hostFlag !== '' && !early) {
+    settings.hostnameOverride = hostFlag.trim().toLowerCase();
+    if (settings.hostnameOverride === '') throw ConfigError.invalid('--hostname-override', hostFlag, 'a non-empty node name');
   }
+
+  const checked = validateAll(settings, origin);
+  const v = checked.validated;
+  let hostname = v.hostnameOverride;
   if (hostname === '') hostname = opts.hostname.trim().toLowerCase();
-  if (hostname === '' && !help) {
+  if (hostname === '' && !early) {
     throw ConfigError.invalid('--hostname-override', '', 'a node name (the host name is empty, so one must be given)');
   }
+
+  if (ignoredFlags.length > 0) {
+    warnings.push({ message: 'flags ignored because --config is given (the file replaces them, as in kube-proxy)', fields: { flags: ignoredFlags.join(', ') } });
+  }
+  noEffect.push(...noEffectSettings(settings, origin, logging.label));
+  if (noEffect.length > 0 && !early) warnings.push({ message: 'settings accepted without effect in kube-ipvs', fields: { settings: noEffect.join('; ') } });
+  const deprecated = KUBE_PROXY_FLAGS.filter((f) => f.deprecated !== undefined && values.has(f.name)).map((f) => `--${f.name} (${f.deprecated ?? ''})`);
+  if (deprecated.length > 0 && !early) warnings.push({ message: 'deprecated flags used', fields: { flags: deprecated.join(', ') } });
+  for (const w of checked.gateWarnings) warnings.push({ message: w, fields: {} });
 
   const config: ProxyConfig = {
     mode: 'ipvs',
@@ -245,8 +526,24 @@ export function loadConfig(argv: readonly string[], opts: LoadOptions): LoadResu
     initOnly: values.get('init-only') === true,
     configSyncPeriodMs: v.configSyncPeriodMs,
     conntrack: v.conntrack,
-    logFormat,
+    clientConnection: v.clientConnection,
+    featureGates: v.featureGates,
+    allowServiceExternalIPs: v.allowServiceExternalIPs,
+    oomScoreAdj: v.oomScoreAdj,
+    bindAddressHardFail: v.bindAddressHardFail,
+    logging: v.logging,
+    logFormat: v.logging.format,
     configFile,
   };
-  return { config, extra, positional: [...parsed.positional], help, ignoredFlags };
+  return {
+    config,
+    extra,
+    positional: [...parsed.positional],
+    help,
+    printVersion: help ? undefined : version.print,
+    writeConfigTo,
+    settings,
+    ignoredFlags,
+    warnings: early ? [] : warnings,
+  };
 }

@@ -5,7 +5,10 @@
 import { canonicalCidr, canonicalIp, parseCidr } from '../model/ip.js';
 import { ConfigError } from './errors.js';
 import { formatDuration } from './duration.js';
+import { resolveFeatureGates, type ResolvedGates } from './feature-gates.js';
+import { validateLogging, type LoggingField, type LoggingSettings } from './logging.js';
 import type { DetectLocalMode, ProxyConfig } from './types.js';
+import { KUBE_PROXY_VERSION } from './upstream/version.js';
 import { SCHEDULERS } from '../model/kernel.js';
 
 export interface Settings {
@@ -35,7 +38,25 @@ export interface Settings {
   conntrackMin: number;
   conntrackTcpEstablishedTimeoutMs: number;
   conntrackTcpCloseWaitTimeoutMs: number;
+  conntrackTcpBeLiberal: boolean;
+  conntrackUdpTimeoutMs: number;
+  conntrackUdpStreamTimeoutMs: number;
   configSyncPeriodMs: number;
+  featureGates: Readonly<Record<string, boolean>>;
+  /** clientConnection: how the API client talks to the API server. */
+  acceptContentTypes: string;
+  contentType: string;
+  qps: number;
+  burst: number;
+  oomScoreAdj: number;
+  bindAddressHardFail: boolean;
+  /** Accepted without effect (no /debug/pprof in kube-ipvs). */
+  enableProfiling: boolean;
+  /** Validated as upstream does, without effect (no hidden metrics in kube-ipvs). */
+  showHiddenMetricsForVersion: string;
+  /** iptables mode only; carried so --write-config-to writes it. */
+  iptablesLocalhostNodePorts: boolean;
+  logging: LoggingSettings;
 }
 
 export type SettingKey = keyof Settings;
@@ -45,6 +66,8 @@ export interface SettingsOrigin {
   label(key: SettingKey): string;
   /** The value as the user wrote it, when known; errors fall back to a rendering of the value. */
   raw(key: SettingKey): string | undefined;
+  /** "--logging-format" or "logging.format in /etc/kube-proxy.yaml". */
+  loggingLabel(field: LoggingField): string;
 }
 
 export const IPVS_SCHEDULERS: readonly string[] = SCHEDULERS;
@@ -73,7 +96,21 @@ export type ValidatedSettings = Pick<
   | 'kubeconfig'
   | 'configSyncPeriodMs'
   | 'conntrack'
+  | 'clientConnection'
+  | 'featureGates'
+  | 'allowServiceExternalIPs'
+  | 'oomScoreAdj'
+  | 'bindAddressHardFail'
+  | 'logging'
 >;
+
+/** Validated settings plus what the CLI warns about once at start-up. */
+export interface SettingsResult {
+  readonly validated: ValidatedSettings;
+  /** Feature-gate warnings (GA or deprecated gates set), as upstream logs them. */
+  readonly gateWarnings: readonly string[];
+  readonly gates: ResolvedGates;
+}
 
 function shownValue(s: Settings, origin: SettingsOrigin, key: SettingKey): string {
   const raw = origin.raw(key);
@@ -81,6 +118,7 @@ function shownValue(s: Settings, origin: SettingsOrigin, key: SettingKey): strin
   const v = s[key];
   if (typeof v === 'number' && key.endsWith('Ms')) return formatDuration(v);
   if (Array.isArray(v)) return v.join(',');
+  if (typeof v === 'object') return JSON.stringify(v);
   return String(v);
 }
 
@@ -104,8 +142,17 @@ function splitHostPort(text: string): { host: string; port: number } | undefined
  * a fixed order (mode, IPVS, masquerading, local detection, node ports, addresses, conntrack).
  */
 export function validateSettings(s: Settings, origin: SettingsOrigin): ValidatedSettings {
+  return validateAll(s, origin).validated;
+}
+
+/** As validateSettings, with the feature gates and their warnings. */
+export function validateAll(s: Settings, origin: SettingsOrigin): SettingsResult {
   const bad = (key: SettingKey, expected: string, value?: string): ConfigError =>
     ConfigError.invalid(origin.label(key), value ?? shownValue(s, origin, key), expected);
+
+  // Upstream sets the gates first (Options.Complete), then applies logging, then validates the rest.
+  const gates = resolveFeatureGates(s.featureGates, origin.label('featureGates'));
+  const logging = validateLogging(s.logging, gates.enabled, (f) => origin.loggingLabel(f));
 
   if (s.mode !== '' && s.mode !== 'ipvs') {
     throw bad('mode', '"ipvs" (kube-ipvs implements only the IPVS proxy mode; empty means ipvs)');
@@ -191,11 +238,27 @@ export function validateSettings(s: Settings, origin: SettingsOrigin): Validated
   for (const key of ['conntrackTcpEstablishedTimeoutMs', 'conntrackTcpCloseWaitTimeoutMs'] as const) {
     if (!(s[key] >= 0)) throw bad(key, 'a duration of at least 0s, such as 1h (0 leaves the kernel value)');
   }
+  for (const key of ['conntrackUdpTimeoutMs', 'conntrackUdpStreamTimeoutMs'] as const) {
+    if (!(s[key] >= 0)) throw bad(key, 'a duration of at least 0s, such as 30s (0 leaves the kernel value)');
+  }
   if (!(s.configSyncPeriodMs > 0)) {
     throw bad('configSyncPeriodMs', 'a duration greater than 0, such as 15m');
   }
+  if (!Number.isFinite(s.qps)) throw bad('qps', 'a number of requests per second such as 5 (negative: no limit)');
+  if (!Number.isInteger(s.burst) || s.burst < 0) throw bad('burst', 'an integer of at least 0');
+  if (s.qps > 0 && s.burst === 0) {
+    // client-go's clientset refuses to start so; kube-proxy then exits.
+    throw bad('burst', `an integer greater than 0 when ${origin.label('qps')} is greater than 0`);
+  }
+  if (!Number.isInteger(s.oomScoreAdj) || s.oomScoreAdj < -1000 || s.oomScoreAdj > 1000) {
+    throw bad('oomScoreAdj', 'an integer from -1000 to 1000');
+  }
+  const hiddenMetrics = previousMinor(KUBE_PROXY_VERSION);
+  if (s.showHiddenMetricsForVersion !== '' && s.showHiddenMetricsForVersion !== hiddenMetrics) {
+    throw bad('showHiddenMetricsForVersion', `"" or "${hiddenMetrics}" (only the previous minor version is allowed)`);
+  }
 
-  return {
+  const validated: ValidatedSettings = {
     ipvs: {
       scheduler,
       syncPeriodMs: s.syncPeriodMs,
@@ -228,8 +291,29 @@ export function validateSettings(s: Settings, origin: SettingsOrigin): Validated
       min: s.conntrackMin,
       tcpEstablishedTimeoutS: wholeSeconds(s.conntrackTcpEstablishedTimeoutMs),
       tcpCloseWaitTimeoutS: wholeSeconds(s.conntrackTcpCloseWaitTimeoutMs),
+      tcpBeLiberal: s.conntrackTcpBeLiberal,
+      udpTimeoutS: wholeSeconds(s.conntrackUdpTimeoutMs),
+      udpStreamTimeoutS: wholeSeconds(s.conntrackUdpStreamTimeoutMs),
     },
+    clientConnection: {
+      qps: s.qps,
+      burst: s.burst,
+      contentType: s.contentType,
+      acceptContentTypes: s.acceptContentTypes,
+    },
+    featureGates: gates.explicit,
+    allowServiceExternalIPs: gates.enabled('AllowServiceExternalIPs'),
+    oomScoreAdj: s.oomScoreAdj,
+    bindAddressHardFail: s.bindAddressHardFail,
+    logging,
   };
+  return { validated, gateWarnings: gates.warnings, gates };
+}
+
+/** "v1.36.3" → "1.35". */
+function previousMinor(version: string): string {
+  const m = /^v?(\d+)\.(\d+)/.exec(version);
+  return m ? `${m[1]}.${Number(m[2]) - 1}` : '';
 }
 
 /** Canonical CIDRs, duplicates removed, order kept; throws fail(item) on the first bad one. */

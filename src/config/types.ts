@@ -35,6 +35,27 @@ export interface ConntrackConfig {
   readonly min: number;
   readonly tcpEstablishedTimeoutS: number;
   readonly tcpCloseWaitTimeoutS: number;
+  /** nf_conntrack_tcp_be_liberal = 1 when true; left alone when false. */
+  readonly tcpBeLiberal: boolean;
+  /** Seconds; 0 leaves the kernel's value. */
+  readonly udpTimeoutS: number;
+  readonly udpStreamTimeoutS: number;
+}
+
+/** clientConnection: the API client's request rate and encoding. */
+export interface ClientConnectionConfig {
+  /** Requests per second (token bucket); 0 never happens (defaulted to 5); negative: no limit. */
+  readonly qps: number;
+  readonly burst: number;
+  /** As configured; kube-ipvs always speaks JSON (see NO_EFFECT in load.ts). */
+  readonly contentType: string;
+  readonly acceptContentTypes: string;
+}
+
+export interface LoggingConfig {
+  readonly format: LogFormat;
+  /** Info and warning lines to stdout, errors to stderr; otherwise all to stderr. */
+  readonly splitStream: boolean;
 }
 
 export interface ProxyConfig {
@@ -58,8 +79,24 @@ export interface ProxyConfig {
   readonly master: string;
   readonly cleanup: boolean;
   readonly initOnly: boolean;
+  /**
+   * Validated, and written by --write-config-to. Upstream uses it as its informers' resync period,
+   * which replays cached objects to the proxy's change trackers, where unchanged objects record no
+   * change: nothing observable. kube-ipvs's reflectors keep the same objects and do not replay.
+   */
   readonly configSyncPeriodMs: number;
   readonly conntrack: ConntrackConfig;
+  readonly clientConnection: ClientConnectionConfig;
+  /** The feature gates as set (the effective values of the ones kube-ipvs reads are below). */
+  readonly featureGates: Readonly<Record<string, boolean>>;
+  /** Feature gate AllowServiceExternalIPs: false drops Service externalIPs from the plan. */
+  readonly allowServiceExternalIPs: boolean;
+  /** Written to /proc/self/oom_score_adj by the daemon. */
+  readonly oomScoreAdj: number;
+  /** A health or metrics server that cannot bind stops the daemon instead of retrying. */
+  readonly bindAddressHardFail: boolean;
+  readonly logging: LoggingConfig;
+  /** Same as logging.format (kept for the many readers of the format alone). */
   readonly logFormat: LogFormat;
   /** The --config file this came from, if any. */
   readonly configFile: string | undefined;

@@ -175,7 +175,7 @@ export class ProxyMetrics implements ProbeCounter {
     });
     this.syncErrors = new Counter({
       name: 'kube_ipvs_sync_errors_total',
-      help: 'Failed dataplane operations during syncs, by subsystem',
+      help: 'Failed dataplane operations during syncs, by subsystem (sync: an unexpected exception, logged with its stack)',
       labelNames: ['subsystem'] as const,
       registers,
     });
@@ -253,7 +253,7 @@ export class ProxyMetrics implements ProbeCounter {
     for (const f of this.familiesOf(family)) this.restoreFailures.inc({ ip_family: f });
   }
 
-  /** A failed dataplane operation; `subsystem` is e.g. ipvs, ipset, iptables, netif, sysctl, conntrack. */
+  /** A failed dataplane operation; `subsystem` is e.g. ipvs, ipset, iptables, netif, sysctl, conntrack, or sync for an exception. */
   syncError(subsystem: string, count = 1): void {
     this.syncErrors.inc({ subsystem }, count);
   }

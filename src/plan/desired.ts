@@ -38,6 +38,8 @@ export interface DesiredState {
   readonly conflicts: readonly VirtualServerConflict[];
   /** Health-check node ports wanted (eTP=Local LoadBalancers), by service. */
   readonly healthCheckNodePorts: ReadonlyMap<ServiceKey, number>;
+  /** Services left out because they could not be planned, with the reason (a bug to report). */
+  readonly unplannable: ReadonlyMap<ServiceKey, string>;
 }
 
 export const IPSET_HASH_SIZE = 1024;

@@ -23,7 +23,7 @@ export interface FamilyContext {
   readonly nodePortIPs: readonly string[];
   /** The node IP that loadBalancerSourceRanges are checked against. */
   readonly primaryIP: ParsedIp | undefined;
-  readonly config: Pick<ProxyConfig, 'ipvs'>;
+  readonly config: Pick<ProxyConfig, 'ipvs' | 'allowServiceExternalIPs'>;
 }
 
 export interface OwnedVirtualServer {
@@ -69,7 +69,7 @@ export function planServicePort(sp: ServicePort, allEndpoints: readonly Endpoint
   const endpoints = allEndpoints.every((ep) => ep.family === family) ? allEndpoints : allEndpoints.filter((ep) => ep.family === family);
   const externalIPs = sp.externalIPs.length === 0 ? sp.externalIPs : sp.externalIPs.filter(ofFamily);
   const lbVIPs = sp.loadBalancerVIPs.length === 0 ? sp.loadBalancerVIPs : sp.loadBalancerVIPs.filter(ofFamily);
-  const sourceRanges = sp.loadBalancerSourceRanges.length === 0 ? sp.loadBalancerSourceRanges : sp.loadBalancerSourceRanges.filter((c) => parseCidr(c)?.family === family);
+  const sourceRanges = familySourceRanges(sp.loadBalancerSourceRanges, family);
   const externallyAccessible = sp.nodePort !== 0 || externalIPs.length > 0 || lbVIPs.length > 0;
 
   const cat = categorizeEndpoints(
@@ -129,7 +129,9 @@ export function planServicePort(sp: ServicePort, allEndpoints: readonly Endpoint
   addVs(clusterIP, sp.port, internalRS);
   boundAddresses.push(clusterIP);
 
-  for (const ip of externalIPs) {
+  // Feature gate AllowServiceExternalIPs=false: kube-proxy's ServicePort.ExternalIPs() is empty, so
+  // nothing is programmed for them, though they still make the port externally accessible above.
+  for (const ip of ctx.config.allowServiceExternalIPs ? externalIPs : []) {
     setEntries.push([sp.externalPolicyLocal ? SetBase.EXTERNAL_IP_LOCAL : SetBase.EXTERNAL_IP, ipPortEntry(ip, proto, sp.port)]);
     addVs(ip, sp.port, externalRS);
     // An address another interface already holds must not be bound again on kube-ipvs0.
@@ -178,4 +180,15 @@ export function planServicePort(sp: ServicePort, allEndpoints: readonly Endpoint
   }
 
   return { virtualServers, setEntries, boundAddresses, outFilterRules, noLocalInternal, noLocalExternal };
+}
+
+/**
+ * The source ranges of one family; a zero-length prefix (0.0.0.0/0, ::/0) means "allow any", the
+ * same as no ranges (pkg/proxy/serviceport.go at v1.36.3). The kernel refuses a /0 net in a
+ * hash:ip,port,net set anyway.
+ */
+function familySourceRanges(all: readonly string[], family: IpFamily): readonly string[] {
+  if (all.length === 0) return all;
+  const ranges = all.filter((c) => parseCidr(c)?.family === family);
+  return ranges.some((c) => parseCidr(c)?.prefix === 0) ? [] : ranges;
 }

@@ -183,6 +183,8 @@ export class Planner {
   /** Each family's rules with the inputs they were built from: most syncs change none of them. */
   private readonly rulesMemo = new Map<IpFamily, { readonly inputs: string; readonly tables: IptablesTable[] }>();
   private readonly fragments = new Map<ServiceKey, Map<IpFamily, FamilyFragment[]>>();
+  /** Services the planner could not plan, with why; each is left out until it changes. */
+  private readonly unplannable = new Map<ServiceKey, string>();
   private readonly healthChecks = new Map<ServiceKey, number>();
 
   constructor(private readonly options: PlannerOptions) {
@@ -206,21 +208,26 @@ export class Planner {
     if (old) for (const [family, frags] of old) this.families.get(family)?.apply(key, frags, -1);
     this.fragments.delete(key);
     this.healthChecks.delete(key);
+    this.unplannable.delete(key);
     const info = snapshot.services.get(key);
     if (!info) return;
     const endpoints = snapshot.endpoints.get(key);
     const next = new Map<IpFamily, FamilyFragment[]>();
-    for (const [family, agg] of this.families) {
-      const frags: FamilyFragment[] = [];
-      for (const sp of info.ports) {
-        const frag = planServicePort(sp, endpoints?.byPort.get(sp.key) ?? EMPTY_ENDPOINTS, agg.ctx);
-        if (frag) frags.push(frag);
+    try {
+      for (const [family, agg] of this.families) {
+        const frags: FamilyFragment[] = [];
+        for (const sp of info.ports) {
+          const frag = planServicePort(sp, endpoints?.byPort.get(sp.key) ?? EMPTY_ENDPOINTS, agg.ctx);
+          if (frag) frags.push(frag);
+        }
+        if (frags.length > 0) next.set(family, frags);
       }
-      if (frags.length > 0) {
-        next.set(family, frags);
-        agg.apply(key, frags, 1);
-      }
+    } catch (e) {
+      // A service the planner cannot plan is left out and named; it never stops the others.
+      this.unplannable.set(key, e instanceof Error ? e.message : String(e));
+      return;
     }
+    for (const [family, frags] of next) this.families.get(family)?.apply(key, frags, 1);
     if (next.size > 0) this.fragments.set(key, next);
     const hc = info.ports.find((p) => p.healthCheckNodePort !== 0)?.healthCheckNodePort;
     if (hc !== undefined && next.size > 0) this.healthChecks.set(key, hc);
@@ -287,6 +294,7 @@ export class Planner {
       ipvsTimeouts: planIpvsTimeouts(o.config),
       conflicts,
       healthCheckNodePorts: this.healthChecks,
+      unplannable: this.unplannable,
     };
   }
 }

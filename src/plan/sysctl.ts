@@ -52,6 +52,10 @@ export function planSysctls(node: Pick<NodeInfo, 'kernelVersion'>, config: Pick<
   if (c.maxPerCore > 0 && max > 0) out.push({ key: 'net/netfilter/nf_conntrack_max', value: max, mode: 'atLeast', why: 'conntrack table sized per core (--conntrack-max-per-core, --conntrack-min)' });
   if (c.tcpEstablishedTimeoutS > 0) out.push({ key: 'net/netfilter/nf_conntrack_tcp_timeout_established', value: c.tcpEstablishedTimeoutS, mode: 'exact', why: '--conntrack-tcp-timeout-established' });
   if (c.tcpCloseWaitTimeoutS > 0) out.push({ key: 'net/netfilter/nf_conntrack_tcp_timeout_close_wait', value: c.tcpCloseWaitTimeoutS, mode: 'exact', why: '--conntrack-tcp-timeout-close-wait' });
+  // As upstream's conntrack.SetSysctls: false leaves the kernel's setting alone.
+  if (c.tcpBeLiberal) out.push({ key: 'net/netfilter/nf_conntrack_tcp_be_liberal', value: 1, mode: 'exact', why: '--conntrack-tcp-be-liberal' });
+  if (c.udpTimeoutS > 0) out.push({ key: 'net/netfilter/nf_conntrack_udp_timeout', value: c.udpTimeoutS, mode: 'exact', why: '--conntrack-udp-timeout' });
+  if (c.udpStreamTimeoutS > 0) out.push({ key: 'net/netfilter/nf_conntrack_udp_timeout_stream', value: c.udpStreamTimeoutS, mode: 'exact', why: '--conntrack-udp-timeout-stream' });
   return out;
 }
 

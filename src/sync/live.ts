@@ -123,5 +123,5 @@ export function liveAsDesired(live: LiveKernel, o: LiveStateOptions): DesiredSta
       noLocalEndpoints: { internal: 0, external: 0 },
     };
   });
-  return { families, sysctls: [], ipvsTimeouts: { tcp: 0, tcpFin: 0, udp: 0 }, conflicts: [], healthCheckNodePorts: new Map() };
+  return { families, sysctls: [], ipvsTimeouts: { tcp: 0, tcpFin: 0, udp: 0 }, conflicts: [], healthCheckNodePorts: new Map(), unplannable: new Map() };
 }

@@ -21,7 +21,7 @@ import { IpsetReconciler } from './ipset-reconciler.js';
 import { IptablesReconciler } from './iptables-reconciler.js';
 import { IpvsReconciler } from './ipvs-reconciler.js';
 import type { VirtualServerLookup } from './ipvs-reconciler.js';
-import { SyncReport, errorMessage } from './report.js';
+import { SyncReport, errorMessage, failureOf } from './report.js';
 import { applySysctls } from './sysctl-reconciler.js';
 
 export type { Dataplane } from '../dataplane/dataplane.js';
@@ -146,10 +146,13 @@ export class Proxier {
       this.needFullSync = !report.ok;
       return { ok: report.ok, full, report, durationMs: this.o.clock.now() - start, changedServices: changes.changed.size, ...counts, state };
     } catch (e) {
-      // An unexpected error (a backend that cannot even observe): record it, resync fully next time.
-      report.fail({ subsystem: 'ipvs', op: 'sync', object: 'dataplane', message: errorMessage(e) });
+      // A backend that cannot even observe, or a bug (kept with its stack): record it and resync
+      // fully next time, re-planning every service, since the changes drained above may never
+      // have reached the planner (or only half of them).
+      report.fail(failureOf(e));
       this.needFullSync = true;
       const state = this.planner?.state() ?? new Planner({ node: this.nodeOrDefault(), config: this.o.config }).state();
+      this.planner = undefined;
       return { ok: false, full, report, durationMs: this.o.clock.now() - start, changedServices: changes.changed.size, ...counts, state };
     }
   }

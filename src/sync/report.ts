@@ -1,12 +1,16 @@
 // What one reconciliation did: counts per operation and every failure with its object, so the
 // daemon can log one line per sync and --once can list the failed operations.
+import { DataplaneError } from '../dataplane/errors.js';
 import type { Subsystem } from '../dataplane/errors.js';
 
 export interface SyncFailure {
-  readonly subsystem: Subsystem;
+  /** 'sync': an unexpected exception outside any dataplane operation (a bug). */
+  readonly subsystem: Subsystem | 'sync';
   readonly op: string;
   readonly object: string;
   readonly message: string;
+  /** For an unexpected exception: where it came from. */
+  readonly stack?: string;
 }
 
 export class SyncReport {
@@ -42,4 +46,10 @@ export class SyncReport {
 
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** An exception that escaped the reconcilers, as a failure: a dataplane error keeps its object. */
+export function failureOf(e: unknown): SyncFailure {
+  if (e instanceof DataplaneError) return { subsystem: e.subsystem, op: e.op, object: e.object, message: e.message };
+  return { subsystem: 'sync', op: 'sync', object: 'proxier', message: errorMessage(e), ...(e instanceof Error && e.stack ? { stack: e.stack } : {}) };
 }

@@ -1,6 +1,11 @@
 // The bounded-frequency runner (kube-proxy's pkg/proxy/runner semantics): runs are serialised;
 // after a run the next one waits at least minInterval; a failed run is retried after
-// retryInterval; with nothing requested a run happens every maxInterval (the periodic full sync).
+// retryInterval. The full resync ('periodic') is due maxInterval after the last one started,
+// whatever ran in between: a run starting at or after that time is the full one, and requests
+// never move it, so churn cannot starve it. It is late by at most the run in flight or
+// minInterval. (Upstream re-arms maxInterval after every run, enough for its IPVS mode where
+// every sync is full; its iptables mode times full syncs from the last one, as here:
+// pkg/proxy/iptables/proxier.go lastFullSync, v1.36.3.)
 import type { Clock, Timer } from './clock.js';
 
 export interface RunnerOptions {
@@ -14,12 +19,15 @@ export interface RunnerOptions {
   readonly nextRunBy?: () => number | undefined;
 }
 
+/** 'periodic': the full resync is due (the first run is one too); otherwise why the run came. */
 export type RunReason = 'requested' | 'periodic' | 'retry';
 
 export class BoundedFrequencyRunner {
   private running = false;
   private pending: RunReason | undefined;
   private lastRunStart = Number.NEGATIVE_INFINITY;
+  /** From this time on, the next run is a full one ('periodic'); only a 'periodic' run moves it. */
+  private fullDueAt = Number.NEGATIVE_INFINITY;
   private timer: Timer | undefined;
   private timerReason: RunReason | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
@@ -65,7 +73,8 @@ export class BoundedFrequencyRunner {
     this.timer = this.o.clock.setTimer(at - this.o.clock.now(), () => {
       this.timer = undefined;
       this.timerAt = Number.POSITIVE_INFINITY;
-      void this.execute(this.timerReason ?? reason);
+      // Whatever the timer was set for, a run once the full resync is due is that resync.
+      void this.execute(this.o.clock.now() >= this.fullDueAt ? 'periodic' : (this.timerReason ?? reason));
     });
   }
 
@@ -73,12 +82,14 @@ export class BoundedFrequencyRunner {
     if (this.stopped) return;
     this.running = true;
     this.lastRunStart = this.o.clock.now();
+    if (reason === 'periodic') this.fullDueAt = this.lastRunStart + this.o.maxIntervalMs;
     let done: () => void = () => {};
     this.idle = new Promise((r) => (done = r));
     let ok = false;
     try {
       ok = await this.o.run(reason);
     } catch {
+      // The caller logs its own errors; a rejection still counts as a failed run to retry.
       ok = false;
     } finally {
       this.running = false;
@@ -86,16 +97,15 @@ export class BoundedFrequencyRunner {
     if (!this.stopped) {
       const now = this.o.clock.now();
       const earliest = this.lastRunStart + this.o.minIntervalMs;
+      this.schedule(Math.max(this.fullDueAt, earliest), 'periodic');
       if (this.pending) {
         this.pending = undefined;
         this.schedule(Math.max(now, earliest), 'requested');
       } else if (!ok) {
         this.schedule(Math.max(now + this.o.retryIntervalMs, earliest), 'retry');
       } else {
-        const periodic = this.lastRunStart + this.o.maxIntervalMs;
         const by = this.o.nextRunBy?.();
-        if (by !== undefined && by < periodic) this.schedule(Math.max(by, earliest), 'requested');
-        else this.schedule(periodic, 'periodic');
+        if (by !== undefined) this.schedule(Math.max(by, earliest), 'requested');
       }
     }
     done();

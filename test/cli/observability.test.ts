@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
-import { localReadyEndpoints, parseServicePortKey, startObservability } from '../../src/cli/observability.js';
+import { BindHardFail, localReadyEndpoints, parseServicePortKey, startObservability } from '../../src/cli/observability.js';
 import type { EventTarget } from '../../src/cluster/api/events.js';
 import { TRIGGER_TIME_ANNOTATION } from '../../src/cluster/tracker.js';
 import { createLogger } from '../../src/observe/log.js';
@@ -123,6 +123,54 @@ describe('observability wired to the sync loop', () => {
     } finally {
       await obs.close();
       blocker.close();
+    }
+  });
+});
+
+describe('--bind-address-hard-fail', () => {
+  // kube-proxy v1.36.3 (cmd/kube-proxy/app/server.go serveHealthz/serveMetrics): with
+  // BindAddressHardFail a server that fails to listen sends its error to the run loop, which
+  // exits; without it the server is retried every 5 s.
+  const start = async (hardFail: boolean, healthz: string, logged: string[]) => {
+    const cfg = { ...config(), healthzBindAddress: healthz, metricsBindAddress: '', bindAddressHardFail: hardFail };
+    const n = fakeNode({ config: cfg });
+    return startObservability({
+      config: cfg,
+      log: createLogger('text', (l) => void logged.push(l)),
+      dataplane: n.dataplane,
+      tracker: n.tracker,
+      events: { warn: () => undefined },
+      node: () => undefined,
+      ownerOf: () => undefined,
+    });
+  };
+
+  test('a taken healthz address: BindHardFail naming the server when set; logged and retried when not', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const taken = `127.0.0.1:${(blocker.address() as { port: number }).port}`;
+    try {
+      const logged: string[] = [];
+      await assert.rejects(start(true, taken, logged), (e: unknown) => e instanceof BindHardFail && /healthz server failed/.test(e.message));
+      const soft: string[] = [];
+      const obs = await start(false, taken, soft);
+      try {
+        assert.equal(obs.healthzAddress, undefined);
+        assert.match(soft.join(''), /retryIn=5s/);
+      } finally {
+        await obs.close();
+      }
+    } finally {
+      blocker.close();
+    }
+  });
+
+  test('a free address binds either way', async () => {
+    const obs = await start(true, '127.0.0.1:0', []);
+    try {
+      assert.match(obs.healthzAddress ?? '', /^127\.0\.0\.1:\d+$/);
+    } finally {
+      await obs.close();
     }
   });
 });

@@ -45,7 +45,9 @@ describe('plan of the examples cluster', () => {
 // addresses the node has (cmd/kube-proxy/app/server_linux.go platformCheckSupported), and gives a
 // family without a node IP the loopback address (cmd/kube-proxy/app/server.go detectNodeIPs).
 describe('IP families as kube-proxy decides them', () => {
-  const V4_ONLY = ['plan', '--manifests', 'examples/', '--hostname-override', 'node-a', '--node-ip', '192.168.0.10', '--kernel-version', '6.1.0'];
+  // Without examples/node.yaml: the node IPs are then --node-ip's, as `run` takes the interfaces'.
+  const NO_NODE = ['--manifests', 'examples/services.yaml', '--manifests', 'examples/endpointslices.yaml'];
+  const V4_ONLY = ['plan', ...NO_NODE, '--hostname-override', 'node-a', '--node-ip', '192.168.0.10', '--kernel-version', '6.1.0'];
 
   test('an IPv4-only node still programs the IPv6 Service: virtual server, sets, address, ip6tables', () => {
     const r = runCli([...V4_ONLY, '--output', 'all']);
@@ -58,6 +60,12 @@ describe('IP families as kube-proxy decides them', () => {
     assert.match(r.stdout, /fd00:10:96::60\/128/);
   });
 
+  test('the Node object, when the manifests have one, gives the node IPs whatever --node-ip says', () => {
+    const r = runCli(['plan', '--manifests', 'examples/', '--hostname-override', 'node-a', '--node-ip', '10.0.2.15', '--output', 'ipvs']);
+    assert.match(r.stderr, /^planning dual-stack: IPv4 \(primary\) with node IP 192\.168\.0\.10; IPv6 with node IP fd00:192::10$/m);
+    assert.match(r.stdout, /^-A -t 10\.0\.2\.15:30080 /m, 'NodePorts listen on the interface addresses');
+  });
+
   test('--ip-families IPv4 (a host without ip6tables) plans no IPv6 and says so', () => {
     const r = runCli([...V4_ONLY, '--ip-families', 'IPv4', '--output', 'all']);
     assert.equal(r.code, 0);
@@ -66,7 +74,7 @@ describe('IP families as kube-proxy decides them', () => {
   });
 
   test('an IPv6 primary on a host without IPv6 is named, as kube-proxy refuses to start there', () => {
-    const r = runCli(['plan', '--manifests', 'examples/', '--hostname-override', 'node-a', '--node-ip', 'fd00:192::10', '--ip-families', 'IPv4', '--output', 'ipvs']);
+    const r = runCli(['plan', ...NO_NODE, '--hostname-override', 'node-a', '--node-ip', 'fd00:192::10', '--ip-families', 'IPv4', '--output', 'ipvs']);
     assert.match(r.stderr, /the primary family IPv6 is not planned/);
   });
 

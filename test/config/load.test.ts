@@ -59,7 +59,22 @@ const DEFAULTS: ProxyConfig = {
   cleanup: false,
   initOnly: false,
   configSyncPeriodMs: 900_000,
-  conntrack: { maxPerCore: 32768, min: 131072, tcpEstablishedTimeoutS: 86_400, tcpCloseWaitTimeoutS: 3_600 },
+  conntrack: {
+    maxPerCore: 32768,
+    min: 131072,
+    tcpEstablishedTimeoutS: 86_400,
+    tcpCloseWaitTimeoutS: 3_600,
+    tcpBeLiberal: false,
+    udpTimeoutS: 0,
+    udpStreamTimeoutS: 0,
+  },
+  // kube-proxy v1.36.3's flag defaults (kube-proxy --help).
+  clientConnection: { qps: 5, burst: 10, contentType: 'application/vnd.kubernetes.protobuf', acceptContentTypes: '' },
+  featureGates: {},
+  allowServiceExternalIPs: true,
+  oomScoreAdj: -999,
+  bindAddressHardFail: false,
+  logging: { format: 'text', splitStream: false },
   logFormat: 'text',
   configFile: undefined,
 };
@@ -211,11 +226,23 @@ test('formatHelp lists command flags and kube-proxy flags with defaults', () => 
   assert.match(text, /Command flags:\n/);
   assert.match(text, /--manifests string +Manifest files or directories\./);
   assert.match(text, /--ipvs-sync-period duration +.*\(default 30s\)/);
-  assert.match(text, /--healthz-bind-address string +.*\(default "0\.0\.0\.0:10256"\)/);
-  assert.match(text, /--iptables-masquerade-bit int +.*\(default 14\)/);
+  // Value types and defaults as kube-proxy v1.36.3's --help shows them.
+  assert.match(text, /--healthz-bind-address ipport +.*\(default 0\.0\.0\.0:10256\)/);
+  assert.match(text, /--iptables-masquerade-bit int32 +.*\(default 14\)/);
+  assert.match(text, /--kube-api-qps float32 +.*\(default 5\)/);
+  assert.match(text, /--oom-score-adj int32 +.*\(default -999\)/);
+  assert.match(text, /--feature-gates mapStringBool +.*AllowServiceExternalIPs=true\|false \(GA - default=true\)/);
+  assert.match(text, /--version version\[=true\]/);
   assert.match(text, /--cleanup-ipvs +.*DEPRECATED/);
-  assert.match(text, / {2}-v, --v level/);
+  assert.match(text, / {2}-v, --v Level/);
   assert.doesNotMatch(formatHelp(), /Command flags/);
+  // Flags without effect are listed apart; upstream's hidden deprecated flags are not listed.
+  const [effective = '', inert = ''] = text.split('accepted without effect');
+  for (const f of ['--profiling', '--iptables-sync-period', '--iptables-min-sync-period', '--iptables-localhost-nodeports', '--show-hidden-metrics-for-version', '--boot-id-file', '--machine-id-file', '--vmodule', '--log-json-info-buffer-size']) {
+    assert.ok(inert.includes(`${f} `), f);
+    assert.ok(!effective.includes(`${f} `), f);
+  }
+  assert.doesNotMatch(text, /--healthz-port|--metrics-port/);
 });
 
 const FILE = `apiVersion: kubeproxy.config.k8s.io/v1alpha1
@@ -284,10 +311,6 @@ test('an empty --config means no file', () => {
 
 test('--config errors: unreadable file, bad content, validation in file terms', () => {
   throwsConfigError(() => loadConfig(['--config=/nope.yaml'], opts()), 'cannot read --config file /nope.yaml', 'ENOENT');
-  throwsConfigError(
-    () => loadConfig(['--config=/k'], opts({ '/k': `${FILE}bogusField: 1\n` })),
-    'unknown field "bogusField" in /k',
-  );
   throwsConfigError(
     () => loadConfig(['--config=/k'], opts({ '/k': FILE.replace('syncPeriod: 45s', 'syncPeriod: 45s\n  minSyncPeriod: 1m') })),
     '"1m"',
@@ -371,4 +394,143 @@ test('validation errors name the flag, the value and the accepted form', () => {
 test('an empty host name without --hostname-override is an error', () => {
   throwsConfigError(() => loadConfig([], opts({}, '  ')), '--hostname-override');
   assert.equal(loadConfig(['--hostname-override=n1'], opts({}, '')).config.hostnameOverride, 'n1');
+});
+
+// The flags kube-ipvs lacked before following kube-proxy v1.36.3's full list, with the values
+// kube-proxy gives them (test/api/kube-proxy-reference.test.ts compares the written
+// configurations with the binary's).
+test('client connection, OOM score, hard fail, conntrack and feature gate flags take effect', () => {
+  const cases: ReadonlyArray<readonly [string[], (c: ProxyConfig) => unknown, unknown]> = [
+    [['--kube-api-qps=7.5', '--kube-api-burst=20', '--kube-api-content-type=application/json'], (c) => c.clientConnection,
+      { qps: 7.5, burst: 20, contentType: 'application/json', acceptContentTypes: '' }],
+    [['--kube-api-qps=-1'], (c) => c.clientConnection.qps, -1],
+    [['--oom-score-adj=-500'], (c) => c.oomScoreAdj, -500],
+    [['--oom-score-adj', '1000'], (c) => c.oomScoreAdj, 1000],
+    [['--bind-address-hard-fail'], (c) => c.bindAddressHardFail, true],
+    [['--conntrack-tcp-be-liberal'], (c) => c.conntrack.tcpBeLiberal, true],
+    [['--conntrack-udp-timeout=30s', '--conntrack-udp-timeout-stream=2m'], (c) => [c.conntrack.udpTimeoutS, c.conntrack.udpStreamTimeoutS], [30, 120]],
+    [['--feature-gates=AllowServiceExternalIPs=false'], (c) => [c.allowServiceExternalIPs, c.featureGates], [false, { AllowServiceExternalIPs: false }]],
+    [['--feature-gates=LoggingAlphaOptions=true', '--feature-gates', 'AllowServiceExternalIPs=true'], (c) => c.featureGates,
+      { LoggingAlphaOptions: true, AllowServiceExternalIPs: true }],
+    [['--logging-format=json'], (c) => [c.logging, c.logFormat], [{ format: 'json', splitStream: false }, 'json']],
+    [['--feature-gates=LoggingAlphaOptions=true', '--log-text-split-stream'], (c) => c.logging, { format: 'text', splitStream: true }],
+    [['--feature-gates=LoggingAlphaOptions=true', '--log-json-split-stream', '--logging-format=json'], (c) => c.logging, { format: 'json', splitStream: true }],
+    // The text option does not split the json format.
+    [['--feature-gates=LoggingAlphaOptions=true', '--log-text-split-stream', '--logging-format=json'], (c) => c.logging, { format: 'json', splitStream: false }],
+    // Both name the format; when both are given, kube-proxy's --logging-format wins.
+    [['--logging-format=json', '--log-format=text'], (c) => c.logFormat, 'json'],
+    // pflag's IP:port flags take a bare IP; the port comes from the deprecated port flags (default 10256/10249).
+    [['--healthz-bind-address=10.0.0.1'], (c) => c.healthzBindAddress, '10.0.0.1:10256'],
+    [['--metrics-bind-address=127.0.0.2', '--metrics-port=9999'], (c) => c.metricsBindAddress, '127.0.0.2:9999'],
+    [['--healthz-port=0'], (c) => c.healthzBindAddress, ''],
+    [['--healthz-port=1234'], (c) => c.healthzBindAddress, '0.0.0.0:10256'],
+  ];
+  for (const [argv, get, want] of cases) assert.deepEqual(get(load(...argv)), want, argv.join(' '));
+});
+
+test('--version: bare or true prints, raw prints everything, false or this release\'s version do not; --help wins', () => {
+  assert.equal(loadConfig(['--version'], opts()).printVersion, 'short');
+  assert.equal(loadConfig(['--version=true'], opts()).printVersion, 'short');
+  assert.equal(loadConfig(['--version=raw'], opts()).printVersion, 'raw');
+  assert.equal(loadConfig(['--version=false'], opts()).printVersion, undefined);
+  assert.equal(loadConfig(['--version', '--help'], opts()).printVersion, undefined);
+  // As --help, it skips loading and validating the rest.
+  assert.equal(loadConfig(['--version', '--config=/missing', '--ipvs-sync-period=0s'], opts()).printVersion, 'short');
+  const reported = loadConfig(['--version=v1.36.3-custom'], opts());
+  assert.equal(reported.printVersion, undefined);
+  assert.match(JSON.stringify(reported.warnings), /--version=v1\.36\.3-custom \(kube-ipvs reports its own version\)/);
+  throwsConfigError(() => loadConfig(['--version=v1.35.0'], opts()), '"v1.35.0"', '--version', 'v1.36.3');
+  throwsConfigError(() => loadConfig(['--version=often'], opts()), '"often"', '--version', 'true, false or raw');
+});
+
+test('--write-config-to: the effective settings, with --hostname-override as kube-proxy applies it; deprecated ports not applied', () => {
+  const r = loadConfig(['--write-config-to=/tmp/x.yaml', '--hostname-override= Node-B ', '--healthz-port=0'], opts());
+  assert.equal(r.writeConfigTo, '/tmp/x.yaml');
+  assert.equal(r.settings.hostnameOverride, 'node-b');
+  assert.equal(r.settings.healthzBindAddress, '0.0.0.0:10256');
+  assert.equal(r.settings.mode, '');
+  // Without the deprecated ports a bare IP stays bare, which validation refuses (kube-proxy too).
+  throwsConfigError(() => loadConfig(['--write-config-to=/tmp/x.yaml', '--healthz-bind-address=10.0.0.1'], opts()), '--healthz-bind-address', 'IP:port');
+});
+
+function warning(r: { warnings: readonly { message: string; fields: Readonly<Record<string, string>> }[] }, text: string): Readonly<Record<string, string>> | undefined {
+  return r.warnings.find((w) => w.message.includes(text))?.fields;
+}
+
+test('flags without effect in kube-ipvs are named once, in one warning', () => {
+  const r = loadConfig(
+    ['--profiling', '--iptables-sync-period=5s', '--iptables-min-sync-period=1s', '--iptables-localhost-nodeports=false', '-v=2', '--vmodule=x=1',
+      '--show-hidden-metrics-for-version=1.35', '--kube-api-content-type=application/cbor', '--feature-gates=ComponentStatusz=true,LoggingAlphaOptions=true',
+      '--log-text-info-buffer-size=1Ki', '--boot-id-file=/x', '--machine-id-file=/y'],
+    opts(),
+  );
+  assert.equal(r.warnings.filter((w) => w.message.includes('without effect')).length, 1);
+  const named = (warning(r, 'without effect')?.settings ?? '').split('; ').map((s) => s.replace(/ \(.*$/, ''));
+  assert.deepEqual(named.sort(), [
+    '--boot-id-file', '--feature-gates: ComponentStatusz', '--iptables-localhost-nodeports', '--iptables-min-sync-period', '--iptables-sync-period',
+    '--kube-api-content-type', '--log-text-info-buffer-size', '--machine-id-file', '--profiling', '--show-hidden-metrics-for-version', '--v', '--vmodule',
+  ]);
+  // Flags at their defaults, and the protobuf/JSON content types, change nothing worth a warning.
+  assert.deepEqual(loadConfig(['--kube-api-content-type=application/json', '--profiling=false', '-v=0', '--iptables-localhost-nodeports'], opts()).warnings, []);
+  assert.deepEqual(loadConfig([], opts()).warnings, []);
+});
+
+test('with --config: ignored flags in one warning; lenient decoding named; file fields without effect named', () => {
+  const file = `${FILE}futureField: 1\nnftables:\n  syncPeriod: 5s\nlogging:\n  verbosity: 3\n`;
+  const r = loadConfig(['--config=/k', '--ipvs-scheduler=sh', '--feature-gates=Nope=true', '--iptables-sync-period=1s'], opts({ '/k': file }));
+  assert.deepEqual(warning(r, 'ignored because --config'), { flags: '--ipvs-scheduler, --feature-gates, --iptables-sync-period' });
+  assert.deepEqual(warning(r, 'leniently'), { file: '/k', fields: 'unknown field "futureField"' });
+  assert.deepEqual(warning(r, 'without effect'), {
+    settings: 'nftables.syncPeriod in /k (nftables mode only); logging.verbosity in /k (kube-ipvs has no verbose log levels)',
+  });
+  assert.equal(r.config.ipvs.scheduler, 'lc');
+});
+
+test('GA feature gates and deprecated flags are warned about, as kube-proxy does', () => {
+  const r = loadConfig(['--feature-gates=AllowServiceExternalIPs=true', '--healthz-port=10256', '--cleanup-ipvs=false'], opts());
+  assert.ok(warning(r, 'setting GA feature gate AllowServiceExternalIPs=true'));
+  assert.deepEqual(warning(r, 'deprecated flags'), { flags: '--cleanup-ipvs (use --cleanup), --healthz-port (use --healthz-bind-address)' });
+});
+
+test('logging flags apply over the file\'s logging section; the file\'s split streams do not apply (kube-proxy resets them)', () => {
+  const file = `${FILE}featureGates:\n  LoggingAlphaOptions: true\nlogging:\n  format: json\n  options:\n    json:\n      splitStream: true\n`;
+  const fromFile = loadConfig(['--config=/k'], opts({ '/k': file }));
+  assert.deepEqual(fromFile.config.logging, { format: 'json', splitStream: false });
+  assert.match(warning(fromFile, 'without effect')?.settings ?? '', /logging\.options\.json\.splitStream in \/k \(kube-proxy resets it/);
+  const flags = loadConfig(['--config=/k', '--logging-format=text', '--log-text-split-stream', '-v=1'], opts({ '/k': file }));
+  assert.deepEqual(flags.config.logging, { format: 'text', splitStream: true });
+  assert.equal(flags.settings.logging.verbosity, 1);
+});
+
+test('validation of the added flags names the flag and what is accepted', () => {
+  const cases: ReadonlyArray<readonly [string[], ...string[]]> = [
+    [['--kube-api-qps=fast'], '"fast"', '--kube-api-qps', 'a number'],
+    [['--kube-api-burst=-1'], '"-1"', '--kube-api-burst', 'at least 0'],
+    [['--kube-api-burst=0'], '--kube-api-burst', 'greater than 0 when --kube-api-qps'],
+    [['--oom-score-adj=1001'], '"1001"', '--oom-score-adj', '-1000 to 1000'],
+    [['--show-hidden-metrics-for-version=1.34'], '"1.34"', '--show-hidden-metrics-for-version', '"1.35"'],
+    [['--feature-gates=Nope=true'], 'unrecognized feature gate "Nope" in --feature-gates'],
+    [['--feature-gates=PreferSameTrafficDistribution=false'], '--feature-gates', 'locked to true'],
+    [['--v=-1'], '"-1"', '--v', 'log level'],
+    [['--vmodule=x'], '"x"', '--vmodule', 'pattern=N'],
+    [['--log-flush-frequency=0s'], '--log-flush-frequency', 'greater than 0'],
+    [['--log-flush-frequency=often'], '"often"', '--log-flush-frequency'],
+    [['--logging-format=json', '--vmodule=x=1'], '--vmodule', 'only supported with the text log format'],
+    [['--log-text-split-stream'], '--log-text-split-stream', 'LoggingAlphaOptions'],
+    [['--log-json-info-buffer-size=1Ki'], '--log-json-info-buffer-size', 'LoggingAlphaOptions'],
+    [['--log-json-info-buffer-size=1K'], '"1K"', '--log-json-info-buffer-size', 'quantity'],
+    [['--logging-format=json', '--feature-gates=LoggingBetaOptions=false'], '--logging-format', 'LoggingBetaOptions'],
+    [['--logging-format=yaml'], '"yaml"', '--logging-format', 'text or json'],
+    [['--conntrack-udp-timeout=-1s'], '"-1s"', '--conntrack-udp-timeout', 'at least 0s'],
+    [['--conntrack-udp-timeout-stream=x'], '"x"', '--conntrack-udp-timeout-stream'],
+    [['--iptables-sync-period=soon'], '"soon"', '--iptables-sync-period', 'a duration'],
+    [['--healthz-port=x'], '"x"', '--healthz-port', 'an integer'],
+  ];
+  for (const [argv, ...parts] of cases) {
+    try {
+      throwsConfigError(() => load(...argv), ...parts);
+    } catch (e) {
+      throw new Error(`${argv.join(' ')}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
 });

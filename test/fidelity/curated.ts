@@ -76,9 +76,9 @@ function rows(): ObjectSet {
   add(service('all-terminating', { type: 'NodePort', clusterIP: '10.96.1.81', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, nodePort: 30083, targetPort: 8080 }] }),
     slice('all-terminating', HTTP, [{ ip: '10.244.0.83', ready: false, serving: true, terminating: true }, remote('10.244.1.83', { ready: false, serving: true, terminating: true })]));
   // IPv6 single-stack and dual-stack (each family gets its own slice).
-  add(service('web6', { ipFamilies: ['IPv6'], ipFamilyPolicy: 'SingleStack', clusterIP: 'fd00:10:96::1:90', clusterIPs: ['fd00:10:96::1:90'], type: 'NodePort', ports: [{ name: 'http', port: 80, nodePort: 30095, targetPort: 8080 }] }),
+  add(service('web6', { ipFamilies: ['IPv6'], ipFamilyPolicy: 'SingleStack', clusterIP: 'fd00:10:96::190', clusterIPs: ['fd00:10:96::190'], type: 'NodePort', ports: [{ name: 'http', port: 80, nodePort: 30095, targetPort: 8080 }] }),
     slice('web6', HTTP, [{ ip: 'fd00:244::90' }, remote('fd00:244:1::90')]));
-  add(service('dual', { ipFamilies: ['IPv4', 'IPv6'], ipFamilyPolicy: 'RequireDualStack', clusterIP: '10.96.1.91', clusterIPs: ['10.96.1.91', 'fd00:10:96::1:91'], type: 'LoadBalancer', ports: [{ name: 'http', port: 80, nodePort: 30097, targetPort: 8080 }] }, { lbIngress: [{ ip: '192.0.2.91' }, { ip: '2001:db8::91' }] }),
+  add(service('dual', { ipFamilies: ['IPv4', 'IPv6'], ipFamilyPolicy: 'RequireDualStack', clusterIP: '10.96.1.91', clusterIPs: ['10.96.1.91', 'fd00:10:96::191'], type: 'LoadBalancer', ports: [{ name: 'http', port: 80, nodePort: 30097, targetPort: 8080 }] }, { lbIngress: [{ ip: '192.0.2.91' }, { ip: '2001:db8::91' }] }),
     slice('dual', HTTP, [{ ip: '10.244.0.91' }]), slice('dual', HTTP, [{ ip: 'fd00:244::91' }]));
   // No endpoints at all; headless; ExternalName; another proxy's Service (all but the first ignored).
   add(service('empty', { clusterIP: '10.96.1.100', ports: [{ name: 'http', port: 80 }] }));
@@ -106,17 +106,15 @@ export function curatedScenarios(): Scenario[] {
         { description: 'the node moves to zone-b', node: { ...IPV4_NODE, labels: { 'topology.kubernetes.io/zone': 'zone-b' } } },
       ],
     }),
-    scenario('cluster-cidr', 'detect-local ClusterCIDR with a dual-stack cluster CIDR', ['--cluster-cidr=10.244.0.0/16,fd00:244::/48']),
-    scenario('masquerade-all', '--masquerade-all', ['--masquerade-all', '--cluster-cidr=10.244.0.0/16']),
+    // Flags that touch different things share a run: each kube-proxy run costs minutes under TCG.
+    scenario('cluster-cidr', 'detect-local ClusterCIDR (dual-stack), strict ARP, the sh scheduler and IPVS timeouts',
+      ['--cluster-cidr=10.244.0.0/16,fd00:244::/48', '--ipvs-strict-arp', '--ipvs-scheduler=sh', '--ipvs-tcp-timeout=10m', '--ipvs-tcpfin-timeout=30s', '--ipvs-udp-timeout=45s']),
+    scenario('masquerade-all', '--masquerade-all with a cluster CIDR and the mh scheduler', ['--masquerade-all', '--cluster-cidr=10.244.0.0/16', '--ipvs-scheduler=mh']),
     scenario('node-cidr', 'detect-local NodeCIDR from the Node podCIDRs', ['--detect-local-mode=NodeCIDR'], { ...ZONED, podCIDRs: ['10.244.0.0/24', 'fd00:244::/64'] }),
     scenario('bridge-interface', 'detect-local BridgeInterface', ['--detect-local-mode=BridgeInterface', '--pod-bridge-interface=cni0']),
     scenario('interface-prefix', 'detect-local InterfaceNamePrefix', ['--detect-local-mode=InterfaceNamePrefix', '--pod-interface-name-prefix=veth']),
     scenario('nodeport-cidr', '--nodeport-addresses with CIDRs of both families', ['--nodeport-addresses=10.0.2.0/24,fd00:2::/64'], { ...ZONED, guestAddresses: [`${NODE_IP6}/64`, 'fd00:3::15/64'] }),
     scenario('nodeport-primary', '--nodeport-addresses primary on an IPv4-only node with IPv6 addresses', ['--nodeport-addresses=primary'], { ...ZONED, guestAddresses: [`${NODE_IP6}/64`] }),
-    scenario('strict-arp', '--ipvs-strict-arp', ['--ipvs-strict-arp']),
-    scenario('timeouts', 'IPVS connection timeouts', ['--ipvs-tcp-timeout=10m', '--ipvs-tcpfin-timeout=30s', '--ipvs-udp-timeout=45s']),
-    scenario('scheduler-sh', 'source hashing', ['--ipvs-scheduler=sh']),
-    scenario('scheduler-mh', 'Maglev hashing', ['--ipvs-scheduler=mh']),
     scenario('ipv6-primary', 'an IPv6-primary dual-stack node', [], {
       addresses: [{ type: 'InternalIP', address: NODE_IP6 }, { type: 'InternalIP', address: NODE_IP }, { type: 'Hostname', address: NODE }],
       labels: { 'topology.kubernetes.io/zone': 'zone-a' },

@@ -15,6 +15,31 @@ export interface DeliberateDifference {
   readonly scenarios?: readonly string[];
   readonly reason: string;
   readonly documented: string;
+  /**
+   * Applies only where the run shows evidence of it. "kube-proxy-missed-zone": the line is about a
+   * virtual server kube-proxy logged as "Ignoring same-zone topology hints ... node is missing
+   * label" although the Node has the zone label.
+   */
+  readonly evidence?: 'kube-proxy-missed-zone';
+}
+
+/** What a run's logs show, for entries that need evidence. */
+export interface RunEvidence {
+  /** Virtual servers ("-t 10.96.1.70:80") whose hints kube-proxy ignored for want of a zone label. */
+  readonly missedZone: ReadonlySet<string>;
+}
+
+const PROTO_FLAG: Readonly<Record<string, string>> = { TCP: '-t', UDP: '-u', SCTP: '--sctp-service' };
+
+/** The evidence in kube-proxy's log (at --v=2) of a run whose Node has a zone label. */
+export function evidenceFromKubeProxyLog(log: string, nodeHasZone: boolean): RunEvidence {
+  const missedZone = new Set<string>();
+  if (nodeHasZone) {
+    for (const m of log.matchAll(/Ignoring same-zone topology hints for service since node is missing label" service="([^"]+):(\d+)\/(TCP|UDP|SCTP)"/g)) {
+      missedZone.add(`${PROTO_FLAG[m[3] ?? 'TCP'] ?? '-t'} ${m[1] ?? ''}:${m[2] ?? ''}`);
+    }
+  }
+  return { missedZone };
 }
 
 export function loadDifferences(path: string): DeliberateDifference[] {
@@ -33,6 +58,8 @@ export function loadDifferences(path: string): DeliberateDifference[] {
     const side = str('side');
     if (side !== 'upstream' && side !== 'kube-ipvs') throw new Error(`${where}: side must be upstream or kube-ipvs`);
     const scenarios = o['scenarios'];
+    const evidence = o['evidence'];
+    if (evidence !== undefined && evidence !== 'kube-proxy-missed-zone') throw new Error(`${where}: unknown evidence ${String(evidence)}`);
     return {
       id: str('id'),
       category,
@@ -41,11 +68,19 @@ export function loadDifferences(path: string): DeliberateDifference[] {
       ...(Array.isArray(scenarios) ? { scenarios: scenarios.map(String) } : {}),
       reason: str('reason'),
       documented: str('documented'),
+      ...(evidence ? { evidence } : {}),
     };
   });
 }
 
 /** The entry that explains a line difference in a scenario, if any. */
-export function explain(diff: LineDiff, scenario: string, list: readonly DeliberateDifference[]): DeliberateDifference | undefined {
-  return list.find((d) => d.category === diff.category && d.side === diff.side && (!d.scenarios || d.scenarios.includes(scenario)) && d.pattern.test(diff.line));
+export function explain(diff: LineDiff, scenario: string, list: readonly DeliberateDifference[], evidence: RunEvidence = { missedZone: new Set() }): DeliberateDifference | undefined {
+  return list.find(
+    (d) =>
+      d.category === diff.category &&
+      d.side === diff.side &&
+      (!d.scenarios || d.scenarios.includes(scenario)) &&
+      d.pattern.test(diff.line) &&
+      (d.evidence !== 'kube-proxy-missed-zone' || [...evidence.missedZone].some((vs) => diff.line.includes(` ${vs} `))),
+  );
 }

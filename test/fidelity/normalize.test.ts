@@ -2,7 +2,7 @@
 // neither proxy) and what it keeps (rule order inside a chain), on text in the tools' own formats.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compareDumps, normalizeDump, normalizeIptables, normalizeIpvs, sequenceDiff } from './normalize.js';
+import { compareDumps, normalizeDump, normalizeIpset, normalizeIptables, normalizeIpvs, sequenceDiff } from './normalize.js';
 
 describe('normalize', () => {
   test('ipvsadm -Sn: virtual and real servers sorted, each real server names its virtual server', () => {
@@ -48,4 +48,9 @@ describe('normalize', () => {
       { category: 'ipvs', side: 'kube-ipvs', line: 'RS -t 10.96.0.20:80 -r 10.244.0.3:8080 -m -w 0' },
     ]);
   });
+});
+
+test('ipset save: the random hash seed is not compared, the other set parameters are', () => {
+  const lines = ['create KUBE-CLUSTER-IP hash:ip,port family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x6361dbc5'];
+  assert.deepEqual(normalizeIpset(lines), ['create KUBE-CLUSTER-IP hash:ip,port family inet hashsize 1024 maxelem 65536 bucketsize 12']);
 });

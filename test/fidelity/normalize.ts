@@ -44,9 +44,15 @@ export function normalizeIpvs(lines: readonly string[]): string[] {
   return out.sort();
 }
 
-/** `ipset save`: sorted create and add lines (entries come in hash order). */
+/**
+ * `ipset save`: sorted create and add lines (entries come in hash order), without the hash seed
+ * (`initval`) the kernel draws at random for each set.
+ */
 export function normalizeIpset(lines: readonly string[]): string[] {
-  return lines.filter((l) => l.startsWith('create ') || l.startsWith('add ')).sort();
+  return lines
+    .filter((l) => l.startsWith('create ') || l.startsWith('add '))
+    .map((l) => l.replace(/ initval 0x[0-9a-f]+/, ''))
+    .sort();
 }
 
 const BUILTIN = new Set(['INPUT', 'OUTPUT', 'FORWARD', 'PREROUTING', 'POSTROUTING']);

@@ -69,7 +69,7 @@ export function randomScenario(seed: number, count: number): Scenario {
         const state = pick(['ready', 'ready', 'ready', 'notready', 'terminating-serving', 'terminating']);
         const zone = pick(zones);
         eps.push({
-          ip: f === 'IPv4' ? `10.${244 + (e & 3)}.${(i >> 6) & 255}.${((i & 63) << 2) | (e >> 2)}` : `fd00:244:${e}::${hex}`,
+          ip: f === 'IPv4' ? `10.${244 + (e & 3)}.${(i >> 6) & 255}.${((i & 63) << 2) | (e >> 2)}` : `fd00:244:${e + 1}::${hex}`,
           node: pick([NODE, OTHER_NODE, 'node-c', null]),
           ready: state === 'ready',
           serving: state === 'ready' || state === 'terminating-serving',

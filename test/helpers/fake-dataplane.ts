@@ -38,7 +38,7 @@ export function fakeNode(opts: { config?: ProxyConfig; nodeAddresses?: string[];
   const iptables = new FakeIptables({ family: 'IPv4', hasSet: (name) => ipset.dump().includes(`create ${name} `), randomFully: true, ...(rate > 0 ? { faults: { failureRate: rate, seed: 11 } } : {}) });
   const ipvs = new FakeIpvs();
   const netif = new FakeNetif({ node: { name: 'eth0', kind: 'veth', addresses: (opts.nodeAddresses ?? ['192.168.0.10']).map((a) => `${a}/24`) } });
-  const sysctl = new FakeSysctl({ 'net/ipv4/vs/conntrack': '0', 'net/ipv4/ip_forward': '0', 'net/ipv4/vs/expire_nodest_conn': '0', 'net/ipv4/vs/expire_quiescent_template': '0', 'net/netfilter/nf_conntrack_max': '65536', 'net/netfilter/nf_conntrack_tcp_timeout_established': '432000', 'net/netfilter/nf_conntrack_tcp_timeout_close_wait': '60' });
+  const sysctl = new FakeSysctl({ 'net/ipv4/vs/conntrack': '0', 'net/ipv4/ip_forward': '0', 'net/ipv4/vs/expire_nodest_conn': '0', 'net/ipv4/vs/expire_quiescent_template': '0', 'net/netfilter/nf_conntrack_max': '65536', 'net/netfilter/nf_conntrack_tcp_timeout_established': '432000', 'net/netfilter/nf_conntrack_tcp_timeout_close_wait': '60', 'net/netfilter/nf_conntrack_tcp_be_liberal': '0', 'net/netfilter/nf_conntrack_udp_timeout': '30', 'net/netfilter/nf_conntrack_udp_timeout_stream': '120' });
   const conntrack = new FakeConntrack();
   if (rate > 0) ipvs.setFaults({ rate, seed: 7 });
   // Faults on the ipset side go through a wrapper, so dumps still read the real fake state.

@@ -2,7 +2,8 @@
 // ipvs-semantics.md §1-§5, §11) rather than from the implementation.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { config, fam, NODE, NODE_IP, node, plan, realServers, rules, service, setEntries, slice } from '../helpers/world.js';
+import { config, fam, NODE, NODE_IP, node, plan, realServers, rules, service, setEntries, slice, snapshotOf } from '../helpers/world.js';
+import { planCluster } from '../../src/plan/planner.js';
 import type { Problem } from '../../src/cluster/problems.js';
 
 const web = (spec: Record<string, unknown> = {}, extra = {}) =>
@@ -161,6 +162,20 @@ describe('ExternalIPs', () => {
     ]);
   });
 
+  test('feature gate AllowServiceExternalIPs=false: nothing is programmed for externalIPs, the ClusterIP is unchanged', () => {
+    // kube-proxy's ServicePort.ExternalIPs() (pkg/proxy/serviceport.go) returns none with the gate off.
+    const svc = web({ externalIPs: ['198.51.100.20'] });
+    const eps = [webSlice([{ ip: '10.244.1.2' }])];
+    const off = plan({ services: [svc], slices: eps }, { config: config('--feature-gates=AllowServiceExternalIPs=false') });
+    assert.deepEqual(setEntries(off, 'KUBE-EXTERNAL-IP'), []);
+    assert.ok(!fam(off).virtualServers.has('198.51.100.20:80/TCP'));
+    assert.ok(!fam(off).boundAddresses.has('198.51.100.20'));
+    assert.deepEqual(rules(off, 'nat').filter((r) => r.includes('KUBE-EXTERNAL-IP')), []);
+    assert.deepEqual(realServers(off, '10.96.0.10:80/TCP'), ['10.244.1.2:8080']);
+    const on = plan({ services: [svc], slices: eps }, { config: config('--feature-gates=AllowServiceExternalIPs=true') });
+    assert.deepEqual(setEntries(on, 'KUBE-EXTERNAL-IP'), ['198.51.100.20,tcp:80']);
+  });
+
   test('Local policy: KUBE-EXTERNAL-IP-LOCAL, accept rules without masquerade', () => {
     const s = plan({ services: [web({ externalIPs: ['198.51.100.20'], externalTrafficPolicy: 'Local' })] });
     assert.deepEqual(setEntries(s, 'KUBE-EXTERNAL-IP'), []);
@@ -216,6 +231,16 @@ describe('LoadBalancer', () => {
     assert.deepEqual(filter.filter((r) => r.startsWith('-A KUBE-IPVS-OUT-FILTER')), []);
   });
 
+  // pkg/proxy/serviceport.go (v1.36.3): a zero-length prefix in a family's ranges means "allow
+  // any", the same as no ranges, for that family only.
+  test('a /0 source range opens its family as if there were no ranges (found by the fidelity harness)', () => {
+    const s = plan({ services: [lb({ loadBalancerSourceRanges: ['198.51.100.0/24', '0.0.0.0/0', 'fd00::/8'] })] });
+    assert.deepEqual(setEntries(s, 'KUBE-LOAD-BALANCER-FW'), []);
+    assert.deepEqual(setEntries(s, 'KUBE-LOAD-BALANCER-SOURCE-CIDR'), []);
+    assert.deepEqual(setEntries(s, 'KUBE-LOAD-BALANCER-SOURCE-IP'), []);
+    assert.deepEqual(rules(s, 'filter').filter((r) => r.startsWith('-A KUBE-IPVS-OUT-FILTER')), []);
+  });
+
   test('source ranges that miss the node IP block node-originated access in KUBE-IPVS-OUT-FILTER', () => {
     const s = plan({ services: [lb({ loadBalancerSourceRanges: ['198.51.100.0/24'] })] });
     assert.deepEqual(setEntries(s, 'KUBE-LOAD-BALANCER-SOURCE-IP'), []);
@@ -223,6 +248,22 @@ describe('LoadBalancer', () => {
       '-A KUBE-IPVS-OUT-FILTER -s 203.0.113.10/32 -m ipvs --vproto 6 --vaddr 203.0.113.10 --vport 443 -j DROP',
     ]);
     assert.ok(rules(s, 'filter').includes('-A KUBE-PROXY-FIREWALL -m comment --comment "Kubernetes service load balancer ip + port for load balancer with sourceRange" -m set --match-set KUBE-LOAD-BALANCER-FW dst,dst -j KUBE-SOURCE-RANGES-FIREWALL'));
+  });
+});
+
+describe('a service the planner cannot plan', () => {
+  test('is left out and named, and every other service is planned as before', () => {
+    const world = { services: [web(), service('api', { clusterIP: '10.96.0.11', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] })] };
+    const good = snapshotOf(world);
+    // A port the validation should have refused stands in for a planner bug.
+    const api = good.services.get('default/api');
+    assert.ok(api);
+    const broken = { ...good, services: new Map([...good.services, ['default/api', { ...api, ports: api.ports.map((p) => ({ ...p, port: 70000 })) }]]) };
+    const s = planCluster(broken, { node: node(), config: config() });
+    assert.deepEqual([...s.unplannable.keys()], ['default/api']);
+    assert.match(s.unplannable.get('default/api') ?? '', /70000/);
+    assert.deepEqual([...fam(s).virtualServers.keys()], ['10.96.0.10:80/TCP']);
+    assert.deepEqual(setEntries(s, 'KUBE-CLUSTER-IP'), ['10.96.0.10,tcp:80']);
   });
 });
 
@@ -451,6 +492,14 @@ describe('sysctls', () => {
     assert.ok(!k.some((x) => x.includes('arp_')));
     const strict = keys('6.1.0', '--ipvs-strict-arp');
     assert.ok(strict.includes('net/ipv4/conf/all/arp_ignore=1') && strict.includes('net/ipv4/conf/all/arp_announce=2'));
+  });
+  test('conntrack: tcp_be_liberal, udp_timeout and udp_timeout_stream only when set (pkg/proxy/conntrack SetSysctls)', () => {
+    const plain = keys('6.1.0');
+    assert.ok(!plain.some((k) => /tcp_be_liberal|udp_timeout/.test(k)), plain.join(' '));
+    const set = keys('6.1.0', '--conntrack-tcp-be-liberal', '--conntrack-udp-timeout=30s', '--conntrack-udp-timeout-stream=2m30.9s');
+    for (const want of ['net/netfilter/nf_conntrack_tcp_be_liberal=1', 'net/netfilter/nf_conntrack_udp_timeout=30', 'net/netfilter/nf_conntrack_udp_timeout_stream=150']) {
+      assert.ok(set.includes(want), want);
+    }
   });
 });
 

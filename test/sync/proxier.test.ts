@@ -5,9 +5,10 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { renderIpsets, renderIpvs } from '../../src/plan/render.js';
 import { fakeNode } from '../helpers/fake-dataplane.js';
-import { NODE, service, slice } from '../helpers/world.js';
+import { config, NODE, service, slice } from '../helpers/world.js';
 import type { FakeNode } from '../helpers/fake-dataplane.js';
 import { FIRST_DRAIN_CHECK_MS } from '../../src/sync/ipvs-reconciler.js';
+import { DataplaneError } from '../../src/dataplane/errors.js';
 
 /** Counts the sync loop's reads of real servers from the (fake) kernel from now on. */
 function countRealServerReads(n: FakeNode): () => number {
@@ -56,6 +57,18 @@ describe('Proxier over the fake kernel', () => {
     assert.match(n.netif.dump(), /kube-ipvs0.*10\.96\.0\.10\/32/);
     assert.equal((await n.sysctl.read('net/ipv4/vs/conntrack')), '1');
     assert.equal((await n.sysctl.read('net/netfilter/nf_conntrack_max')), '131072');
+  });
+
+  test('conntrack flags reach the kernel: be_liberal and the UDP timeouts (kernel defaults kept when unset)', async () => {
+    const plain = fakeNode();
+    await plain.proxier.sync();
+    assert.equal(await plain.sysctl.read('net/netfilter/nf_conntrack_tcp_be_liberal'), '0');
+    assert.equal(await plain.sysctl.read('net/netfilter/nf_conntrack_udp_timeout'), '30');
+    const n = fakeNode({ config: config('--conntrack-tcp-be-liberal', '--conntrack-udp-timeout=60s', '--conntrack-udp-timeout-stream=3m') });
+    assert.deepEqual((await n.proxier.sync()).report.failures, []);
+    assert.equal(await n.sysctl.read('net/netfilter/nf_conntrack_tcp_be_liberal'), '1');
+    assert.equal(await n.sysctl.read('net/netfilter/nf_conntrack_udp_timeout'), '60');
+    assert.equal(await n.sysctl.read('net/netfilter/nf_conntrack_udp_timeout_stream'), '180');
   });
 
   test('an unchanged second sync writes nothing', async () => {
@@ -108,6 +121,27 @@ describe('Proxier over the fake kernel', () => {
     const after = n.dumps();
     const sorted = (t: string) => t.split('\n').sort().join('\n');
     assert.deepEqual({ ...after, netif: sorted(after.netif) }, { ...before, netif: sorted(before.netif) });
+  });
+
+  test('a failure outside the reconcilers: a dataplane error keeps its subsystem, anything else is a bug with its stack; both resync fully', async () => {
+    const n = fakeNode();
+    n.apply({ services: [web()], slices: [webEps('10.244.1.2')] });
+    const addresses = n.netif.addresses.bind(n.netif);
+    n.netif.addresses = () => Promise.reject(new DataplaneError('UNAVAILABLE', 'netif', 'list', 'addresses', 'netlink socket closed'));
+    const first = await n.proxier.sync();
+    assert.deepEqual(first.report.failures, [{ subsystem: 'netif', op: 'list', object: 'addresses', message: 'netif list addresses: netlink socket closed' }]);
+    n.netif.addresses = function readAddressesWithABug() {
+      throw new TypeError('x is not iterable');
+    };
+    const second = await n.proxier.sync();
+    const bug = second.report.failures[0];
+    assert.deepEqual([bug?.subsystem, bug?.message], ['sync', 'x is not iterable']);
+    assert.match(bug?.stack ?? '', /^TypeError: x is not iterable\n[\s\S]*readAddressesWithABug/);
+    n.netif.addresses = addresses;
+    const third = await n.proxier.sync();
+    assert.equal(third.full, true);
+    assert.deepEqual(third.report.failures, []);
+    assert.match(n.ipvs.dump(), /-a -t 10\.96\.0\.10:80 -r 10\.244\.1\.2:8080 -m -w 1/);
   });
 
   test('a full sync reads all real servers in one go; if that read fails it dumps each virtual server', async () => {
@@ -293,18 +327,42 @@ describe('convergence with failing writes', () => {
     for (const line of renderIpsets(r.state).split('\n').filter((l) => l.startsWith('add '))) assert.ok(kernelSets.includes(`${line}\n`), line);
   });
 
-  test('with 10% of IPVS writes failing, repeated syncs reach the plan', async () => {
+  test('with 10% of IPVS writes failing throughout, repeated syncs reach the plan and report every failed write', async () => {
     const n = fakeNode();
     n.ipvs.setFaults({ rate: 0.1, seed: 7 });
     const services = Array.from({ length: 30 }, (_, i) => service(`s${i}`, { clusterIP: `10.96.1.${i}`, ports: [{ name: 'p', port: 80 }] }));
     const slices = Array.from({ length: 30 }, (_, i) => slice(`s${i}`, [{ name: 'p', port: 8080 }], [{ ip: `10.244.5.${i}` }, { ip: `10.244.6.${i}` }]));
     n.apply({ services, slices });
-    let r = await n.proxier.sync();
-    assert.ok(!r.ok, 'some writes failed');
-    for (let i = 0; i < 20 && !r.ok; i++) r = await n.proxier.sync();
-    n.ipvs.setFaults(undefined);
-    r = await n.proxier.sync();
-    assert.ok(r.ok);
+    let reported = 0;
+    const syncOnce = async () => {
+      const injectedBefore = n.ipvs.injectedFaults;
+      const r = await n.proxier.sync();
+      const injected = n.ipvs.injectedFaults - injectedBefore;
+      // Each failed write is in the sync's report, named, and nothing else fails: no failure is
+      // hidden, and none is a side effect of an earlier one.
+      const failures = r.report.failures;
+      assert.equal(failures.length, injected, JSON.stringify(failures));
+      for (const f of failures) {
+        assert.equal(f.subsystem, 'ipvs');
+        assert.match(f.message, /injected fault/);
+        assert.notEqual(f.object, '');
+      }
+      assert.equal(r.ok, injected === 0);
+      reported += failures.length;
+      return r;
+    };
+    let r = await syncOnce();
+    assert.ok(!r.ok, 'the first sync met failed writes');
+    for (let i = 0; i < 20 && !r.ok; i++) r = await syncOnce();
+    // Converged with the faults still on: the kernel holds the plan, and a later sync (faults
+    // still on) finds nothing to write.
+    assert.ok(r.ok, 'converged while writes keep failing');
+    assert.ok(reported > 0);
     assert.equal(n.ipvs.dump(), renderIpvs(r.state));
+    const injectedBefore = n.ipvs.injectedFaults;
+    const again = await syncOnce();
+    assert.ok(again.ok);
+    assert.equal(n.ipvs.injectedFaults, injectedBefore, 'nothing left to write');
+    assert.equal(n.ipvs.dump(), renderIpvs(again.state));
   });
 });

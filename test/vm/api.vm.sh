@@ -97,7 +97,7 @@ api POST /api/v1/namespaces/default/services '{"apiVersion":"v1","kind":"Service
   "spec":{"clusterIP":"10.96.0.10","ports":[{"name":"http","port":80,"targetPort":8080,"protocol":"TCP"}]}}' >/dev/null ||
   vm_die "cannot create Service web"
 create_slice web 10.244.1.2 10.244.1.3 || vm_die "cannot create EndpointSlice web-1"
-node "$ROOT/dist/src/cli/main.js" run --kubeconfig "$API/kubeconfig" --hostname-override "$NODE" \
+node "$ROOT/dist/kube-ipvs.mjs" run --kubeconfig "$API/kubeconfig" --hostname-override "$NODE" \
   --healthz-bind-address 0.0.0.0:10256 --metrics-bind-address 127.0.0.1:10249 --log-format json >"$LOG" 2>&1 &
 DAEMON=$!
 # the pods start while the daemon does (both take a while under TCG)

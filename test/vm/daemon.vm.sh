@@ -74,6 +74,8 @@ wait_until 30 "10.244.1.9 is a real server" bash -c 'ipvsadm -Ln -t 10.96.0.10:8
 mark=$(wc -l <"$LOG")
 slice_yaml web 10.244.1.2 10.244.1.3 | write web-eps.yaml
 wait_until 30 "10.244.1.9 deleted" bash -c '! ipvsadm -Ln -t 10.96.0.10:80 | grep -q "10.244.1.9:8080"'
+# The sync that deleted it logs its line only after its kernel writes: wait for that line too.
+wait_until 30 "the deleting sync has logged" bash -c "tail -n +$((mark + 1)) '$LOG' | grep '\"msg\":\"synced\"' | grep -q 'ipvs.deleteDest=1\"'"
 synced=$(tail -n +"$((mark + 1))" "$LOG" | grep '"msg":"synced"' || true)
 grep '"full":false' <<<"$synced" | grep -q 'ipvs.updateDest=1' && ok "the endpoint change set it to weight 0 (partial sync)" || bad "no partial sync set it to weight 0: $synced"
 grep '"full":false' <<<"$synced" | grep -q '"changes":"ipvs.deleteDest=1"' && ok "a partial drain-check sync deleted it" || bad "no partial sync deleted it: $synced"

@@ -8,7 +8,7 @@ set -euo pipefail
 vm_require_guest
 vm_trap_cleanup
 
-INIT=(node "$ROOT/dist/src/cli/main.js" run --init-only --ipvs-tcp-timeout 900s --ipvs-tcpfin-timeout 60s
+INIT=(node "$ROOT/dist/kube-ipvs.mjs" run --init-only --ipvs-tcp-timeout 900s --ipvs-tcpfin-timeout 60s
   --ipvs-udp-timeout 200s --hostname-override n1 --log-format json)
 get() { local v; read -r v _ <"/proc/sys/$1" && printf '%s' "$v"; }
 set_if() { [[ -e /proc/sys/$1 ]] && printf '%s\n' "$2" >"/proc/sys/$1"; return 0; }

@@ -15,13 +15,6 @@ DIR=$(mktemp -d)
 LOG=$(mktemp)
 NODE=$(hostname | tr '[:upper:]' '[:lower:]')
 
-hold_server() { # hold_server NS PORT: a connection-keeping backend in a pod
-  local ready="$VM_STATE/$1-hold.ready"
-  ip netns exec "$1" node "$ROOT/test/vm/hold-server.mjs" "$2" "$1" "$ready" </dev/null >/dev/null 2>&1 &
-  printf '%s\n' "$!" >>"$VM_STATE/pids"
-  for _ in $(seq 300); do [[ -s $ready ]] && return 0; sleep 0.1; done
-  vm_die "hold server in $1 not ready"
-}
 manifests() { # manifests POD_IP...: the hold service with these endpoints, and a restricted LB
   cat <<YAML
 apiVersion: v1
@@ -81,8 +74,8 @@ fresh() { # a new connection's answering pod
 
 vm_pod pod-a 10.244.1.2
 vm_pod pod-b 10.244.1.3
-hold_server pod-a 9000
-hold_server pod-b 9000
+vm_hold_server pod-a 9000
+vm_hold_server pod-b 9000
 vm_http_server pod-a 8080
 write 10.244.1.2 10.244.1.3
 start_daemon

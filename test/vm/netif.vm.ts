@@ -1,13 +1,16 @@
 // Real-kernel check of RealNetif on a real dummy link. Runs as root inside the VM:
 //   test/vm/vm.sh -- node --import tsx test/vm/netif.vm.ts
 // Creates kube-ipvs0, binds and unbinds /32 and /128 addresses (one by one and batched),
-// cross-checks with iproute2, deletes the link, and runs the netif contract against the fake.
-// Exits non-zero on the first mismatch.
+// cross-checks with iproute2, deletes the link, runs the netif contract against the fake, then the
+// generated sequences on dummy links in a private network namespace against the fake (the host
+// runs them on bridge links: its kernel has no dummy module). Exits non-zero on the first mismatch.
 import { strict as assert } from 'node:assert';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
 import { FakeNetif } from '../../src/dataplane/netif/fake.js';
 import { RealNetif } from '../../src/dataplane/netif/real.js';
-import { runContract } from '../dataplane/netif/contract.js';
+import { assertFakeMatches, netifOpsArb, runContract, type GeneratedStep } from '../dataplane/netif/contract.js';
 
 function ip(args: readonly string[]): string {
   return execFileSync('ip', [...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -74,4 +77,17 @@ const expected = await runContract(fake, async (dev, cidr) => {
 });
 assert.deepEqual(real, expected);
 n.close();
+
+console.log('== generated sequences on dummy links (private netns) against the fake');
+const sequences = fc.sample(netifOpsArb(), { numRuns: 40, seed: 20250612 });
+const child = fileURLToPath(new URL('../dataplane/netif/netns-child.ts', import.meta.url));
+const r = spawnSync('unshare', ['-n', process.execPath, '--import', 'tsx', child, '--generated', 'dummy'], { input: JSON.stringify(sequences), encoding: 'utf8', timeout: 300_000 });
+assert.equal(r.status, 0, `child failed: ${r.stderr}`);
+const kernelSteps = JSON.parse(r.stdout) as GeneratedStep[][];
+const refused = await assertFakeMatches(sequences, kernelSteps, () => {
+  const f = new FakeNetif({ node: null, noLoopback: true, dummyAvailable: true });
+  f.addLink('lo', 'loopback');
+  return f;
+}, 'dummy');
+console.log(`   ${sequences.length} sequences, ${kernelSteps.flat().length} steps, ${refused} refused: fake and kernel agree`);
 console.log('\nnetif VM checks passed');

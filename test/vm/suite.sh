@@ -11,9 +11,11 @@ scenarios=(
   "ipvs-netlink:node --import tsx test/vm/ipvs-netlink.vm.ts"
   "ipvs-contract:node --import tsx --test test/vm/ipvs-contract.vm.ts"
   "netif:node --import tsx test/vm/netif.vm.ts"
+  "iptables-planner:node --import tsx --test --test-name-pattern=planner test/dataplane/iptables/contract.test.ts"
   "sync:bash test/vm/sync.vm.sh"
   "daemon:bash test/vm/daemon.vm.sh"
   "lifecycle:bash test/vm/lifecycle.vm.sh"
+  "resync:bash test/vm/resync.vm.sh"
   "traffic:bash test/vm/traffic.vm.sh"
   "tools:bash test/vm/tools.vm.sh"
 )

@@ -5,6 +5,7 @@
 // unchanged objects compares equal downstream and changes nothing.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { ListWatch, Watch } from '@kubernetes/client-node';
+import { UNLIMITED, type RateLimiter } from './rate-limiter.js';
 import { explainApiError, RestClient } from './rest.js';
 
 export interface ReflectorOptions<T extends KubernetesObject> {
@@ -22,6 +23,23 @@ export interface ReflectorOptions<T extends KubernetesObject> {
   /** Called after each successful list (the first one, and every relist). */
   readonly onListed?: (count: number) => void;
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** The process's API request limiter: lists and watch starts wait on it, as in client-go. */
+  readonly limiter?: RateLimiter;
+}
+
+/** A Watch whose requests wait on the rate limiter first. */
+class LimitedWatch extends Watch {
+  constructor(
+    kc: KubeConfig,
+    private readonly limiter: RateLimiter,
+  ) {
+    super(kc);
+  }
+
+  override async watch(...args: Parameters<Watch['watch']>): ReturnType<Watch['watch']> {
+    await this.limiter.acquire();
+    return super.watch(...args);
+  }
 }
 
 export const DEFAULT_BACKOFF = { initialMs: 800, maxMs: 30_000 };
@@ -42,7 +60,8 @@ export class Reflector<T extends KubernetesObject> {
   private consecutiveErrors = 0;
 
   constructor(private readonly o: ReflectorOptions<T>) {
-    this.rest = new RestClient(o.kc);
+    const limiter = o.limiter ?? UNLIMITED;
+    this.rest = new RestClient(o.kc, limiter);
     this.delayMs = (o.backoff ?? DEFAULT_BACKOFF).initialMs;
     this.firstList = new Promise((resolve, reject) => {
       this.resolveFirst = resolve;
@@ -59,7 +78,7 @@ export class Reflector<T extends KubernetesObject> {
       setImmediate(() => this.listed(result.items.length));
       return result;
     };
-    this.informer = new ListWatch<T>(o.path, new Watch(o.kc), list as never, false, o.labelSelector, o.fieldSelector);
+    this.informer = new ListWatch<T>(o.path, new LimitedWatch(o.kc, limiter), list as never, false, o.labelSelector, o.fieldSelector);
     this.informer.on('add', (obj: T) => this.event(() => o.onUpsert(obj)));
     this.informer.on('update', (obj: T) => this.event(() => o.onUpsert(obj)));
     this.informer.on('delete', (obj: T) => this.event(() => o.onDelete(obj)));

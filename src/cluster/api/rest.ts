@@ -6,6 +6,7 @@ import type { RequestOptions } from 'node:https';
 import { request as httpsRequest } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { serverOf } from './kubeconfig.js';
+import { UNLIMITED, type RateLimiter } from './rate-limiter.js';
 
 /** An API call that failed: HTTP status (0 when the server could not be reached) and why. */
 export class ApiError extends Error {
@@ -36,6 +37,8 @@ const REQUEST_TIMEOUT_MS = 60_000;
 export class RestClient {
   constructor(
     private readonly kc: KubeConfig,
+    /** Shared by every client of the process (--kube-api-qps, --kube-api-burst). */
+    private readonly limiter: RateLimiter = UNLIMITED,
     private readonly userAgent = 'kube-ipvs',
   ) {}
 
@@ -63,6 +66,7 @@ export class RestClient {
   }
 
   async call(method: string, path: string, body?: unknown): Promise<unknown> {
+    await this.limiter.acquire();
     const url = new URL(this.server + path);
     const opts: RequestOptions = { method, headers: { Accept: 'application/json', 'User-Agent': this.userAgent } };
     await this.kc.applyToHTTPSOptions(opts);

@@ -32,7 +32,8 @@ const STDERR_CODES: readonly (readonly [RegExp, DataplaneErrorCode])[] = [
   [/Hash is full/, 'FAILED'],
   // `ip netns exec` (or env) could not exec the binary; the module or set type is missing.
   [/exec of .* failed: No such file or directory|Cannot open session to kernel|Kernel support protocol versions|not supported/i, 'UNAVAILABLE'],
-  [/Syntax error|Unknown argument|invalid|Missing|Mandatory option|No command specified|out of (the )?range|Null-valued|cannot parse/i, 'INVALID'],
+  // "There are not allowed options (28)…": ipset v7.17's words for a CIDR as the last element of hash:ip,port,ip.
+  [/Syntax error|Unknown argument|invalid|Missing|Mandatory option|No command specified|out of (the )?range|Null-valued|cannot parse|not allowed options/i, 'INVALID'],
 ];
 
 export interface IpsetStderr {

@@ -120,8 +120,9 @@ function normalizeHashEntry(type: Exclude<IpsetType, 'bitmap:port'>, parts: stri
   const arity = type.split(',').length;
   if (parts.length !== arity) return undefined;
   const first = normIp(parts[0] ?? '');
-  // ipset refuses the all-zero address in hash sets ("Null-valued element").
-  if (!first || isZero(first.ip) || !familyOk(first.ip, family)) return undefined;
+  // The all-zero address is refused by hash:ip ("Null-valued element") and hash:ip,port (EINVAL),
+  // but stored by hash:ip,port,ip and hash:ip,port,net (checked with ipset v7.17 on 6.x).
+  if (!first || (arity <= 2 && isZero(first.ip)) || !familyOk(first.ip, family)) return undefined;
   if (arity === 1) return first.text;
   const pp = normProtoPort(parts[1] ?? '');
   if (pp === undefined) return undefined;

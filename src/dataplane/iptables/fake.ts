@@ -1,11 +1,15 @@
 // An in-memory model of the iptables tables of one family, for tests: iptables-restore --noflush
-// is interpreted against a copy of each table and committed at that table's COMMIT, and it refuses
-// what the kernel and the tool refuse (a jump to a missing chain, --match-set of a missing set, a
-// rule in a missing chain, deleting a chain still in use) with the codes RealIptables reports.
+// is interpreted against a copy of each table and committed at that table's COMMIT. It refuses what
+// iptables-restore (1.8, nf_tables) and the kernel refuse (rule-check.ts: bad options and values,
+// targets outside their table or hooks, jump loops; here: missing chains, sets and rules, chains
+// still in use) with the codes RealIptables reports, and in the same order: a parse error at
+// once, a lookup failure or a kernel refusal at COMMIT (test/dataplane/iptables/contract.test.ts
+// runs generated payloads on both and compares).
 import type { IpFamily } from '../../model/types.js';
-import { DataplaneError, type DataplaneErrorCode } from '../errors.js';
+import { DataplaneError } from '../errors.js';
 import { numberedLines } from '../text-error.js';
 import type { IptablesBackend } from './backend.js';
+import { KNOWN_TARGETS, Refusal, checkRule, refuse } from './rule-check.js';
 import {
   BUILTIN_CHAINS,
   canonicalRuleSpec,
@@ -29,6 +33,8 @@ export interface FakeIptablesOptions {
   readonly faults?: { readonly failureRate: number; readonly seed: number };
   /** Answer of supportsRandomFully() (iptables ≥ 1.6.2 says true). */
   readonly randomFully?: boolean;
+  /** Matches whose kernel module is missing, e.g. ["ipvs"] for a kernel without xt_ipvs. */
+  readonly unavailableMatches?: readonly string[];
 }
 
 interface StoredRule {
@@ -38,6 +44,8 @@ interface StoredRule {
   readonly target: string | undefined;
   /** Sets named by --match-set. */
   readonly sets: readonly string[];
+  /** Built-in chains the rule may be reached from (its target's and matches' hooks); undefined: any. */
+  readonly hooks: ReadonlySet<string> | undefined;
 }
 
 interface ChainModel {
@@ -50,53 +58,24 @@ type TableModel = Map<string, ChainModel>;
 /** The tables a fresh network namespace shows once touched. */
 const INITIAL_TABLES: readonly string[] = ['filter', 'nat', 'mangle', 'raw'];
 
-/** Verdicts and the target extensions we expect to meet; anything else must be a chain. */
-const KNOWN_TARGETS: ReadonlySet<string> = new Set([
-  'ACCEPT', 'DROP', 'RETURN', 'QUEUE', 'NFQUEUE', 'MASQUERADE', 'SNAT', 'DNAT', 'REDIRECT', 'MARK', 'CONNMARK',
-  'REJECT', 'LOG', 'NFLOG', 'NOTRACK', 'CT', 'TRACE', 'TCPMSS', 'CHECKSUM', 'AUDIT', 'SET', 'TPROXY',
-]);
-
-/** Targets the kernel accepts in the nat table only (EINVAL elsewhere). */
-const NAT_ONLY_TARGETS: ReadonlySet<string> = new Set(['MASQUERADE', 'SNAT', 'DNAT', 'REDIRECT']);
-
-const KNOWN_MATCHES: ReadonlySet<string> = new Set([
-  'addrtype', 'ah', 'bpf', 'cgroup', 'cluster', 'comment', 'connbytes', 'connlabel', 'connlimit', 'connmark',
-  'conntrack', 'cpu', 'devgroup', 'dscp', 'ecn', 'esp', 'hashlimit', 'helper', 'hl', 'icmp', 'icmp6', 'iprange',
-  'ipvs', 'length', 'limit', 'mac', 'mark', 'multiport', 'nfacct', 'owner', 'physdev', 'pkttype', 'policy',
-  'quota', 'recent', 'rpfilter', 'sctp', 'set', 'socket', 'state', 'statistic', 'string', 'tcp', 'tcpmss', 'time',
-  'tos', 'ttl', 'u32', 'udp', 'udplite',
-]);
-
-const HEAD_WITH_VALUE: ReadonlySet<string> = new Set([
-  '-s', '--source', '--src', '-d', '--destination', '--dst', '-i', '--in-interface', '-o', '--out-interface',
-  '-p', '--protocol',
-]);
-
-/** Options that load the protocol's match implicitly after "-p tcp" etc. */
-const IMPLICIT_PROTO_OPTIONS: ReadonlySet<string> = new Set([
-  '--dport', '--sport', '--destination-port', '--source-port', '--syn', '--tcp-flags', '--tcp-option', '--chunk-types',
-  '--icmp-type', '--icmpv6-type',
-]);
-
-const PROTOCOLS_WITH_MATCH: ReadonlySet<string> = new Set(['tcp', 'udp', 'sctp', 'icmp', 'ipv6-icmp', 'icmpv6', '6', '17', '132', '1', '58']);
-
 /** XT_EXTENSION_MAXNAMELEN is 29 including the NUL. */
 const MAX_CHAIN_NAME = 28;
 
-/** Thrown inside a restore; becomes a DataplaneError with the line number. */
-class Refusal extends Error {
-  constructor(
-    readonly code: DataplaneErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
+/** A refusal iptables-nft reports only at the table's COMMIT, with the line it came from. */
+interface Pending {
+  readonly refusal: Refusal;
+  readonly n: number;
+  readonly line: string;
 }
 
-function refuse(code: DataplaneErrorCode, message: string): never {
-  throw new Refusal(code, message);
+interface OpenTable {
+  readonly name: string;
+  readonly model: TableModel;
+  /** The first refusal of the batch-building step (chain and rule lookups). */
+  deferred?: Pending;
+  /** The first refusal of the kernel; reported only when no deferred one exists. */
+  kernel?: Pending;
 }
-
 
 function newTable(name: string): TableModel {
   const t: TableModel = new Map();
@@ -108,23 +87,81 @@ function cloneTable(t: TableModel): TableModel {
   return new Map([...t].map(([name, c]) => [name, { policy: c.policy, rules: [...c.rules] }]));
 }
 
-function storedRule(spec: string): StoredRule {
+/** A rule read from iptables-save text, trusted as the kernel held it. */
+function loadedRule(spec: string, table: string, chain: string, family: IpFamily): StoredRule {
   const args = splitRuleSpec(spec);
-  let target: string | undefined;
-  const sets: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === '-j' || a === '--jump' || a === '-g' || a === '--goto') target = args[i + 1];
-    else if (a === '--match-set' && args[i + 1] !== undefined) sets.push(args[i + 1] ?? '');
+  try {
+    const r = checkRule(args, { family, table, chain, hasSet: () => true, unavailableMatches: new Set() });
+    return { spec, target: r.target, sets: r.sets, hooks: r.hooks };
+  } catch {
+    let target: string | undefined;
+    const sets: string[] = [];
+    args.forEach((a, i) => {
+      if (a === '-j' || a === '-g') target = args[i + 1];
+      if (a === '--match-set' && args[i + 1] !== undefined) sets.push(args[i + 1] ?? '');
+    });
+    return { spec, target, sets, hooks: undefined };
   }
-  return { spec, target, sets };
 }
 
 function checkChainName(name: string): void {
   if (name.length > MAX_CHAIN_NAME) refuse('INVALID', `chain name \`${name}' too long (must be under 29 chars)`);
-  if (name === '' || name.startsWith('-') || name.startsWith('!') || KNOWN_TARGETS.has(name)) {
-    refuse('INVALID', `invalid chain name \`${name}'`);
+  if (name === '' || name.startsWith('-')) refuse('INVALID', `chain name not allowed to start with \`-'`);
+  if (name.startsWith('!')) refuse('INVALID', `chain name \`${name}' is invalid`);
+  if (KNOWN_TARGETS.has(name)) refuse('INVALID', 'chain name may not clash with target name');
+}
+
+/** For each chain, the built-in chains (hooks) it is reached from through jumps and gotos. */
+function reachingHooks(table: string, model: TableModel): Map<string, Set<string>> {
+  const hooks = new Map<string, Set<string>>();
+  for (const builtin of BUILTIN_CHAINS[table] ?? []) {
+    if (!model.has(builtin)) continue;
+    const stack = [builtin];
+    const seen = new Set<string>();
+    while (stack.length > 0) {
+      const c = stack.pop() as string;
+      if (seen.has(c)) continue;
+      seen.add(c);
+      let set = hooks.get(c);
+      if (!set) hooks.set(c, (set = new Set()));
+      set.add(builtin);
+      for (const r of model.get(c)?.rules ?? []) if (r.target !== undefined && model.has(r.target) && !isBuiltinChain(table, r.target)) stack.push(r.target);
+    }
   }
+  return hooks;
+}
+
+/** A jump cycle reachable from a built-in chain (the kernel refuses it: ELOOP). */
+function hasReachableLoop(table: string, model: TableModel): boolean {
+  const state = new Map<string, 'open' | 'done'>();
+  const visit = (c: string): boolean => {
+    const s = state.get(c);
+    if (s === 'open') return true;
+    if (s === 'done') return false;
+    state.set(c, 'open');
+    for (const r of model.get(c)?.rules ?? []) {
+      if (r.target !== undefined && model.has(r.target) && !isBuiltinChain(table, r.target) && visit(r.target)) return true;
+    }
+    state.set(c, 'done');
+    return false;
+  };
+  return (BUILTIN_CHAINS[table] ?? []).some((b) => model.has(b) && visit(b));
+}
+
+/** Why the kernel refuses the table as it now is (a rule reachable from a hook it may not run in, a loop). */
+function tableProblem(table: string, model: TableModel): Refusal | undefined {
+  const hooks = reachingHooks(table, model);
+  for (const [chain, c] of model) {
+    const from = hooks.get(chain);
+    if (!from) continue;
+    for (const r of c.rules) {
+      if (r.hooks && [...from].some((h) => !r.hooks?.has(h))) {
+        return new Refusal('INVALID', `RULE_APPEND failed (Invalid argument): ${r.target ?? 'a match'} may not run in ${[...from].join(',')}`, 'kernel');
+      }
+    }
+  }
+  if (hasReachableLoop(table, model)) return new Refusal('INVALID', 'RULE_APPEND failed (Too many links): jump loop', 'kernel');
+  return undefined;
 }
 
 export class FakeIptables implements IptablesBackend {
@@ -134,6 +171,7 @@ export class FakeIptables implements IptablesBackend {
   private readonly random: (() => number) | undefined;
   private readonly failureRate: number;
   private readonly randomFully: boolean;
+  private readonly unavailableMatches: ReadonlySet<string>;
   /** How many restores were attempted, and how many the fault option failed. */
   restores = 0;
   injectedFailures = 0;
@@ -144,6 +182,7 @@ export class FakeIptables implements IptablesBackend {
     this.failureRate = options.faults?.failureRate ?? 0;
     this.random = options.faults ? seededRandom(options.faults.seed) : undefined;
     this.randomFully = options.randomFully ?? true;
+    this.unavailableMatches = new Set(options.unavailableMatches ?? []);
     for (const t of INITIAL_TABLES) this.tables.set(t, newTable(t));
   }
 
@@ -187,7 +226,7 @@ export class FakeIptables implements IptablesBackend {
         if (existing) existing.policy = c.policy ?? existing.policy;
         else t.set(chain, { policy: undefined, rules: [] });
       }
-      for (const r of state.rules) t.get(r.chain)?.rules.push(storedRule(canonicalRuleSpec(r.spec, this.family)));
+      for (const r of state.rules) t.get(r.chain)?.rules.push(loadedRule(canonicalRuleSpec(r.spec, this.family), name, r.chain, this.family));
       tables.set(name, t);
     }
     this.tables = tables;
@@ -218,32 +257,44 @@ export class FakeIptables implements IptablesBackend {
       this.injectedFailures++;
       throw new DataplaneError('FAILED', 'iptables', 'restore', 'payload', 'injected fault (nothing applied)');
     }
-    let open: { name: string; model: TableModel } | undefined;
+    let open: OpenTable | undefined;
     const lines = numberedLines(payload);
+    const fail = (table: string, p: Pending): DataplaneError =>
+      new DataplaneError(p.refusal.code, 'iptables', 'restore', `${table} ${objectOf(p.line.trim())}`.trim(), `${p.refusal.message} at line ${p.n}: ${JSON.stringify(p.line)}`, p.n);
     for (const { n, line } of lines) {
       const text = line.trim();
       if (text === '' || text.startsWith('#')) continue;
       try {
         if (text.startsWith('*')) {
-          if (open) refuse('INVALID', `table ${open.name} not committed before *${text.slice(1)}`);
+          if (open) refuse('INVALID', `Bad argument \`${text}'`);
           const name = text.slice(1).trim();
           if (!BUILTIN_CHAINS[name]) refuse('INVALID', `table name '${name}' invalid`);
           open = { name, model: cloneTable(this.tables.get(name) ?? newTable(name)) };
         } else if (!open) {
           refuse('INVALID', 'no table opened ("*table" expected)');
         } else if (text === 'COMMIT') {
+          // iptables-nft builds the table's batch here (lookups), then the kernel checks it.
+          const pending = open.deferred ?? open.kernel;
+          if (pending) throw fail(open.name, pending);
           this.tables.set(open.name, open.model);
           open = undefined;
-        } else if (text.startsWith(':')) {
-          this.declareChain(open.name, open.model, text.slice(1));
         } else {
-          this.command(open.name, open.model, text);
+          const table = open;
+          const later = (r: Refusal): void => {
+            const p = { refusal: r, n, line };
+            if (r.phase === 'deferred') table.deferred ??= p;
+            else table.kernel ??= p;
+          };
+          try {
+            if (text.startsWith(':')) this.declareChain(table, text.slice(1));
+            else this.command(table, text, later);
+          } catch (e) {
+            if (!(e instanceof Refusal) || e.phase === 'parse') throw e;
+            later(e);
+          }
         }
       } catch (e) {
-        if (e instanceof Refusal) {
-          const table = open?.name ?? '';
-          throw new DataplaneError(e.code, 'iptables', 'restore', `${table} ${objectOf(text)}`.trim(), `${e.message} at line ${n}: ${JSON.stringify(line)}`, n);
-        }
+        if (e instanceof Refusal) throw fail(open?.name ?? '', { refusal: e, n, line });
         throw e;
       }
     }
@@ -254,24 +305,25 @@ export class FakeIptables implements IptablesBackend {
   }
 
   /** ":CHAIN POLICY [p:b]": a built-in gets the policy; a user chain is created or flushed. */
-  private declareChain(table: string, model: TableModel, rest: string): void {
-    const [name = '', policy = '-'] = rest.trim().split(/\s+/);
-    if (isBuiltinChain(table, name)) {
-      const chain = model.get(name);
-      if (!chain) return;
-      if (policy === '-') return;
-      if (policy !== 'ACCEPT' && policy !== 'DROP') refuse('INVALID', 'Bad policy name');
+  private declareChain(open: OpenTable, rest: string): void {
+    const [name = '', policy] = rest.trim().split(/\s+/);
+    if (policy === undefined) refuse('INVALID', `policy invalid`);
+    if (isBuiltinChain(open.name, name)) {
+      const chain = open.model.get(name);
+      if (!chain || policy === '-') return;
+      if (policy !== 'ACCEPT' && policy !== 'DROP') refuse('INVALID', 'Bad policy name', 'deferred');
       chain.policy = policy;
       return;
     }
     checkChainName(name);
     // The tool ignores a policy given for a user chain.
-    const chain = model.get(name);
+    const chain = open.model.get(name);
     if (chain) chain.rules = [];
-    else model.set(name, { policy: undefined, rules: [] });
+    else open.model.set(name, { policy: undefined, rules: [] });
   }
 
-  private command(table: string, model: TableModel, text: string): void {
+  private command(open: OpenTable, text: string, later: (r: Refusal) => void): void {
+    const { name: table, model } = open;
     let args: string[];
     try {
       args = splitRuleSpec(text);
@@ -279,67 +331,96 @@ export class FakeIptables implements IptablesBackend {
       refuse('INVALID', (e as Error).message);
     }
     const [cmd = '', chainArg, ...rest] = args;
-    const chainOf = (): ChainModel => {
-      if (chainArg === undefined) refuse('INVALID', `option "${cmd}" requires a chain`);
-      const c = model.get(chainArg);
-      if (!c) refuse('NOT_FOUND', 'No chain/target/match by that name');
+    const needChain = (): string => {
+      if (chainArg === undefined) refuse('INVALID', `option "${cmd}" requires an argument`);
+      return chainArg;
+    };
+    const noMore = (extra: readonly string[]): void => {
+      if (extra[0] !== undefined) refuse('INVALID', `Bad argument \`${extra[0]}'`);
+    };
+    /** The chain, looked up when iptables-nft builds the batch. */
+    const lookup = (name: string): ChainModel => {
+      const c = model.get(name);
+      if (!c) refuse('NOT_FOUND', 'No chain/target/match by that name', 'deferred');
       return c;
+    };
+    const ruleNumber = (t: string): number => {
+      const index = Number(t);
+      if (index < 1) refuse('INVALID', `Invalid rule number \`${t}'`);
+      return index;
     };
     switch (cmd) {
       case '-A':
-      case '--append': {
-        const chain = chainOf();
-        chain.rules.push(this.rule(table, model, rest));
-        return;
-      }
+      case '--append':
       case '-I':
       case '--insert': {
-        const chain = chainOf();
-        const hasIndex = rest[0] !== undefined && /^\d+$/.test(rest[0]);
-        const index = hasIndex ? Number(rest[0]) : 1;
-        const rule = this.rule(table, model, hasIndex ? rest.slice(1) : rest);
-        if (index < 1 || index > chain.rules.length + 1) refuse('INVALID', 'Index of insertion too big');
-        chain.rules.splice(index - 1, 0, rule);
+        const name = needChain();
+        const insert = cmd === '-I' || cmd === '--insert';
+        const hasIndex = insert && rest[0] !== undefined && /^\d+$/.test(rest[0]);
+        const index = hasIndex ? ruleNumber(rest[0] ?? '') : 1;
+        const rules = this.rules(open, name, hasIndex ? rest.slice(1) : rest, later);
+        const chain = lookup(name);
+        if (insert && index > chain.rules.length + 1) refuse('INVALID', 'Index of insertion too big', 'deferred');
+        // One rule per address, each inserted at the index: the last address ends up first.
+        if (insert) for (const r of rules) chain.rules.splice(index - 1, 0, r);
+        else chain.rules.push(...rules);
+        if (!open.kernel) {
+          const problem = tableProblem(table, model);
+          if (problem) later(problem);
+        }
         return;
       }
       case '-D':
       case '--delete': {
-        const chain = chainOf();
+        const name = needChain();
         if (rest.length === 1 && /^\d+$/.test(rest[0] ?? '')) {
-          const index = Number(rest[0]);
-          if (index < 1 || index > chain.rules.length) refuse('NOT_FOUND', 'Index of deletion too big');
+          const index = ruleNumber(rest[0] ?? '');
+          const chain = lookup(name);
+          if (index > chain.rules.length) refuse('NOT_FOUND', 'Index of deletion too big', 'deferred');
           chain.rules.splice(index - 1, 1);
           return;
         }
-        const spec = this.rule(table, model, rest).spec;
-        const at = chain.rules.findIndex((r) => r.spec === spec);
-        if (at < 0) refuse('NOT_FOUND', 'Bad rule (does a matching rule exist in that chain?)');
-        chain.rules.splice(at, 1);
+        const rules = this.rules(open, name, rest, () => undefined);
+        const chain = lookup(name);
+        for (const r of rules) {
+          const at = chain.rules.findIndex((x) => x.spec === r.spec);
+          if (at < 0) refuse('NOT_FOUND', 'Bad rule (does a matching rule exist in that chain?)', 'deferred');
+          chain.rules.splice(at, 1);
+        }
         return;
       }
       case '-F':
       case '--flush':
+        noMore(rest);
         if (chainArg === undefined) for (const c of model.values()) c.rules = [];
-        else chainOf().rules = [];
+        else lookup(chainArg).rules = [];
         return;
       case '-X':
       case '--delete-chain':
-        if (chainArg === undefined) this.deleteAllUserChains(table, model);
-        else this.deleteChain(table, model, chainArg);
+        noMore(rest);
+        if (chainArg === undefined) this.deleteAllUserChains(table, model, later);
+        else this.deleteChain(table, model, chainArg, later);
         return;
       case '-N':
-      case '--new-chain':
-        if (chainArg === undefined) refuse('INVALID', 'option "-N" requires a chain');
-        checkChainName(chainArg);
-        if (model.has(chainArg)) refuse('EXISTS', 'Chain already exists');
-        model.set(chainArg, { policy: undefined, rules: [] });
+      case '--new-chain': {
+        const name = needChain();
+        noMore(rest);
+        checkChainName(name);
+        if (model.has(name)) refuse('EXISTS', 'Chain already exists', 'deferred');
+        model.set(name, { policy: undefined, rules: [] });
         return;
+      }
       case '-P':
       case '--policy': {
-        if (chainArg === undefined || !isBuiltinChain(table, chainArg)) refuse('INVALID', 'Bad built-in chain name');
-        const policy = rest[0];
-        if (policy !== 'ACCEPT' && policy !== 'DROP') refuse('INVALID', 'Bad policy name');
-        chainOf().policy = policy;
+        const name = needChain();
+        const [policy, ...extra] = rest;
+        if (policy === undefined || policy.startsWith('-')) refuse('INVALID', `option "${cmd}" requires an argument`);
+        noMore(extra);
+        // -P reads its policy like a -j target (no DROP in nat); ":CHAIN DROP" does not.
+        if (table === 'nat' && policy === 'DROP') refuse('INVALID', 'The "nat" table is not intended for filtering, the use of DROP is therefore inhibited.');
+        if (policy !== 'ACCEPT' && policy !== 'DROP') refuse('INVALID', 'Bad policy name', 'deferred');
+        if (!isBuiltinChain(table, name)) refuse('INVALID', 'Bad built-in chain name', 'deferred');
+        lookup(name).policy = policy;
         return;
       }
       case '-Z':
@@ -351,86 +432,56 @@ export class FakeIptables implements IptablesBackend {
     }
   }
 
-  private deleteChain(table: string, model: TableModel, name: string): void {
+  private deleteChain(table: string, model: TableModel, name: string, later: (r: Refusal) => void): void {
     // The tool reports a built-in chain like a missing one.
-    if (isBuiltinChain(table, name)) refuse('NOT_FOUND', 'No chain/target/match by that name');
-    const chain = model.get(name);
-    if (!chain) refuse('NOT_FOUND', 'No chain/target/match by that name');
-    if (chain.rules.length > 0) refuse('IN_USE', `CHAIN_DEL failed (Device or resource busy): chain ${name} has rules`);
-    const from = referencedBy(model, name);
-    if (from !== undefined) refuse('IN_USE', `CHAIN_DEL failed (Device or resource busy): chain ${name} is jumped to from ${from}`);
+    if (isBuiltinChain(table, name) || !model.has(name)) refuse('NOT_FOUND', 'No chain/target/match by that name', 'deferred');
+    const problem = busy(model, name);
+    if (problem) later(problem);
     model.delete(name);
   }
 
-  private deleteAllUserChains(table: string, model: TableModel): void {
+  private deleteAllUserChains(table: string, model: TableModel, later: (r: Refusal) => void): void {
     const user = [...model.keys()].filter((c) => !isBuiltinChain(table, c));
     for (const name of user) {
-      const chain = model.get(name);
-      if (chain && chain.rules.length > 0) refuse('IN_USE', `CHAIN_DEL failed (Device or resource busy): chain ${name} has rules`);
-      const from = referencedBy(model, name);
-      if (from !== undefined) refuse('IN_USE', `CHAIN_DEL failed (Device or resource busy): chain ${name} is jumped to from ${from}`);
+      const problem = busy(model, name);
+      if (problem) later(problem);
     }
     for (const name of user) model.delete(name);
   }
 
-  /** Checks a rule spec as the tool and the kernel would, and returns it canonical. */
-  private rule(table: string, model: TableModel, args: readonly string[]): StoredRule {
-    let proto: string | undefined;
-    let section: string | undefined;
-    for (let i = 0; i < args.length; i++) {
-      const a = args[i] ?? '';
-      if (a === '!') continue;
-      if (HEAD_WITH_VALUE.has(a)) {
-        const value = args[++i];
-        if (value === undefined) refuse('INVALID', `option "${a}" requires an argument`);
-        if (a === '-p' || a === '--protocol') proto = value.toLowerCase();
-      } else if (a === '-f' || a === '--fragment') {
-        continue;
-      } else if (a === '-m' || a === '--match') {
-        const name = args[++i] ?? '';
-        if (!KNOWN_MATCHES.has(name)) refuse('UNAVAILABLE', `Couldn't load match \`${name}'`);
-        section = name;
-      } else if (a === '-j' || a === '--jump' || a === '-g' || a === '--goto') {
-        const target = args[++i] ?? '';
-        this.checkTarget(table, model, target, a === '-g' || a === '--goto');
-        section = target;
-      } else if (a === '--match-set' && section === 'set') {
-        const name = args[++i] ?? '';
-        if (!this.hasSet(name)) refuse('NOT_FOUND', `Set ${name} doesn't exist.`);
-      } else if (section === undefined) {
-        // Before any -m/-j only generic options and the protocol's implicit ones are understood.
-        const implicit = proto !== undefined && PROTOCOLS_WITH_MATCH.has(proto) && IMPLICIT_PROTO_OPTIONS.has(a);
-        if (!implicit) refuse('INVALID', a.startsWith('-') ? `unknown option "${a}"` : `Bad argument \`${a}'`);
-        section = proto;
+  /** Checks the rule arguments (throwing parse and lookup refusals) and gives the rules to store. */
+  private rules(open: OpenTable, chain: string, args: readonly string[], later: (r: Refusal) => void): StoredRule[] {
+    const checked = checkRule(args, { family: this.family, table: open.name, chain, hasSet: this.hasSet, unavailableMatches: this.unavailableMatches });
+    const target = checked.target;
+    if (target !== undefined && !checked.targetIsExtension) {
+      // Jumps are resolved when the batch is built, before the chain the rule goes to.
+      if (!open.model.has(target)) refuse('NOT_FOUND', `Chain '${target}' does not exist`, 'deferred');
+      if (isBuiltinChain(open.name, target)) {
+        // nf_tables: a jump to a base chain is EOPNOTSUPP from a base chain, ENOENT from a user chain.
+        later(
+          isBuiltinChain(open.name, chain)
+            ? new Refusal('INVALID', 'RULE_APPEND failed (Operation not supported): jump to a built-in chain', 'kernel')
+            : new Refusal('NOT_FOUND', 'RULE_APPEND failed (No such file or directory): jump to a built-in chain', 'kernel'),
+        );
       }
     }
-    try {
-      return storedRule(canonicalRuleSpec(args.map(quoteIfNeeded).join(' '), this.family));
-    } catch (e) {
-      refuse('INVALID', (e as Error).message);
-    }
+    if (checked.kernel) later(checked.kernel);
+    return checked.specs.map((spec) => ({ spec, target, sets: checked.sets, hooks: checked.hooks }));
   }
+}
 
-  private checkTarget(table: string, model: TableModel, target: string, isGoto: boolean): void {
-    if (target === '') refuse('INVALID', 'target name missing');
-    if (model.has(target)) {
-      if (isBuiltinChain(table, target)) refuse('INVALID', `cannot jump to built-in chain ${target}`);
-      return;
-    }
-    if (isGoto || !KNOWN_TARGETS.has(target)) refuse('NOT_FOUND', `Chain '${target}' does not exist`);
-    if (NAT_ONLY_TARGETS.has(target) && table !== 'nat') refuse('INVALID', `RULE_APPEND failed (Invalid argument): ${target} is valid in the nat table only`);
-  }
+/** Why the kernel refuses to delete the chain (EBUSY): it has rules, or a rule jumps to it. */
+function busy(model: TableModel, name: string): Refusal | undefined {
+  if ((model.get(name)?.rules.length ?? 0) > 0) return new Refusal('IN_USE', `CHAIN_DEL failed (Device or resource busy): chain ${name} has rules`, 'kernel');
+  const from = referencedBy(model, name);
+  if (from !== undefined) return new Refusal('IN_USE', `CHAIN_DEL failed (Device or resource busy): chain ${name} is jumped to from ${from}`, 'kernel');
+  return undefined;
 }
 
 /** The chain a rule of the table jumps to `name` from, if any. */
 function referencedBy(model: TableModel, name: string): string | undefined {
   for (const [chain, c] of model) if (c.rules.some((r) => r.target === name)) return chain;
   return undefined;
-}
-
-/** Re-quotes an argument splitRuleSpec produced, so the joined spec splits the same way. */
-function quoteIfNeeded(arg: string): string {
-  return arg === '' || /[\s"\\]/.test(arg) ? `"${arg.replace(/["\\]/g, (c) => `\\${c}`)}"` : arg;
 }
 
 /** "KUBE-SERVICES" out of "-A KUBE-SERVICES ..." or ":KUBE-SERVICES - [0:0]", for error objects. */

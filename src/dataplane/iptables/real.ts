@@ -100,16 +100,19 @@ const LINE_PATTERNS: readonly RegExp[] = [
 const CODE_PATTERNS: readonly (readonly [RegExp, DataplaneErrorCode])[] = [
   [/Permission denied|you must be root|Operation not permitted/, 'PERMISSION'],
   [/exec of .* failed: No such file or directory/, 'UNAVAILABLE'], // binary missing behind `ip netns exec`
-  // A match the kernel lacks (-m ipvs without xt_ipvs) fails the append with ENOENT after this warning.
   [/Extension \S+ revision \d+ not supported|Couldn't load match|Couldn't find match/, 'UNAVAILABLE'],
   // A jump to a missing chain: legacy tries to load it as a target extension, nft looks it up.
   [/Couldn't load target|Chain '[^']*' does not exist|No chain\/target\/match by that name/, 'NOT_FOUND'],
   [/Set \S+ doesn't exist/, 'NOT_FOUND'],
   [/does a matching rule exist|Index of deletion too big/, 'NOT_FOUND'],
+  // nf_tables refuses a jump loop with ELOOP/EMLINK on the rule: a bad rule, not a busy chain.
+  [/RULE_\w+ failed \((?:Too many links|Too many levels of symbolic links)\)/, 'INVALID'],
   [/Device or resource busy|Directory not empty|Too many links/, 'IN_USE'],
   [/Chain already exists|File exists/, 'EXISTS'],
+  // nf_tables: a rule naming something the kernel does not have (a jump to a built-in chain from a user chain).
+  [/RULE_\w+ failed \(No such file or directory\)/, 'NOT_FOUND'],
   [
-    /Bad argument|unknown option|COMMIT expected|invalid|too long|Bad policy|Invalid argument|Index of insertion too big|not applicable|Unknown arg|Bad built-in chain name|parameter problem/i,
+    /Bad argument|unknown option|COMMIT expected|invalid|too long|Bad policy|Invalid argument|Operation not supported|Index of insertion too big|not applicable|Unknown arg|Bad built-in chain name|parameter problem/i,
     'INVALID',
   ],
 ];
@@ -136,8 +139,19 @@ export function parseRestoreError(stderr: string): RestoreFailure {
       break;
     }
   }
-  const code = CODE_PATTERNS.find(([p]) => p.test(stderr))?.[1] ?? 'FAILED';
-  return { code, line, reason: reasonOf(stderr) };
+  // The first error line decides the class (a batch may fail on several lines, and warnings
+  // come first); a missing module shows only in the warning before the kernel's ENOENT.
+  const reason = reasonOf(stderr);
+  const missingModule = /Extension \S+ revision \d+ not supported/.test(stderr) && /failed \(No such file or directory\)/.test(reason);
+  const byWords = (text: string): DataplaneErrorCode | undefined => CODE_PATTERNS.find(([p]) => p.test(text))?.[1];
+  const code: DataplaneErrorCode = missingModule
+    ? 'UNAVAILABLE'
+    : (byWords(reason) ??
+      // iptables-restore ends every argument it cannot parse with "Error occurred at line: N".
+      (/Error occurred at line: \d+/.test(stderr) ? 'INVALID' : undefined) ??
+      byWords(stderr) ??
+      'FAILED');
+  return { code, line, reason };
 }
 
 /** The chain or set the error names, to find the rule that used it. */
@@ -156,20 +170,22 @@ function namedObject(stderr: string): string | undefined {
  */
 function blamedLine(lines: readonly string[], reported: number | undefined, name: string | undefined): number | undefined {
   if (reported === undefined || name === undefined) return reported;
+  // Only a jump, a goto or a --match-set names the missing object; "-N NAME" does not.
   const mentions = (i: number): boolean => {
     const text = lines[i - 1];
     if (text === undefined || !text.startsWith('-')) return false;
     try {
-      return splitRuleSpec(text).includes(name);
+      const args = splitRuleSpec(text);
+      return args.some((a, k) => a === name && ['-j', '--jump', '-g', '--goto', '--match-set'].includes(args[k - 1] ?? ''));
     } catch {
       return false;
     }
   };
   if (mentions(reported)) return reported;
-  for (let i = Math.min(reported, lines.length); i >= 1; i--) {
-    if (lines[i - 1]?.startsWith('*')) break;
-    if (mentions(i)) return i;
-  }
+  // The first rule of the table that names it is the one the lookup failed on.
+  let start = Math.min(reported, lines.length);
+  while (start > 1 && !lines[start - 1]?.startsWith('*')) start--;
+  for (let i = start; i <= Math.min(reported, lines.length); i++) if (mentions(i)) return i;
   return reported;
 }
 

@@ -567,15 +567,51 @@ function canonicalPortMatch(args: string[]): string[] {
   return args.map((a) => (a === '--destination-port' ? '--dport' : a === '--source-port' ? '--sport' : a));
 }
 
+const ADDRTYPE_ORDER = ['--src-type', '--dst-type', '--limit-iface-in', '--limit-iface-out'];
+const ADDR_TYPE_BITS = ['UNSPEC', 'UNICAST', 'LOCAL', 'BROADCAST', 'ANYCAST', 'MULTICAST', 'BLACKHOLE', 'UNREACHABLE', 'PROHIBIT', 'THROW', 'NAT', 'XRESOLVE'];
+
+/** libxt_addrtype: src then dst type, types upper-case in bit order, the limit flag last. */
+function canonicalAddrtype(args: string[]): string[] {
+  const groups = new Map<string, string[]>();
+  for (let i = 0; i < args.length; i++) {
+    const invert = args[i] === '!';
+    const opt = args[invert ? ++i : i] ?? '';
+    if (!ADDRTYPE_ORDER.includes(opt) || groups.has(opt)) return args;
+    const flagOnly = opt.startsWith('--limit');
+    const raw = flagOnly ? undefined : args[++i];
+    if (!flagOnly && raw === undefined) return args;
+    const types = raw?.toUpperCase().split(',');
+    if (types && !types.every((t) => ADDR_TYPE_BITS.includes(t))) return args;
+    const value = types ? ADDR_TYPE_BITS.filter((t) => types.includes(t)).join(',') : undefined;
+    groups.set(opt, [...(invert ? ['!'] : []), opt, ...(value === undefined ? [] : [value])]);
+  }
+  return ADDRTYPE_ORDER.flatMap((k) => groups.get(k) ?? []);
+}
+
+const MASQUERADE_ORDER = ['--to-ports', '--random', '--random-fully'];
+
+/** libxt_MASQUERADE prints --to-ports, then --random, then --random-fully. */
+function canonicalMasquerade(args: string[]): string[] {
+  const groups = new Map<string, string[]>();
+  for (let i = 0; i < args.length; i++) {
+    const opt = args[i] ?? '';
+    if (!MASQUERADE_ORDER.includes(opt) || groups.has(opt)) return args;
+    groups.set(opt, opt === '--to-ports' ? [opt, args[++i] ?? ''] : [opt]);
+  }
+  return MASQUERADE_ORDER.flatMap((k) => groups.get(k) ?? []);
+}
+
 function canonicalSection(s: Section, family: IpFamily): string[] {
   let args = s.args;
   if (s.kind === '-m') {
-    if (s.name === 'mark') args = canonicalMarkMatch(args);
+    if (s.name === 'addrtype') args = canonicalAddrtype(args);
+    else if (s.name === 'mark') args = canonicalMarkMatch(args);
     else if (s.name === 'conntrack') args = canonicalConntrack(args);
     else if (s.name === 'ipvs') args = canonicalIpvsMatch(args, family);
     else if (PROTO_MATCH_OPTIONS[s.name]) args = canonicalPortMatch(args);
   } else if (s.kind === '-j') {
     if (s.name === 'MARK') args = canonicalMarkTarget(args);
+    else if (s.name === 'MASQUERADE') args = canonicalMasquerade(args);
     else if (s.name === 'REJECT' && !args.includes('--reject-with')) {
       // REJECT's default, printed explicitly by iptables-save; it differs per family.
       args = [...args, '--reject-with', family === 'IPv4' ? 'icmp-port-unreachable' : 'icmp6-port-unreachable'];

@@ -1,11 +1,12 @@
 // In-memory links and addresses with the kernel's rules: what rtnetlink refuses, this refuses
-// with the same error codes; dump() prints `ip -o link` / `ip -o addr` style lines and load()
+// with the same error codes (test/dataplane/netif/contract.test.ts and test/vm/netif.vm.ts run
+// generated sequences on both); dump() prints `ip -o link` / `ip -o addr` style lines and load()
 // reads them back.
 import { DataplaneError } from '../errors.js';
 import { formatIp, hostPrefix, isLinkLocal, isLoopback, parseCidr, parseIp } from '../../model/ip.js';
 import type { ParsedIp } from '../../model/ip.js';
 import type { InterfaceAddress, NetifBackend } from './backend.js';
-import { validLinkName } from './real.js';
+import { UNUSABLE_ADDRESS, validLinkName } from './real.js';
 import type { NetifAddressOp, NetifLink, NetifOpResult } from './real.js';
 
 export interface FakeNetifOptions {
@@ -37,6 +38,18 @@ function scopeOf(a: Addr): string {
 
 function sameAddr(a: Addr, ip: ParsedIp, prefix?: number): boolean {
   return a.ip.family === ip.family && a.text === formatIp(ip) && (prefix === undefined || a.prefix === prefix);
+}
+
+/**
+ * Why the kernel will not hold `ip` on the link: IPv6 refuses the unspecified address, multicast,
+ * and ::1 off the loopback device (EADDRNOTAVAIL); IPv4 answers 0.0.0.0 with success and stores
+ * nothing ("ignored"). Checked with RealNetif on 6.x.
+ */
+function unusable(ip: ParsedIp, link: Link): string | 'ignored' | undefined {
+  const zero = ip.bytes.every((b) => b === 0);
+  if (ip.family === 'IPv4') return zero ? 'ignored' : undefined;
+  if (zero || ip.bytes[0] === 0xff || (isLoopback(ip) && link.name !== 'lo')) return UNUSABLE_ADDRESS;
+  return undefined;
 }
 
 export class FakeNetif implements NetifBackend {
@@ -127,6 +140,9 @@ export class FakeNetif implements NetifBackend {
     if (!p) throw new DataplaneError('INVALID', 'netif', 'bind', `${ip} on ${dev}`, 'not an IP address', opIndex);
     const l = this.lookup(dev, 'bind', opIndex);
     if (!l) throw new DataplaneError('NOT_FOUND', 'netif', 'bind', dev, 'no such link', opIndex);
+    const problem = unusable(p, l);
+    if (problem === 'ignored') return;
+    if (problem) throw new DataplaneError('INVALID', 'netif', 'bind', `${ip} on ${dev}`, problem, opIndex);
     const prefix = hostPrefix(p.family);
     // The kernel refuses a second IPv6 address with the same IP whatever its prefix, but keeps
     // IPv4 addresses apart by prefix (10.0.0.5/24 and 10.0.0.5/32 can coexist). Both EEXIST,

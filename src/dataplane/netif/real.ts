@@ -97,7 +97,12 @@ export function errnoFromPackageError(e: unknown): number | undefined {
   return /^-?\d+$/.test(name ?? '') ? Math.abs(Number(name)) : undefined;
 }
 
+/** What the kernel says when it will not put an address on an interface at all. */
+export const UNUSABLE_ADDRESS = 'EADDRNOTAVAIL: the kernel puts no unspecified (::), multicast or loopback (::1, off lo) IPv6 address on an interface';
+
 function netifError(errno: number, op: string, object: string, detail?: string, opIndex?: number): DataplaneError {
+  // On bind, EADDRNOTAVAIL is an address the kernel refuses to hold, not something missing.
+  if (op === 'bind' && errno === Errno.EADDRNOTAVAIL) return new DataplaneError('INVALID', 'netif', op, object, detail ?? UNUSABLE_ADDRESS, opIndex);
   const code = errnoCode(errno);
   const text = detail ?? errnoName(errno);
   return new DataplaneError(code, 'netif', op, object, text, opIndex);
@@ -210,7 +215,9 @@ export class RealNetif implements NetifBackend {
     info.emit(ifla.formatInfo({ kind }));
     const data = new AttrStream();
     rt.formatLinkMessage(
-      { kind: 'link', data: {}, attrs: { ifname: name, linkinfo: Buffer.concat(info.bufs) } },
+      // txqlen 0 as kube-proxy creates it (pkg/proxy/ipvs/netlink_linux.go EnsureDummyDevice at
+      // v1.36.3 passes zero-valued LinkAttrs, so its netlink library sends IFLA_TXQLEN 0).
+      { kind: 'link', data: {}, attrs: { ifname: name, txqlen: 0, linkinfo: Buffer.concat(info.bufs) } },
       data,
     );
     const r = await this.call(rt.MessageType.NEWLINK, data.bufs, FlagsNew.CREATE | FlagsNew.EXCL);

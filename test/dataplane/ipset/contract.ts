@@ -8,6 +8,9 @@ import type { IpsetType } from '../../../src/model/names.js';
 import type { IpsetApplyResult, IpsetBackend, IpsetOp } from '../../../src/dataplane/ipset/backend.js';
 import type { DataplaneErrorCode } from '../../../src/dataplane/errors.js';
 import { renderIpsetSave } from '../../../src/dataplane/ipset/text.js';
+import { IpsetReconciler } from '../../../src/sync/ipset-reconciler.js';
+import { SyncReport } from '../../../src/sync/report.js';
+import { plannedFamily, plannerVariants } from '../../helpers/planner-variants.js';
 
 export interface IpsetHarness {
   readonly backend: IpsetBackend;
@@ -247,6 +250,20 @@ export function ipsetContract(label: string, make: () => Promise<IpsetHarness>, 
       expectOk(await backend.apply([destroy(CIP.name)]), 1);
       assert.equal(await dumpOf(backend), '');
     });
+
+    for (const variant of plannerVariants()) {
+      scenario(`takes the planner's sets (${variant.name}) and shows them as planned`, async ({ backend }) => {
+        const desired = (['IPv4', 'IPv6'] as const).flatMap((f) => plannedFamily(variant, f).ipsets);
+        const report = new SyncReport();
+        await new IpsetReconciler(backend).sync(desired, { full: true }, report);
+        assert.deepEqual(report.failures, []);
+        assert.equal(await dumpOf(backend), renderIpsetSave(desired));
+        // What ipset save shows is what the planner wrote: a second full sync changes nothing.
+        const again = new SyncReport();
+        await new IpsetReconciler(backend).sync(desired, { full: true }, again);
+        assert.deepEqual([...again.counts], []);
+      });
+    }
 
     scenario('a large batch is applied in one call', async ({ backend }) => {
       const ops: IpsetOp[] = [create(spec('BIG', 'hash:ip,port'))];

@@ -5,8 +5,9 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { FakeNetif } from '../../../src/dataplane/netif/fake.js';
-import type { Step } from './contract.js';
-import { runContract } from './contract.js';
+import fc from 'fast-check';
+import type { GeneratedStep, Step } from './contract.js';
+import { assertFakeMatches, netifOpsArb, runContract } from './contract.js';
 
 // Compiled (dist) tests run the compiled child with plain node; tsx runs the TypeScript one.
 const compiled = import.meta.url.endsWith('.js');
@@ -19,13 +20,14 @@ function netnsUnavailable(): string | undefined {
   return r.status === 0 ? undefined : `unshare -n failed: ${r.stderr.trim()}`;
 }
 
-function runReal(): Step[] {
-  const r = spawnSync('unshare', ['-n', process.execPath, ...(compiled ? [] : ['--import', 'tsx']), child], {
+function runReal(args: readonly string[] = [], input?: string): unknown {
+  const r = spawnSync('unshare', ['-n', process.execPath, ...(compiled ? [] : ['--import', 'tsx']), child, ...args], {
     encoding: 'utf8',
-    timeout: 60_000,
+    timeout: 120_000,
+    ...(input === undefined ? {} : { input }),
   });
   assert.equal(r.status, 0, `child failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as Step[];
+  return JSON.parse(r.stdout) as unknown;
 }
 
 function fakeWith(dummyAvailable: boolean): FakeNetif {
@@ -53,6 +55,8 @@ describe('netif contract', () => {
     assert.deepEqual(steps.get('deleteDummy'), { deleted: true });
     assert.deepEqual(steps.get('deleteDummy missing'), { deleted: false });
     assert.deepEqual(steps.get('ensureDummy bad name'), 'error INVALID');
+    for (const s of ['bind multicast v6', 'bind unspecified v6', 'bind loopback v6 off lo']) assert.equal(steps.get(s), 'error INVALID', s);
+    assert.equal(steps.get('bind unspecified v4'), 'ok');
     assert.deepEqual(steps.get('addresses'), ['10.96.0.1/32', 'fd00::a/128']);
     assert.deepEqual(steps.get('addresses with wider'), [
       '10.0.0.5/24',
@@ -69,11 +73,21 @@ describe('netif contract', () => {
   });
 
   it('real (private netns) gives the same results as the fake', { skip: netnsUnavailable() }, async () => {
-    const real = runReal();
+    const real = runReal() as Step[];
     const dummy = real.find(([name]) => name === 'ensureDummy')?.[1];
     // A kernel without the dummy module answers EOPNOTSUPP; model the same kernel.
     const n = fakeWith(dummy !== 'error UNAVAILABLE');
     const fake = await runContract(n, fakeAddCidr(n));
     assert.deepEqual(real, fake);
+  });
+
+  // KUBE_IPVS_CONTRACT_RUNS and _SEED lengthen and vary the sequences to hunt for disagreements.
+  const runs = Number(process.env['KUBE_IPVS_CONTRACT_RUNS'] ?? 30);
+  const seed = Number(process.env['KUBE_IPVS_CONTRACT_SEED'] ?? 20250612);
+  it(`real (private netns) and fake agree on ${runs} generated sequences`, { skip: netnsUnavailable() }, async () => {
+    const sequences = fc.sample(netifOpsArb(), { numRuns: runs, seed });
+    // This host's kernel may lack the dummy module: bridge links stand in (addresses behave alike).
+    const real = runReal(['--generated', 'bridge'], JSON.stringify(sequences)) as GeneratedStep[][];
+    await assertFakeMatches(sequences, real, () => fakeWith(true), 'bridge');
   });
 });

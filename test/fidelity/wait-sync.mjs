@@ -1,0 +1,83 @@
+// Waits (in the VM) until the proxy on 127.0.0.1:10249 has completed, for every IP family that
+// queued a change after --since, a sync that STARTED after that family's last queued change. A sync
+// already running when a change is queued does not count: it may have read the old objects.
+// Both proxies export kube-proxy's metrics: last_queued_timestamp (set when a change is queued),
+// last_timestamp (set when a sync ends) and the duration histogram (its _sum grows by each sync's
+// length), so a completed sync's start is last_timestamp minus its duration.
+// Then it waits until nothing more is queued for --quiet seconds (a proxy may learn of things late,
+// e.g. kube-proxy's first sync can run before it has seen the Node's topology labels), and waits
+// for that sync too if something is.
+//   node wait-sync.mjs --since SECONDS [--baseline FILE] [--timeout SECONDS] [--quiet SECONDS]
+// --since 0 waits for a first completed sync of every family. Exit 0 when synced, 1 on timeout.
+// Plain JavaScript without imports: it starts fast in the VM.
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const since = Number(opt('--since', '0'));
+const timeoutMs = Number(opt('--timeout', '600')) * 1000;
+const baselineFile = opt('--baseline');
+const quietMs = Number(opt('--quiet', '5')) * 1000;
+const FAMILIES = ['IPv4', 'IPv6'];
+const URL_ = 'http://127.0.0.1:10249/metrics';
+// last_timestamp is set a moment before the duration is observed, so a computed start is early by
+// that moment: a sync that began this close after a queued change still counts.
+const SLACK = 0.05;
+
+function parse(text) {
+  const out = {};
+  for (const f of FAMILIES) out[f] = { last: 0, queued: 0, count: 0, sum: 0 };
+  for (const line of text.split('\n')) {
+    const m = /^(kubeproxy_sync_proxy_rules_(?:last_timestamp_seconds|last_queued_timestamp_seconds|duration_seconds_count|duration_seconds_sum))\{ip_family="(IPv[46])"\} (\S+)$/.exec(line);
+    if (!m) continue;
+    const v = Number(m[3]);
+    const s = out[m[2]];
+    if (m[1].endsWith('last_timestamp_seconds')) s.last = v;
+    else if (m[1].endsWith('last_queued_timestamp_seconds')) s.queued = v;
+    else if (m[1].endsWith('_count')) s.count = v;
+    else s.sum = v;
+  }
+  return out;
+}
+
+async function scrape() {
+  try {
+    const r = await fetch(URL_, { signal: AbortSignal.timeout(5000) });
+    return r.ok ? parse(await r.text()) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const { readFileSync } = await import('node:fs');
+let prev = baselineFile ? parse(readFileSync(baselineFile, 'utf8')) : parse('');
+// The latest start of a completed sync seen per family (a lower bound when several completed
+// between two scrapes).
+const lastStart = { IPv4: -Infinity, IPv6: -Infinity };
+// A monotonic clock: the guest's wall clock may step under a loaded TCG host.
+const now_ = () => performance.now();
+const deadline = now_() + timeoutMs;
+// When the proxy was last seen synced, and the queued times then.
+let syncedSince;
+let queuedThen = '';
+while (now_() < deadline) {
+  const now = await scrape();
+  if (now) {
+    for (const f of FAMILIES) {
+      const d = now[f].count - prev[f].count;
+      if (d > 0) lastStart[f] = Math.max(lastStart[f], now[f].last - (now[f].sum - prev[f].sum));
+    }
+    prev = now;
+    const changed = since === 0 ? FAMILIES : FAMILIES.filter((f) => now[f].queued > since);
+    const done = changed.length > 0 && changed.every((f) => now[f].count > 0 && lastStart[f] >= now[f].queued - SLACK);
+    const queued = FAMILIES.map((f) => now[f].queued).join(',');
+    if (!done || queued !== queuedThen) syncedSince = undefined;
+    else if (syncedSince !== undefined && now_() - syncedSince >= quietMs) process.exit(0);
+    if (done && syncedSince === undefined) syncedSince = now_();
+    queuedThen = queued;
+  }
+  await new Promise((r) => setTimeout(r, 500));
+}
+process.stderr.write(`wait-sync: no sync after ${since} completed within ${timeoutMs / 1000}s: ${JSON.stringify(prev)}\n`);
+process.exit(1);

@@ -88,7 +88,7 @@ async function diff(argv: readonly string[], io: DiffIo): Promise<number> {
     try {
       d = await getDaemonJson<DaemonDiff>(base, '/diff', timeoutMs);
     } catch (e) {
-      if (e instanceof DaemonUnreachable) throw new DaemonUnreachable(`${e.message}; without a daemon, give --manifests or --kubeconfig to plan here`);
+      if (e instanceof DaemonUnreachable) throw new DaemonUnreachable(`${e.message} Without a daemon, give --manifests or --kubeconfig to plan here.`);
       throw e;
     }
     report = d;

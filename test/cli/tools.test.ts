@@ -159,7 +159,7 @@ describe('kube-ipvs diff and trace --live without a daemon, over the in-memory k
     assert.match(a.err.join(''), /^kube-ipvs: diff: .*missing\.yaml/);
     const b = io();
     assert.equal(await runDiff(['--metrics-bind-address', `127.0.0.1:${await freePort()}`], b.sink), 2);
-    assert.match(b.err.join(''), /cannot reach the kube-ipvs daemon .*; without a daemon, give --manifests or --kubeconfig to plan here/);
+    assert.match(b.err.join(''), /cannot reach the kube-ipvs daemon .*\? Without a daemon, give --manifests or --kubeconfig to plan here\./);
     assert.equal(await runDiff(['extra'], io().sink), 2);
   });
 

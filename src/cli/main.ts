@@ -11,6 +11,9 @@ import { UsageError } from './errors.js';
 import { PLAN_FLAGS, runPlan } from './plan.js';
 import { runTrace, TRACE_FLAGS, TRACE_USAGE } from './trace.js';
 import { RUN_FLAGS, runCleanup, runRun } from './run.js';
+import { runStatus, STATUS_FLAGS, STATUS_USAGE } from './status.js';
+import { DIFF_FLAGS, DIFF_USAGE, runDiff } from './diff.js';
+import { runLiveTrace, wantsLive } from './trace-live.js';
 import { processLogger } from '../observe/log.js';
 import { logLoadWarnings, runProcessFlags } from './process-flags.js';
 import { rawVersion, versionLine } from '../version.js';
@@ -26,7 +29,12 @@ Commands:
           (--manifests; --once: sync once and exit; --cleanup: remove everything kube-ipvs owns).
   cleanup Remove everything kube-ipvs (or kube-proxy in IPVS mode) owns on this node.
   trace   Follow one packet through the planned rules, ipsets and virtual servers: which
-          real servers it may reach, masqueraded or not, or where it is dropped.
+          real servers it may reach, masqueraded or not, or where it is dropped
+          (--live: through what the kernel holds now, naming the Service and pods).
+  status  Ask the running daemon for this node's Services, real servers, pods, connection
+          counts and rates, and for its syncs, failures and conflicts.
+  diff    Show what the next sync would change in the kernel (+/- lines grouped by
+          Service); exit 0 when nothing differs, 1 when something does.
 
 Run 'kube-ipvs <command> --help' for the command's flags; 'kube-ipvs --version' for the version.
 `;
@@ -41,8 +49,18 @@ export async function main(argv: readonly string[], io = { out: (s: string) => v
         return Math.max(code, 0);
       }
       case 'trace': {
-        const code = runTrace(rest, { ...io, kernelRelease: release() });
+        const code = wantsLive(rest) ? await runLiveTrace(rest, io) : runTrace(rest, { ...io, kernelRelease: release() });
         if (code === -1) io.out(`${TRACE_USAGE}\n\n${formatHelp(TRACE_FLAGS)}`);
+        return Math.max(code, 0);
+      }
+      case 'status': {
+        const code = await runStatus(rest, { ...io, ...(process.stdout.isTTY ? { width: process.stdout.columns } : {}) });
+        if (code === -1) io.out(`${STATUS_USAGE}\n\n${formatHelp(STATUS_FLAGS)}`);
+        return Math.max(code, 0);
+      }
+      case 'diff': {
+        const code = await runDiff(rest, io);
+        if (code === -1) io.out(`${DIFF_USAGE}\n\n${formatHelp(DIFF_FLAGS)}`);
         return Math.max(code, 0);
       }
       case 'run': {

@@ -18,6 +18,13 @@ import { ServiceHealthServers } from '../observe/service-health.js';
 import { realClock } from '../sync/clock.js';
 import type { SyncOutcome } from '../sync/proxier.js';
 import type { DaemonObserver } from './daemon.js';
+import type { Clock } from '../sync/clock.js';
+import type { Draining } from '../sync/ipvs-reconciler.js';
+import type { DesiredState } from '../plan/desired.js';
+import type { RouteHandler } from '../observe/http-servers.js';
+import type { SourceStatus } from '../observe/status-document.js';
+import { SyncHistory } from '../observe/sync-history.js';
+import { statusRoutes } from './status-routes.js';
 
 const BIND_RETRY_MS = 5000;
 
@@ -36,6 +43,17 @@ export interface ObservabilityInput {
   readonly nodeEligible: () => boolean;
   /** Which service port owns a virtual server, for per-service IPVS counters. */
   readonly ownerOf: (vsKeyText: string) => string | undefined;
+  /** What /status, /diff and /ui need beyond the metrics; without it they answer 404. */
+  readonly status?: StatusHooks;
+}
+
+/** The proxier's and the source's parts of /status. */
+export interface StatusHooks {
+  readonly draining: () => readonly Draining[];
+  readonly drainTimeoutMs: number;
+  /** The proxier's clock (drain records are stamped with it). */
+  readonly clock: Clock;
+  readonly source: () => SourceStatus;
 }
 
 export interface Observability extends DaemonObserver {
@@ -130,9 +148,28 @@ export async function startObservability(o: ObservabilityInput): Promise<Observa
       o.events.warn({ namespace, name }, 'FailedToStartServiceHealthcheck', `node ${o.config.hostnameOverride} failed to start healthcheck on port ${port}: ${error.message}`);
     },
   });
+  const history = new SyncHistory();
+  let latestState: DesiredState | undefined;
+  const routes: ReadonlyMap<string, RouteHandler> = o.status
+    ? statusRoutes({
+        config: o.config,
+        dataplane: o.dataplane,
+        tracker: o.tracker,
+        history,
+        families,
+        state: () => latestState,
+        ownerOf: o.ownerOf,
+        draining: o.status.draining,
+        drainTimeoutMs: o.status.drainTimeoutMs,
+        clock: o.status.clock,
+        healthy: () => health.isHealthy(),
+        eligible: () => health.isNodeEligible(),
+        source: o.status.source,
+      })
+    : new Map();
   const hardFail = o.config.bindAddressHardFail;
   const healthz = new RetryingServer('healthz', () => startHealthzServer(o.config.healthzBindAddress, health, { probes: metrics }), o.log, hardFail);
-  const metricsServer = new RetryingServer('metrics', () => startMetricsServer(o.config.metricsBindAddress, metrics), o.log, hardFail);
+  const metricsServer = new RetryingServer('metrics', () => startMetricsServer(o.config.metricsBindAddress, metrics, { routes }), o.log, hardFail);
   const opened = await Promise.allSettled([healthz.open(), metricsServer.open()]);
   const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed !== undefined) {
@@ -164,6 +201,10 @@ export async function startObservability(o: ObservabilityInput): Promise<Observa
         if (r.report.failures.some((f) => f.subsystem === 'iptables' && f.op === 'restore' && f.object === fam)) metrics.iptablesRestoreFailed(fam);
       }
       for (const f of r.state.families) metrics.setNoLocalEndpoints({ ...f.noLocalEndpoints, family: f.family });
+      for (const [subsystem, n] of r.report.drift) metrics.driftDetected(subsystem, n);
+      if (r.report.drift.size > 0) o.log.warn('the kernel had changed behind kube-ipvs\'s back; repaired', Object.fromEntries(r.report.drift));
+      latestState = r.state;
+      history.record({ at: Date.now(), full: r.full, ok: r.ok, durationMs: r.durationMs, changedServices: r.changedServices, changes: r.report.summary(), failures: r.report.failures, drift: r.report.drift });
       if (!r.ok) return;
       health.updated();
       const now = Date.now();

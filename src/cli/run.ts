@@ -16,6 +16,7 @@ import type { DaemonSource } from './daemon.js';
 import { runDaemon } from './daemon.js';
 import { BindHardFail, startObservability } from './observability.js';
 import type { Observability } from './observability.js';
+import type { SourceStatus } from '../observe/status-document.js';
 import { formatProblem } from '../cluster/problems.js';
 import { ClusterTracker } from '../cluster/tracker.js';
 import { parseDuration } from '../config/duration.js';
@@ -171,9 +172,10 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
     randomFully,
     drainTimeoutMs: drainMs,
   });
+  const status = { draining: () => proxier.drainingServers(), drainTimeoutMs: drainMs, clock: realClock, source: opened.status };
   let observability: Awaited<ReturnType<typeof startObservability>> | undefined;
   try {
-    observability = once ? undefined : await startObservability({ config, log, dataplane: dp, tracker, events: opened.events, nodeEligible: opened.nodeEligible, ownerOf: (k) => proxier.virtualServerOwner(k) });
+    observability = once ? undefined : await startObservability({ config, log, dataplane: dp, tracker, events: opened.events, nodeEligible: opened.nodeEligible, ownerOf: (k) => proxier.virtualServerOwner(k), status });
   } catch (e) {
     opened.source.close();
     dp.close();
@@ -226,6 +228,8 @@ interface OpenedSource {
   readonly nodeEligible: () => boolean;
   readonly events: EventSink;
   readonly summary: Readonly<Record<string, string | number>>;
+  /** Where objects come from and whether that works right now (/status). */
+  readonly status: () => SourceStatus;
 }
 
 /** Without an API server, failures a user must fix go to the log only. */
@@ -240,8 +244,10 @@ function openManifestSource(paths: readonly string[], nodeName: string, tracker:
     log.error('cannot read the manifests', { error: first.error });
     return undefined;
   }
+  let unreadable: string | undefined;
   const reloadAndLog = (why: string): boolean => {
     const r = manifests.reload();
+    unreadable = r.ok ? undefined : r.error;
     if (!r.ok) log.error('manifests not reloaded; keeping the previous objects', { why, error: r.error });
     else if (r.changed > 0) log.info('manifests changed', { why, objects: r.changed, services: r.services, endpointSlices: r.endpointSlices });
     return r.ok && r.changed > 0;
@@ -259,6 +265,7 @@ function openManifestSource(paths: readonly string[], nodeName: string, tracker:
     },
     node: () => manifests.node(nodeName),
     nodeEligible: nodeEligibility(() => manifests.node(nodeName), { required: false }),
+    status: () => ({ kind: 'manifests', target: paths.join(','), connected: unreadable === undefined, failing: unreadable === undefined ? [] : [unreadable] }),
     events: logEvents(log),
     summary: { source: 'manifests', manifests: paths.join(','), services: first.services, endpointSlices: first.endpointSlices },
   };
@@ -290,6 +297,10 @@ async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: 
     },
     node: () => api.node(),
     nodeEligible: nodeEligibility(() => api.node(), { required: true }),
+    status: () => {
+      const failing = api.failingResources();
+      return { kind: 'api', target: displayServer(kc), connected: failing.length === 0, failing };
+    },
     events: new EventRecorder(new RestClient(kc, limiter), config.hostnameOverride, log),
     summary: { source: 'api', server: displayServer(kc), services: pending.services, endpointSlices: pending.endpoints },
   };

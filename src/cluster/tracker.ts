@@ -6,7 +6,7 @@ import type { ServiceEndpoints, ServiceInfo, ServiceKey } from '../model/types.j
 import { serviceKey } from '../model/types.js';
 import { deepEqual } from '../model/equal.js';
 import { endpointsFromSlices, sliceServiceKey } from './endpoints.js';
-import type { ProblemSink } from './problems.js';
+import type { Problem, ProblemSink } from './problems.js';
 import { objectMeta } from './shape.js';
 import { toServiceInfo } from './service.js';
 
@@ -59,6 +59,8 @@ export class ClusterTracker {
   private readonly dirtyServices = new Set<ServiceKey>();
   private readonly dirtyEndpoints = new Set<ServiceKey>();
   private readonly triggerTimes = new Map<ServiceKey, number>();
+  /** The problems each service's last derivation found, service and slices apart (status). */
+  private readonly problemsOf = new Map<ServiceKey, { service: readonly Problem[]; endpoints: readonly Problem[] }>();
 
   constructor(
     private nodeName: string,
@@ -128,6 +130,18 @@ export class ClusterTracker {
     return { services: this.infos, endpoints: this.endpointsMap };
   }
 
+  /** The latest Service and EndpointSlice objects of a service, as received (status shows types and pods). */
+  objectsOf(key: ServiceKey): { service: V1Service | undefined; slices: V1EndpointSlice[] } {
+    const keys = this.slicesByService.get(key);
+    const slices = keys ? [...keys].map((k) => this.slices.get(k)?.slice).filter((s): s is V1EndpointSlice => s !== undefined) : [];
+    return { service: this.services.get(key), slices };
+  }
+
+  /** What is wrong with the objects as of the last drain: each object's skipped fields or the object itself. */
+  problems(): Problem[] {
+    return [...this.problemsOf.values()].flatMap((p) => [...p.service, ...p.endpoints]);
+  }
+
   /** Every object currently known (for `kube-ipvs status` and full re-plans). */
   allServiceKeys(): ServiceKey[] {
     return [...new Set([...this.services.keys(), ...this.slicesByService.keys()])];
@@ -151,13 +165,29 @@ export class ClusterTracker {
   private rederive(key: ServiceKey, serviceDirty: boolean, endpointsDirty: boolean): boolean {
     const prev = this.derived.get(key);
     const raw = this.services.get(key);
-    const info = serviceDirty ? (raw ? toServiceInfo(raw, this.report) : undefined) : prev?.info;
+    const found = this.problemsOf.get(key) ?? { service: [], endpoints: [] };
+    // Each derivation replaces the problems it can find, so a fixed object stops being listed.
+    const collect = (into: Problem[]) => (p: Problem): void => {
+      into.push(p);
+      this.report(p);
+    };
+    let serviceProblems = found.service;
+    let endpointProblems = found.endpoints;
+    let info = prev?.info;
+    if (serviceDirty) {
+      const list: Problem[] = [];
+      info = raw ? toServiceInfo(raw, collect(list)) : undefined;
+      serviceProblems = list;
+    }
     let endpoints = prev?.endpoints;
     if (endpointsDirty || !prev) {
-      const keys = this.slicesByService.get(key);
-      const slices = keys ? [...keys].map((k) => this.slices.get(k)?.slice).filter((s): s is V1EndpointSlice => s !== undefined) : [];
-      endpoints = slices.length > 0 ? endpointsFromSlices(key, slices, this.nodeName, this.report) : undefined;
+      const list: Problem[] = [];
+      const { slices } = this.objectsOf(key);
+      endpoints = slices.length > 0 ? endpointsFromSlices(key, slices, this.nodeName, collect(list)) : undefined;
+      endpointProblems = list;
     }
+    if (serviceProblems.length > 0 || endpointProblems.length > 0) this.problemsOf.set(key, { service: serviceProblems, endpoints: endpointProblems });
+    else this.problemsOf.delete(key);
     const same = deepEqual(prev?.info, info) && deepEqual(prev?.endpoints?.byPort, endpoints?.byPort);
     if (info) this.infos.set(key, info);
     else this.infos.delete(key);

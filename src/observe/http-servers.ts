@@ -58,9 +58,20 @@ export async function startHealthzServer(
   });
 }
 
+/** An answer of a route the daemon adds to the metrics server (/status, /diff, /ui). */
+export interface RouteResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+}
+
+export type RouteHandler = (url: URL) => Promise<RouteResponse>;
+
 export interface MetricsServerOptions {
   /** What /proxyMode answers; kube-proxy prints its mode. */
   readonly proxyMode?: string;
+  /** More paths beside kube-proxy's, by exact path. */
+  readonly routes?: ReadonlyMap<string, RouteHandler>;
 }
 
 /** Serves /metrics, /proxyMode and /healthz on --metrics-bind-address; undefined when "". */
@@ -88,8 +99,14 @@ export async function startMetricsServer(
         res.writeHead(200, textHeaders());
         res.end(path === '/healthz' && hasQuery(req, 'verbose') ? '[+]ping ok\nhealthz check passed\n' : 'ok');
         return;
-      default:
-        notFound(res);
+      default: {
+        const route = opts.routes?.get(path);
+        if (!route) return notFound(res);
+        route(new URL(req.url ?? '/', 'http://localhost')).then(
+          (r) => res.writeHead(r.status, r.headers).end(r.body),
+          (e: unknown) => res.writeHead(500, textHeaders()).end(`${path}: ${e instanceof Error ? e.message : String(e)}\n`),
+        );
+      }
     }
   });
 }

@@ -81,6 +81,7 @@ export class ProxyMetrics implements ProbeCounter {
   private readonly healthzTotal: Counter<'code'>;
   private readonly livezTotal: Counter<'code'>;
   private readonly syncErrors: Counter<'subsystem'>;
+  private readonly drift: Counter<'subsystem'>;
 
   constructor(private readonly o: ProxyMetricsOptions) {
     this.wallClock = o.wallClock ?? Date.now;
@@ -178,8 +179,21 @@ export class ProxyMetrics implements ProbeCounter {
       labelNames: ['subsystem'] as const,
       registers,
     });
+    this.drift = new Counter({
+      name: 'kube_ipvs_drift_detected_total',
+      help: 'Kernel objects a full resync found changed behind kube-ipvs\'s back (and repaired), by subsystem',
+      labelNames: ['subsystem'] as const,
+      registers,
+    });
     // Present from the start so rate() and increase() work before the first failure.
     for (const f of o.families) this.restoreFailures.inc({ ip_family: f }, 0);
+    for (const subsystem of ['ipvs', 'ipset', 'iptables', 'netif']) this.drift.inc({ subsystem }, 0);
+    for (const subsystem of ['ipvs', 'ipset', 'iptables', 'netif', 'sysctl', 'conntrack']) this.syncErrors.inc({ subsystem }, 0);
+    // A 503 series born at 1 shows no increase() to Prometheus: start both answers at 0.
+    for (const code of ['200', '503']) {
+      this.healthzTotal.inc({ code }, 0);
+      this.livezTotal.inc({ code }, 0);
+    }
 
     this.serviceCounter('kube_ipvs_service_connections_total', 'Connections IPVS scheduled to the service port since the virtual server was created', [], (s) => [[{}, s.connections]]);
     this.serviceCounter('kube_ipvs_service_packets_total', 'Packets through the service port since the virtual server was created', ['direction'], (s) => [
@@ -242,6 +256,11 @@ export class ProxyMetrics implements ProbeCounter {
   /** A failed dataplane operation; `subsystem` is e.g. ipvs, ipset, iptables, netif, sysctl, conntrack, or sync for an exception. */
   syncError(subsystem: string, count = 1): void {
     this.syncErrors.inc({ subsystem }, count);
+  }
+
+  /** Objects a full sync found changed behind our back, in one subsystem. */
+  driftDetected(subsystem: string, count: number): void {
+    if (count > 0) this.drift.inc({ subsystem }, count);
   }
 
   /** Services with a Local traffic policy and no local endpoints, per policy, set after each sync. */

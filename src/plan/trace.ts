@@ -323,13 +323,24 @@ export function tracePacket(state: DesiredState, packet: TracePacket, node: Trac
   }
 }
 
+/** Who the objects of a trace are: the virtual server's Service port, each real server's pod. */
+export interface TraceNaming {
+  readonly service?: string;
+  readonly realServers: Readonly<Record<string, { readonly pod?: string; readonly node?: string }>>;
+}
+
+function podText(n: { readonly pod?: string; readonly node?: string } | undefined): string {
+  if (!n || (n.pod === undefined && n.node === undefined)) return '';
+  return ` (${n.pod !== undefined ? `pod ${n.pod}` : 'no pod'}${n.node !== undefined ? ` on ${n.node}` : ''})`;
+}
+
 /** A short human summary of a trace (what `kube-ipvs trace --output text` prints before the steps). */
-export function formatTrace(r: TraceResult): string {
+export function formatTrace(r: TraceResult, names?: TraceNaming): string {
   const lines = [`verdict: ${r.verdict}`];
-  if (r.virtualServer) lines.push(`virtual server: ${r.virtualServer}`);
+  if (r.virtualServer) lines.push(`virtual server: ${r.virtualServer}${names?.service !== undefined ? ` (Service ${names.service})` : ''}`);
   if (r.perRealServer.length > 0) {
     lines.push('real servers:');
-    for (const p of r.perRealServer) lines.push(`  ${p.realServer}  ${p.masquerade ? `masqueraded (${p.masqueradeReason ?? ''})` : 'not masqueraded'}`);
+    for (const p of r.perRealServer) lines.push(`  ${p.realServer}${podText(names?.realServers[p.realServer])}  ${p.masquerade ? `masqueraded (${p.masqueradeReason ?? ''})` : 'not masqueraded'}`);
   }
   if (r.verdict === 'load-balanced') lines.push(`masquerade: ${r.masquerade ? 'yes' : 'no'}`);
   lines.push('steps:');

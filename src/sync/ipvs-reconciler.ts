@@ -77,6 +77,8 @@ export class IpvsReconciler {
   private written = new Map<string, readonly RealServer[]>();
   /** Drain records by vsKey, then rsKey: a sync looks them up per virtual server. */
   private readonly draining = new Map<string, Map<string, Draining>>();
+  /** A full sync has read the kernel once: from then on `known` and `written` are what we left there. */
+  private observedOnce = false;
 
   constructor(private readonly o: IpvsReconcilerOptions) {}
 
@@ -103,8 +105,10 @@ export class IpvsReconciler {
   async apply(desired: VirtualServerLookup, scope: IpvsScope, report: SyncReport): Promise<void> {
     if (scope.full) {
       const observed = await this.o.backend.listServices();
-      this.known = new Map();
-      for (const o of observed) if (o.fwmark === undefined) this.known.set(vsKey(o), toVirtualServer(o));
+      const fresh = new Map<string, VirtualServer>();
+      for (const o of observed) if (o.fwmark === undefined) fresh.set(vsKey(o), toVirtualServer(o));
+      if (this.observedOnce) report.noteDrift('ipvs', this.virtualServerDrift(fresh));
+      this.known = fresh;
     }
     const keys = scope.full ? [...desired.keys()] : [...scope.keys].filter((k) => desired.has(k));
     const serviceOps: IpvsOp[] = [];
@@ -133,8 +137,12 @@ export class IpvsReconciler {
 
     // Real servers of the changed virtual servers, and of those with a drain check due. A full
     // sync reads all of them at once; if that read fails, it dumps them one by one.
-    if (scope.full) this.written = new Map();
     const all = scope.full ? await this.o.backend.listAllRealServers().catch(() => undefined) : undefined;
+    if (scope.full) {
+      if (all && this.observedOnce) report.noteDrift('ipvs', this.realServerDrift(all));
+      this.written = new Map();
+      this.observedOnce = true;
+    }
     const now = this.o.clock.now();
     const visit = new Set(keys.filter((k) => !failedServices.has(k)));
     const dueChecks = new Set<string>();
@@ -194,6 +202,37 @@ export class IpvsReconciler {
     const current: CurrentRealServer[] = written.map((rs) => ({ rs, conns: undefined }));
     for (const d of this.draining.get(key)?.values() ?? []) current.push({ rs: d.rs, conns: undefined });
     return current;
+  }
+
+  /** Our virtual servers added, removed or changed behind our back since we last looked. */
+  private virtualServerDrift(fresh: ReadonlyMap<string, VirtualServer>): number {
+    let n = 0;
+    for (const [key, vs] of this.known) {
+      const now = fresh.get(key);
+      if (this.owned(vs) && (!now || !sameVirtualServer(now, vs))) n++;
+    }
+    for (const [key, vs] of fresh) if (!this.known.has(key) && this.owned(vs)) n++;
+    return n;
+  }
+
+  /**
+   * Real servers of the virtual servers we wrote whose presence or weight differs from our last
+   * write (draining ones are expected at weight 0; one gone early is not counted).
+   */
+  private realServerDrift(all: ReadonlyMap<string, readonly ListedRealServer[]>): number {
+    let n = 0;
+    for (const [key, wrote] of this.written) {
+      if (!this.known.has(key)) continue;
+      const have = new Map((all.get(key) ?? []).map((r) => [rsKey(r), r]));
+      const drained = this.draining.get(key);
+      for (const rs of wrote) {
+        const h = have.get(rsKey(rs));
+        if (!h || h.weight !== rs.weight) n++;
+        have.delete(rsKey(rs));
+      }
+      for (const k of have.keys()) if (!drained?.has(k)) n++;
+    }
+    return n;
   }
 
   /** Drops the drain records of virtual server `key` whose real server is not in `present`. */

@@ -106,6 +106,18 @@ export class Proxier {
     return this.planner?.ownerOf(vsKeyText);
   }
 
+  /**
+   * The plan the next sync would program, read without writing anything: takes in the tracker's
+   * changes and the node's addresses as a full sync does (`kube-ipvs diff` without a daemon).
+   */
+  async preview(): Promise<DesiredState> {
+    const changes = this.o.tracker.drain();
+    const observed = await this.addresses.observe();
+    const planner = this.replanIfNodeChanged(observed.node, changes.snapshot);
+    if (!planner.fresh) planner.planner.update(changes.snapshot, changes.changed);
+    return planner.planner.state();
+  }
+
   /** Forces the next sync to re-read the kernel (config or node change, tampering suspected). */
   requestFullSync(): void {
     this.needFullSync = true;
@@ -120,6 +132,7 @@ export class Proxier {
     let delta: PlanDelta | undefined;
     try {
       const observed = full ? await this.addresses.observe() : undefined;
+      if (observed && !this.firstSync) report.noteDrift('netif', symmetricDifference(this.bound, observed.bound));
       if (observed) this.bound = new Set(observed.bound);
       const planner = this.replanIfNodeChanged(observed?.node, changes.snapshot);
       if (planner.fresh && !full) {
@@ -238,4 +251,12 @@ export class Proxier {
     await this.ipvs.prune(desiredVs, ipvsScope, report);
     this.firstSync = false;
   }
+}
+
+/** Members in exactly one of the two sets. */
+function symmetricDifference(a: ReadonlySet<string>, b: ReadonlySet<string>): number {
+  let n = 0;
+  for (const x of a) if (!b.has(x)) n++;
+  for (const x of b) if (!a.has(x)) n++;
+  return n;
 }

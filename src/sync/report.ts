@@ -16,6 +16,11 @@ export interface SyncFailure {
 export class SyncReport {
   readonly counts = new Map<string, number>();
   readonly failures: SyncFailure[] = [];
+  /**
+   * Objects a full sync found changed behind our back (then repaired), per subsystem: what the
+   * kernel held differed from what we last wrote there.
+   */
+  readonly drift = new Map<Subsystem, number>();
 
   count(what: string, n = 1): void {
     if (n !== 0) this.counts.set(what, (this.counts.get(what) ?? 0) + n);
@@ -23,6 +28,10 @@ export class SyncReport {
 
   fail(f: SyncFailure): void {
     this.failures.push(f);
+  }
+
+  noteDrift(subsystem: Subsystem, n: number): void {
+    if (n > 0) this.drift.set(subsystem, (this.drift.get(subsystem) ?? 0) + n);
   }
 
   get ok(): boolean {

@@ -32,12 +32,12 @@ export function runCli(args: string[], opts: { cwd?: string } = {}): CliResult {
  * runCli without blocking the event loop, for tests that serve the CLI from this process. Runs the
  * bundle (dist/kube-ipvs.mjs, the same code, a fraction of the start-up time).
  */
-export function runCliAsync(args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCliAsync(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
   const root = repoRoot();
   const main = join(root, 'dist', 'kube-ipvs.mjs');
   if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build first`);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [main, ...args], { cwd: opts.cwd ?? root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [main, ...args], { cwd: opts.cwd ?? root, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));

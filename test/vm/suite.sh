@@ -18,6 +18,7 @@ scenarios=(
   "resync:bash test/vm/resync.vm.sh"
   "traffic:bash test/vm/traffic.vm.sh"
   "unprivileged:bash test/vm/unprivileged.vm.sh"
+  "tools:bash test/vm/tools.vm.sh"
   # Not in the default run (10 minutes or more): KUBE_IPVS_ONLY=soak.
   "soak:bash test/vm/soak.vm.sh"
 )

@@ -124,6 +124,16 @@ function renderRealServerLine(svc: string, rs: RealServer): string {
   return rs.forward === 'tunnel' ? `${line} --tun-type ipip` : line;
 }
 
+/** The `ipvsadm -Sn` line of one virtual server ("-A -t 10.96.0.10:80 -s rr"). */
+export function renderIpvsadmServiceLine(vs: VirtualServer): string {
+  return renderServiceLine(vs);
+}
+
+/** The `ipvsadm -Sn` line of one real server of a virtual server ("-a -t … -r … -m -w 1"). */
+export function renderIpvsadmRealServerLine(vs: VirtualServer, rs: RealServer): string {
+  return renderRealServerLine(serviceName(vs), rs);
+}
+
 /** Exactly what `ipvsadm -Sn` prints for these virtual servers (one line per object). */
 export function renderIpvsadmSave(specs: Iterable<VirtualServerSpec>): string {
   const sorted = [...specs].sort((a, b) => compareVirtualServers(a.vs, b.vs));

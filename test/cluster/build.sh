@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Builds (once) and caches outside git everything the single-node cluster needs
+# (${KUBE_IPVS_CACHE:-~/.cache/kube-ipvs}):
+#   apiserver/v1.36.3/bin/   kube-apiserver, etcd, kube-controller-manager, kube-scheduler, kubelet,
+#                            kubectl, agnhost (test/apiserver/build.sh), e2e.test with --e2e
+#   cluster/containerd-<v>/bin/  containerd, ctr, containerd-shim-runc-v2 from the Go module proxy:
+#                            Debian bookworm's containerd is 1.6.20, which kubelet 1.36 no longer
+#                            supports (docs/cluster.md)
+#   cluster/images/<key>/    the OCI image archives (test/cluster/images.sh)
+# and installs Debian's runc and containernetworking-plugins (CNI bridge, host-local, loopback,
+# portmap in /usr/lib/cni), and curl and netcat-openbsd for the agnhost image. Go builds run one at a time (2 cores). Prints KEY=VALUE lines the
+# harness reads: BIN, CONTAINERD_BIN, IMAGES.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+K8S_VERSION=${KUBE_IPVS_K8S_VERSION:-v1.36.3}
+CONTAINERD_VERSION=${KUBE_IPVS_CONTAINERD_VERSION:-v2.2.9}
+CACHE=${KUBE_IPVS_CACHE:-$HOME/.cache/kube-ipvs}
+BIN=$CACHE/apiserver/$K8S_VERSION/bin
+CTRD=$CACHE/cluster/containerd-$CONTAINERD_VERSION
+COREDNS_VERSION=${KUBE_IPVS_COREDNS_VERSION:-v1.14.2}
+COREDNS_DIR=$CACHE/cluster/coredns-$COREDNS_VERSION
+export PATH=$PATH:/usr/local/go/bin
+
+log() { echo "cluster-build: $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+e2e=()
+for a in "$@"; do
+  case $a in
+    --e2e) e2e=(e2e.test) ;;
+    *) die "unknown argument $a (only --e2e)" ;;
+  esac
+done
+
+start=$SECONDS
+need_apt=()
+for pkg in runc containernetworking-plugins busybox-static gcc libc6-dev curl netcat-openbsd; do
+  dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed || need_apt+=("$pkg")
+done
+if ((${#need_apt[@]})); then
+  log "apt-get install ${need_apt[*]}"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"; } >&2 ||
+    die "apt-get install ${need_apt[*]} failed"
+fi
+
+"$ROOT/test/apiserver/build.sh" kubelet kube-controller-manager kube-scheduler kubectl agnhost "${e2e[@]}" >&2
+
+# containerd: the daemon, ctr (image import) and the runc shim, from one module version. CGO off
+# (upstream builds the shim that way too), which leaves out the btrfs snapshotter; devmapper and zfs
+# are left out by tag: the node uses overlayfs.
+if [[ -x $CTRD/bin/containerd && -x $CTRD/bin/ctr && -x $CTRD/bin/containerd-shim-runc-v2 ]] &&
+  "$CTRD/bin/containerd" --version >/dev/null 2>&1; then
+  log "containerd $CONTAINERD_VERSION cached"
+else
+  src=$CTRD/src
+  mkdir -p "$src" "$CTRD/bin"
+  {
+    printf 'module kube-ipvs.test/containerd-build\n\ngo 1.25.0\n\n'
+    for cmd in containerd ctr containerd-shim-runc-v2; do
+      printf 'tool github.com/containerd/containerd/v2/cmd/%s\n' "$cmd"
+    done
+    printf '\nrequire github.com/containerd/containerd/v2 %s\n' "$CONTAINERD_VERSION"
+  } >"$src/go.mod"
+  log "resolving containerd $CONTAINERD_VERSION dependencies"
+  (cd "$src" && go mod tidy) >&2 || die "go mod tidy failed in $src"
+  pkg=github.com/containerd/containerd/v2/version
+  ldflags="-s -w -X $pkg.Version=$CONTAINERD_VERSION -X $pkg.Revision=module-proxy -X $pkg.Package=github.com/containerd/containerd/v2"
+  for cmd in containerd ctr containerd-shim-runc-v2; do
+    tags=urfave_cli_no_docs,no_devmapper,no_zfs,no_btrfs
+    [[ $cmd == containerd-shim-runc-v2 ]] && tags+=,no_grpc
+    log "compiling $cmd $CONTAINERD_VERSION"
+    (cd "$src" && CGO_ENABLED=0 go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$CTRD/bin/$cmd.tmp" \
+      "github.com/containerd/containerd/v2/cmd/$cmd") >&2 || die "go build $cmd failed"
+    mv "$CTRD/bin/$cmd.tmp" "$CTRD/bin/$cmd"
+  done
+fi
+
+# CoreDNS, at the version kubeadm v1.36.3 deploys (cmd/kubeadm/app/constants CoreDNSVersion), for
+# the cluster DNS the e2e suite expects (Services are reached by name). Static: it goes into an image.
+if [[ -x $COREDNS_DIR/bin/coredns ]] && "$COREDNS_DIR/bin/coredns" -version >/dev/null 2>&1; then
+  log "coredns $COREDNS_VERSION cached"
+else
+  src=$COREDNS_DIR/src
+  mkdir -p "$src" "$COREDNS_DIR/bin"
+  printf 'module kube-ipvs.test/coredns-build\n\ngo 1.25.0\n\ntool github.com/coredns/coredns\n\nrequire github.com/coredns/coredns %s\n' \
+    "$COREDNS_VERSION" >"$src/go.mod"
+  log "resolving coredns $COREDNS_VERSION dependencies"
+  (cd "$src" && go mod tidy) >&2 || die "go mod tidy failed in $src"
+  log "compiling coredns $COREDNS_VERSION"
+  (cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$COREDNS_DIR/bin/coredns.tmp" github.com/coredns/coredns) >&2 ||
+    die "go build coredns failed"
+  mv "$COREDNS_DIR/bin/coredns.tmp" "$COREDNS_DIR/bin/coredns"
+fi
+
+# Images: rebuilt when the script or an input binary changes.
+K8S_SRC=$(cd "$CACHE/apiserver/$K8S_VERSION/src-apiserver" && go list -m -f '{{.Dir}}' k8s.io/kubernetes) ||
+  die "cannot find the k8s.io/kubernetes $K8S_VERSION sources"
+key=$({ sha256sum "$ROOT/test/cluster/images.sh" "$BIN/agnhost" "$COREDNS_DIR/bin/coredns" /bin/busybox /bin/nc.openbsd \
+  "$K8S_SRC/build/pause/linux/pause.c";
+  command -v curl >/dev/null && sha256sum "$(command -v curl)"; } | sha256sum | cut -c1-12)
+IMAGES=$CACHE/cluster/images/$key
+if [[ -f $IMAGES/done ]]; then
+  log "images cached ($IMAGES)"
+else
+  rm -rf "$IMAGES"
+  KUBE_IPVS_K8S_SRC=$K8S_SRC "$ROOT/test/cluster/images.sh" "$IMAGES" "$BIN/agnhost" "$COREDNS_DIR/bin/coredns" >/dev/null
+  : >"$IMAGES/done"
+  # Older builds' archives are of no further use.
+  find "$CACHE/cluster/images" -mindepth 1 -maxdepth 1 -type d ! -name "$key" -exec rm -rf {} +
+fi
+log "done in $((SECONDS - start)) s"
+echo "BIN=$BIN"
+echo "CONTAINERD_BIN=$CTRD/bin"
+echo "IMAGES=$IMAGES"
+echo "K8S_SRC=$K8S_SRC"

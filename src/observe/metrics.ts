@@ -1,7 +1,8 @@
 // The /metrics registry: kube-proxy's metrics (pkg/proxy/metrics/metrics.go: names, help, buckets
 // and labels as registered for ipvs mode), our own error counters, per-service IPVS counters read
 // from the kernel at scrape time, and the Node.js process metrics.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { registerProcessMetrics } from './process-metrics.js';
 import type { IpFamily } from '../model/types.js';
 
 /** One IPVS virtual server's kernel counters, labelled with the service port it belongs to. */
@@ -27,7 +28,7 @@ export interface ProxyMetricsOptions {
   readonly families: readonly IpFamily[];
   /** Wall time in epoch ms, for the *_timestamp_seconds gauges when no time is passed. */
   readonly wallClock?: () => number;
-  /** Node.js process_* and nodejs_* metrics; on by default. */
+  /** The process_* metrics of kube-proxy's Go process collector, and the heap size; on by default. */
   readonly defaultMetrics?: boolean;
   /** A stats source that fails is reported here; the scrape then omits the per-service series. */
   readonly onStatsError?: (error: unknown) => void;
@@ -202,10 +203,9 @@ export class ProxyMetrics implements ProbeCounter {
       [{ direction: 'out' }, s.bytesOut],
     ]);
 
-    // The event-loop delay histogram samples on a timer: prom-client's default 10 ms wakes an idle
-    // daemon 100 times a second (0.3 % of a core natively, several % under emulation); once a
-    // second still shows a blocked loop.
-    if (o.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 1000 });
+    // Not prom-client's default collectors: their event-loop histogram sampled every 10 ms woke an
+    // idle daemon 100 times a second, and a scrape of them cost more than kube-proxy's metrics.
+    if (o.defaultMetrics !== false) registerProcessMetrics(this.registry);
   }
 
   /** Where the per-service IPVS counters come from; called once per scrape. */

@@ -63,7 +63,13 @@ describe('kube-proxy metrics', () => {
       if (help) assert.match(text, new RegExp(`^# HELP ${name} \\[ALPHA\\] ${help}$`, 'm'));
     }
     assert.equal(typeOf(text, 'kubeproxy_sync_proxy_rules_iptables_total'), undefined, 'iptables mode only');
+    // Go's process collector in kube-proxy: the same names and types, with this process's values.
     assert.equal(typeOf(text, 'process_cpu_seconds_total'), 'counter', 'default process metrics');
+    for (const g of ['process_resident_memory_bytes', 'process_start_time_seconds', 'process_open_fds', 'process_max_fds']) assert.equal(typeOf(text, g), 'gauge', g);
+    assert.ok((sample(text, 'process_cpu_seconds_total') ?? 0) > 0);
+    assert.ok((sample(text, 'process_resident_memory_bytes') ?? 0) > 10 * 1024 * 1024);
+    assert.ok(Math.abs((sample(text, 'process_start_time_seconds') ?? 0) - (Date.now() / 1000 - process.uptime())) < 5);
+    assert.ok((sample(text, 'process_open_fds') ?? 0) >= 3);
     assert.equal(sample(text, 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total{ip_family="IPv4"}'), 0);
   });
 

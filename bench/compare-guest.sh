@@ -62,6 +62,15 @@ mark() {
     done </proc/"$PROXY_PID"/status
   fi
   printf '%s %s %s %s %s %s %s %s\n' "$1" "$EPOCHREALTIME" "${f[11]:-0}" "${f[12]:-0}" "${f[13]:-0}" "${f[14]:-0}" "$rss" "$hwm" >>"$WORK/marks"
+  # Per thread (name utime stime), to tell the main thread from the runtime's helpers.
+  local t comm
+  [[ -n $PROXY_PID ]] || return 0
+  for t in /proc/"$PROXY_PID"/task/*; do
+    read -r comm <"$t/comm" 2>/dev/null || continue
+    read -r stat <"$t/stat" 2>/dev/null || continue
+    read -r -a f <<<"${stat##*) }"
+    printf '%s %s %s %s %s\n' "$1" "${t##*/}" "${comm// /_}" "${f[11]}" "${f[12]}" >>"$WORK/threads"
+  done
 }
 
 metrics() { # metrics NAME: the proxy's metrics, kept for the host
@@ -160,7 +169,7 @@ send_result() { # send_result LABEL STATUS
   {
     echo "### status"
     echo "$2"
-    for f in marks counts counts-restart reach clock churn kprobes kprobes-missing; do
+    for f in marks threads counts counts-restart reach clock churn kprobes kprobes-missing; do
       echo "### $f"
       cat "$WORK/$f" 2>/dev/null
     done
@@ -177,7 +186,7 @@ send_result() { # send_result LABEL STATUS
 
 run_one() { # run_one LABEL MODE: CMD, CLEANUP, EXPECT, IDLE, COLD_TIMEOUT set by the caller
   local label=$1 mode=$2 t_churn
-  rm -f "$WORK"/marks "$WORK"/counts* "$WORK"/reach "$WORK"/clock "$WORK"/churn "$WORK"/kprobes* "$WORK"/metrics-* "$WORK"/proxy.log "$WORK"/ready
+  rm -f "$WORK"/marks "$WORK"/threads "$WORK"/counts* "$WORK"/reach "$WORK"/clock "$WORK"/churn "$WORK"/kprobes* "$WORK"/metrics-* "$WORK"/proxy.log "$WORK"/ready
   scrub_all
 
   # default/kubernetes through its ClusterIP, polled from before the proxy starts.

@@ -137,6 +137,23 @@ function syncCount(s: Scrape): number {
   return n;
 }
 
+/** CPU seconds per thread name between two marks (threads that started in between count from 0). */
+function threadCpu(lines: readonly string[], from: string, to: string, clkTck: number): string {
+  const at = (mark: string): Map<string, { comm: string; ticks: number }> => {
+    const m = new Map<string, { comm: string; ticks: number }>();
+    for (const l of lines) {
+      const [name, tid, comm, ut, st] = l.trim().split(/\s+/);
+      if (name === mark && tid && comm) m.set(tid, { comm, ticks: Number(ut) + Number(st) });
+    }
+    return m;
+  };
+  const a = at(from);
+  const b = at(to);
+  const byComm = new Map<string, number>();
+  for (const [tid, t] of b) byComm.set(t.comm, (byComm.get(t.comm) ?? 0) + (t.ticks - (a.get(tid)?.ticks ?? 0)) / clkTck);
+  return [...byComm].filter(([, s]) => s >= 0.05).sort((x, y) => y[1] - x[1]).map(([c, s]) => `${c} ${s.toFixed(1)}`).join(', ');
+}
+
 export function figuresOf(label: string, text: string, clkTck: number): Figures {
   const sec = sections(text);
   const status = (sec.get('status') ?? []).join(' ').trim() || 'no result';
@@ -190,12 +207,16 @@ export function figuresOf(label: string, text: string, clkTck: number): Figures 
     [fig.churnP50, fig.churnP99] = q.values;
     fig.churnSamples = q.samples;
     fig.churnSyncs = syncCount(after) - syncCount(before);
+    const threads = threadCpu(sec.get('threads') ?? [], 'churn-start', 'churn-synced', clkTck);
+    if (threads) notes.push(`churn CPU s by thread: ${threads}`);
   }
   const is = marks.get('idle-start');
   const ie = marks.get('idle-end');
   if (is && ie) {
     fig.idleCpuPerMin = ((ie.cpu - is.cpu) / (ie.t - is.t)) * 60;
     fig.idleRssMB = ie.rssMB;
+    const threads = threadCpu(sec.get('threads') ?? [], 'idle-start', 'idle-end', clkTck);
+    if (threads) notes.push(`idle CPU s by thread: ${threads}`);
   }
   const rs = marks.get('restart-start');
   if (rs && marks.get('restart-synced')) {

@@ -151,6 +151,7 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
       full: r.full,
       ms: Math.round(r.durationMs),
       changedServices: r.changedServices,
+      firstServicesMs: r.firstServicesMs,
       families: r.state.families.map((f) => f.family).join(','),
       virtualServers: vs,
       changes: r.report.summary() || 'none',

@@ -59,6 +59,8 @@ export interface SyncOutcome {
   /** Per changed service, when the endpoint change that triggered it happened (ms epoch). */
   readonly triggerTimes: ReadonlyMap<string, number>;
   readonly state: DesiredState;
+  /** When FIRST_SERVICES were programmed ahead of the rest: how long after the sync's start (ms). */
+  readonly firstServicesMs?: number;
 }
 
 export const DEFAULT_DRAIN_TIMEOUT_MS = 15 * 60 * 1000;
@@ -130,7 +132,8 @@ export class Proxier {
       const observed = full ? await this.addresses.observe() : undefined;
       if (observed) this.bound = new Set(observed.bound);
       // Nothing bound on kube-ipvs0 at our first sync: a node we have not programmed before.
-      if (this.firstSync && observed && observed.bound.size === 0) await this.syncFirstServices(observed.node, changes.snapshot, report);
+      let firstServicesMs: number | undefined;
+      if (this.firstSync && observed && observed.bound.size === 0 && (await this.syncFirstServices(observed.node, changes.snapshot, report))) firstServicesMs = this.o.clock.now() - start;
       const planner = this.replanIfNodeChanged(observed?.node, changes.snapshot);
       if (planner.fresh && !full) {
         // The node changed under a partial sync (labels): re-read the kernel as for a full one.
@@ -141,7 +144,7 @@ export class Proxier {
       const state = planner.planner.state();
       await this.apply(state, full ? undefined : delta, report);
       this.needFullSync = !report.ok;
-      return { ok: report.ok, full, report, durationMs: this.o.clock.now() - start, changedServices: changes.changed.size, ...counts, state };
+      return { ok: report.ok, full, report, durationMs: this.o.clock.now() - start, changedServices: changes.changed.size, ...counts, state, ...(firstServicesMs !== undefined ? { firstServicesMs } : {}) };
     } catch (e) {
       // An unexpected error (a backend that cannot even observe): record it, resync fully next time.
       report.fail({ subsystem: 'ipvs', op: 'sync', object: 'dataplane', message: errorMessage(e) });
@@ -199,17 +202,18 @@ export class Proxier {
    * that follows at once finds them in place. Its rules are those of a cluster of these services
    * alone; the full sync writes the whole cluster's.
    */
-  private async syncFirstServices(nodeAddresses: readonly string[], snapshot: Parameters<Planner['updateAll']>[0], report: SyncReport): Promise<void> {
+  private async syncFirstServices(nodeAddresses: readonly string[], snapshot: Parameters<Planner['updateAll']>[0], report: SyncReport): Promise<boolean> {
     const keys = FIRST_SERVICES.filter((k) => snapshot.services.has(k));
-    if (keys.length === 0) return;
+    if (keys.length === 0) return false;
     const nodeObj = this.o.nodeObject?.();
     const planner = this.newPlanner(this.nodeInfo(nodeObj, nodeAddresses), nodeObj);
     const delta = planner.update(snapshot, keys);
     const state = planner.state();
-    if (!state.families.some((f) => f.virtualServers.size > 0)) return;
-    if (!(await this.addresses.ensureDevice(report))) return;
+    if (!state.families.some((f) => f.virtualServers.size > 0)) return false;
+    if (!(await this.addresses.ensureDevice(report))) return false;
     // Only the families these services are in: another family's rules would cost a restore for nothing.
     await this.apply(state, delta, report, new Set(state.families.filter((f) => f.virtualServers.size > 0).map((f) => f.family)));
+    return true;
   }
 
   private async apply(state: DesiredState, delta: PlanDelta | undefined, report: SyncReport, ruleFamilies?: ReadonlySet<IpFamily>): Promise<void> {

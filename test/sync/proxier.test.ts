@@ -346,6 +346,7 @@ describe('the API server first (kubernetes#133773)', () => {
     const r = await n.proxier.sync();
     assert.deepEqual(r.report.failures, []);
     assert.equal(n.ipvs.dump(), renderIpvs(r.state), 'the sync still ends with the whole plan');
+    assert.notEqual(r.firstServicesMs, undefined, 'the sync says when they were in');
     const firstOther = events.findIndex((e) => /^ipvs addService 10\.96\.1\./.test(e) || /^bind 10\.96\.1\./.test(e));
     assert.ok(firstOther > 0, events.join('\n'));
     const before = events.slice(0, firstOther);
@@ -371,5 +372,6 @@ describe('the API server first (kubernetes#133773)', () => {
     assert.deepEqual(r.report.failures, []);
     assert.equal(r.report.summary(), '');
     assert.deepEqual(events, []);
+    assert.equal(r.firstServicesMs, undefined);
   });
 });

@@ -19,6 +19,7 @@
 #   GET  /time  -> the host's epoch seconds (for the clock offset)
 #   POST /churn?label=<label>&offset=<guest-host seconds>  -> "ok <changes>" when the writer is done
 #   POST /result?label=<label>   body: the sections below
+#   POST /startup               body: "<entry> <wall s> <user s> <sys s> <max RSS KB>" per --help run
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../test/vm/lib.sh"
 . "$ROOT/test/fidelity/guest-lib.sh"
@@ -249,7 +250,22 @@ run_one() { # run_one LABEL MODE: CMD, CLEANUP, EXPECT, IDLE, COLD_TIMEOUT set b
   send_result "$label" ok
 }
 
+# `kube-ipvs --help` in the guest (files over 9p, JavaScript under TCG): wall, CPU and peak RSS,
+# three runs each of this build and of KUBE_IPVS_COMPARE_BASELINE (another build's entry), if set.
+startup_times() {
+  local entry run
+  for entry in "$ROOT/dist/kube-ipvs.mjs" ${KUBE_IPVS_COMPARE_BASELINE:+"$KUBE_IPVS_COMPARE_BASELINE"}; do
+    for run in 1 2 3; do
+      /usr/bin/time -f "$entry %e %U %S %M" node "$entry" --help 2>&1 >/dev/null | tail -n 1
+    done
+  done
+}
+
 trap 'kill "$REACH_PID" 2>/dev/null; stop_proxy; kprobes_off; scrub_all' EXIT
+if [[ -x /usr/bin/time ]]; then
+  startup_times >"$WORK/startup"
+  conductor POST /startup "$WORK/startup" >/dev/null
+fi
 # Loaded now, so that the kprobes on their handlers can be placed before any proxy needs them.
 modprobe ip_set 2>/dev/null
 modprobe nf_tables 2>/dev/null

@@ -4,7 +4,7 @@
 //   npm run bench:compare -- [--services N] [--endpoints N] [--proxies ipvs,nftables,kube-ipvs]
 //       [--churn-seconds S] [--churn-rate R] [--idle-seconds S] [--cold-timeout S]
 //       [--sync-period 30s] [--min-sync-period 1s] [--vm-mem 3G] [--vm-timeout S]
-//       [--json FILE] [--cpu-prof DIR]
+//       [--json FILE] [--cpu-prof DIR] [--startup-baseline OTHER/dist/kube-ipvs.mjs]
 // Defaults: 50 Services × 10 endpoints (the size CI runs), 60 s of churn at 2 changes/s, 90 s idle.
 // Wrap it in `flock /work/notes/vm.lock` where several VMs share a machine. See bench/README.md.
 //
@@ -52,12 +52,15 @@ interface Options {
   readonly vmTimeout: number | undefined;
   readonly json: string | undefined;
   readonly cpuProf: string | undefined;
+  /** Another build's dist/kube-ipvs.mjs, whose --help the guest times beside this one's. */
+  readonly startupBaseline: string | undefined;
 }
 
 function parseArgs(argv: readonly string[]): Options {
   const o = {
     services: 50, endpoints: 10, proxies: [...PROXIES] as ProxyId[], churnSeconds: 60, churnRate: 2, idleSeconds: 90, coldTimeout: 3600,
     syncPeriod: '30s', minSyncPeriod: '1s', vmMem: '3G', vmTimeout: undefined as number | undefined, json: undefined as string | undefined, cpuProf: undefined as string | undefined,
+    startupBaseline: undefined as string | undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
@@ -83,6 +86,7 @@ function parseArgs(argv: readonly string[]): Options {
     else if (a === '--vm-timeout') o.vmTimeout = Math.round(num());
     else if (a === '--json') o.json = resolve(value());
     else if (a === '--cpu-prof') o.cpuProf = resolve(value());
+    else if (a === '--startup-baseline') o.startupBaseline = resolve(value());
     else if (a === '--proxies') {
       const list = value().split(',');
       for (const p of list) if (!(PROXIES as readonly string[]).includes(p)) throw new Error(`--proxies: unknown proxy ${p} (${PROXIES.join(', ')})`);
@@ -124,7 +128,7 @@ function commandOf(p: ProxyId, o: Options, paths: Paths): { cmd: string[]; clean
 }
 
 /** Answers the guest: the next proxy to run, the host's time, the churn, and the results. */
-function conductor(o: Options, paths: Paths, churn: ChurnWriter, results: Map<ProxyId, string>) {
+function conductor(o: Options, paths: Paths, churn: ChurnWriter, results: Map<ProxyId, string>, startup: string[]) {
   let index = -1;
   const expected = expectedCounts(o.shape);
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -154,6 +158,10 @@ function conductor(o: Options, paths: Paths, churn: ChurnWriter, results: Map<Pr
         ];
         return reply(200, lines.join('\n') + '\n');
       }
+      if (url.pathname === '/startup') {
+        startup.push(...(await readBody(req)).split('\n').filter((l) => l.trim() !== ''));
+        return reply(200, 'ok\n');
+      }
       const p = url.searchParams.get('label') as ProxyId | null;
       if (!p || !o.proxies.includes(p)) return reply(409, 'unknown label\n');
       if (url.pathname === '/churn') {
@@ -178,6 +186,24 @@ function conductor(o: Options, paths: Paths, churn: ChurnWriter, results: Map<Pr
 }
 
 /** The commit measured (KUBE_IPVS_COMPARE_VERSION names it when running from a copy of the tree). */
+/** `--help` in the guest: median wall, CPU and peak RSS per build. */
+function startupTable(lines: readonly string[], ours: string): string[] {
+  const byEntry = new Map<string, number[][]>();
+  for (const l of lines) {
+    const [entry, ...nums] = l.trim().split(/\s+/);
+    if (!entry || nums.length < 4) continue;
+    byEntry.set(entry, [...(byEntry.get(entry) ?? []), nums.map(Number)]);
+  }
+  if (byEntry.size === 0) return [];
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+  const out = ['', '`kube-ipvs --help` in the guest (median of 3):', '', '| build | wall (s) | CPU (s) | peak RSS (MB) |', '|---|---|---|---|'];
+  for (const [entry, runs] of byEntry) {
+    const label = entry === ours ? 'this build' : entry;
+    out.push(`| ${label} | ${median(runs.map((r) => r[0] ?? NaN)).toFixed(2)} | ${median(runs.map((r) => (r[1] ?? 0) + (r[2] ?? 0))).toFixed(2)} | ${(median(runs.map((r) => r[3] ?? NaN)) / 1024).toFixed(0)} |`);
+  }
+  return out;
+}
+
 function version(root: string): string {
   const r = spawnSync('git', ['describe', '--always', '--dirty'], { cwd: root, encoding: 'utf8' });
   return r.status === 0 ? r.stdout.trim() : (process.env.KUBE_IPVS_COMPARE_VERSION ?? 'unknown');
@@ -222,7 +248,8 @@ async function main(): Promise<number> {
     }), { mode: 0o600 });
 
     const results = new Map<ProxyId, string>();
-    const handle = conductor(o, { root, kubeProxy, kubeconfig }, new ChurnWriter(server, o.shape), results);
+    const startup: string[] = [];
+    const handle = conductor(o, { root, kubeProxy, kubeconfig }, new ChurnWriter(server, o.shape), results, startup);
     http.on('request', (req, res) => void handle(req, res));
     await new Promise<void>((done) => http.listen(0, '127.0.0.1', done));
     const address = http.address();
@@ -235,6 +262,7 @@ async function main(): Promise<number> {
       KUBE_IPVS_COMPARE_CONDUCTOR: `http://${GUEST_HOST}:${port}`,
       KUBE_IPVS_COMPARE_CA: caFile,
       KUBE_IPVS_COMPARE_TOKEN_FILE: tokenFile,
+      ...(o.startupBaseline ? { KUBE_IPVS_COMPARE_BASELINE: o.startupBaseline } : {}),
     };
     // Per proxy: up to two full syncs, the churn and its catch-up, the idle time; then margin.
     const timeout = o.vmTimeout ?? Math.round(600 + o.proxies.length * (3 * o.coldTimeout + o.churnSeconds + o.idleSeconds));
@@ -263,6 +291,7 @@ async function main(): Promise<number> {
       const extra = [...f.notes, ...(f.kernelCounts ? [`kernel: ${f.kernelCounts}`] : []), ...(f.status !== 'ok' ? [`status: ${f.status}`] : [])];
       if (extra.length > 0) text.push(`- ${f.label}: ${extra.join('; ')}`);
     }
+    text.push(...startupTable(startup, join(root, 'dist', 'kube-ipvs.mjs')));
     console.log(text.join('\n'));
     if (o.json) writeFileSync(o.json, JSON.stringify({ shape: o.shape, options: o, started: started.toISOString(), loadBefore, loadAfter, figures: figs, raw: Object.fromEntries(results) }, null, 1));
     const missing = o.proxies.filter((p) => !results.has(p));

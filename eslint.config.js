@@ -11,6 +11,13 @@ export default tseslint.config(
   },
   ...tseslint.configs.recommended,
   {
+    // Plain scripts the VM guest runs with node (no TypeScript, so no type-aware globals).
+    files: ['**/*.mjs'],
+    languageOptions: {
+      globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', URL: 'readonly', fetch: 'readonly', AbortSignal: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setImmediate: 'readonly' },
+    },
+  },
+  {
     files: ['**/*.ts'],
     rules: {
       '@typescript-eslint/no-explicit-any': 'error',

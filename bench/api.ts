@@ -113,7 +113,7 @@ async function main(): Promise<void> {
       },
     });
     const log = createLogger('text', (l) => void process.stderr.write(l));
-    const source = new ApiSource({ kc: loadKubeConfig({ kubeconfig: server.kubeconfigFor('kube-ipvs-node'), master: '' }), tracker: node.tracker, nodeName: NODE, log, onChange: () => runner.request() });
+    const source = new ApiSource({ connection: loadKubeConfig({ kubeconfig: server.kubeconfigFor('kube-ipvs-node'), master: '' }), tracker: node.tracker, nodeName: NODE, log, onChange: () => runner.request() });
     const tList = Date.now();
     source.start();
     await source.waitForInitialSync(300_000);

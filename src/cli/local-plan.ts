@@ -45,7 +45,7 @@ export async function loadCluster(o: { config: ProxyConfig; manifests: readonly 
     for (const s of objects.endpointSlices) tracker.upsertEndpointSlice(s);
     return { tracker, node: objects.nodes.find((n) => n.metadata?.name === o.config.hostnameOverride), problems, fromManifests: true };
   }
-  const api = new ApiSource({ kc: loadKubeConfig({ kubeconfig: o.config.kubeconfig, master: o.config.master }), tracker, nodeName: o.config.hostnameOverride, log: o.log, onChange: () => undefined });
+  const api = new ApiSource({ connection: loadKubeConfig({ kubeconfig: o.config.kubeconfig, master: o.config.master }), tracker, nodeName: o.config.hostnameOverride, log: o.log, onChange: () => undefined });
   api.start();
   try {
     await api.waitForInitialSync(LIST_TIMEOUT_MS);

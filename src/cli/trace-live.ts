@@ -18,17 +18,6 @@ import type { TraceNames } from './trace-names.js';
 import { namesFromStatus, namesFromTracker } from './trace-names.js';
 import { packetOf, printTrace, TRACE_FLAGS, traceRequest } from './trace.js';
 
-/** Whether a trace command line asks for --live (main dispatches on it). */
-export function wantsLive(argv: readonly string[]): boolean {
-  let live = false;
-  for (const a of argv) {
-    if (a === '--') break;
-    if (a === '--live' || a === '--live=true') live = true;
-    else if (a === '--live=false') live = false;
-  }
-  return live;
-}
-
 export interface LiveTraceIo {
   readonly out: (s: string) => void;
   readonly err: (s: string) => void;

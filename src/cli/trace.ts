@@ -16,6 +16,17 @@ import { MANIFEST_FLAGS, planFromArgs } from './plan.js';
 const TRACE_OUTPUTS = ['text', 'json'] as const;
 
 /** The usage line main prints above the flags when runTrace returns -1 (--help). */
+/** Whether a trace command line asks for --live (main dispatches on it). */
+export function wantsLive(argv: readonly string[]): boolean {
+  let live = false;
+  for (const a of argv) {
+    if (a === '--') break;
+    if (a === '--live' || a === '--live=true') live = true;
+    else if (a === '--live=false') live = false;
+  }
+  return live;
+}
+
 export const TRACE_USAGE =
   'Usage: kube-ipvs trace (--manifests PATH... | --live) --from IP --to IP:PORT [--protocol tcp|udp|sctp] [--origin pod|node|external] ' +
   '[--in-interface NAME] [--new|--established] [--output text|json] [--node-ip IP,...] [kube-proxy flags]';

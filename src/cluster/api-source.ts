@@ -3,7 +3,8 @@
 // service.kubernetes.io/service-proxy-name (another proxy's) or service.kubernetes.io/headless are
 // never even listed. The dataplane is never flushed because the API is unreachable: the tracker
 // keeps the last objects, and a relist after reconnecting only changes what really changed.
-import type { KubeConfig, V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import type { ApiConnection } from './api/connection.js';
 import type { Logger } from '../observe/log.js';
 import type { RateLimiter } from './api/rate-limiter.js';
 import { Reflector } from './api/reflector.js';
@@ -12,7 +13,7 @@ import type { ClusterTracker } from './tracker.js';
 export const PROXY_LABEL_SELECTOR = '!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless';
 
 export interface ApiSourceOptions {
-  readonly kc: KubeConfig;
+  readonly connection: ApiConnection;
   readonly tracker: ClusterTracker;
   readonly nodeName: string;
   readonly log: Logger;
@@ -51,7 +52,7 @@ export class ApiSource {
     const shared = { ...(o.backoff ? { backoff: o.backoff } : {}), ...(o.limiter ? { limiter: o.limiter } : {}) };
     this.reflectors = {
       services: new Reflector<V1Service>({
-        kc: o.kc,
+        connection: o.connection,
         path: '/api/v1/services',
         resource: 'services',
         labelSelector: PROXY_LABEL_SELECTOR,
@@ -62,7 +63,7 @@ export class ApiSource {
         ...shared,
       }),
       slices: new Reflector<V1EndpointSlice>({
-        kc: o.kc,
+        connection: o.connection,
         path: '/apis/discovery.k8s.io/v1/endpointslices',
         resource: 'endpointslices.discovery.k8s.io',
         labelSelector: PROXY_LABEL_SELECTOR,
@@ -73,7 +74,7 @@ export class ApiSource {
         ...shared,
       }),
       node: new Reflector<V1Node>({
-        kc: o.kc,
+        connection: o.connection,
         path: '/api/v1/nodes',
         resource: 'nodes',
         fieldSelector: `metadata.name=${o.nodeName}`,

@@ -5,16 +5,9 @@ import { closeSync, fstatSync, openSync, readdirSync, readFileSync, statSync } f
 import { join } from 'node:path';
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import { LineCounter, parseAllDocuments } from 'yaml';
+import { ManifestError } from './manifest-error.js';
 
-export class ManifestError extends Error {
-  constructor(
-    readonly file: string,
-    readonly line: number | undefined,
-    reason: string,
-  ) {
-    super(`${file}${line !== undefined ? `:${line}` : ''}: ${reason}`);
-  }
-}
+export { ManifestError };
 
 export interface ManifestObjects {
   readonly services: V1Service[];

@@ -9,7 +9,7 @@ import { DataplaneError } from './errors.js';
 import { openIpsetBackend } from './ipset/select.js';
 import type { IptablesBackend } from './iptables/backend.js';
 import { RealIptables } from './iptables/real.js';
-import { selectIptablesCommands } from './iptables/select.js';
+import { selectIptablesBuild } from './iptables/select.js';
 import type { IpvsBackend } from './ipvs/backend.js';
 import { RealIpvs } from './ipvs/real.js';
 import { RealNetif } from './netif/real.js';
@@ -105,20 +105,23 @@ async function openNonIpvs(): Promise<Omit<RealDataplane, 'ipvs'>> {
   const skipped: string[] = [];
   if (await ipv6Enabled()) families.push('IPv6');
   else skipped.push('IPv6: the kernel has IPv6 disabled (/proc/net/if_inet6 missing or net.ipv6.conf.all.disable_ipv6=1)');
-  const iptables: IptablesBackend[] = [];
-  let variant = '';
-  for (const family of families) {
-    const sel = await selectIptablesCommands(family);
-    variant ||= `${sel.variant} (${sel.reason})`;
-    const backend = new RealIptables({ family, command: { save: sel.save, restore: sel.restore } });
-    try {
-      await backend.observe();
-    } catch (e) {
-      skipped.push(`${family}: ${e instanceof Error ? e.message : String(e)}`);
-      continue;
-    }
-    iptables.push(backend);
-  }
+  // One look at the iptables builds for both families, then each family's save checked, at once:
+  // every spawn costs (seconds under emulation) before the first sync can start.
+  const build = await selectIptablesBuild();
+  const variant = `${build.variant} (${build.reason})`;
+  const checked = await Promise.all(
+    families.map(async (family) => {
+      const backend = new RealIptables({ family, command: build.commandsFor(family) });
+      try {
+        await backend.observe();
+        return backend;
+      } catch (e) {
+        skipped.push(`${family}: ${e instanceof Error ? e.message : String(e)}`);
+        return undefined;
+      }
+    }),
+  );
+  const iptables: IptablesBackend[] = checked.filter((b): b is RealIptables => b !== undefined);
   const ipset = await openIpsetBackend();
   return {
     ipset: ipset.backend,

@@ -1,7 +1,8 @@
 // The /metrics registry: kube-proxy's metrics (pkg/proxy/metrics/metrics.go: names, help, buckets
 // and labels as registered for ipvs mode), our own error counters, per-service IPVS counters read
 // from the kernel at scrape time, and the Node.js process metrics.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { registerProcessMetrics } from './process-metrics.js';
 import type { IpFamily } from '../model/types.js';
 
 /** One IPVS virtual server's kernel counters, labelled with the service port it belongs to. */
@@ -27,11 +28,21 @@ export interface ProxyMetricsOptions {
   readonly families: readonly IpFamily[];
   /** Wall time in epoch ms, for the *_timestamp_seconds gauges when no time is passed. */
   readonly wallClock?: () => number;
-  /** Node.js process_* and nodejs_* metrics; on by default. */
+  /** The process_* metrics of kube-proxy's Go process collector, and the heap size; on by default. */
   readonly defaultMetrics?: boolean;
   /** A stats source that fails is reported here; the scrape then omits the per-service series. */
   readonly onStatsError?: (error: unknown) => void;
+  /**
+   * Scrapes within this long of a kernel read of the per-service counters reuse it (default
+   * STATS_MAX_AGE_MS): the read is a dump of every virtual server, so scraped every second on a big
+   * node it would cost more than the proxying. 0 reads on every scrape.
+   */
+  readonly statsMaxAgeMs?: number;
+  /** Monotonic time in ms for the counters' age (default performance.now). */
+  readonly now?: () => number;
 }
+
+export const STATS_MAX_AGE_MS = 10_000;
 
 /** Counts /healthz and /livez answers (kubeproxy_proxy_healthz_total / _livez_total). */
 export interface ProbeCounter {
@@ -65,6 +76,7 @@ export class ProxyMetrics implements ProbeCounter {
   private statsSource: ServiceStatsSource | undefined;
   // One kernel read per scrape, shared by the three per-service metrics collected in parallel.
   private statsInFlight: Promise<readonly ServiceStat[] | undefined> | undefined;
+  private statsCache: { readonly at: number; readonly stats: readonly ServiceStat[] } | undefined;
 
   private readonly syncDuration: Histogram<'ip_family'>;
   private readonly syncFullDuration: Histogram<'ip_family'>;
@@ -205,7 +217,9 @@ export class ProxyMetrics implements ProbeCounter {
       [{ direction: 'out' }, s.bytesOut],
     ]);
 
-    if (o.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    // Not prom-client's default collectors: their event-loop histogram sampled every 10 ms woke an
+    // idle daemon 100 times a second, and a scrape of them cost more than kube-proxy's metrics.
+    if (o.defaultMetrics !== false) registerProcessMetrics(this.registry);
   }
 
   /** Where the per-service IPVS counters come from; called once per scrape. */
@@ -322,7 +336,14 @@ export class ProxyMetrics implements ProbeCounter {
   private fetchStats(): Promise<readonly ServiceStat[] | undefined> {
     const source = this.statsSource;
     if (!source) return Promise.resolve(undefined);
+    const now = this.o.now ?? (() => performance.now());
+    const cached = this.statsCache;
+    if (cached && now() - cached.at < (this.o.statsMaxAgeMs ?? STATS_MAX_AGE_MS)) return Promise.resolve(cached.stats);
     this.statsInFlight ??= source()
+      .then((stats) => {
+        this.statsCache = { at: now(), stats };
+        return stats;
+      })
       .catch((e: unknown) => {
         this.o.onStatsError?.(e);
         return undefined;

@@ -11,7 +11,7 @@ import type { Dataplane } from '../dataplane/dataplane.js';
 import { deepEqual } from '../model/equal.js';
 import type { ParsedCidr } from '../model/ip.js';
 import { parseCidr } from '../model/ip.js';
-import type { IpFamily, NodeInfo } from '../model/types.js';
+import type { IpFamily, NodeInfo, ServiceKey } from '../model/types.js';
 import type { DesiredState } from '../plan/desired.js';
 import type { PlanDelta } from '../plan/planner.js';
 import { Planner } from '../plan/planner.js';
@@ -59,9 +59,19 @@ export interface SyncOutcome {
   /** Per changed service, when the endpoint change that triggered it happened (ms epoch). */
   readonly triggerTimes: ReadonlyMap<string, number>;
   readonly state: DesiredState;
+  /** When FIRST_SERVICES were programmed ahead of the rest: how long after the sync's start (ms). */
+  readonly firstServicesMs?: number;
 }
 
 export const DEFAULT_DRAIN_TIMEOUT_MS = 15 * 60 * 1000;
+
+/**
+ * Services a node that holds none of our state yet gets before the rest of its first sync: the
+ * API server's own, so that clients on the node reach it seconds after start instead of after the
+ * whole cluster is programmed (kubernetes#133773: kube-proxy's IPVS mode leaves it unreachable for
+ * a big cluster's whole first sync).
+ */
+export const FIRST_SERVICES: readonly ServiceKey[] = ['default/kubernetes'];
 
 export class Proxier {
   private planner: Planner | undefined;
@@ -134,6 +144,9 @@ export class Proxier {
       const observed = full ? await this.addresses.observe() : undefined;
       if (observed && !this.firstSync) report.noteDrift('netif', symmetricDifference(this.bound, observed.bound));
       if (observed) this.bound = new Set(observed.bound);
+      // Nothing bound on kube-ipvs0 at our first sync: a node we have not programmed before.
+      let firstServicesMs: number | undefined;
+      if (this.firstSync && observed && observed.bound.size === 0 && (await this.syncFirstServices(observed.node, changes.snapshot, report))) firstServicesMs = this.o.clock.now() - start;
       const planner = this.replanIfNodeChanged(observed?.node, changes.snapshot);
       if (planner.fresh && !full) {
         // The node changed under a partial sync (labels): re-read the kernel as for a full one.
@@ -144,7 +157,7 @@ export class Proxier {
       const state = planner.planner.state();
       await this.apply(state, full ? undefined : delta, report);
       this.needFullSync = !report.ok;
-      return { ok: report.ok, full, report, durationMs: this.o.clock.now() - start, changedServices: changes.changed.size, ...counts, state };
+      return { ok: report.ok, full, report, durationMs: this.o.clock.now() - start, changedServices: changes.changed.size, ...counts, state, ...(firstServicesMs !== undefined ? { firstServicesMs } : {}) };
     } catch (e) {
       // A backend that cannot even observe, or a bug (kept with its stack): record it and resync
       // fully next time, re-planning every service, since the changes drained above may never
@@ -166,15 +179,8 @@ export class Proxier {
     return this.o.dataplane.iptables.map((b) => b.family);
   }
 
-  /** Builds the planner anew when the node (addresses, labels, families) changed. */
-  private replanIfNodeChanged(nodeAddresses: readonly string[] | undefined, snapshot: Parameters<Planner['updateAll']>[0]): { planner: Planner; fresh: boolean } {
-    const nodeObj = this.o.nodeObject?.();
-    // Sources hand over a new Node object on every change: the same object and no fresh address
-    // list (partial syncs) means nothing to compare.
-    if (this.planner && nodeAddresses === undefined && nodeObj === this.lastNodeObject) return { planner: this.planner, fresh: false };
-    this.lastNodeObject = nodeObj;
-    const addresses = nodeAddresses ?? this.node?.addresses ?? [];
-    const node = buildNodeInfo({
+  private nodeInfo(nodeObj: V1Node | undefined, addresses: readonly string[]): NodeInfo {
+    return buildNodeInfo({
       name: this.o.config.hostnameOverride,
       node: nodeObj,
       addresses,
@@ -183,16 +189,50 @@ export class Proxier {
       bindAddress: this.o.config.bindAddress,
       ...(this.o.kernelVersion !== undefined ? { kernelVersion: this.o.kernelVersion } : {}),
     });
+  }
+
+  private newPlanner(node: NodeInfo, nodeObj: V1Node | undefined): Planner {
+    const config: ProxyConfig = { ...this.o.config, detectLocal: { ...this.o.config.detectLocal, nodeCIDRs: nodePodCIDRs(nodeObj) } };
+    return new Planner({ node, config, cpuCount: this.o.cpuCount ?? 1, randomFully: this.o.randomFully ?? true });
+  }
+
+  /** Builds the planner anew when the node (addresses, labels, families) changed. */
+  private replanIfNodeChanged(nodeAddresses: readonly string[] | undefined, snapshot: Parameters<Planner['updateAll']>[0]): { planner: Planner; fresh: boolean } {
+    const nodeObj = this.o.nodeObject?.();
+    // Sources hand over a new Node object on every change: the same object and no fresh address
+    // list (partial syncs) means nothing to compare.
+    if (this.planner && nodeAddresses === undefined && nodeObj === this.lastNodeObject) return { planner: this.planner, fresh: false };
+    this.lastNodeObject = nodeObj;
+    const node = this.nodeInfo(nodeObj, nodeAddresses ?? this.node?.addresses ?? []);
     if (this.planner && this.node && deepEqual(node, this.node)) return { planner: this.planner, fresh: false };
     this.node = node;
-    const config: ProxyConfig = { ...this.o.config, detectLocal: { ...this.o.config.detectLocal, nodeCIDRs: nodePodCIDRs(nodeObj) } };
-    this.planner = new Planner({ node, config, cpuCount: this.o.cpuCount ?? 1, randomFully: this.o.randomFully ?? true });
+    this.planner = this.newPlanner(node, nodeObj);
     this.planner.updateAll(snapshot);
     this.needFullSync = true;
     return { planner: this.planner, fresh: true };
   }
 
-  private async apply(state: DesiredState, delta: PlanDelta | undefined, report: SyncReport): Promise<void> {
+  /**
+   * FIRST_SERVICES on a node that holds nothing of ours: planned alone and applied as a partial
+   * sync, which only adds (sets, rules, their virtual servers and addresses), so the full sync
+   * that follows at once finds them in place. Its rules are those of a cluster of these services
+   * alone; the full sync writes the whole cluster's.
+   */
+  private async syncFirstServices(nodeAddresses: readonly string[], snapshot: Parameters<Planner['updateAll']>[0], report: SyncReport): Promise<boolean> {
+    const keys = FIRST_SERVICES.filter((k) => snapshot.services.has(k));
+    if (keys.length === 0) return false;
+    const nodeObj = this.o.nodeObject?.();
+    const planner = this.newPlanner(this.nodeInfo(nodeObj, nodeAddresses), nodeObj);
+    const delta = planner.update(snapshot, keys);
+    const state = planner.state();
+    if (!state.families.some((f) => f.virtualServers.size > 0)) return false;
+    if (!(await this.addresses.ensureDevice(report))) return false;
+    // Only the families these services are in: another family's rules would cost a restore for nothing.
+    await this.apply(state, delta, report, new Set(state.families.filter((f) => f.virtualServers.size > 0).map((f) => f.family)));
+    return true;
+  }
+
+  private async apply(state: DesiredState, delta: PlanDelta | undefined, report: SyncReport, ruleFamilies?: ReadonlySet<IpFamily>): Promise<void> {
     const full = delta === undefined;
     if (this.firstSync) {
       await applySysctls(this.o.dataplane.sysctl, state.sysctls, report);
@@ -239,7 +279,7 @@ export class Proxier {
     if (full || delta.rulesChanged) {
       for (const r of this.iptables) {
         const fam = state.families.find((f) => f.family === r.family);
-        if (!fam) continue;
+        if (!fam || (ruleFamilies && !ruleFamilies.has(r.family))) continue;
         rulesOk = (await r.sync(fam.iptables, report)) && rulesOk;
       }
     }

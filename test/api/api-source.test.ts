@@ -130,7 +130,7 @@ describe('API source against a real kube-apiserver', () => {
     const path = `/api/v1/nodes/${name}`;
     await must(apiRequest(server, 'POST', '/api/v1/nodes', { metadata: { name }, status: { addresses: [{ type: 'InternalIP', address: '192.168.0.20' }] } }), 'create node');
     const kc = loadKubeConfig({ kubeconfig: server.kubeconfigFor('kube-ipvs-node'), master: '' });
-    const source = new ApiSource({ kc, tracker: new ClusterTracker(name, () => undefined), nodeName: name, log: createLogger('text', () => undefined), onChange: () => undefined });
+    const source = new ApiSource({ connection: kc, tracker: new ClusterTracker(name, () => undefined), nodeName: name, log: createLogger('text', () => undefined), onChange: () => undefined });
     source.start();
     // Wired as run does for the API source; nothing below ever syncs.
     const health = new ProxyHealth({ clock: realClock, syncPeriodMs: 30_000, families: ['IPv4'], nodeEligible: nodeEligibility(() => source.node(), { required: true }) });

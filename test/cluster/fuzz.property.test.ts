@@ -201,7 +201,7 @@ describe('fuzzed cluster objects through the API path', () => {
         const ref: { source?: ApiSource } = {};
         // The node only when it is the only fuzz: a Node legitimately changes every Service's plan.
         const n = fakeNode({ problems: (p) => void problems.push(p), nodeObject: () => ref.source?.node() });
-        const source = new ApiSource({ kc: loadKubeConfig({ kubeconfig: join(dir, 'kubeconfig'), master: '' }), tracker: n.tracker, nodeName: NODE, log: createLogger('text', () => undefined), onChange: () => undefined });
+        const source = new ApiSource({ connection: loadKubeConfig({ kubeconfig: join(dir, 'kubeconfig'), master: '' }), tracker: n.tracker, nodeName: NODE, log: createLogger('text', () => undefined), onChange: () => undefined });
         ref.source = source;
         source.start();
         try {

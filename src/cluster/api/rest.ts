@@ -1,11 +1,11 @@
 // A small JSON client for the few REST calls kube-ipvs makes besides watches: paginated lists
 // (raw JSON, as watch events are, so list and watch objects compare equal) and event creation.
-// Authentication and TLS come from the KubeConfig.
+// Authentication and TLS come from the ApiConnection.
 import { request as httpRequest } from 'node:http';
 import type { RequestOptions } from 'node:https';
 import { request as httpsRequest } from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node';
-import { displayServer, displayUrl, serverOf } from './kubeconfig.js';
+import type { ApiConnection } from './connection.js';
+import { displayServer, displayUrl } from './kubeconfig.js';
 import { UNLIMITED, type RateLimiter } from './rate-limiter.js';
 import { REDACTED, redactPatterns } from '../../observe/redact.js';
 
@@ -33,23 +33,24 @@ interface StatusBody {
 }
 
 const PAGE_SIZE = 500;
+export const USER_AGENT = 'kube-ipvs';
 const REQUEST_TIMEOUT_MS = 60_000;
 
 export class RestClient {
   constructor(
-    private readonly kc: KubeConfig,
+    private readonly connection: ApiConnection,
     /** Shared by every client of the process (--kube-api-qps, --kube-api-burst). */
     private readonly limiter: RateLimiter = UNLIMITED,
-    private readonly userAgent = 'kube-ipvs',
+    private readonly userAgent = USER_AGENT,
   ) {}
 
   get server(): string {
-    return serverOf(this.kc);
+    return this.connection.server;
   }
 
   /** The server for messages (no credentials in it). */
   get displayServer(): string {
-    return displayServer(this.kc);
+    return displayServer(this.connection);
   }
 
   /** GETs every page of a collection (limit/continue), as one list at the first page's version. */
@@ -74,8 +75,8 @@ export class RestClient {
   async call(method: string, path: string, body?: unknown): Promise<unknown> {
     await this.limiter.acquire();
     const url = new URL(this.server + path);
-    const opts: RequestOptions = { method, headers: { Accept: 'application/json', 'User-Agent': this.userAgent } };
-    await this.kc.applyToHTTPSOptions(opts);
+    const base = await this.connection.requestOptions();
+    const opts: RequestOptions = { ...base, method, headers: { ...base.headers, Accept: 'application/json', 'User-Agent': this.userAgent } };
     // An error body may echo our request (a proxy, a broken server): never pass our credential on.
     const sent = credentialOf(opts.headers);
     const scrub = (text: string): string => redactPatterns(sent ? text.split(sent).join(REDACTED) : text);
@@ -112,7 +113,7 @@ export class RestClient {
 }
 
 /** The credential in an Authorization header we send (without its scheme), if any. */
-function credentialOf(headers: RequestOptions['headers']): string | undefined {
+export function credentialOf(headers: RequestOptions['headers']): string | undefined {
   if (headers === undefined || Array.isArray(headers)) return undefined;
   const h = headers as Record<string, unknown>;
   const value = h.Authorization ?? h.authorization;

@@ -22,6 +22,7 @@ import { startObservability } from '../src/cli/observability.js';
 import { reportingSync } from '../src/cli/run.js';
 import { loadConfig } from '../src/config/load.js';
 import type { ProxyConfig } from '../src/config/types.js';
+import { DataplaneError } from '../src/dataplane/errors.js';
 import { seededRandom } from '../src/dataplane/prng.js';
 import { createLogger } from '../src/observe/log.js';
 import { renderIpsets, renderIpvs } from '../src/plan/render.js';
@@ -174,6 +175,24 @@ async function tamper(n: FakeNode, i: number, kind: number): Promise<Tamper | un
   }
 }
 
+/**
+ * The operator's tampering, repeated until it took: the injected write faults are the proxy's
+ * adversity, not the operator's (an iptables restore that failed, a virtual server not deleted).
+ */
+async function tamperUntilTaken(n: FakeNode, i: number, kind: number): Promise<Tamper | undefined> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    let t: Tamper | undefined;
+    try {
+      t = await tamper(n, i, kind);
+    } catch (e) {
+      if (e instanceof DataplaneError && e.message.includes('injected fault')) continue;
+      throw e;
+    }
+    if (t === undefined || !t.intact()) return t;
+  }
+  throw new Error(`soak: tampering ${kind % 5} with service ${i} did not take in 100 attempts`);
+}
+
 export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const out = o.log ?? (() => undefined);
   const rnd = seededRandom(o.seed);
@@ -244,7 +263,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       }
       if (held.length > HELD) setConns(n, held.shift() as Held, 0);
       if (t % TAMPER_EVERY_MS === 0) {
-        const tm = await tamper(n, Math.floor(rnd() * STABLE), Math.floor(rnd() * 5));
+        const tm = await tamperUntilTaken(n, Math.floor(rnd() * STABLE), Math.floor(rnd() * 5));
         if (tm) tampers.push(tm);
       }
       await n.clock.advance(1000);

@@ -108,10 +108,15 @@ describe('bad input', () => {
     assert.match(r.stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4: invalid YAML \\(column 9\\): Nested mappings`));
   });
 
-  test('an unreadable path exits 1 naming it', () => {
+  test('an unreadable path exits 1 naming it and saying in words what is wrong', () => {
     const r = runCli(['plan', '--manifests', join(dir, 'nope.yaml'), '--hostname-override', 'n1', '--node-ip', '192.168.0.10']);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /nope\.yaml: cannot read: ENOENT/);
+    assert.match(r.stderr, /nope\.yaml: cannot read: does not exist; check the path\n$/);
+    writeFileSync(join(dir, 'a-file.yaml'), '');
+    const notDir = runCli(['plan', '--manifests', join(dir, 'a-file.yaml', 'x.yaml'), '--hostname-override', 'n1']);
+    assert.equal(notDir.code, 1);
+    assert.match(notDir.stderr, /a-file\.yaml\/x\.yaml: cannot read: a part of the path is not a directory; check the path\n$/);
+    assert.doesNotMatch(r.stderr + notDir.stderr, /\bE[A-Z]{3,}\b/);
   });
 
   test('bad flags exit 2 with one line naming the flag, the value and the accepted form', () => {

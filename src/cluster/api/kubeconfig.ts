@@ -11,6 +11,7 @@ import { accessSync, constants, readFileSync } from 'node:fs';
 import type { RequestOptions } from 'node:https';
 import { dirname, isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { fileErrorText } from '../../model/error-text.js';
 import { redactPatterns } from '../../observe/redact.js';
 import type { ApiConnection } from './connection.js';
 import { KubeConfigError } from './kubeconfig-error.js';
@@ -158,7 +159,7 @@ function fromKubeconfigFile(path: string, master: string): ApiConnection {
     throw new KubeConfigError(
       code === 'ENOENT'
         ? `--kubeconfig ${path}: no such file; give the path of a kubeconfig file, or --manifests to run without an API server`
-        : `--kubeconfig ${path}: cannot read it (${code ?? String(e)}); check the file's permissions`,
+        : `--kubeconfig ${path}: cannot read it: ${fileErrorText(e)}`,
     );
   }
   let raw: unknown;

@@ -9,7 +9,7 @@ import { formatIp, hostPrefix, parseIp } from '../../model/ip.js';
 import { DataplaneError } from '../errors.js';
 import { LE, NLA_F_NESTED, NLA_F_NET_BYTEORDER, align4, framingWith, parseNlError, readU32 } from '../netlink/framing.js';
 import { parseBitmapRange } from './restore-script.js';
-import { IPSET_DEFAULTS, isIpsetType, normalizeIpsetEntry } from './text.js';
+import { IPSET_DEFAULTS, isIpsetType, normalizeIpsetEntry } from '../../model/text/ipset.js';
 
 // ---------------------------------------------------------------------------------------------
 // Constants

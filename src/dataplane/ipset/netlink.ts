@@ -53,7 +53,7 @@ import {
 import type { IpsetErrorContext } from './netlink-errors.js';
 import { Errno, ipsetErrnoInfo } from './netlink-errors.js';
 import { ipsetOpObject, ipsetOpProblem } from './restore-script.js';
-import { isIpsetType } from './text.js';
+import { isIpsetType } from '../../model/text/ipset.js';
 
 /** The datagram socket the backend talks through; the real one is a NETLINK_NETFILTER socket. */
 export type IpsetNetlinkTransport = NetlinkTransport;

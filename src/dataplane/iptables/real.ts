@@ -4,9 +4,9 @@
 import { spawn } from 'node:child_process';
 import type { IpFamily } from '../../model/types.js';
 import { DataplaneError, type DataplaneErrorCode } from '../errors.js';
-import { isTextParseError } from '../text-error.js';
+import { isTextParseError } from '../../model/text/error.js';
 import type { IptablesBackend } from './backend.js';
-import { parseIptablesSave, splitRuleSpec, type IptablesTables } from './text.js';
+import { parseIptablesSave, splitRuleSpec, type IptablesTables } from '../../model/text/iptables.js';
 
 export interface IptablesCommands {
   /** argv of iptables-save, e.g. ['iptables-save'] or ['ip', 'netns', 'exec', 'ns1', 'iptables-save']. */

@@ -12,7 +12,7 @@ import { SyncReport } from '../../../src/sync/report.js';
 import { distinctVariants, plannedFamily, plannerVariants, type PlannerVariant } from '../../helpers/planner-variants.js';
 import { DataplaneError, type DataplaneErrorCode } from '../../../src/dataplane/errors.js';
 import type { IptablesBackend } from '../../../src/dataplane/iptables/backend.js';
-import type { IptablesTables } from '../../../src/dataplane/iptables/text.js';
+import type { IptablesTables } from '../../../src/model/text/iptables.js';
 
 export interface SetSpec {
   readonly name: string;

@@ -11,11 +11,11 @@ import { config, NODE, NODE_IP, node, plan, service, slice } from '../helpers/wo
 import type { World } from '../helpers/world.js';
 import type { ProxyConfig } from '../../src/config/types.js';
 import type { DesiredState } from '../../src/plan/desired.js';
-import { defaultOrigin, tracePacket, TraceError } from '../../src/plan/trace.js';
-import type { TracePacket, TraceResult } from '../../src/plan/trace.js';
-import { compileRule, traverse, compileTable } from '../../src/plan/rule-eval.js';
-import type { EvalPacket, MatchEnv } from '../../src/plan/rule-eval.js';
-import { IpsetIndex } from '../../src/plan/ipset-match.js';
+import { defaultOrigin, tracePacket, TraceError } from '../../src/trace/trace.js';
+import type { TracePacket, TraceResult } from '../../src/trace/trace.js';
+import { compileRule, traverse, compileTable } from '../../src/trace/rule-eval.js';
+import type { EvalPacket, MatchEnv } from '../../src/trace/rule-eval.js';
+import { IpsetIndex } from '../../src/trace/ipset-match.js';
 import { parseIp } from '../../src/model/ip.js';
 import { parseDestination, runTrace, TRACE_FLAGS } from '../../src/cli/trace.js';
 import { UsageError } from '../../src/cli/errors.js';

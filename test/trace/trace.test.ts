@@ -1,7 +1,8 @@
 // The packet tracer over planned states: the access paths of the seed (pod/node → ClusterIP via
 // OUTPUT/PREROUTING, outside → NodePort, LB source ranges, hairpin, VIP host ports) and the rule
-// evaluator's own semantics. Expected answers come from kube-proxy's IPVS-mode behaviour
-// (shared/reference/ipvs-semantics.md §2, §11), not from the tracer.
+// evaluator's own semantics. Expected answers come from kube-proxy's IPVS-mode rules
+// (pkg/proxy/ipvs/proxier.go writeIptablesRules and acceptIPVSTraffic, kubernetes v1.36.3) and
+// the kernel's iptables, ipset and IPVS semantics, not from the tracer.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';

@@ -1,7 +1,7 @@
 // ipset's netlink protocol (NETLINK_NETFILTER, subsystem IPSET): pure encode/decode of requests
 // and replies, and the mapping between entry text (as `ipset save` prints it) and element
-// attributes. Wire facts: /work/shared/reference/ipvs-netlink.md §6, linux
-// include/uapi/linux/netfilter/ipset/ip_set.h, and what kernel 6.18 answered (the byte fixtures
+// attributes. Wire facts: Linux include/uapi/linux/netfilter/ipset/ip_set.h and
+// net/netfilter/ipset/ip_set_core.c, and what kernel 6.18 answered (the byte fixtures
 // in test/dataplane/ipset/netlink-codec.test.ts were captured from it).
 import type { IpsetFamily, IpsetSpec, IpsetState } from '../../model/kernel.js';
 import type { IpsetType } from '../../model/names.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import { LineCounter, parseAllDocuments } from 'yaml';
 import { ManifestError } from './manifest-error.js';
-import { fileErrorText } from '../model/error-text.js';
+import { errorMessage, fileErrorText } from '../model/error-text.js';
 
 export { ManifestError };
 
@@ -108,7 +108,7 @@ export function parseManifestText(file: string, text: string, into: ManifestObje
       if (e instanceof ReferenceError && /alias/i.test(e.message)) {
         throw new ManifestError(file, line, `YAML aliases expand past ${MAX_ALIAS_COUNT} copies (refused as a resource exhaustion attack): write the objects out without anchors and aliases`);
       }
-      throw new ManifestError(file, line, `cannot read the document: ${e instanceof Error ? e.message : String(e)}`);
+      throw new ManifestError(file, line, `cannot read the document: ${errorMessage(e)}`);
     }
     collect(value, into);
   }

@@ -8,7 +8,7 @@ import type { JumpRule } from '../model/names.js';
 import { JUMP_RULES } from '../model/names.js';
 import { jumpRuleSpec } from '../plan/rules.js';
 import type { SyncReport } from './report.js';
-import { errorMessage } from './report.js';
+import { errorMessage } from '../model/error-text.js';
 
 /** The iptables-restore input that makes our chains hold `tables` and adds missing jumps. */
 export function restorePayload(tables: readonly IptablesTable[], missingJumps: readonly JumpRule[]): string {

@@ -7,6 +7,7 @@ import { DataplaneError, type DataplaneErrorCode } from '../errors.js';
 import { isTextParseError } from '../../model/text/error.js';
 import type { IptablesBackend } from './backend.js';
 import { parseIptablesSave, splitRuleSpec, type IptablesTables } from '../../model/text/iptables.js';
+import { errorMessage } from '../../model/error-text.js';
 
 export interface IptablesCommands {
   /** argv of iptables-save, e.g. ['iptables-save'] or ['ip', 'netns', 'exec', 'ns1', 'iptables-save']. */
@@ -224,7 +225,7 @@ function spawnError(e: unknown, argv: readonly string[], op: string): DataplaneE
   if (e instanceof SpawnFailure && e.errno === 'EACCES') {
     return new DataplaneError('PERMISSION', 'iptables', op, tool, e.message);
   }
-  return new DataplaneError('FAILED', 'iptables', op, tool, e instanceof Error ? e.message : String(e));
+  return new DataplaneError('FAILED', 'iptables', op, tool, errorMessage(e));
 }
 
 /** iptables ≥ 1.6.2 knows MASQUERADE --random-fully. */

@@ -223,7 +223,7 @@ function spawnError(e: unknown, argv: readonly string[], op: string): DataplaneE
     return new DataplaneError('UNAVAILABLE', 'iptables', op, tool, `${argv[0] ?? ''} not found; ${INSTALL_HINT}`);
   }
   if (e instanceof SpawnFailure && e.errno === 'EACCES') {
-    return new DataplaneError('PERMISSION', 'iptables', op, tool, e.message);
+    return new DataplaneError('PERMISSION', 'iptables', op, tool, `${argv[0] ?? ''} cannot be run: permission denied; check that it is executable`);
   }
   return new DataplaneError('FAILED', 'iptables', op, tool, errorMessage(e));
 }

@@ -64,7 +64,8 @@ export async function main(argv: readonly string[], io = { out: (s: string) => v
       case 'run': {
         const [{ RUN_FLAGS, runRun }, { formatHelp }] = await Promise.all([import('./run.js'), import('../config/load.js')]);
         const code = await runRun(rest, io);
-        if (code === -1) io.out(`Usage: kube-ipvs run (--kubeconfig FILE | --master URL | --manifests PATH... | in a pod) [--once] [kube-proxy flags]\n\n${formatHelp(RUN_FLAGS)}`);
+        // runRun printed the usage line.
+        if (code === -1) io.out(`\n${formatHelp(RUN_FLAGS)}`);
         return Math.max(code, 0);
       }
       case 'cleanup': {

@@ -25,4 +25,14 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  {
+    // Arrows point one way: the planner is pure (no kernel I/O, no sync loop, no CLI) ...
+    files: ['src/plan/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/dataplane/**', '**/sync/**', '**/cli/**', '**/trace/**'], message: 'the planner is pure: cluster state + node + config in, desired kernel state out' }] }] },
+  },
+  {
+    // ... and the model, which every layer uses, uses none of them.
+    files: ['src/model/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/dataplane/**', '**/sync/**', '**/cli/**', '**/plan/**', '**/trace/**', '**/cluster/**', '**/config/**', '**/observe/**'], message: 'src/model depends on nothing else in src' }] }] },
+  },
 );

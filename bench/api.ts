@@ -11,7 +11,7 @@ import { ApiSource } from '../src/cluster/api-source.js';
 import { loadKubeConfig } from '../src/cluster/api/kubeconfig.js';
 import { TRIGGER_TIME_ANNOTATION } from '../src/cluster/tracker.js';
 import { createLogger } from '../src/observe/log.js';
-import { realClock } from '../src/sync/clock.js';
+import { realClock } from '../src/model/clock.js';
 import { BoundedFrequencyRunner } from '../src/sync/runner.js';
 import type { TestApiServer } from '../test/helpers/apiserver.js';
 import { apiRequest, startTestApiServer } from '../test/helpers/apiserver.js';

@@ -3,6 +3,8 @@
 // address is reached on loopback.
 import { parseBindAddress } from '../observe/bind-address.js';
 import { UsageError } from './errors.js';
+import { errorMessage } from '../model/error-text.js';
+import { hostPort } from '../model/types.js';
 
 /** The base URL of the daemon's metrics server for a --metrics-bind-address value. */
 export function daemonBaseUrl(metricsBindAddress: string): string {
@@ -10,13 +12,13 @@ export function daemonBaseUrl(metricsBindAddress: string): string {
   try {
     target = parseBindAddress('metrics-bind-address', metricsBindAddress);
   } catch (e) {
-    throw new UsageError(e instanceof Error ? e.message : String(e));
+    throw new UsageError(errorMessage(e));
   }
   if (!target) throw new UsageError('--metrics-bind-address is empty, so the daemon serves no metrics server to ask: give the address it listens on, e.g. --metrics-bind-address 127.0.0.1:10249');
   let host = target.host ?? '127.0.0.1';
   if (host === '0.0.0.0') host = '127.0.0.1';
   if (host === '::') host = '::1';
-  return `http://${host.includes(':') ? `[${host}]` : host}:${target.port}`;
+  return `http://${hostPort(host, target.port)}`;
 }
 
 /** The daemon could not be asked: not running, wrong address, or an older version. */
@@ -31,7 +33,7 @@ export async function getDaemonJson<T>(base: string, path: string, timeoutMs: nu
   try {
     res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   } catch (e) {
-    const cause = e instanceof Error && e.cause instanceof Error ? e.cause.message : e instanceof Error ? e.message : String(e);
+    const cause = e instanceof Error && e.cause instanceof Error ? e.cause.message : errorMessage(e);
     throw new DaemonUnreachable(`cannot reach the kube-ipvs daemon at ${base} (${cause}): is it running, and is --metrics-bind-address the address it listens on?`);
   }
   const text = await res.text();

@@ -14,8 +14,9 @@ import { kernelRelease } from '../dataplane/netif/real.js';
 import type { Dataplane } from '../dataplane/dataplane.js';
 import type { Logger } from '../observe/log.js';
 import type { DesiredState } from '../plan/desired.js';
-import { realClock } from '../sync/clock.js';
+import { realClock } from '../model/clock.js';
 import { Proxier } from '../sync/proxier.js';
+import { errorMessage } from '../model/error-text.js';
 
 /** How long listing the cluster may take before giving up. */
 const LIST_TIMEOUT_MS = 60_000;
@@ -51,7 +52,7 @@ export async function loadCluster(o: { config: ProxyConfig; manifests: readonly 
     await api.waitForInitialSync(LIST_TIMEOUT_MS);
     return { tracker, node: api.node(), problems, fromManifests: false };
   } catch (e) {
-    throw new ClusterListError(e instanceof Error ? e.message : String(e));
+    throw new ClusterListError(errorMessage(e));
   } finally {
     api.close();
   }

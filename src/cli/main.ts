@@ -3,12 +3,14 @@
 // (2: bad flags or usage, 1: unreadable input or failed operation).
 // Each command's modules are imported when it runs, so that a command loads only what it uses
 // (--help loads nothing; the Kubernetes client only in API mode): in the bundle
-// (scripts/bundle.sh) each becomes a chunk read on demand. Only the error classes are static.
+// (scripts/bundle.sh) each becomes a chunk read on demand. Only the error classes and the lists
+// of the kube-proxy flags each command's --help shows are static.
 import { ConfigError } from '../config/errors.js';
 import { ManifestError } from '../cluster/manifest-error.js';
 import { KubeConfigError } from '../cluster/api/kubeconfig-error.js';
 import { DataplaneError } from '../dataplane/errors.js';
 import { UsageError } from './errors.js';
+import { CLEANUP_KUBE_PROXY_FLAGS, DIFF_KUBE_PROXY_FLAGS, PLAN_KUBE_PROXY_FLAGS, STATUS_KUBE_PROXY_FLAGS, TRACE_KUBE_PROXY_FLAGS } from './command-flags.js';
 import { redactPatterns } from '../observe/redact.js';
 
 const USAGE = `Usage: kube-ipvs <command> [flags]
@@ -38,31 +40,32 @@ export async function main(argv: readonly string[], io = { out: (s: string) => v
       case 'plan': {
         const [{ PLAN_FLAGS, runPlan }, { formatHelp }, { release }] = await Promise.all([import('./plan.js'), import('../config/load.js'), import('node:os')]);
         const code = runPlan(rest, { ...io, kernelRelease: release() });
-        if (code === -1) io.out(`Usage: kube-ipvs plan --manifests PATH... [--node-ip IP,...] [--output FORMAT] [kube-proxy flags]\n\n${formatHelp(PLAN_FLAGS)}`);
+        if (code === -1) io.out(`Usage: kube-ipvs plan --manifests PATH... [--node-ip IP,...] [--output FORMAT] [kube-proxy flags]\n\n${formatHelp(PLAN_FLAGS, PLAN_KUBE_PROXY_FLAGS)}`);
         return Math.max(code, 0);
       }
       case 'trace': {
         const [{ runTrace, wantsLive, TRACE_FLAGS, TRACE_USAGE }, { formatHelp }, { release }] = await Promise.all([import('./trace.js'), import('../config/load.js'), import('node:os')]);
         const code = wantsLive(rest) ? await (await import('./trace-live.js')).runLiveTrace(rest, io) : runTrace(rest, { ...io, kernelRelease: release() });
-        if (code === -1) io.out(`${TRACE_USAGE}\n\n${formatHelp(TRACE_FLAGS)}`);
+        if (code === -1) io.out(`${TRACE_USAGE}\n\n${formatHelp(TRACE_FLAGS, TRACE_KUBE_PROXY_FLAGS)}`);
         return Math.max(code, 0);
       }
       case 'status': {
         const [{ runStatus, STATUS_FLAGS, STATUS_USAGE }, { formatHelp }] = await Promise.all([import('./status.js'), import('../config/load.js')]);
         const code = await runStatus(rest, { ...io, ...(process.stdout.isTTY ? { width: process.stdout.columns } : {}) });
-        if (code === -1) io.out(`${STATUS_USAGE}\n\n${formatHelp(STATUS_FLAGS)}`);
+        if (code === -1) io.out(`${STATUS_USAGE}\n\n${formatHelp(STATUS_FLAGS, STATUS_KUBE_PROXY_FLAGS)}`);
         return Math.max(code, 0);
       }
       case 'diff': {
         const [{ DIFF_FLAGS, DIFF_USAGE, runDiff }, { formatHelp }] = await Promise.all([import('./diff.js'), import('../config/load.js')]);
         const code = await runDiff(rest, io);
-        if (code === -1) io.out(`${DIFF_USAGE}\n\n${formatHelp(DIFF_FLAGS)}`);
+        if (code === -1) io.out(`${DIFF_USAGE}\n\n${formatHelp(DIFF_FLAGS, DIFF_KUBE_PROXY_FLAGS)}`);
         return Math.max(code, 0);
       }
       case 'run': {
         const [{ RUN_FLAGS, runRun }, { formatHelp }] = await Promise.all([import('./run.js'), import('../config/load.js')]);
         const code = await runRun(rest, io);
-        if (code === -1) io.out(formatHelp(RUN_FLAGS));
+        // runRun printed the usage line.
+        if (code === -1) io.out(`\n${formatHelp(RUN_FLAGS)}`);
         return Math.max(code, 0);
       }
       case 'cleanup': {
@@ -77,7 +80,7 @@ export async function main(argv: readonly string[], io = { out: (s: string) => v
         // The kube-proxy flags apply (notably --ipvs-exclude-cidrs, --log-format, --config).
         const loaded = loadConfig(rest, { extraFlags: [], hostname: hostname(), readFile: (p) => readFileSync(p, 'utf8') });
         if (loaded.help) {
-          io.out(`Usage: kube-ipvs cleanup [--ipvs-exclude-cidrs CIDRS] [kube-proxy flags]\nRemoves every virtual server (outside the excluded CIDRs), ipset, chain, jump and kube-ipvs0 address kube-ipvs owns.\n\n${formatHelp()}`);
+          io.out(`Usage: kube-ipvs cleanup [--ipvs-exclude-cidrs CIDRS] [kube-proxy flags]\nRemoves every virtual server (outside the excluded CIDRs), ipset, chain, jump and kube-ipvs0 address kube-ipvs owns.\n\n${formatHelp([], CLEANUP_KUBE_PROXY_FLAGS)}`);
           return 0;
         }
         const log = processLogger(loaded.config.logging);

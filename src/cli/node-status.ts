@@ -15,7 +15,7 @@ import type { DrainObservation } from '../observe/status-build.js';
 import type { SourceStatus, StatusDocument, StatusFilter } from '../observe/status-document.js';
 import { STATUS_API_VERSION, STATUS_PER_VS_LIMIT } from '../observe/status-document.js';
 import type { SyncHistory } from '../observe/sync-history.js';
-import type { Clock } from '../sync/clock.js';
+import type { Clock } from '../model/clock.js';
 import type { DriftReport } from '../sync/drift.js';
 import { diffLive } from '../sync/drift.js';
 import type { Draining } from '../sync/ipvs-reconciler.js';

@@ -15,16 +15,17 @@ import type { ServiceStat } from '../observe/metrics.js';
 import { ProxyMetrics } from '../observe/metrics.js';
 import { ProxyHealth } from '../observe/proxy-health.js';
 import { ServiceHealthServers } from '../observe/service-health.js';
-import { realClock } from '../sync/clock.js';
+import { realClock } from '../model/clock.js';
 import type { SyncOutcome } from '../sync/proxier.js';
 import type { DaemonObserver } from './daemon.js';
-import type { Clock } from '../sync/clock.js';
+import type { Clock } from '../model/clock.js';
 import type { Draining } from '../sync/ipvs-reconciler.js';
 import type { DesiredState } from '../plan/desired.js';
 import type { RouteHandler } from '../observe/http-servers.js';
 import type { SourceStatus } from '../observe/status-document.js';
 import { SyncHistory } from '../observe/sync-history.js';
 import { statusRoutes } from './status-routes.js';
+import { errorMessage } from '../model/error-text.js';
 
 const BIND_RETRY_MS = 5000;
 
@@ -100,8 +101,8 @@ class RetryingServer {
     try {
       this.server = await this.start();
     } catch (e) {
-      if (this.hardFail) throw new BindHardFail(`${this.what} server failed: ${e instanceof Error ? e.message : String(e)}`);
-      this.log.error(e instanceof Error ? e.message : String(e), { retryIn: `${BIND_RETRY_MS / 1000}s` });
+      if (this.hardFail) throw new BindHardFail(`${this.what} server failed: ${errorMessage(e)}`);
+      this.log.error(errorMessage(e), { retryIn: `${BIND_RETRY_MS / 1000}s` });
       this.timer = setTimeout(() => void this.retry(), BIND_RETRY_MS);
     }
   }
@@ -127,7 +128,7 @@ class RetryingServer {
 export async function startObservability(o: ObservabilityInput): Promise<Observability> {
   const families: IpFamily[] = o.dataplane.iptables.map((b) => b.family);
   const health = new ProxyHealth({ clock: realClock, syncPeriodMs: o.config.ipvs.syncPeriodMs, families, nodeEligible: o.nodeEligible });
-  const metrics = new ProxyMetrics({ families, onStatsError: (e) => o.log.warn('IPVS counters unavailable for this scrape', { error: e instanceof Error ? e.message : String(e) }) });
+  const metrics = new ProxyMetrics({ families, onStatsError: (e) => o.log.warn('IPVS counters unavailable for this scrape', { error: errorMessage(e) }) });
   metrics.setServiceStatsSource(async () => {
     const stats: ServiceStat[] = [];
     for (const vs of await o.dataplane.ipvs.listServices()) {

@@ -44,13 +44,13 @@ export interface PlanInputs {
 }
 
 /**
- * Loads config and manifests and plans them; shared by `plan` and `trace`. `exit` is set when the
+ * Loads config and manifests and plans them; shared by `plan` and `trace`. Only `exit` when the
  * command ends before planning: --help (-1), --version or --write-config-to (their exit code).
  */
-export function planFromArgs(argv: readonly string[], flags: readonly FlagSpec[], kernelRelease: string, io: ProcessIo): PlanInputs & { exit: number | undefined } {
+export function planFromArgs(argv: readonly string[], flags: readonly FlagSpec[], kernelRelease: string, io: ProcessIo): { exit: number } | (PlanInputs & { exit: undefined }) {
   const loaded = loadConfig(argv, { extraFlags: flags, hostname: hostname(), readFile: (p) => readFileSync(p, 'utf8') });
   const early = loaded.help ? -1 : runProcessFlags(loaded, io, createLogger(loaded.config.logging.format, io.err));
-  if (early !== undefined) return { config: loaded.config, node: undefined as unknown as NodeInfo, extra: loaded.extra, state: undefined as unknown as DesiredState, problems: [], tracker: new ClusterTracker(loaded.config.hostnameOverride, () => undefined), exit: early };
+  if (early !== undefined) return { exit: early };
   for (const w of loaded.warnings) io.err(`warning: ${formatLoadWarning(w)}\n`);
   const paths = loaded.extra.get('manifests') as readonly string[];
   if (paths.length === 0) throw new UsageError('--manifests is required: give a file or directory of Services and EndpointSlices');

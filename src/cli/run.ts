@@ -22,6 +22,7 @@ import { UsageError } from './errors.js';
 import { rateLimiterFor, type RateLimiter } from '../cluster/api/rate-limiter.js';
 import { logLoadWarnings, runProcessFlags } from './process-flags.js';
 import { versionLine } from '../version.js';
+import { errorMessage } from '../model/error-text.js';
 
 // Modules are imported where they are used (see main.ts): the cluster source's before the rest, so
 // that its first lists go out while the daemon's other modules load.
@@ -102,7 +103,7 @@ async function runInitOnly(log: Logger, config: ProxyConfig): Promise<number> {
     // Loads ip_vs first: its net.ipv4.vs.* settings do not exist before.
     await ipvs.client.getInfo();
   } catch (e) {
-    report.fail({ subsystem: 'ipvs', op: 'load', object: 'ip_vs', message: e instanceof Error ? e.message : String(e) });
+    report.fail({ subsystem: 'ipvs', op: 'load', object: 'ip_vs', message: errorMessage(e) });
   }
   try {
     await applySysctls(new RealSysctl(), planSysctls({ kernelVersion: kernel }, config, cpus().length), report);
@@ -111,7 +112,7 @@ async function runInitOnly(log: Logger, config: ProxyConfig): Promise<number> {
       try {
         await ipvs.setTimeouts(t);
       } catch (e) {
-        report.fail({ subsystem: 'ipvs', op: 'setTimeouts', object: `${t.tcp} ${t.tcpFin} ${t.udp}`, message: e instanceof Error ? e.message : String(e) });
+        report.fail({ subsystem: 'ipvs', op: 'setTimeouts', object: `${t.tcp} ${t.tcpFin} ${t.udp}`, message: errorMessage(e) });
       }
     }
   } finally {
@@ -213,7 +214,7 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
   if (!once) {
     // As kube-proxy's ProxyServer.Run; the kernel refuses lowering it without CAP_SYS_RESOURCE.
     await applyOomScoreAdj(config.oomScoreAdj).catch((e: unknown) =>
-      log.warn('cannot set the OOM score adjustment; the daemon keeps the one it has', { oomScoreAdj: config.oomScoreAdj, error: e instanceof Error ? e.message : String(e) }),
+      log.warn('cannot set the OOM score adjustment; the daemon keeps the one it has', { oomScoreAdj: config.oomScoreAdj, error: errorMessage(e) }),
     );
   }
 
@@ -280,7 +281,7 @@ async function openManifestSource(paths: readonly string[], nodeName: string, tr
 }
 
 function importSyncModules() {
-  return Promise.all([import('../dataplane/real-dataplane.js'), import('../dataplane/netif/real.js'), import('../sync/proxier.js'), import('../sync/clock.js'), import('./daemon.js'), import('../dataplane/oom.js')]);
+  return Promise.all([import('../dataplane/real-dataplane.js'), import('../dataplane/netif/real.js'), import('../sync/proxier.js'), import('../model/clock.js'), import('./daemon.js'), import('../dataplane/oom.js')]);
 }
 
 /** `whileListing` runs once the first lists are out. */
@@ -299,7 +300,7 @@ async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: 
   try {
     await api.waitForInitialSync(INITIAL_LIST_TIMEOUT_MS);
   } catch (e) {
-    log.error(e instanceof Error ? e.message : String(e));
+    log.error(errorMessage(e));
     api.close();
     return undefined;
   }

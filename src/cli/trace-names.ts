@@ -6,7 +6,7 @@ import { podsOf } from '../observe/status-build.js';
 import type { StatusDocument } from '../observe/status-document.js';
 import { hostPort } from '../model/types.js';
 import { OwnerIndex } from '../plan/owners.js';
-import type { TraceNaming, TraceResult } from '../plan/trace.js';
+import type { TraceNaming, TraceResult } from '../trace/trace.js';
 
 export interface PodName {
   readonly pod?: string;

@@ -8,6 +8,7 @@ import type { Endpoint, IpFamily, Protocol, ServiceEndpoints, ServiceKey } from 
 import { hostPort, PROTOCOLS, serviceKey, servicePortKey } from '../model/types.js';
 import type { ProblemSink } from './problems.js';
 import { arrayOf, isRecord, objectMeta } from './shape.js';
+import { errorMessage } from '../model/error-text.js';
 
 /** The service a slice belongs to, or undefined when kube-proxy ignores the slice. */
 export function sliceServiceKey(slice: V1EndpointSlice): ServiceKey | undefined {
@@ -62,7 +63,7 @@ export function endpointsFromSlices(
       addSlice(slice, family, nodeName, { namespace, name }, byPort, problem);
     } catch (e) {
       // A field of a type no check foresaw costs this slice only.
-      problem('', `cannot be read (${e instanceof Error ? e.message : String(e)}); the rest of the slice is ignored`);
+      problem('', `cannot be read (${errorMessage(e)}); the rest of the slice is ignored`);
     }
   }
   const result = new Map<string, readonly Endpoint[]>();

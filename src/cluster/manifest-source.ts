@@ -12,6 +12,7 @@ import { loadManifests } from './manifests.js';
 import type { ClusterTracker } from './tracker.js';
 import { nodeView } from './node.js';
 import { objectMeta } from './shape.js';
+import { errorMessage } from '../model/error-text.js';
 
 export interface ReloadResult {
   readonly ok: boolean;
@@ -55,7 +56,7 @@ export class ManifestSource {
     try {
       objects = loadManifests(this.paths);
     } catch (e) {
-      return { ok: false, error: e instanceof Error ? e.message : String(e), services: this.services.size, endpointSlices: this.slices.size, changed: 0 };
+      return { ok: false, error: errorMessage(e), services: this.services.size, endpointSlices: this.slices.size, changed: 0 };
     }
     let changed = 0;
     const nextServices = new Map(objects.services.map((s) => [key(s), s]));

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import { LineCounter, parseAllDocuments } from 'yaml';
 import { ManifestError } from './manifest-error.js';
+import { errorMessage, fileErrorText } from '../model/error-text.js';
 
 export { ManifestError };
 
@@ -34,20 +35,36 @@ function mib(bytes: number): string {
   return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
 }
 
+function unreadable(path: string, e: unknown): ManifestError {
+  return new ManifestError(path, undefined, `cannot read: ${fileErrorText(e)}`);
+}
+
 /** Files a path stands for: itself, or every manifest file below a directory, sorted. */
 export function manifestFiles(path: string): string[] {
   let st;
   try {
     st = statSync(path);
   } catch (e) {
-    throw new ManifestError(path, undefined, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw unreadable(path, e);
   }
   if (!st.isDirectory()) return [path];
   const out: string[] = [];
-  for (const name of readdirSync(path).sort()) {
+  let names: string[];
+  try {
+    names = readdirSync(path).sort();
+  } catch (e) {
+    throw unreadable(path, e);
+  }
+  for (const name of names) {
     if (name.startsWith('.')) continue;
     const full = join(path, name);
-    if (statSync(full).isDirectory()) out.push(...manifestFiles(full));
+    let isDir: boolean;
+    try {
+      isDir = statSync(full).isDirectory();
+    } catch (e) {
+      throw unreadable(full, e);
+    }
+    if (isDir) out.push(...manifestFiles(full));
     else if (MANIFEST_EXTENSIONS.some((ext) => name.endsWith(ext))) out.push(full);
   }
   return out;
@@ -91,7 +108,7 @@ export function parseManifestText(file: string, text: string, into: ManifestObje
       if (e instanceof ReferenceError && /alias/i.test(e.message)) {
         throw new ManifestError(file, line, `YAML aliases expand past ${MAX_ALIAS_COUNT} copies (refused as a resource exhaustion attack): write the objects out without anchors and aliases`);
       }
-      throw new ManifestError(file, line, `cannot read the document: ${e instanceof Error ? e.message : String(e)}`);
+      throw new ManifestError(file, line, `cannot read the document: ${errorMessage(e)}`);
     }
     collect(value, into);
   }
@@ -121,7 +138,7 @@ export function loadManifests(paths: readonly string[]): ManifestObjects {
         }
       } catch (e) {
         if (e instanceof ManifestError) throw e;
-        throw new ManifestError(file, undefined, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+        throw unreadable(file, e);
       }
       into.files.push(file);
       parseManifestText(file, text, into);

@@ -9,6 +9,7 @@ import type { Protocol, ServiceInfo, ServicePort } from '../model/types.js';
 import { PROTOCOLS, serviceKey, servicePortKey } from '../model/types.js';
 import type { ProblemSink } from './problems.js';
 import { isRecord, objectMeta } from './shape.js';
+import { errorMessage } from '../model/error-text.js';
 
 /** The API server's default for sessionAffinityConfig.clientIP.timeoutSeconds (3 hours). */
 export const DEFAULT_STICKY_SECONDS = 10800;
@@ -138,7 +139,7 @@ export function toServiceInfo(svc: V1Service, report: ProblemSink): ServiceInfo 
     return buildServiceInfo(svc, namespace, name, (field, reason) => problem(field, reason, 'ignored-field'));
   } catch (e) {
     // A field of a type no check foresaw must cost this Service only, never the sync.
-    problem(e instanceof InvalidService ? e.field : '', e instanceof InvalidService ? e.message : `cannot be read (${e instanceof Error ? e.message : String(e)}); check its fields against the Service API`, 'skipped');
+    problem(e instanceof InvalidService ? e.field : '', e instanceof InvalidService ? e.message : `cannot be read (${errorMessage(e)}); check its fields against the Service API`, 'skipped');
     return undefined;
   }
 }

@@ -142,11 +142,6 @@ export class ClusterTracker {
     return [...this.problemsOf.values()].flatMap((p) => [...p.service, ...p.endpoints]);
   }
 
-  /** Every object currently known (for `kube-ipvs status` and full re-plans). */
-  allServiceKeys(): ServiceKey[] {
-    return [...new Set([...this.services.keys(), ...this.slicesByService.keys()])];
-  }
-
   /** Applies pending changes and reports which services changed since the last drain. */
   drain(): ClusterChanges {
     const changed = new Set<ServiceKey>();

@@ -170,9 +170,23 @@ export const KUBE_PROXY_FLAGS: readonly FlagSpec[] = [
   ...PROCESS_FLAGS,
 ];
 
-/** `--help` text for the command's own flags, the kube-proxy flags, and those without effect. */
-export function formatHelp(extraFlags: readonly FlagSpec[] = []): string {
+/**
+ * `--help` text for the command's own flags and the kube-proxy flags. With `uses`, only the named
+ * kube-proxy flags (those that change what the command does) are listed; every other one is still
+ * accepted, so that a node's kube-proxy command line works unchanged. Without it, all of them,
+ * those without effect in kube-ipvs apart (what `run` does).
+ */
+export function formatHelp(extraFlags: readonly FlagSpec[] = [], uses?: readonly string[]): string {
   const own = extraFlags.length > 0 ? `Command flags:\n${formatFlagHelp(extraFlags)}\n\n` : '';
+  if (uses !== undefined) {
+    const unknown = uses.filter((name) => !KUBE_PROXY_FLAGS.some((f) => f.name === name));
+    if (unknown.length > 0) throw new Error(`formatHelp: not kube-proxy flags: ${unknown.join(', ')}`);
+    const used = KUBE_PROXY_FLAGS.filter((f) => uses.includes(f.name));
+    return (
+      `${own}kube-proxy flags used here:\n${formatFlagHelp(used)}\n\n` +
+      "Every other kube-proxy flag is accepted and changes nothing here; 'kube-ipvs run --help' lists them.\n"
+    );
+  }
   const effective = KUBE_PROXY_FLAGS.filter((f) => !INERT_FLAG_NAMES.has(f.name));
   const inert = KUBE_PROXY_FLAGS.filter((f) => !effective.includes(f));
   return (

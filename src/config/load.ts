@@ -10,6 +10,7 @@
 // flags always apply. What the CLI should warn about once at start-up is in `warnings`: flags
 // ignored because of --config, a file decoded leniently, settings without effect in kube-ipvs,
 // deprecated flags, GA or deprecated feature gates.
+import { fileErrorText } from '../model/error-text.js';
 import { ConfigError } from './errors.js';
 import { parseFeatureGatesFlag, UNIMPLEMENTED_GATES } from './feature-gates.js';
 import { parseFlags, type FlagSpec, type FlagValue } from './flags.js';
@@ -279,8 +280,7 @@ export function loadConfig(argv: readonly string[], opts: LoadOptions): LoadResu
     try {
       text = opts.readFile(configFile);
     } catch (err) {
-      const why = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
-      throw new ConfigError(`cannot read --config file ${configFile}: ${why}`, '--config', configFile);
+      throw new ConfigError(`cannot read --config file ${configFile}: ${fileErrorText(err)}`, '--config', configFile);
     }
     const file = parseKubeProxyConfiguration(text, configFile);
     source = { settings: { ...file.settings }, origin: file.origin };

@@ -15,6 +15,7 @@ import { RealIpvs } from './ipvs/real.js';
 import { RealNetif } from './netif/real.js';
 import { RealSysctl } from './sysctl/real.js';
 import type { IpFamily } from '../model/types.js';
+import { errorMessage } from '../model/error-text.js';
 
 export interface RealDataplane extends Dataplane {
   readonly ipvs: RealIpvs;
@@ -53,7 +54,7 @@ export async function openRealDataplane(): Promise<RealDataplane> {
     await ipvs.client.getInfo();
   } catch (e) {
     ipvs.close();
-    const why = e instanceof Error ? e.message : String(e);
+    const why = errorMessage(e);
     throw new DataplaneError('UNAVAILABLE', 'ipvs', 'open', 'IPVS', `kube-ipvs cannot run without IPVS: ${why}`);
   }
   const rest = await openNonIpvs();
@@ -116,7 +117,7 @@ async function openNonIpvs(): Promise<Omit<RealDataplane, 'ipvs'>> {
         await backend.observe();
         return backend;
       } catch (e) {
-        skipped.push(`${family}: ${e instanceof Error ? e.message : String(e)}`);
+        skipped.push(`${family}: ${errorMessage(e)}`);
         return undefined;
       }
     }),

@@ -4,9 +4,11 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { parseBindAddress } from './bind-address.js';
-import { closeServer, joinHostPort, listen } from './listen.js';
+import { closeServer, listen } from './listen.js';
+import { hostPort } from '../model/types.js';
 import type { ProbeCounter, ProxyMetrics } from './metrics.js';
 import type { HealthResult, ProxyHealth } from './proxy-health.js';
+import { errorMessage } from '../model/error-text.js';
 
 export interface RunningServer {
   /** The bound "host:port", e.g. "127.0.0.1:10249", "[::1]:10249", "[::]:10256" for ":10256". */
@@ -87,7 +89,7 @@ export async function startMetricsServer(
       case '/metrics':
         metrics.metrics().then(
           (text) => res.writeHead(200, { 'Content-Type': metrics.contentType }).end(text),
-          (e: unknown) => res.writeHead(500, textHeaders()).end(`error gathering metrics: ${e instanceof Error ? e.message : String(e)}\n`),
+          (e: unknown) => res.writeHead(500, textHeaders()).end(`error gathering metrics: ${errorMessage(e)}\n`),
         );
         return;
       case '/proxyMode':
@@ -104,7 +106,7 @@ export async function startMetricsServer(
         if (!route) return notFound(res);
         route(new URL(req.url ?? '/', 'http://localhost')).then(
           (r) => res.writeHead(r.status, r.headers).end(r.body),
-          (e: unknown) => res.writeHead(500, textHeaders()).end(`${path}: ${e instanceof Error ? e.message : String(e)}\n`),
+          (e: unknown) => res.writeHead(500, textHeaders()).end(`${path}: ${errorMessage(e)}\n`),
         );
       }
     }
@@ -127,7 +129,7 @@ async function start(
   }
   const bound = server.address();
   return {
-    address: joinHostPort(typeof bound === 'object' && bound !== null ? bound.address : (target.host ?? '::'), port),
+    address: hostPort(typeof bound === 'object' && bound !== null ? bound.address : (target.host ?? '::'), port),
     port,
     close: () => closeServer(server),
   };
@@ -166,7 +168,7 @@ function describe(code: string | undefined, cause: unknown): string {
     case 'EADDRNOTAVAIL':
       return 'address not available on this host';
     default:
-      return cause instanceof Error ? cause.message : String(cause);
+      return errorMessage(cause);
   }
 }
 

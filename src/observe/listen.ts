@@ -39,8 +39,3 @@ export function closeServer(server: Server): Promise<void> {
     server.closeAllConnections();
   });
 }
-
-/** "host:port" for display, with brackets around IPv6 hosts. */
-export function joinHostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}

@@ -95,8 +95,8 @@ export class ProxyMetrics implements ProbeCounter {
   private readonly syncErrors: Counter<'subsystem'>;
   private readonly drift: Counter<'subsystem'>;
 
-  constructor(private readonly o: ProxyMetricsOptions) {
-    this.wallClock = o.wallClock ?? Date.now;
+  constructor(private readonly options: ProxyMetricsOptions) {
+    this.wallClock = options.wallClock ?? Date.now;
     const registers = [this.registry];
     const family = ['ip_family'] as const;
 
@@ -198,7 +198,7 @@ export class ProxyMetrics implements ProbeCounter {
       registers,
     });
     // Present from the start so rate() and increase() work before the first failure.
-    for (const f of o.families) this.restoreFailures.inc({ ip_family: f }, 0);
+    for (const f of options.families) this.restoreFailures.inc({ ip_family: f }, 0);
     for (const subsystem of ['ipvs', 'ipset', 'iptables', 'netif']) this.drift.inc({ subsystem }, 0);
     for (const subsystem of ['ipvs', 'ipset', 'iptables', 'netif', 'sysctl', 'conntrack']) this.syncErrors.inc({ subsystem }, 0);
     // A 503 series born at 1 shows no increase() to Prometheus: start both answers at 0.
@@ -219,7 +219,7 @@ export class ProxyMetrics implements ProbeCounter {
 
     // Not prom-client's default collectors: their event-loop histogram sampled every 10 ms woke an
     // idle daemon 100 times a second, and a scrape of them cost more than kube-proxy's metrics.
-    if (o.defaultMetrics !== false) registerProcessMetrics(this.registry);
+    if (options.defaultMetrics !== false) registerProcessMetrics(this.registry);
   }
 
   /** Where the per-service IPVS counters come from; called once per scrape. */
@@ -299,7 +299,7 @@ export class ProxyMetrics implements ProbeCounter {
   }
 
   private familiesOf(family: IpFamily | undefined): readonly IpFamily[] {
-    return family === undefined ? this.o.families : [family];
+    return family === undefined ? this.options.families : [family];
   }
 
   /** A counter whose values are the kernel's cumulative counters, copied in at each scrape. */
@@ -336,16 +336,16 @@ export class ProxyMetrics implements ProbeCounter {
   private fetchStats(): Promise<readonly ServiceStat[] | undefined> {
     const source = this.statsSource;
     if (!source) return Promise.resolve(undefined);
-    const now = this.o.now ?? (() => performance.now());
+    const now = this.options.now ?? (() => performance.now());
     const cached = this.statsCache;
-    if (cached && now() - cached.at < (this.o.statsMaxAgeMs ?? STATS_MAX_AGE_MS)) return Promise.resolve(cached.stats);
+    if (cached && now() - cached.at < (this.options.statsMaxAgeMs ?? STATS_MAX_AGE_MS)) return Promise.resolve(cached.stats);
     this.statsInFlight ??= source()
       .then((stats) => {
         this.statsCache = { at: now(), stats };
         return stats;
       })
       .catch((e: unknown) => {
-        this.o.onStatsError?.(e);
+        this.options.onStatsError?.(e);
         return undefined;
       })
       .finally(() => {

@@ -3,7 +3,7 @@
 // sync since. /healthz also fails while the node is being deleted; /livez ignores the node. As
 // kube-proxy's NodeEligible, the node is looked at when /healthz is asked, so a taint or a deletion
 // shows at once rather than at the next sync.
-import type { Clock } from '../sync/clock.js';
+import type { Clock } from '../model/clock.js';
 import type { IpFamily } from '../model/types.js';
 import { formatGoTime } from './go-time.js';
 
@@ -93,10 +93,10 @@ export class ProxyHealth {
   private readonly wallClock: () => number;
   private readonly nodeEligible: () => boolean;
 
-  constructor(private readonly o: ProxyHealthOptions) {
-    this.timeoutMs = o.healthTimeoutMs ?? 2 * o.syncPeriodMs;
-    this.wallClock = o.wallClock ?? Date.now;
-    this.nodeEligible = o.nodeEligible ?? (() => true);
+  constructor(private readonly options: ProxyHealthOptions) {
+    this.timeoutMs = options.healthTimeoutMs ?? 2 * options.syncPeriodMs;
+    this.wallClock = options.wallClock ?? Date.now;
+    this.nodeEligible = options.nodeEligible ?? (() => true);
   }
 
   /**
@@ -105,7 +105,7 @@ export class ProxyHealth {
    */
   queuedUpdate(family?: IpFamily): void {
     for (const f of this.familiesOf(family)) {
-      if (!this.oldestPendingQueued.has(f)) this.oldestPendingQueued.set(f, this.o.clock.now());
+      if (!this.oldestPendingQueued.has(f)) this.oldestPendingQueued.set(f, this.options.clock.now());
     }
   }
 
@@ -114,7 +114,7 @@ export class ProxyHealth {
    * SyncLoop does): a family that was never updated is not judged at all.
    */
   updated(family?: IpFamily): void {
-    const stamp = { mono: this.o.clock.now(), wall: this.wallClock() };
+    const stamp = { mono: this.options.clock.now(), wall: this.wallClock() };
     for (const f of this.familiesOf(family)) {
       this.oldestPendingQueued.delete(f);
       this.lastUpdated.set(f, stamp);
@@ -157,7 +157,7 @@ export class ProxyHealth {
   }
 
   private evaluate(): Evaluation {
-    const now = this.o.clock.now();
+    const now = this.options.clock.now();
     let healthy = true;
     let lastUpdatedWall: number | undefined;
     const status = new Map<IpFamily, ProxierHealthStatus>();
@@ -172,7 +172,7 @@ export class ProxyHealth {
   }
 
   private familiesOf(family: IpFamily | undefined): readonly IpFamily[] {
-    return family === undefined ? this.o.families : [family];
+    return family === undefined ? this.options.families : [family];
   }
 }
 

@@ -5,7 +5,8 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Logger } from './log.js';
-import { closeServer, joinHostPort, listen } from './listen.js';
+import { closeServer, listen } from './listen.js';
+import { hostPort } from '../model/types.js';
 
 export interface ServiceHealthOptions {
   /** The proxy's own health, without node eligibility (ProxyHealth.isHealthy). */
@@ -45,8 +46,8 @@ export class ServiceHealthServers {
   /** The addresses every open port listens on (undefined: all, with one dual-stack socket). */
   private addresses: readonly string[] | undefined;
 
-  constructor(private readonly o: ServiceHealthOptions) {
-    this.addresses = o.addresses;
+  constructor(private readonly options: ServiceHealthOptions) {
+    this.addresses = options.addresses;
   }
 
   /**
@@ -78,7 +79,7 @@ export class ServiceHealthServers {
   answer(service: string): { status: 200 | 503; body: ServiceHealthBody } | undefined {
     const inst = this.services.get(service);
     if (!inst) return undefined;
-    const healthy = this.o.proxyHealthy();
+    const healthy = this.options.proxyHealthy();
     const [namespace = '', name = ''] = splitName(service);
     return {
       status: inst.endpoints !== 0 && healthy ? 200 : 503,
@@ -102,14 +103,14 @@ export class ServiceHealthServers {
     if (this.closed) return;
     const moved = addresses !== undefined && !sameList(addresses, this.addresses);
     if (moved) {
-      if (addresses.length > 0) this.o.logger?.info('Health check node ports listen on', { addresses: addresses.join(',') });
-      else if (wanted.size > 0) this.o.logger?.warn('no node address matches --nodeport-addresses: health check node ports listen nowhere');
+      if (addresses.length > 0) this.options.logger?.info('Health check node ports listen on', { addresses: addresses.join(',') });
+      else if (wanted.size > 0) this.options.logger?.warn('no node address matches --nodeport-addresses: health check node ports listen nowhere');
       this.addresses = addresses;
     }
     const closing: Array<Promise<void>> = [];
     for (const [name, inst] of this.services) {
       if (!moved && wanted.get(name) === inst.port) continue;
-      this.o.logger?.info('Closing healthcheck', { service: name, port: inst.port });
+      this.options.logger?.info('Closing healthcheck', { service: name, port: inst.port });
       this.services.delete(name);
       closing.push(...inst.servers.map(closeServer));
     }
@@ -135,14 +136,14 @@ export class ServiceHealthServers {
       // Close what did open, so a retry or another service can take the port.
       await Promise.all(inst.servers.map(closeServer));
       const error = e instanceof Error ? e : new Error(String(e));
-      this.o.logger?.error('Failed to start healthcheck', { service: name, port, error: error.message });
-      this.o.onBindError?.(name, port, error);
+      this.options.logger?.error('Failed to start healthcheck', { service: name, port, error: error.message });
+      this.options.onBindError?.(name, port, error);
       return;
     }
-    this.o.logger?.info('Opening healthcheck', {
+    this.options.logger?.info('Opening healthcheck', {
       service: name,
       port: inst.boundPort,
-      addresses: hosts.map((h) => (h === undefined ? '*' : joinHostPort(h, inst.boundPort))).join(',') || 'none',
+      addresses: hosts.map((h) => (h === undefined ? '*' : hostPort(h, inst.boundPort))).join(',') || 'none',
     });
     this.services.set(name, inst);
   }

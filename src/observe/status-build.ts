@@ -5,7 +5,7 @@
 import type { V1EndpointSlice } from '@kubernetes/client-node';
 import type { ListedRealServer, ObservedVirtualServer } from '../dataplane/ipvs/backend.js';
 import type { IpvsStats } from '../dataplane/ipvs/netlink-codec.js';
-import { compareRealServers, schedulerFlagNames } from '../dataplane/ipvs/text.js';
+import { compareRealServers, schedulerFlagNames } from '../model/text/ipvs.js';
 import { canonicalIp } from '../model/ip.js';
 import type { VirtualServerSpec } from '../model/kernel.js';
 import { rsKey, vsKey } from '../model/kernel.js';

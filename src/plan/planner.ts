@@ -17,6 +17,7 @@ import { healthCheckAddresses, nodeAddressSet, nodePortIPs } from './node-ips.js
 import { CountedSet } from './refcount.js';
 import { buildRules, jumpRulesInChainOrder } from './rules.js';
 import { planIpvsTimeouts, planSysctls } from './sysctl.js';
+import { errorMessage } from '../model/error-text.js';
 
 export interface PlannerOptions {
   readonly node: NodeInfo;
@@ -227,7 +228,7 @@ export class Planner {
       }
     } catch (e) {
       // A service the planner cannot plan is left out and named; it never stops the others.
-      this.unplannable.set(key, e instanceof Error ? e.message : String(e));
+      this.unplannable.set(key, errorMessage(e));
       return;
     }
     for (const [family, frags] of next) this.families.get(family)?.apply(key, frags, 1);

@@ -8,9 +8,9 @@
 // - iptables: our chains rule by rule, and the jumps into them from the built-in chains;
 // - kube-ipvs0: the addresses of the proxied families; sysctls: the planned values.
 import type { ListedRealServer } from '../dataplane/ipvs/backend.js';
-import type { IptablesTables } from '../dataplane/iptables/text.js';
-import { renderIpsetCreate, sortIpsetEntries } from '../dataplane/ipset/text.js';
-import { compareRealServers, compareVirtualServers, renderIpvsadmRealServerLine, renderIpvsadmServiceLine } from '../dataplane/ipvs/text.js';
+import type { IptablesTables } from '../model/text/iptables.js';
+import { renderIpsetCreate, sortIpsetEntries } from '../model/text/ipset.js';
+import { compareRealServers, compareVirtualServers, renderIpvsadmRealServerLine, renderIpvsadmServiceLine } from '../model/text/ipvs.js';
 import type { ParsedCidr } from '../model/ip.js';
 import { hostPrefix, inAnyCidr, parseCidr } from '../model/ip.js';
 import type { RealServer, VirtualServer } from '../model/kernel.js';

@@ -4,7 +4,7 @@
 import type { IpsetBackend, IpsetOp } from '../dataplane/ipset/backend.js';
 import type { IpsetSpec, IpsetState } from '../model/kernel.js';
 import type { SyncReport } from './report.js';
-import { errorMessage } from './report.js';
+import { errorMessage } from '../model/error-text.js';
 
 interface Applied {
   spec: IpsetSpec;

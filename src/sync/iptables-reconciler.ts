@@ -2,13 +2,13 @@
 // with a single iptables-restore --noflush. Unlike kube-proxy, which rewrites the chains every
 // sync, the restore is skipped when iptables-save already shows exactly the planned rules.
 import type { IptablesBackend } from '../dataplane/iptables/backend.js';
-import type { IptablesTables } from '../dataplane/iptables/text.js';
+import type { IptablesTables } from '../model/text/iptables.js';
 import type { IptablesTable } from '../model/kernel.js';
 import type { JumpRule } from '../model/names.js';
 import { JUMP_RULES } from '../model/names.js';
 import { jumpRuleSpec } from '../plan/rules.js';
 import type { SyncReport } from './report.js';
-import { errorMessage } from './report.js';
+import { errorMessage } from '../model/error-text.js';
 
 /** The iptables-restore input that makes our chains hold `tables` and adds missing jumps. */
 export function restorePayload(tables: readonly IptablesTable[], missingJumps: readonly JumpRule[]): string {

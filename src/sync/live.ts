@@ -5,8 +5,8 @@
 // shape the packet tracer walks.
 import type { Dataplane } from '../dataplane/dataplane.js';
 import type { ListedRealServer, ObservedVirtualServer } from '../dataplane/ipvs/backend.js';
-import type { IptablesTables } from '../dataplane/iptables/text.js';
-import { isBuiltinChain } from '../dataplane/iptables/text.js';
+import type { IptablesTables } from '../model/text/iptables.js';
+import { isBuiltinChain } from '../model/text/iptables.js';
 import type { IpsetState, IptablesRule, IptablesTable, VirtualServer, VirtualServerSpec } from '../model/kernel.js';
 import { vsKey } from '../model/kernel.js';
 import { OWNED_CHAINS } from '../model/names.js';

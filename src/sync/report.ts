@@ -2,6 +2,7 @@
 // daemon can log one line per sync and --once can list the failed operations.
 import { DataplaneError } from '../dataplane/errors.js';
 import type { Subsystem } from '../dataplane/errors.js';
+import { errorMessage } from '../model/error-text.js';
 
 export interface SyncFailure {
   /** 'sync': an unexpected exception outside any dataplane operation (a bug). */
@@ -42,10 +43,6 @@ export class SyncReport {
   summary(): string {
     return [...this.counts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${v}`).join(' ');
   }
-}
-
-export function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 /** An exception that escaped the reconcilers, as a failure: a dataplane error keeps its object. */

@@ -11,7 +11,7 @@ import { startHealthzServer } from '../../src/observe/http-servers.js';
 import { createLogger } from '../../src/observe/log.js';
 import { nodeEligibility, ProxyHealth } from '../../src/observe/proxy-health.js';
 import { planCluster } from '../../src/plan/planner.js';
-import { realClock } from '../../src/sync/clock.js';
+import { realClock } from '../../src/model/clock.js';
 import { renderIpvs } from '../../src/plan/render.js';
 import type { TestApiServer } from '../helpers/apiserver.js';
 import { apiRequest, startTestApiServer } from '../helpers/apiserver.js';

@@ -18,7 +18,7 @@ import { kernelRelease } from '../../src/dataplane/netif/real.js';
 import type { StatusDocument } from '../../src/observe/status-document.js';
 import { ZERO_TRAFFIC } from '../../src/observe/status-document.js';
 import { namesFromStatus } from '../../src/cli/trace-names.js';
-import { ManualClock } from '../../src/sync/clock.js';
+import { ManualClock } from '../../src/model/clock.js';
 import { Proxier } from '../../src/sync/proxier.js';
 import { runCliAsync } from '../helpers/cli.js';
 import { fakeNode } from '../helpers/fake-dataplane.js';

@@ -68,7 +68,8 @@ function checkRun(fuzz: readonly unknown[], r: { problems: Problem[]; dumps: Rec
   for (const o of fuzz) {
     if (!isRecord(o) || o.kind !== 'Service' || o.apiVersion !== 'v1') continue;
     const md = isRecord(o.metadata) ? o.metadata : {};
-    last.set(`${typeof md.namespace === 'string' ? md.namespace : 'default'}/${String(md.name ?? '')}`, o);
+    // Not String(): a fuzzed name such as {"toString": null} has no string form and throws.
+    last.set(`${typeof md.namespace === 'string' ? md.namespace : 'default'}/${typeof md.name === 'string' ? md.name : JSON.stringify(md.name ?? '')}`, o);
   }
   const planned = r.n.tracker.current().services;
   for (const [key, svc] of last) {

@@ -18,7 +18,8 @@ function opts(files: Readonly<Record<string, string>> = {}, hostname = 'Host-1')
     hostname,
     readFile: (path) => {
       const text = files[path];
-      if (text === undefined) throw new Error(`ENOENT: no such file or directory, open '${path}'`);
+      // As node:fs fails: a message led by the errno name, and the name in `code`.
+      if (text === undefined) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), { code: 'ENOENT' });
       return text;
     },
   };
@@ -309,7 +310,7 @@ test('an empty --config means no file', () => {
 });
 
 test('--config errors: unreadable file, bad content, validation in file terms', () => {
-  throwsConfigError(() => loadConfig(['--config=/nope.yaml'], opts()), 'cannot read --config file /nope.yaml', 'ENOENT');
+  throwsConfigError(() => loadConfig(['--config=/nope.yaml'], opts()), 'cannot read --config file /nope.yaml: does not exist; check the path');
   throwsConfigError(
     () => loadConfig(['--config=/k'], opts({ '/k': FILE.replace('syncPeriod: 45s', 'syncPeriod: 45s\n  minSyncPeriod: 1m') })),
     '"1m"',

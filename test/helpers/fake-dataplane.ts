@@ -10,7 +10,7 @@ import { FakeIptables } from '../../src/dataplane/iptables/fake.js';
 import { FakeIpvs } from '../../src/dataplane/ipvs/fake.js';
 import { FakeNetif } from '../../src/dataplane/netif/fake.js';
 import { FakeSysctl } from '../../src/dataplane/sysctl/fake.js';
-import { ManualClock } from '../../src/sync/clock.js';
+import { ManualClock } from '../../src/model/clock.js';
 import { Proxier } from '../../src/sync/proxier.js';
 import type { Dataplane } from '../../src/sync/proxier.js';
 import { config as makeConfig, NODE } from './world.js';

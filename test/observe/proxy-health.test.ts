@@ -1,7 +1,7 @@
 // kube-proxy's /healthz and /livez rules, through real HTTP on 127.0.0.1 with a manual clock.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock } from '../../src/sync/clock.js';
+import { ManualClock } from '../../src/model/clock.js';
 import { ProxyHealth, isNodeEligible, nodeEligibility } from '../../src/observe/proxy-health.js';
 import type { NodeLike } from '../../src/observe/proxy-health.js';
 import { startHealthzServer } from '../../src/observe/http-servers.js';

@@ -1,5 +1,6 @@
-// Planner behaviour, case by case, derived from kube-proxy's IPVS mode (shared/reference/
-// ipvs-semantics.md §1-§5, §11) rather than from the implementation.
+// Planner behaviour, case by case, derived from kube-proxy's IPVS mode rather than from the
+// implementation: kubernetes v1.36.3 pkg/proxy/ipvs/proxier.go (syncProxyRules, syncService,
+// writeIptablesRules), ipset.go, netlink_linux.go and pkg/proxy/topology.go.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { config, fam, NODE, NODE_IP, node, plan, realServers, rules, service, setEntries, slice, snapshotOf } from '../helpers/world.js';

@@ -11,7 +11,7 @@ import { diffLive, renderDrift } from '../../src/sync/drift.js';
 import type { DriftReport } from '../../src/sync/drift.js';
 import { liveAsDesired, observeLive } from '../../src/sync/live.js';
 import type { LiveKernel } from '../../src/sync/live.js';
-import { tracePacket } from '../../src/plan/trace.js';
+import { tracePacket } from '../../src/trace/trace.js';
 import { fakeNode } from '../helpers/fake-dataplane.js';
 import type { FakeNode } from '../helpers/fake-dataplane.js';
 import { NODE, service, slice } from '../helpers/world.js';

@@ -11,6 +11,7 @@ import { accessSync, constants, readFileSync } from 'node:fs';
 import type { RequestOptions } from 'node:https';
 import { dirname, isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { errorMessage, fileErrorText } from '../../model/error-text.js';
 import { redactPatterns } from '../../observe/redact.js';
 import type { ApiConnection } from './connection.js';
 import { KubeConfigError } from './kubeconfig-error.js';
@@ -158,7 +159,7 @@ function fromKubeconfigFile(path: string, master: string): ApiConnection {
     throw new KubeConfigError(
       code === 'ENOENT'
         ? `--kubeconfig ${path}: no such file; give the path of a kubeconfig file, or --manifests to run without an API server`
-        : `--kubeconfig ${path}: cannot read it (${code ?? String(e)}); check the file's permissions`,
+        : `--kubeconfig ${path}: cannot read it: ${fileErrorText(e)}`,
     );
   }
   let raw: unknown;
@@ -167,7 +168,7 @@ function fromKubeconfigFile(path: string, master: string): ApiConnection {
   } catch (e) {
     // The parser's first line says what and where; the lines after quote the file, and with it
     // perhaps a token or a key.
-    const what = (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '';
+    const what = (errorMessage(e)).split('\n')[0] ?? '';
     throw new KubeConfigError(`--kubeconfig ${path}: not a valid kubeconfig (${redactPatterns(what)}); check the file's YAML`);
   }
   if (!isObject(raw)) throw new KubeConfigError(`--kubeconfig ${path}: not a valid kubeconfig (not a YAML map)`);

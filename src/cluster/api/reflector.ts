@@ -58,9 +58,9 @@ export class Reflector<T extends KubernetesObject> {
   /** Errors since the last successful list or watch event. */
   private consecutiveErrors = 0;
 
-  constructor(private readonly o: ReflectorOptions<T>) {
-    this.rest = new RestClient(o.connection, o.limiter ?? UNLIMITED);
-    this.delayMs = (o.backoff ?? DEFAULT_BACKOFF).initialMs;
+  constructor(private readonly options: ReflectorOptions<T>) {
+    this.rest = new RestClient(options.connection, options.limiter ?? UNLIMITED);
+    this.delayMs = (options.backoff ?? DEFAULT_BACKOFF).initialMs;
     this.firstList = new Promise((resolve, reject) => {
       this.resolveFirst = resolve;
       this.rejectFirst = reject;
@@ -93,8 +93,8 @@ export class Reflector<T extends KubernetesObject> {
 
   private query(): Record<string, string> {
     const q: Record<string, string> = {};
-    if (this.o.labelSelector) q.labelSelector = this.o.labelSelector;
-    if (this.o.fieldSelector) q.fieldSelector = this.o.fieldSelector;
+    if (this.options.labelSelector) q.labelSelector = this.options.labelSelector;
+    if (this.options.fieldSelector) q.fieldSelector = this.options.fieldSelector;
     return q;
   }
 
@@ -106,7 +106,7 @@ export class Reflector<T extends KubernetesObject> {
     if (this.resourceVersion === '') {
       let list;
       try {
-        list = await this.rest.list<T>(this.o.path, this.query());
+        list = await this.rest.list<T>(this.options.path, this.query());
       } catch (e) {
         if (gen === this.generation) this.failed(e);
         return;
@@ -118,13 +118,13 @@ export class Reflector<T extends KubernetesObject> {
     }
     // An ERROR event in the stream ends this watch; what it said decides what comes next.
     let streamError: ApiError | undefined;
-    await (this.o.limiter ?? UNLIMITED).acquire();
+    await (this.options.limiter ?? UNLIMITED).acquire();
     if (gen !== this.generation) return;
     const handle = await watch(
-      this.o.connection,
-      this.o.path,
+      this.options.connection,
+      this.options.path,
       { ...this.query(), resourceVersion: this.resourceVersion, allowWatchBookmarks: 'true' },
-      (this.o.watchTimeoutSeconds ?? randomWatchTimeout)(),
+      (this.options.watchTimeoutSeconds ?? randomWatchTimeout)(),
       (e) => {
         if (gen !== this.generation) return;
         streamError = this.event(e) ?? streamError;
@@ -148,15 +148,15 @@ export class Reflector<T extends KubernetesObject> {
     if (e.type === 'ERROR') {
       const st = (e.object ?? {}) as { code?: number; message?: string; reason?: string };
       const code = st.code ?? 0;
-      return new ApiError(`watch ${this.o.path}: ${code} ${st.message ?? ''}`.trim(), code, this.o.path, st.reason ?? `HTTP${code}`);
+      return new ApiError(`watch ${this.options.path}: ${code} ${st.message ?? ''}`.trim(), code, this.options.path, st.reason ?? `HTTP${code}`);
     }
     const obj = e.object as T;
     this.consecutiveErrors = 0;
-    this.delayMs = (this.o.backoff ?? DEFAULT_BACKOFF).initialMs;
+    this.delayMs = (this.options.backoff ?? DEFAULT_BACKOFF).initialMs;
     if (e.type === 'ADDED' || e.type === 'MODIFIED') this.upsert(obj);
     else if (e.type === 'DELETED') {
       const key = keyOf(obj);
-      if (this.objects.delete(key)) this.o.onDelete(obj);
+      if (this.objects.delete(key)) this.options.onDelete(obj);
     }
     const rv = obj?.metadata?.resourceVersion;
     if (rv) this.resourceVersion = rv;
@@ -169,7 +169,7 @@ export class Reflector<T extends KubernetesObject> {
     // The same version is the same object: a relist of unchanged objects reports nothing.
     if (known && known.metadata?.resourceVersion !== undefined && known.metadata.resourceVersion === obj.metadata?.resourceVersion) return;
     this.objects.set(key, obj);
-    this.o.onUpsert(obj);
+    this.options.onUpsert(obj);
   }
 
   /** A (re)list: objects it no longer holds are deleted, then every listed object upserted. */
@@ -178,7 +178,7 @@ export class Reflector<T extends KubernetesObject> {
     for (const [key, obj] of this.objects) {
       if (!listed.has(key)) {
         this.objects.delete(key);
-        this.o.onDelete(obj);
+        this.options.onDelete(obj);
       }
     }
     for (const item of items) this.upsert(item);
@@ -187,8 +187,8 @@ export class Reflector<T extends KubernetesObject> {
   private listed(count: number): void {
     this.lists++;
     this.consecutiveErrors = 0;
-    this.delayMs = (this.o.backoff ?? DEFAULT_BACKOFF).initialMs;
-    this.o.onListed?.(count);
+    this.delayMs = (this.options.backoff ?? DEFAULT_BACKOFF).initialMs;
+    this.options.onListed?.(count);
     if (!this.listedOnce) {
       this.listedOnce = true;
       this.resolveFirst();
@@ -198,12 +198,12 @@ export class Reflector<T extends KubernetesObject> {
   private failed(err: unknown): void {
     if (this.stopped) return;
     this.consecutiveErrors++;
-    const message = explainApiError(err, this.o.resource, this.rest.displayServer);
+    const message = explainApiError(err, this.options.resource, this.rest.displayServer);
     const wait = this.delayMs;
-    const max = (this.o.backoff ?? DEFAULT_BACKOFF).maxMs;
+    const max = (this.options.backoff ?? DEFAULT_BACKOFF).maxMs;
     this.delayMs = Math.min(max, this.delayMs * 2);
     if (!this.listedOnce && this.consecutiveErrors === 1) this.rejectFirst(new Error(message));
-    this.o.onError(message, wait, err);
+    this.options.onError(message, wait, err);
     if (this.retryTimer) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;

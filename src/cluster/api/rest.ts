@@ -8,6 +8,7 @@ import type { ApiConnection } from './connection.js';
 import { displayServer, displayUrl } from './kubeconfig.js';
 import { UNLIMITED, type RateLimiter } from './rate-limiter.js';
 import { REDACTED, redactPatterns } from '../../observe/redact.js';
+import { errorMessage } from '../../model/error-text.js';
 
 /** An API call that failed: HTTP status (0 when the server could not be reached) and why. */
 export class ApiError extends Error {
@@ -132,5 +133,5 @@ export function explainApiError(e: unknown, resource: string, server: string): s
   }
   const statusCode = (e as { statusCode?: unknown } | undefined)?.statusCode;
   if (statusCode === 403) return `forbidden to watch ${resource} at ${server} (403): grant the ServiceAccount list and watch on ${resource}`;
-  return `watching ${resource} at ${server} failed: ${e instanceof Error ? e.message : String(e)}`;
+  return `watching ${resource} at ${server} failed: ${errorMessage(e)}`;
 }

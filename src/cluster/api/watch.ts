@@ -9,6 +9,7 @@ import type { ApiConnection } from './connection.js';
 import { displayUrl } from './kubeconfig.js';
 import { ApiError, credentialOf, USER_AGENT } from './rest.js';
 import { REDACTED, redactPatterns } from '../../observe/redact.js';
+import { errorMessage } from '../../model/error-text.js';
 
 export interface WatchEvent {
   readonly type: string;
@@ -45,7 +46,7 @@ export async function watch(
   try {
     base = await connection.requestOptions();
   } catch (e) {
-    finish(new ApiError(`GET ${url.pathname}: credentials: ${redactPatterns(e instanceof Error ? e.message : String(e))}`, 0, displayUrl(url.origin) + url.pathname, 'Unauthorized'));
+    finish(new ApiError(`GET ${url.pathname}: credentials: ${redactPatterns(errorMessage(e))}`, 0, displayUrl(url.origin) + url.pathname, 'Unauthorized'));
     return { abort: () => undefined };
   }
   const opts: RequestOptions = { ...base, method: 'GET', headers: { ...base.headers, Accept: 'application/json', 'User-Agent': USER_AGENT } };

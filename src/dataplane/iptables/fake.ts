@@ -7,7 +7,7 @@
 // runs generated payloads on both and compares).
 import type { IpFamily } from '../../model/types.js';
 import { DataplaneError } from '../errors.js';
-import { numberedLines } from '../text-error.js';
+import { numberedLines } from '../../model/text/error.js';
 import type { IptablesBackend } from './backend.js';
 import { KNOWN_TARGETS, Refusal, checkRule, refuse } from './rule-check.js';
 import {
@@ -19,7 +19,7 @@ import {
   splitRuleSpec,
   type IptablesTableState,
   type IptablesTables,
-} from './text.js';
+} from '../../model/text/iptables.js';
 import { seededRandom } from '../prng.js';
 
 export interface FakeIptablesOptions {

@@ -7,7 +7,7 @@
 import type { IpFamily } from '../../model/types.js';
 import { formatIp, parseIp } from '../../model/ip.js';
 import type { DataplaneErrorCode } from '../errors.js';
-import { canonicalRuleSpec, isBuiltinChain, joinRuleSpec } from './text.js';
+import { canonicalRuleSpec, isBuiltinChain, joinRuleSpec } from '../../model/text/iptables.js';
 
 /**
  * parse: while reading the line (reported at once, before anything earlier in the table);

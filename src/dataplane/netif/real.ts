@@ -38,6 +38,7 @@ export interface NetifLink {
 
 /** One bind or unbind of a batch. */
 import type { NetifAddressOp, NetifOpResult } from './backend.js';
+import { errorMessage } from '../../model/error-text.js';
 export type { NetifAddressOp, NetifOpResult } from './backend.js';
 
 export interface RealNetifOptions {
@@ -132,7 +133,7 @@ export async function kernelRelease(path = '/proc/sys/kernel/osrelease'): Promis
 
 /** What an rtnetlink reply we cannot read becomes: typed, naming what was being read. */
 function unreadable(what: string, e: unknown): DataplaneError {
-  return new DataplaneError('PARSE', 'netif', 'decode', what, `malformed rtnetlink reply: ${e instanceof Error ? e.message : String(e)}`);
+  return new DataplaneError('PARSE', 'netif', 'decode', what, `malformed rtnetlink reply: ${errorMessage(e)}`);
 }
 
 /** The links of RTM_NEWLINK messages (others are skipped); a malformed one is a PARSE error. */
@@ -226,7 +227,7 @@ export class RealNetif implements NetifBackend {
     } catch (e) {
       const errno = errnoFromPackageError(e);
       if (errno !== undefined) return { errno, parts: [] };
-      throw new DataplaneError('FAILED', 'netif', 'netlink', `type ${type}`, e instanceof Error ? e.message : String(e));
+      throw new DataplaneError('FAILED', 'netif', 'netlink', `type ${type}`, errorMessage(e));
     }
     const first = msgs[0];
     if (first && first.type === NLMSG_ERROR) {

@@ -7,7 +7,7 @@ import type { IpsetSpec } from '../../../src/model/kernel.js';
 import type { IpsetType } from '../../../src/model/names.js';
 import type { IpsetApplyResult, IpsetBackend, IpsetOp } from '../../../src/dataplane/ipset/backend.js';
 import type { DataplaneErrorCode } from '../../../src/dataplane/errors.js';
-import { renderIpsetSave } from '../../../src/dataplane/ipset/text.js';
+import { renderIpsetSave } from '../../../src/model/text/ipset.js';
 import { IpsetReconciler } from '../../../src/sync/ipset-reconciler.js';
 import { SyncReport } from '../../../src/sync/report.js';
 import { distinctVariants, plannedFamily, type PlannerVariant } from '../../helpers/planner-variants.js';

@@ -12,7 +12,7 @@ import { SyncReport } from '../../../src/sync/report.js';
 import { distinctVariants, plannedFamily, plannerVariants, type PlannerVariant } from '../../helpers/planner-variants.js';
 import { DataplaneError, type DataplaneErrorCode } from '../../../src/dataplane/errors.js';
 import type { IptablesBackend } from '../../../src/dataplane/iptables/backend.js';
-import type { IptablesTables } from '../../../src/dataplane/iptables/text.js';
+import type { IptablesTables } from '../../../src/model/text/iptables.js';
 
 export interface SetSpec {
   readonly name: string;
@@ -178,7 +178,7 @@ export function iptablesContract(name: string, make: () => Promise<ContractHarne
           '-A FORWARD -m comment --comment "kube-proxy firewall rules" -j KUBE-PROXY-FIREWALL',
           '-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD',
         ]);
-        // Cleanup (§8): delete the jumps, flush, then delete our chains, in one restore per table.
+        // Cleanup (kubernetes v1.36.3 pkg/proxy/ipvs/cleanup.go): delete the jumps, flush, then delete our chains, in one restore per table.
         const cleanup = lines(
           '*nat',
           '-D OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',

@@ -1,7 +1,8 @@
 // The packet tracer over planned states: the access paths of the seed (pod/node → ClusterIP via
 // OUTPUT/PREROUTING, outside → NodePort, LB source ranges, hairpin, VIP host ports) and the rule
-// evaluator's own semantics. Expected answers come from kube-proxy's IPVS-mode behaviour
-// (shared/reference/ipvs-semantics.md §2, §11), not from the tracer.
+// evaluator's own semantics. Expected answers come from kube-proxy's IPVS-mode rules
+// (pkg/proxy/ipvs/proxier.go writeIptablesRules and acceptIPVSTraffic, kubernetes v1.36.3) and
+// the kernel's iptables, ipset and IPVS semantics, not from the tracer.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -11,11 +12,11 @@ import { config, NODE, NODE_IP, node, plan, service, slice } from '../helpers/wo
 import type { World } from '../helpers/world.js';
 import type { ProxyConfig } from '../../src/config/types.js';
 import type { DesiredState } from '../../src/plan/desired.js';
-import { defaultOrigin, tracePacket, TraceError } from '../../src/plan/trace.js';
-import type { TracePacket, TraceResult } from '../../src/plan/trace.js';
-import { compileRule, traverse, compileTable } from '../../src/plan/rule-eval.js';
-import type { EvalPacket, MatchEnv } from '../../src/plan/rule-eval.js';
-import { IpsetIndex } from '../../src/plan/ipset-match.js';
+import { defaultOrigin, tracePacket, TraceError } from '../../src/trace/trace.js';
+import type { TracePacket, TraceResult } from '../../src/trace/trace.js';
+import { compileRule, traverse, compileTable } from '../../src/trace/rule-eval.js';
+import type { EvalPacket, MatchEnv } from '../../src/trace/rule-eval.js';
+import { IpsetIndex } from '../../src/trace/ipset-match.js';
 import { parseIp } from '../../src/model/ip.js';
 import { parseDestination, runTrace, TRACE_FLAGS } from '../../src/cli/trace.js';
 import { UsageError } from '../../src/cli/errors.js';

@@ -7,8 +7,8 @@ import {
   parseIpvsadmSaveDetailed,
   renderIpvsadmSave,
   schedulerFlagNames,
-} from '../../../src/dataplane/ipvs/text.js';
-import { TextParseError } from '../../../src/dataplane/text-error.js';
+} from '../../../src/model/text/ipvs.js';
+import { TextParseError } from '../../../src/model/text/error.js';
 import { fixture } from './helpers.js';
 
 function vs(address: string, port: number, protocol: VirtualServer['protocol'] = 'TCP', extra: Partial<VirtualServer> = {}): VirtualServer {

@@ -14,8 +14,8 @@ import {
   renderIpsetSave,
   sameIpsetSpec,
   sortIpsetEntries,
-} from '../../../src/dataplane/ipset/text.js';
-import { TextParseError } from '../../../src/dataplane/text-error.js';
+} from '../../../src/model/text/ipset.js';
+import { TextParseError } from '../../../src/model/text/error.js';
 import { fixture, hostToolsUnavailable, inNetns } from './helpers.js';
 
 function hashSpec(name: string, type: IpsetType, family: 'inet' | 'inet6' = 'inet'): IpsetSpec {

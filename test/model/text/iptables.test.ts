@@ -11,9 +11,9 @@ import {
   renderIptablesRestore,
   renderIptablesSave,
   splitRuleSpec,
-} from '../../../src/dataplane/iptables/text.js';
-import type { IptablesTables } from '../../../src/dataplane/iptables/text.js';
-import { TextParseError } from '../../../src/dataplane/text-error.js';
+} from '../../../src/model/text/iptables.js';
+import type { IptablesTables } from '../../../src/model/text/iptables.js';
+import { TextParseError } from '../../../src/model/text/error.js';
 import { fixture, hostToolsUnavailable, inNetns } from './helpers.js';
 
 test('splitRuleSpec tokenizes like iptables-restore', () => {

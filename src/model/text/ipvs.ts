@@ -1,13 +1,13 @@
 // `ipvsadm -Sn` text (ipvsadm 1.31, FMT_RULE): render a desired state as the tool prints it, and
 // parse what the tool prints back into virtual-server specs. Planner output, fake dumps and real
 // observations all go through here, so they compare byte for byte.
-import type { ForwardMethod, RealServer, VirtualServer, VirtualServerSpec } from '../../model/kernel.js';
-import { VsFlag } from '../../model/kernel.js';
-import type { IpFamily, Protocol } from '../../model/types.js';
-import { hostPort } from '../../model/types.js';
-import { formatIp, parseIp } from '../../model/ip.js';
-import type { ParsedIp } from '../../model/ip.js';
-import { TextParseError, numberedLines } from '../text-error.js';
+import type { ForwardMethod, RealServer, VirtualServer, VirtualServerSpec } from '../kernel.js';
+import { VsFlag } from '../kernel.js';
+import type { IpFamily, Protocol } from '../types.js';
+import { hostPort } from '../types.js';
+import { formatIp, parseIp } from '../ip.js';
+import type { ParsedIp } from '../ip.js';
+import { TextParseError, numberedLines } from './error.js';
 
 /** ipvsadm's defaults when an option is absent (ipvsadm.c DEF_SCHED, libipvs.h). */
 export const IPVSADM_DEFAULT_SCHEDULER = 'wlc';

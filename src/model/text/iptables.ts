@@ -2,10 +2,10 @@
 // the input kube-proxy gives `iptables-restore --noflush`, and turn rule specs into the form
 // iptables-save prints them in, so desired and observed rules compare as strings. Facts checked
 // against iptables v1.8.9 (nf_tables); see test/fixtures/text/ip*tables-save-*.txt.
-import type { IptablesRule, IptablesTable } from '../../model/kernel.js';
-import type { IpFamily } from '../../model/types.js';
-import { formatIp, parseIp } from '../../model/ip.js';
-import { TextParseError, numberedLines } from '../text-error.js';
+import type { IptablesRule, IptablesTable } from '../kernel.js';
+import type { IpFamily } from '../types.js';
+import { formatIp, parseIp } from '../ip.js';
+import { TextParseError, numberedLines } from './error.js';
 
 export interface IptablesChainState {
   /** ACCEPT/DROP/... for built-in chains; undefined for user chains ("-"). */

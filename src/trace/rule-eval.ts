@@ -3,7 +3,7 @@
 // ip_tables does (first matching terminal target wins, RETURN pops, falling off a built-in chain
 // applies its policy). It supports exactly the matches and targets kube-proxy's IPVS mode writes;
 // anything else throws a TraceError, because an ignored match would make a trace lie.
-import { BUILTIN_CHAINS, joinRuleSpec, splitRuleSpec } from '../dataplane/iptables/text.js';
+import { BUILTIN_CHAINS, joinRuleSpec, splitRuleSpec } from '../model/text/iptables.js';
 import { cidrContains, hostPrefix, parseCidr, parseIp } from '../model/ip.js';
 import type { ParsedCidr, ParsedIp } from '../model/ip.js';
 import type { IptablesTable } from '../model/kernel.js';

@@ -1,4 +1,5 @@
-// Time as the sync loop sees it, injectable so tests drive it without waiting.
+// Time as the sync loop, the health checks and the drain timers see it, injectable so tests drive
+// it without waiting.
 
 export interface Timer {
   cancel(): void;

@@ -1,12 +1,12 @@
 // `ipset save` text (ipset 7.x): render desired sets as the tool prints them, parse what it prints,
 // and build/normalise entries in the exact text ipset prints, because set state is compared as
 // strings. Facts checked against ipset v7.17 (see test/fixtures/text/ipset-*.txt).
-import type { IpsetFamily, IpsetSpec, IpsetState } from '../../model/kernel.js';
-import type { IpsetType } from '../../model/names.js';
-import type { Protocol } from '../../model/types.js';
-import { canonicalIp, formatIp, hostPrefix, parseCidr, parseIp } from '../../model/ip.js';
-import type { ParsedIp } from '../../model/ip.js';
-import { TextParseError, numberedLines } from '../text-error.js';
+import type { IpsetFamily, IpsetSpec, IpsetState } from '../kernel.js';
+import type { IpsetType } from '../names.js';
+import type { Protocol } from '../types.js';
+import { canonicalIp, formatIp, hostPrefix, parseCidr, parseIp } from '../ip.js';
+import type { ParsedIp } from '../ip.js';
+import { TextParseError, numberedLines } from './error.js';
 
 /** kube-proxy's header values; also what parse fills in for fields a set type does not use. */
 export const IPSET_DEFAULTS = { family: 'inet', hashSize: 1024, maxElem: 65536, range: '0-65535' } as const;

@@ -35,8 +35,8 @@
 //   on later ones, so they are still evaluated to show the connection's NAT decision. IPVS is
 //   assumed to hold the connection already (it schedules TCP only on a SYN), so the candidates are
 //   the same.
-import { familyIptablesTables } from './render.js';
-import type { DesiredState, FamilyDesiredState } from './desired.js';
+import { familyIptablesTables } from '../plan/render.js';
+import type { DesiredState, FamilyDesiredState } from '../plan/desired.js';
 import { IpsetIndex } from './ipset-match.js';
 import { compileTable, hex, PROTOCOL_NUMBERS, traverse, withoutComments } from './rule-eval.js';
 import type { ConntrackState, EvalPacket, HookVerdict, IpvsInfo, MatchEnv, RuleTable } from './rule-eval.js';

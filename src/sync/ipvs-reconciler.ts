@@ -67,39 +67,30 @@ function fromKernel(c: ListedRealServer): CurrentRealServer {
   return { rs: { address: c.address, port: c.port, weight: c.weight, forward: c.forward }, conns: c.activeConns + c.inactiveConns };
 }
 
-/** What the reconciler holds about one virtual server of the kernel. */
-interface VirtualServerRecord {
-  /** The virtual server as we last read or wrote it. */
-  vs: VirtualServer;
-  /**
-   * The real servers we last made it hold besides its draining ones: the plan's own array (shared,
-   * never copied). Undefined means unknown, and the next visit reads the kernel.
-   */
-  written: readonly RealServer[] | undefined;
-  /** Its real servers draining at weight 0, by rsKey. */
-  readonly draining: Map<string, Draining>;
-}
-
 export class IpvsReconciler {
+  /** What we believe the kernel holds, by vsKey; rebuilt from a dump on every full sync. */
+  private known = new Map<string, VirtualServer>();
   /**
-   * Invariant: one record per virtual server we believe the kernel holds, by vsKey (rebuilt from a
-   * dump on every full sync), with the real servers we last wrote there and those draining.
+   * The real servers we last made a virtual server hold, besides its draining ones: the plan's own
+   * arrays (shared, never copied). Absent means unknown, and the next visit dumps the kernel.
    */
-  private readonly servers = new Map<string, VirtualServerRecord>();
-  /** A full sync has read the kernel once: from then on the records are what we left there. */
+  private written = new Map<string, readonly RealServer[]>();
+  /** Drain records by vsKey, then rsKey: a sync looks them up per virtual server. */
+  private readonly draining = new Map<string, Map<string, Draining>>();
+  /** A full sync has read the kernel once: from then on `known` and `written` are what we left there. */
   private observedOnce = false;
 
   constructor(private readonly options: IpvsReconcilerOptions) {}
 
   /** Real servers currently draining (for status and tests). */
   drainingServers(): readonly Draining[] {
-    return [...this.servers.values()].flatMap((r) => [...r.draining.values()]);
+    return [...this.draining.values()].flatMap((byRs) => [...byRs.values()]);
   }
 
   /** When the earliest drain check is due (ms, clock time), if any server is draining. */
   nextDrainCheckAt(): number | undefined {
     let at: number | undefined;
-    for (const r of this.servers.values()) for (const d of r.draining.values()) if (at === undefined || d.checkAt < at) at = d.checkAt;
+    for (const byRs of this.draining.values()) for (const d of byRs.values()) if (at === undefined || d.checkAt < at) at = d.checkAt;
     return at;
   }
 
@@ -112,26 +103,19 @@ export class IpvsReconciler {
    * virtual servers is a separate step (prune), run after the iptables rules are in place.
    */
   async apply(desired: VirtualServerLookup, scope: IpvsScope, report: SyncReport): Promise<void> {
-    // Records of virtual servers a full sync no longer finds, kept for its drift count only.
-    const gone = new Map<string, VirtualServerRecord>();
     if (scope.full) {
       const observed = await this.options.backend.listServices();
       const fresh = new Map<string, VirtualServer>();
       for (const o of observed) if (o.fwmark === undefined) fresh.set(vsKey(o), toVirtualServer(o));
       if (this.observedOnce) report.noteDrift('ipvs', this.virtualServerDrift(fresh));
-      for (const [key, r] of this.servers) {
-        if (fresh.has(key)) continue;
-        gone.set(key, r);
-        this.servers.delete(key);
-      }
-      for (const [key, vs] of fresh) this.record(key, vs);
+      this.known = fresh;
     }
     const keys = scope.full ? [...desired.keys()] : [...scope.keys].filter((k) => desired.has(k));
     const serviceOps: IpvsOp[] = [];
     const created = new Set<string>();
     for (const key of keys) {
       const want = (desired.get(key) as VirtualServerSpec).vs;
-      const have = this.servers.get(key)?.vs;
+      const have = this.known.get(key);
       if (!have) {
         serviceOps.push({ kind: 'addService', vs: want });
         created.add(key);
@@ -143,7 +127,7 @@ export class IpvsReconciler {
     for (const r of await this.options.backend.apply(serviceOps)) {
       const key = vsKey(r.op.vs);
       if (r.ok) {
-        this.record(key, r.op.vs);
+        this.known.set(key, r.op.vs);
         report.count(`ipvs.${r.op.kind}`);
       } else {
         failedServices.add(key);
@@ -155,16 +139,15 @@ export class IpvsReconciler {
     // sync reads all of them at once; if that read fails, it dumps them one by one.
     const all = scope.full ? await this.options.backend.listAllRealServers().catch(() => undefined) : undefined;
     if (scope.full) {
-      if (all && this.observedOnce) report.noteDrift('ipvs', this.realServerDrift(all, gone));
-      for (const r of this.servers.values()) r.written = undefined;
+      if (all && this.observedOnce) report.noteDrift('ipvs', this.realServerDrift(all));
+      this.written = new Map();
       this.observedOnce = true;
     }
     const now = this.options.clock.now();
     const visit = new Set(keys.filter((k) => !failedServices.has(k)));
     const dueChecks = new Set<string>();
-    for (const [key, r] of this.servers) {
-      if (r.draining.size === 0) continue;
-      if (!scope.full && ![...r.draining.values()].some((d) => d.checkAt <= now)) continue;
+    for (const [key, byRs] of this.draining) {
+      if (!scope.full && ![...byRs.values()].some((d) => d.checkAt <= now)) continue;
       visit.add(key);
       dueChecks.add(key);
     }
@@ -173,17 +156,19 @@ export class IpvsReconciler {
     const visited = new Map<string, readonly RealServer[] | undefined>();
     for (const key of visit) {
       const spec = desired.get(key);
-      const r = this.servers.get(key);
-      // Without a record its virtual server is gone, and the servers it drained with it.
-      const vs = r && (spec?.vs ?? r.draining.values().next().value?.vs);
-      if (!r || !vs) continue;
+      const vs = spec?.vs ?? this.drainingVs(key);
+      if (!vs || !this.known.has(key)) {
+        // Its virtual server is gone (behind our back): so are the servers it drained.
+        this.draining.delete(key);
+        continue;
+      }
       const source = created.has(key) ? 'none' : scope.full || dueChecks.has(key) ? 'kernel' : 'memory';
-      const current = await this.currentRealServers(key, r, vs, source, all);
+      const current = await this.currentRealServers(key, vs, source, all);
       const have = new Map(current.map((c) => [rsKey(c.rs), c]));
       // A kernel read (or a virtual server just created) is the truth about what drains: a server
       // it lacks needs no more checks.
-      if (source !== 'memory') for (const k of r.draining.keys()) if (!have.has(k)) r.draining.delete(k);
-      this.diffRealServers(vs, r.draining, spec?.realServers ?? [], have, now, destOps, udpFlushes);
+      if (source !== 'memory') this.forgetDrainingOf(key, have);
+      this.diffRealServers(vs, spec?.realServers ?? [], have, now, destOps, udpFlushes);
       visited.set(key, spec?.realServers);
     }
     const failedDests = new Set<string>();
@@ -191,16 +176,16 @@ export class IpvsReconciler {
       const key = vsKey(r.op.vs);
       const k = rsKey((r.op as { rs: RealServer }).rs);
       if (r.ok) report.count(`ipvs.${r.op.kind}`);
-      else if (r.op.kind === 'deleteDest' && isNotFound(r.error)) this.servers.get(key)?.draining.delete(k);
+      else if (r.op.kind === 'deleteDest' && isNotFound(r.error)) this.undrain(key, k);
       else {
         failedDests.add(key);
         report.fail({ subsystem: 'ipvs', op: r.op.kind, object: `${key}/${k}`, message: errorMessage(r.error) });
       }
     }
     for (const [key, wanted] of visited) {
-      const r = this.servers.get(key);
       // After a failed write the kernel's state is unknown: the next visit reads it.
-      if (r) r.written = failedDests.has(key) ? undefined : wanted;
+      if (wanted === undefined || failedDests.has(key)) this.written.delete(key);
+      else this.written.set(key, wanted);
     }
     await this.flushUdp(udpFlushes, report);
   }
@@ -210,52 +195,71 @@ export class IpvsReconciler {
    * sync's one read of all, else a dump) when fresh counts are needed or we have no memory of it;
    * else our memory of the last write plus its draining servers.
    */
-  private async currentRealServers(key: string, r: VirtualServerRecord, vs: VirtualServer, source: 'none' | 'kernel' | 'memory', all: ReadonlyMap<string, readonly ListedRealServer[]> | undefined): Promise<CurrentRealServer[]> {
+  private async currentRealServers(key: string, vs: VirtualServer, source: 'none' | 'kernel' | 'memory', all: ReadonlyMap<string, readonly ListedRealServer[]> | undefined): Promise<CurrentRealServer[]> {
     if (source === 'none') return [];
-    const written = source === 'memory' ? r.written : undefined;
+    const written = source === 'memory' ? this.written.get(key) : undefined;
     if (written === undefined) return (all?.get(key) ?? (await this.options.backend.listRealServers(vs))).map(fromKernel);
     const current: CurrentRealServer[] = written.map((rs) => ({ rs, conns: undefined }));
-    for (const d of r.draining.values()) current.push({ rs: d.rs, conns: undefined });
+    for (const d of this.draining.get(key)?.values() ?? []) current.push({ rs: d.rs, conns: undefined });
     return current;
-  }
-
-  /** Notes that the kernel holds `vs` (read or written): a new record, or the existing one's. */
-  private record(key: string, vs: VirtualServer): void {
-    const r = this.servers.get(key);
-    if (r) r.vs = vs;
-    else this.servers.set(key, { vs, written: undefined, draining: new Map() });
   }
 
   /** Our virtual servers added, removed or changed behind our back since we last looked. */
   private virtualServerDrift(fresh: ReadonlyMap<string, VirtualServer>): number {
     let n = 0;
-    for (const [key, { vs }] of this.servers) {
+    for (const [key, vs] of this.known) {
       const now = fresh.get(key);
       if (this.owned(vs) && (!now || !sameVirtualServer(now, vs))) n++;
     }
-    for (const [key, vs] of fresh) if (!this.servers.has(key) && this.owned(vs)) n++;
+    for (const [key, vs] of fresh) if (!this.known.has(key) && this.owned(vs)) n++;
     return n;
   }
 
   /**
    * Real servers of the virtual servers we wrote whose presence or weight differs from our last
-   * write (draining ones are expected at weight 0; one gone early is not counted). A virtual server
-   * deleted behind our back and created again in this sync is judged by its old record (`gone`).
+   * write (draining ones are expected at weight 0; one gone early is not counted).
    */
-  private realServerDrift(all: ReadonlyMap<string, readonly ListedRealServer[]>, gone: ReadonlyMap<string, VirtualServerRecord>): number {
+  private realServerDrift(all: ReadonlyMap<string, readonly ListedRealServer[]>): number {
     let n = 0;
-    for (const [key, current] of this.servers) {
-      const r = gone.get(key) ?? current;
-      if (r.written === undefined) continue;
-      const have = new Map((all.get(key) ?? []).map((l) => [rsKey(l), l]));
-      for (const rs of r.written) {
+    for (const [key, wrote] of this.written) {
+      if (!this.known.has(key)) continue;
+      const have = new Map((all.get(key) ?? []).map((r) => [rsKey(r), r]));
+      const drained = this.draining.get(key);
+      for (const rs of wrote) {
         const h = have.get(rsKey(rs));
         if (!h || h.weight !== rs.weight) n++;
         have.delete(rsKey(rs));
       }
-      for (const k of have.keys()) if (!r.draining.has(k)) n++;
+      for (const k of have.keys()) if (!drained?.has(k)) n++;
     }
     return n;
+  }
+
+  /** Drops the drain records of virtual server `key` whose real server is not in `present`. */
+  private forgetDrainingOf(key: string, present: Pick<ReadonlySet<string>, 'has'>): void {
+    const byRs = this.draining.get(key);
+    if (!byRs) return;
+    for (const k of byRs.keys()) if (!present.has(k)) byRs.delete(k);
+    if (byRs.size === 0) this.draining.delete(key);
+  }
+
+  private drainingVs(key: string): VirtualServer | undefined {
+    return this.draining.get(key)?.values().next().value?.vs;
+  }
+
+  private drainRecord(key: string, k: string): Draining | undefined {
+    return this.draining.get(key)?.get(k);
+  }
+
+  private setDrain(key: string, k: string, d: Draining): void {
+    let byRs = this.draining.get(key);
+    if (!byRs) this.draining.set(key, (byRs = new Map()));
+    byRs.set(k, d);
+  }
+
+  private undrain(key: string, k: string): void {
+    const byRs = this.draining.get(key);
+    if (byRs?.delete(k) && byRs.size === 0) this.draining.delete(key);
   }
 
   /** When to look at a drained server's connections next: doubling waits, never past its timeout. */
@@ -264,8 +268,9 @@ export class IpvsReconciler {
     return Math.min(now + wait, since + this.options.drainTimeoutMs);
   }
 
-  /** `have`: what the virtual server holds now, by rsKey; `draining`: its drain records, kept up to date. */
-  private diffRealServers(vs: VirtualServer, draining: Map<string, Draining>, want: readonly RealServer[], have: ReadonlyMap<string, CurrentRealServer>, now: number, ops: IpvsOp[], udpFlushes: Array<{ vs: VirtualServer; rs: RealServer }>): void {
+  /** `have`: what the virtual server holds now, by rsKey. */
+  private diffRealServers(vs: VirtualServer, want: readonly RealServer[], have: ReadonlyMap<string, CurrentRealServer>, now: number, ops: IpvsOp[], udpFlushes: Array<{ vs: VirtualServer; rs: RealServer }>): void {
+    const key = vsKey(vs);
     const wanted = new Set<string>();
     for (const w of want) {
       const k = rsKey(w);
@@ -273,11 +278,11 @@ export class IpvsReconciler {
       const c = have.get(k);
       if (!c) {
         ops.push({ kind: 'addDest', vs, rs: w });
-        draining.delete(k);
-      } else if (draining.get(k)) {
+        this.undrain(key, k);
+      } else if (this.drainRecord(key, k)) {
         // Wanted again while draining: back to full weight in place, connections kept.
         ops.push({ kind: 'updateDest', vs, rs: w });
-        draining.delete(k);
+        this.undrain(key, k);
       } else if (c.rs.weight !== w.weight) {
         // A wanted server at the wrong weight without a drain record of ours: left at 0 by an
         // earlier process (k/k #92019, #108319) or changed behind our back. Fix it in place.
@@ -287,22 +292,22 @@ export class IpvsReconciler {
     for (const [k, c] of have) {
       if (wanted.has(k)) continue;
       const rs = c.rs;
-      const d = draining.get(k);
+      const d = this.drainRecord(key, k);
       if (vs.protocol !== 'TCP') {
         // UDP/SCTP have no connection end to wait for: delete now and flush the flows.
         ops.push({ kind: 'deleteDest', vs, rs });
         udpFlushes.push({ vs, rs });
-        draining.delete(k);
+        this.undrain(key, k);
       } else if (c.conns === 0 || (d && now - d.since >= this.options.drainTimeoutMs)) {
         ops.push({ kind: 'deleteDest', vs, rs });
-        draining.delete(k);
+        this.undrain(key, k);
       } else if (!d) {
         // Counts unknown or non-zero: stop new connections now, look at the counts later. A server
         // already at weight 0 (drained by an earlier process) is adopted without a write.
         if (rs.weight !== 0) ops.push({ kind: 'updateDest', vs, rs: { ...rs, weight: 0 } });
-        draining.set(k, { vs, rs: { ...rs, weight: 0 }, since: now, checkAt: this.nextCheck(now, now) });
+        this.setDrain(key, k, { vs, rs: { ...rs, weight: 0 }, since: now, checkAt: this.nextCheck(now, now) });
       } else {
-        if (c.conns !== undefined) draining.set(k, { ...d, checkAt: this.nextCheck(d.since, now) });
+        if (c.conns !== undefined) this.setDrain(key, k, { ...d, checkAt: this.nextCheck(d.since, now) });
         if (rs.weight !== 0) ops.push({ kind: 'updateDest', vs, rs: { ...rs, weight: 0 } });
       }
     }
@@ -331,18 +336,20 @@ export class IpvsReconciler {
    * the changed keys). Whole virtual servers go at once, as in kube-proxy.
    */
   async prune(desired: VirtualServerLookup, scope: IpvsScope, report: SyncReport): Promise<void> {
-    const candidates = scope.full ? [...this.servers.keys()] : [...scope.keys];
+    const candidates = scope.full ? [...this.known.keys()] : [...scope.keys];
     const ops: IpvsOp[] = [];
     for (const key of candidates) {
       if (desired.has(key)) continue;
-      const vs = this.servers.get(key)?.vs;
+      const vs = this.known.get(key);
       if (!vs || !this.owned(vs)) continue;
       ops.push({ kind: 'deleteService', vs });
     }
     for (const r of await this.options.backend.apply(ops)) {
       const key = vsKey(r.op.vs);
       if (r.ok || isNotFound(r.error)) {
-        this.servers.delete(key);
+        this.known.delete(key);
+        this.written.delete(key);
+        this.draining.delete(key);
         if (r.ok) report.count('ipvs.deleteService');
       } else {
         report.fail({ subsystem: 'ipvs', op: 'deleteService', object: key, message: errorMessage(r.error) });

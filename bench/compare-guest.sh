@@ -82,8 +82,13 @@ kernel_counts() { # kernel_counts MODE: "key n key n" of what the proxy programm
   if [[ $1 == nftables ]]; then
     local svc ep
     svc=$(nft list map ip kube-proxy service-ips 2>/dev/null | grep -o ' : goto ' | wc -l)
-    # Chain declarations only (no rules): `nft list chains` takes a family, not a table.
-    ep=$(nft list chains ip 2>/dev/null | grep -c $'^\tchain endpoint-')
+    # kube-proxy v1.36.3 gives endpoints chains of their own only for session affinity (none
+    # here): each service-* chain DNATs with "numgen random mod N map { ... }" over its N
+    # endpoints (nftables/proxier.go writeServiceToEndpointDNATs).
+    ep=$(nft list table ip kube-proxy 2>/dev/null | awk '
+      /^\tchain /{svc = ($2 ~ /^service-/)}
+      svc && match($0, /numgen random mod [0-9]+/){n += substr($0, RSTART + 18, RLENGTH - 18)}
+      END{print n + 0}')
     printf 'services %s endpoints %s\n' "$svc" "$ep"
   else
     awk '/^(TCP|UDP|SCTP|FWM) /{v++} /^  -> [0-9A-F]/{r++} END{printf "vs %d rs %d\n", v, r}' /proc/net/ip_vs 2>/dev/null || echo 'vs 0 rs 0'

@@ -250,7 +250,7 @@ function ratio(other: number | undefined, ours: number | undefined): string {
   if (other === undefined || ours === undefined || Number.isNaN(other) || Number.isNaN(ours)) return '—';
   if (ours === 0) return other === 0 ? '=' : '∞';
   const r = other / ours;
-  return `${r >= 10 ? r.toFixed(0) : r.toFixed(1)}×`;
+  return `${r >= 10 ? r.toFixed(0) : r >= 0.095 ? r.toFixed(1) : r.toPrecision(1)}×`;
 }
 
 interface Row {

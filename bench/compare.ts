@@ -269,7 +269,21 @@ async function main(): Promise<number> {
     // Runs of one size split over several VM boots (--proxies), kept with --json: one table.
     const files = argv.slice(1);
     if (files.length === 0) throw new Error('--merge needs the --json files of earlier runs');
-    console.log(report(files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as RunRecord)));
+    const clkTck = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+    const runs = files.map((f) => {
+      const run = JSON.parse(readFileSync(f, 'utf8')) as RunRecord & { raw?: Record<string, string> };
+      // The figures again from what the guest sent, with this version's report (host notes kept).
+      const figures = run.figures.map((old) => {
+        const p = PROXIES.find((id) => LABELS[id] === old.label);
+        const raw = p ? run.raw?.[p] : undefined;
+        if (raw === undefined) return old;
+        const f = figuresOf(old.label, raw, clkTck);
+        f.notes.push(...old.notes.filter((n) => n.startsWith('host load')));
+        return f;
+      });
+      return { ...run, figures };
+    });
+    console.log(report(runs));
     return 0;
   }
   const o = parseArgs(process.argv.slice(2));

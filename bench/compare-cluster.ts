@@ -56,7 +56,8 @@ export function expectedCounts(shape: Shape): { ipvs: Record<string, number>; nf
   }
   return {
     ipvs: { vs, rs: (vs - 1) * shape.endpoints + 1 },
-    // service-ips holds each cluster IP and load-balancer IP; one endpoint chain per endpoint.
+    // service-ips holds each cluster IP and load-balancer IP; each service chain's DNAT map
+    // holds its endpoints.
     nftables: { services: 1 + shape.services + lb, endpoints: shape.services * shape.endpoints + 1 },
   };
 }

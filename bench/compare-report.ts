@@ -169,10 +169,13 @@ export function figuresOf(label: string, text: string, clkTck: number): Figures 
   const counts = (sec.get('counts') ?? []).filter((l) => l.trim() !== '');
   const first = firstSync(parseScrape(sec.get('metrics-cold')));
   const completeAt = marks.get('complete');
-  if (first) {
-    fig.firstSyncDuration = first.end - first.start;
-    fig.firstSyncStart = first.start - start.t;
-  }
+  // The first sync's span: from the scrape that first showed a completed sync (the guest polls
+  // for it), else from the scrape after the proxy went quiet if that sync was still the only one.
+  const firstSeen = firstSync(parseScrape(sec.get('metrics-first'))) ?? first;
+  if (firstSeen) {
+    fig.firstSyncDuration = firstSeen.end - firstSeen.start;
+    fig.firstSyncStart = firstSeen.start - start.t;
+  } else notes.push('first sync span unknown (more than one sync by the first scrape that saw one)');
   if (completeAt) {
     // One check means the kernel was complete when the sync was seen: the sync's end is the time.
     if (first && counts.length === 1) {
@@ -247,7 +250,7 @@ function ratio(other: number | undefined, ours: number | undefined): string {
   if (other === undefined || ours === undefined || Number.isNaN(other) || Number.isNaN(ours)) return '—';
   if (ours === 0) return other === 0 ? '=' : '∞';
   const r = other / ours;
-  return `${r >= 10 ? r.toFixed(0) : r.toFixed(1)}×`;
+  return `${r >= 10 ? r.toFixed(0) : r >= 0.095 ? r.toFixed(1) : r.toPrecision(1)}×`;
 }
 
 interface Row {
@@ -263,6 +266,7 @@ const ROWS: readonly Row[] = [
   { name: 'cold start: whole cluster in the kernel (s)', get: (f) => f.coldComplete },
   { name: 'cold start: CPU (s, with children)', get: (f) => f.coldCpu },
   { name: 'cold start: peak RSS (MB)', get: (f) => f.coldPeakRssMB, digits: 0 },
+  { name: 'first sync: its own duration (s, from its metrics)', get: (f) => f.firstSyncDuration },
   { name: 'default/kubernetes answers via ClusterIP (s after start)', get: (f) => f.reach },
   {
     name: '… as % of the first sync (from its start)',

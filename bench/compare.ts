@@ -5,6 +5,7 @@
 //       [--churn-seconds S] [--churn-rate R] [--idle-seconds S] [--cold-timeout S]
 //       [--sync-period 30s] [--min-sync-period 1s] [--vm-mem 3G] [--vm-timeout S]
 //       [--json FILE] [--cpu-prof DIR] [--startup-baseline OTHER/dist/kube-ipvs.mjs]
+//   npm run bench:compare -- --merge A.json B.json   # one table from runs split over VM boots
 // Defaults: 50 Services × 10 endpoints (the size CI runs), 60 s of churn at 2 changes/s, 90 s idle.
 // Wrap it in `flock /work/notes/vm.lock` where several VMs share a machine. See bench/README.md.
 //
@@ -16,7 +17,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import process from 'node:process';
@@ -128,7 +129,13 @@ function commandOf(p: ProxyId, o: Options, paths: Paths): { cmd: string[]; clean
 }
 
 /** Answers the guest: the next proxy to run, the host's time, the churn, and the results. */
-function conductor(o: Options, paths: Paths, churn: ChurnWriter, results: Map<ProxyId, string>, startup: string[]) {
+/** The host's 1-minute load average when a proxy's run started and when its result came. */
+interface HostLoad {
+  start?: number;
+  end?: number;
+}
+
+function conductor(o: Options, paths: Paths, churn: ChurnWriter, results: Map<ProxyId, string>, startup: string[], loads: Map<ProxyId, HostLoad>) {
   let index = -1;
   const expected = expectedCounts(o.shape);
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -145,6 +152,7 @@ function conductor(o: Options, paths: Paths, churn: ChurnWriter, results: Map<Pr
         const p = o.proxies[++index];
         if (!p) return reply(200, 'done\n');
         log(`${LABELS[p]}: start (load average ${loadavg().map((l) => l.toFixed(1)).join(' ')})`);
+        loads.set(p, { start: loadavg()[0] });
         const { cmd, cleanup } = commandOf(p, o, paths);
         const mode = p === 'nftables' ? 'nftables' : 'ipvs';
         const lines = [
@@ -174,7 +182,10 @@ function conductor(o: Options, paths: Paths, churn: ChurnWriter, results: Map<Pr
       }
       if (url.pathname === '/result') {
         results.set(p, await readBody(req));
-        log(`${LABELS[p]}: result received`);
+        const load = loads.get(p) ?? {};
+        load.end = loadavg()[0];
+        loads.set(p, load);
+        log(`${LABELS[p]}: result received (load average ${loadavg().map((l) => l.toFixed(1)).join(' ')})`);
         return reply(200, 'ok\n');
       }
       return reply(404, 'unknown\n');
@@ -204,12 +215,77 @@ function startupTable(lines: readonly string[], ours: string): string[] {
   return out;
 }
 
+/** What one invocation measured: kept with --json, printed together by --merge. */
+interface RunRecord {
+  readonly shape: Shape;
+  readonly options: Pick<Options, 'vmMem' | 'churnSeconds' | 'churnRate' | 'idleSeconds' | 'syncPeriod' | 'minSyncPeriod'>;
+  readonly started: string;
+  readonly version?: string;
+  readonly node?: string;
+  readonly loadBefore: readonly number[];
+  readonly loadAfter: readonly number[];
+  readonly figures: Figures[];
+}
+
+/** One table for runs of the same shape: one VM boot, or several when the proxies were split. */
+function report(runs: readonly RunRecord[], extra: readonly string[] = []): string {
+  const first = runs[0];
+  if (!first) throw new Error('nothing to report');
+  const shape = first.shape;
+  if (runs.some((r) => r.shape.services !== shape.services || r.shape.endpoints !== shape.endpoints)) throw new Error('--merge: the runs are of different sizes');
+  const expected = expectedCounts(shape);
+  const boots = runs.map((r) => {
+    const o = r.options;
+    return `${r.started.slice(0, 16).replace('T', ' ')} UTC: ${r.figures.map((f) => f.label).join(', ')}; kube-ipvs ${r.version ?? 'unknown'}, Node ${r.node ?? '?'}; ` +
+      `qemu TCG, 2 vCPUs, ${o.vmMem}; churn ${o.churnSeconds} s at ${o.churnRate} EndpointSlice changes/s, idle ${o.idleSeconds} s, ` +
+      `--*-sync-period ${o.syncPeriod}, --*-min-sync-period ${o.minSyncPeriod}; host load average ${r.loadBefore[0]?.toFixed(1)} before, ${r.loadAfter[0]?.toFixed(1)} after (2 cores)`;
+  });
+  const figs = runs.flatMap((r) => r.figures).sort((a, b) => order(a.label) - order(b.label));
+  const text = [
+    `### ${shapeLabel(shape)} (${(expected.ipvs.vs ?? 0).toLocaleString('en')} IPVS virtual servers, ${(expected.ipvs.rs ?? 0).toLocaleString('en')} real servers)`,
+    '',
+    `kube-proxy ${K8S_VERSION}. ${runs.length === 1 ? 'One VM boot' : `${runs.length} VM boots`}: ${boots.join('. ')}. Times are TCG-emulated: compare the columns, not with real machines.`,
+    '',
+    table(figs, LABELS['kube-ipvs']),
+    '',
+  ];
+  for (const f of figs) {
+    const notes = [...f.notes, ...(f.kernelCounts ? [`kernel: ${f.kernelCounts}`] : []), ...(f.status !== 'ok' ? [`status: ${f.status}`] : [])];
+    if (notes.length > 0) text.push(`- ${f.label}: ${notes.join('; ')}`);
+  }
+  return [...text, ...extra].join('\n');
+}
+
+const order = (label: string): number => Object.values(LABELS).indexOf(label);
+
 function version(root: string): string {
   const r = spawnSync('git', ['describe', '--always', '--dirty'], { cwd: root, encoding: 'utf8' });
   return r.status === 0 ? r.stdout.trim() : (process.env.KUBE_IPVS_COMPARE_VERSION ?? 'unknown');
 }
 
 async function main(): Promise<number> {
+  const argv = process.argv.slice(2).filter((a) => a !== '--');
+  if (argv[0] === '--merge') {
+    // Runs of one size split over several VM boots (--proxies), kept with --json: one table.
+    const files = argv.slice(1);
+    if (files.length === 0) throw new Error('--merge needs the --json files of earlier runs');
+    const clkTck = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+    const runs = files.map((f) => {
+      const run = JSON.parse(readFileSync(f, 'utf8')) as RunRecord & { raw?: Record<string, string> };
+      // The figures again from what the guest sent, with this version's report (host notes kept).
+      const figures = run.figures.map((old) => {
+        const p = PROXIES.find((id) => LABELS[id] === old.label);
+        const raw = p ? run.raw?.[p] : undefined;
+        if (raw === undefined) return old;
+        const f = figuresOf(old.label, raw, clkTck);
+        f.notes.push(...old.notes.filter((n) => n.startsWith('host load')));
+        return f;
+      });
+      return { ...run, figures };
+    });
+    console.log(report(runs));
+    return 0;
+  }
   const o = parseArgs(process.argv.slice(2));
   const root = projectRoot();
   const cache = process.env.KUBE_IPVS_CACHE ?? join(homedir(), '.cache', 'kube-ipvs');
@@ -249,7 +325,8 @@ async function main(): Promise<number> {
 
     const results = new Map<ProxyId, string>();
     const startup: string[] = [];
-    const handle = conductor(o, { root, kubeProxy, kubeconfig }, new ChurnWriter(server, o.shape), results, startup);
+    const loads = new Map<ProxyId, HostLoad>();
+    const handle = conductor(o, { root, kubeProxy, kubeconfig }, new ChurnWriter(server, o.shape), results, startup, loads);
     http.on('request', (req, res) => void handle(req, res));
     await new Promise<void>((done) => http.listen(0, '127.0.0.1', done));
     const address = http.address();
@@ -276,27 +353,24 @@ async function main(): Promise<number> {
     log(`VM exited ${code} after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 
     const clkTck = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-    const figs: Figures[] = o.proxies.map((p) => figuresOf(LABELS[p], results.get(p) ?? '### status\nno result from the guest\n', clkTck));
-    const expected = expectedCounts(o.shape);
-    const header = [
-      `### ${shapeLabel(o.shape)} (${(expected.ipvs.vs ?? 0).toLocaleString('en')} IPVS virtual servers, ${(expected.ipvs.rs ?? 0).toLocaleString('en')} real servers)`,
-      '',
-      `${started.toISOString().slice(0, 10)}; kube-proxy ${K8S_VERSION}, kube-ipvs ${version(root)}, Node ${process.version}; one VM boot (qemu TCG, 2 vCPUs, ${o.vmMem}), ` +
-        `churn ${o.churnSeconds} s at ${o.churnRate} EndpointSlice changes/s, idle ${o.idleSeconds} s, --*-sync-period ${o.syncPeriod}, --*-min-sync-period ${o.minSyncPeriod}; ` +
-        `host load average ${loadBefore[0]?.toFixed(1)} before, ${loadAfter[0]?.toFixed(1)} after (2 cores). Times are TCG-emulated: compare the columns, not with real machines.`,
-      '',
-    ];
-    const text = [...header, table(figs, LABELS['kube-ipvs']), ''];
-    for (const f of figs) {
-      const extra = [...f.notes, ...(f.kernelCounts ? [`kernel: ${f.kernelCounts}`] : []), ...(f.status !== 'ok' ? [`status: ${f.status}`] : [])];
-      if (extra.length > 0) text.push(`- ${f.label}: ${extra.join('; ')}`);
-    }
-    text.push(...startupTable(startup, join(root, 'dist', 'kube-ipvs.mjs')));
-    console.log(text.join('\n'));
-    if (o.json) writeFileSync(o.json, JSON.stringify({ shape: o.shape, options: o, started: started.toISOString(), loadBefore, loadAfter, figures: figs, raw: Object.fromEntries(results) }, null, 1));
+    const figs: Figures[] = o.proxies.map((p) => {
+      const f = figuresOf(LABELS[p], results.get(p) ?? '### status\nno result from the guest\n', clkTck);
+      const load = loads.get(p);
+      if (load?.start !== undefined) f.notes.push(`host load average ${load.start.toFixed(1)} at its start, ${load.end?.toFixed(1) ?? '?'} at its end`);
+      return f;
+    });
+    const run: RunRecord = { shape: o.shape, options: o, started: started.toISOString(), version: version(root), node: process.version, loadBefore, loadAfter, figures: figs };
+    console.log(report([run], startupTable(startup, join(root, 'dist', 'kube-ipvs.mjs'))));
+    if (o.json) writeFileSync(o.json, JSON.stringify({ ...run, raw: Object.fromEntries(results) }, null, 1));
     const missing = o.proxies.filter((p) => !results.has(p));
     if (missing.length > 0) log(`no result from: ${missing.map((p) => LABELS[p]).join(', ')}`);
-    return code === 0 && missing.length === 0 ? 0 : 1;
+    // The comparison means nothing if a proxy never held the whole cluster (or the check of it
+    // no longer matches what the proxy writes): CI fails on that, not on the figures.
+    const incomplete = figs.filter((f) => f.coldComplete === undefined);
+    if (incomplete.length > 0) log(`never complete in the kernel: ${incomplete.map((f) => f.label).join(', ')}`);
+    const cut = figs.filter((f) => results.has(PROXIES.find((p) => LABELS[p] === f.label) ?? 'kube-ipvs') && f.status !== 'ok');
+    if (cut.length > 0) log(`not measured to the end: ${cut.map((f) => `${f.label} (${f.status})`).join(', ')}`);
+    return code === 0 && missing.length === 0 && incomplete.length === 0 && cut.length === 0 ? 0 : 1;
   } finally {
     http.close();
     await server?.stop();

@@ -119,8 +119,8 @@ fi
 
 # Images: rebuilt when the script or an input binary changes.
 key=$({ sha256sum "$ROOT/test/cluster/images.sh" "$BIN/agnhost" "$COREDNS_DIR/bin/coredns" /bin/busybox /bin/nc.openbsd \
-  "$K8S_SRC/build/pause/linux/pause.c";
-  command -v curl >/dev/null && sha256sum "$(command -v curl)"; } | sha256sum | cut -c1-12)
+  /bin/dash "$K8S_SRC/build/pause/linux/pause.c";
+  for tool in curl ss; do command -v "$tool" >/dev/null && sha256sum "$(command -v "$tool")"; done; } | sha256sum | cut -c1-12)
 IMAGES=$CACHE/cluster/images/$key
 if [[ -f $IMAGES/done ]]; then
   log "images cached ($IMAGES)"

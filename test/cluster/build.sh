@@ -10,7 +10,7 @@
 #                            supports (docs/cluster.md)
 #   cluster/images/<key>/    the OCI image archives (test/cluster/images.sh)
 # and installs Debian's runc and containernetworking-plugins (CNI bridge, host-local, loopback,
-# portmap in /usr/lib/cni), and curl and netcat-openbsd for the agnhost image. Go builds run one at a time (2 cores). Prints KEY=VALUE lines the
+# portmap in /usr/lib/cni), and curl, netcat-openbsd and wget for the agnhost image. Go builds run one at a time (2 cores). Prints KEY=VALUE lines the
 # harness reads: BIN, CONTAINERD_BIN, IMAGES, K8S_SRC, GINKGO (empty without --e2e).
 set -euo pipefail
 
@@ -37,7 +37,7 @@ done
 
 start=$SECONDS
 need_apt=()
-for pkg in runc containernetworking-plugins busybox-static gcc libc6-dev curl netcat-openbsd; do
+for pkg in runc containernetworking-plugins busybox-static gcc libc6-dev curl netcat-openbsd wget; do
   dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
@@ -120,7 +120,7 @@ fi
 # Images: rebuilt when the script or an input binary changes.
 key=$({ sha256sum "$ROOT/test/cluster/images.sh" "$BIN/agnhost" "$COREDNS_DIR/bin/coredns" /bin/busybox /bin/nc.openbsd \
   /bin/dash "$K8S_SRC/build/pause/linux/pause.c";
-  for tool in curl ss; do command -v "$tool" >/dev/null && sha256sum "$(command -v "$tool")"; done; } | sha256sum | cut -c1-12)
+  for tool in curl ss wget; do command -v "$tool" >/dev/null && sha256sum "$(command -v "$tool")"; done; } | sha256sum | cut -c1-12)
 IMAGES=$CACHE/cluster/images/$key
 if [[ -f $IMAGES/done ]]; then
   log "images cached ($IMAGES)"

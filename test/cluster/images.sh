@@ -159,6 +159,14 @@ ln -s /bin/nc.openbsd "$root/usr/bin/nc"
 with_libraries "$root" /bin/dash
 rm -f "$root/bin/sh"
 ln -s dash "$root/bin/sh"
+# Debian's busybox 1.35 wget crashes (SIGSEGV) when given a timeout (`wget -T 1`), which the
+# suite's "verify service up" checks pass; alpine's does not. GNU wget takes the same options.
+if command -v wget >/dev/null; then
+  rm -f "$root/bin/wget" "$root/usr/bin/wget"
+  with_libraries "$root" "$(command -v wget)"
+else
+  log "warning: no wget on this machine: the agnhost image has busybox's, which crashes with -T"
+fi
 # ss (iproute2, in upstream's image): "should release NodePorts on delete" runs
 # `! ss -ant46 'sport = :PORT' | tail -n +2 | grep LISTEN` on the node; without ss it passes vacuously.
 if command -v ss >/dev/null; then

@@ -177,8 +177,15 @@ stop_proxy() {
   [[ -n $PROXY_PID ]] || return 0
   kill -TERM "$PROXY_PID" 2>/dev/null || true
   wait "$PROXY_PID" 2>/dev/null || true
-  "$BIN/kube-proxy" --cleanup >>"$OUT/proxy-cleanup.log" 2>&1 || progress "kube-proxy --cleanup failed (node/proxy-cleanup.log)"
-  progress "$PROXY stopped, kernel state cleaned up"
+  # kube-proxy --cleanup runs the iptables mode's cleanup before the IPVS mode's (platformCleanup,
+  # cmd/kube-proxy/app/server_linux.go v1.36.3) and exits 1 if either reported an error. After
+  # kube-ipvs the iptables mode's could not delete KUBE-MARK-MASQ and KUBE-PROXY-FIREWALL (still
+  # used by IPVS-mode rules); whether it does the same after kube-proxy's own state is unchecked.
+  if "$BIN/kube-proxy" --cleanup >>"$OUT/proxy-cleanup.log" 2>&1; then
+    progress "$PROXY stopped, kube-proxy --cleanup done"
+  else
+    progress "$PROXY stopped, kube-proxy --cleanup reported errors (node/proxy-cleanup.log)"
+  fi
   PROXY= PROXY_PID=
 }
 # At power-off the proxy is only stopped: the guest's kernel state goes with it.

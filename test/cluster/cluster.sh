@@ -2,6 +2,7 @@
 # A real single-node Kubernetes v1.36.3 cluster with kube-ipvs as its service proxy (docs/cluster.md).
 #
 #   test/cluster/cluster.sh up | down | status | kubectl ARGS... | scenario | e2e [E2E ARGS...] | logs [NAME]
+#   test/cluster/cluster.sh proxy [kube-ipvs|kube-proxy]; e2e --suite: the network selection (e2e.sh)
 #   (npm run cluster -- up, ...)
 #
 # Layout: a network namespace of its own (kube-ipvs-cluster) holds a tap device, 10.0.2.2/24, and
@@ -16,6 +17,10 @@
 # ${KUBE_IPVS_CACHE:-~/.cache/kube-ipvs}/cluster/state and wiped by `up`. With KUBE_IPVS_VM_LOCK=FILE
 # the VM is booted under `flock FILE` (one VM at a time on a shared machine) and keeps the lock
 # until it powers off.
+#
+# The node's service proxy is kube-ipvs unless KUBE_IPVS_CLUSTER_PROXY=kube-proxy is set for `up`
+# (upstream kube-proxy --proxy-mode=ipvs, the reference); `proxy NAME` swaps it on the running
+# node (the old one stopped and its kernel state cleaned up by `kube-proxy --cleanup`).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
@@ -37,7 +42,7 @@ die() { log "ERROR: $*"; exit 1; }
 elapsed() { echo "$((SECONDS - ${1:-0})) s"; }
 
 usage() {
-  sed -n 's/^#   //p' "${BASH_SOURCE[0]}" | head -2 >&2
+  sed -n 's/^#   //p' "${BASH_SOURCE[0]}" | head -3 >&2
   exit 2
 }
 
@@ -162,6 +167,9 @@ up() {
   [[ ${KUBE_IPVS_CLUSTER_KEEP:-0} == 1 ]] || trap 'down_quiet' EXIT
   rm -rf "$STATE"
   mkdir -p "$STATE"/{pids,logs,node,etcd}
+  local proxy=${KUBE_IPVS_CLUSTER_PROXY:-kube-ipvs}
+  valid_proxy "$proxy" || die "KUBE_IPVS_CLUSTER_PROXY=$proxy: expected kube-ipvs or kube-proxy"
+  echo "$proxy" >"$STATE/node/proxy"
   printf 'BIN=%s\nCONTAINERD_BIN=%s\nIMAGES=%s\n' "$BIN" "$CONTAINERD_BIN" "$IMAGES" >"$STATE/env"
   make_pki
   make_netns
@@ -213,6 +221,7 @@ up() {
     -- bash "$ROOT/test/cluster/node.vm.sh" </dev/null >"$STATE/logs/vm.log" 2>&1 &
   echo $! >"$STATE/pids/vm"
   wait_node_ready 900 || { status >&2 || true; die "the node did not become ready"; }
+  wait_until 300 "service proxy $proxy healthy" proxy_healthy || die "$proxy is not healthy (cluster.sh logs $proxy)"
   log "node up ($(elapsed "$t"))"
   t=$SECONDS
   kubectl_admin apply -f "$ROOT/test/cluster/coredns.yaml" >/dev/null || die "cannot apply test/cluster/coredns.yaml"
@@ -249,6 +258,31 @@ kubectl_admin() {
   local bin
   bin=$(sed -n 's/^BIN=//p' "$STATE/env" 2>/dev/null)
   in_ns "${bin:-$CACHE/apiserver/v1.36.3/bin}/kubectl" --kubeconfig "$STATE/kubeconfig-admin" "$@"
+}
+
+# ---------------------------------------------------------------- the service proxy
+valid_proxy() { [[ $1 == kube-ipvs || $1 == kube-proxy ]]; }
+
+# Both serve kube-proxy's health endpoint on the node's port 10256 (200 once synced).
+proxy_healthy() { in_ns curl -sf -o /dev/null "http://$NODE_IP:10256/healthz"; }
+
+# proxy [NAME]: print the node's proxy, or swap it for NAME and wait until NAME is up and healthy.
+proxy() {
+  local want=${1:-} t0=$SECONDS
+  alive vm || die "the cluster is not up"
+  if [[ -z $want ]]; then
+    tr -d '[:space:]' <"$STATE/node/proxy"
+    echo
+    return
+  fi
+  valid_proxy "$want" || die "proxy $want: expected kube-ipvs or kube-proxy"
+  echo "$want" >"$STATE/node/proxy"
+  # the swap is done when the last proxy start in the node's progress names it
+  wait_until 300 "$want started on the node" bash -c \
+    '[[ $(grep -E "^(kube-ipvs|kube-proxy) started \\(" "$1" | tail -1) == "$2 started "* ]]' _ "$STATE/node/progress" "$want" ||
+    die "$want did not start (see $STATE/node/progress)"
+  wait_until 300 "$want healthy" proxy_healthy || die "$want is not healthy (cluster.sh logs $want)"
+  log "the node's proxy is $want ($(elapsed "$t0"))"
 }
 
 # ---------------------------------------------------------------- down
@@ -289,6 +323,7 @@ status() {
     if alive "$c"; then echo "$c: running (pid $(<"$STATE/pids/$c"))"; else echo "$c: not running"; rc=3; fi
   done
   [[ -s $STATE/node/progress ]] && echo "node: $(tail -1 "$STATE/node/progress")"
+  [[ -s $STATE/node/proxy ]] && echo "proxy: $(<"$STATE/node/proxy")"
   if alive kube-apiserver; then
     kubectl_admin get nodes -o wide 2>&1 || rc=3
   fi
@@ -315,8 +350,13 @@ case $cmd in
   status) status ;;
   kubectl) kubectl_admin "$@" ;;
   logs) logs "$@" ;;
+  proxy) proxy "$@" ;;
   scenario) exec ip netns exec "$NS" env KUBE_IPVS_CLUSTER_DIR="$STATE" bash "$ROOT/test/cluster/scenario.sh" "$@" ;;
-  e2e) exec ip netns exec "$NS" env KUBE_IPVS_CLUSTER_DIR="$STATE" bash "$ROOT/test/cluster/e2e.sh" "$@" ;;
+  e2e)
+    # e2e.test and the ginkgo CLI: built once (a long build), a version check afterwards.
+    ginkgo=$("$ROOT/test/cluster/build.sh" --e2e | sed -n 's/^GINKGO=//p') || die "test/cluster/build.sh --e2e failed"
+    exec ip netns exec "$NS" env KUBE_IPVS_CLUSTER_DIR="$STATE" KUBE_IPVS_E2E_GINKGO="$ginkgo" \
+      bash "$ROOT/test/cluster/e2e.sh" "$@" ;;
   -h | --help | help) usage ;;
   *) log "unknown command $cmd"; usage ;;
 esac

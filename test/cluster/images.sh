@@ -153,6 +153,26 @@ fi
 with_libraries "$root" /bin/nc.openbsd
 rm -f "$root/bin/nc" "$root/usr/bin/nc"
 ln -s /bin/nc.openbsd "$root/usr/bin/nc"
+# The suite runs its commands through `/bin/sh -c`. Debian's static busybox is built to prefer its
+# own applets (FEATURE_SH_STANDALONE), so its sh ran busybox's nc whatever PATH held; alpine's sh,
+# upstream's, looks commands up in PATH. dash does too.
+with_libraries "$root" /bin/dash
+rm -f "$root/bin/sh"
+ln -s dash "$root/bin/sh"
+# Debian's busybox 1.35 wget crashes (SIGSEGV) when given a timeout (`wget -T 1`), which the
+# suite's "verify service up" checks pass; alpine's does not. GNU wget takes the same options.
+if command -v wget >/dev/null; then
+  rm -f "$root/bin/wget" "$root/usr/bin/wget"
+  with_libraries "$root" "$(command -v wget)"
+else
+  log "warning: no wget on this machine: the agnhost image has busybox's, which crashes with -T"
+fi
+# ss (iproute2, in upstream's image): "should release NodePorts on delete" runs
+# `! ss -ant46 'sport = :PORT' | tail -n +2 | grep LISTEN` on the node; without ss it passes vacuously.
+if command -v ss >/dev/null; then
+  rm -f "$root/bin/ss" "$root/usr/bin/ss"
+  with_libraries "$root" "$(command -v ss)"
+fi
 image registry.k8s.io/e2e-test-images/agnhost:2.63.0 "$root" "{\"Entrypoint\":[\"/agnhost\"],\"Cmd\":[\"pause\"],\"WorkingDir\":\"/\",\"Env\":[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"]}"
 
 # --- busybox

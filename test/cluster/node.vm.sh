@@ -143,19 +143,62 @@ EOF
 PIDS+=($!)
 progress "kubelet started"
 
-# ---- kube-ipvs, as system:kube-proxy (bootstrap binding system:node-proxier)
-node "$ROOT/dist/src/cli/main.js" run --kubeconfig "$STATE/kubeconfig-system-kube-proxy" \
-  --hostname-override "$NODE" --cluster-cidr "$CLUSTER_CIDR" --log-format json \
-  >"$OUT/kube-ipvs.log" 2>&1 &
-PIDS+=($!)
-progress "kube-ipvs started"
+# ---- the service proxy: kube-ipvs (a process) or, as the reference, upstream kube-proxy in IPVS
+# mode, both as system:kube-proxy (bootstrap binding system:node-proxier). node/proxy names the one
+# to run; `cluster.sh proxy NAME` rewrites it and the loop below swaps them on this same node: the
+# running one is stopped, `kube-proxy --cleanup` removes what either left in the kernel (IPVS
+# services, kube-ipvs0, the KUBE-* ipsets and chains), then the other starts.
+PROXY=
+PROXY_PID=
+proxy_wanted() {
+  local want
+  want=$(tr -d '[:space:]' 2>/dev/null <"$OUT/proxy" || true)
+  echo "${want:-kube-ipvs}"
+}
+start_proxy() { # start_proxy NAME
+  case $1 in
+    kube-ipvs)
+      node "$ROOT/dist/src/cli/main.js" run --kubeconfig "$STATE/kubeconfig-system-kube-proxy" \
+        --hostname-override "$NODE" --cluster-cidr "$CLUSTER_CIDR" --log-format json \
+        >>"$OUT/kube-ipvs.log" 2>&1 &
+      ;;
+    kube-proxy)
+      "$BIN/kube-proxy" --proxy-mode=ipvs --kubeconfig "$STATE/kubeconfig-system-kube-proxy" \
+        --hostname-override "$NODE" --cluster-cidr "$CLUSTER_CIDR" --v=2 \
+        >>"$OUT/kube-proxy.log" 2>&1 &
+      ;;
+    *) die "node/proxy names $1: expected kube-ipvs or kube-proxy" ;;
+  esac
+  PROXY_PID=$!
+  PROXY=$1
+  progress "$1 started"
+}
+stop_proxy() {
+  [[ -n $PROXY_PID ]] || return 0
+  kill -TERM "$PROXY_PID" 2>/dev/null || true
+  wait "$PROXY_PID" 2>/dev/null || true
+  # kube-proxy --cleanup runs the iptables mode's cleanup before the IPVS mode's (platformCleanup,
+  # cmd/kube-proxy/app/server_linux.go v1.36.3) and exits 1 if either reported an error. After
+  # kube-ipvs the iptables mode's could not delete KUBE-MARK-MASQ and KUBE-PROXY-FIREWALL (still
+  # used by IPVS-mode rules); whether it does the same after kube-proxy's own state is unchecked.
+  if "$BIN/kube-proxy" --cleanup >>"$OUT/proxy-cleanup.log" 2>&1; then
+    progress "$PROXY stopped, kube-proxy --cleanup done"
+  else
+    progress "$PROXY stopped, kube-proxy --cleanup reported errors (node/proxy-cleanup.log)"
+  fi
+  PROXY= PROXY_PID=
+}
+# At power-off the proxy is only stopped: the guest's kernel state goes with it.
+trap 'kill -TERM "$PROXY_PID" 2>/dev/null; stop_all' EXIT
+start_proxy "$(proxy_wanted)"
 
-names=(containerd kubelet kube-ipvs)
+names=(containerd kubelet)
 all_running() {
   local i
   for i in "${!PIDS[@]}"; do
     kill -0 "${PIDS[$i]}" 2>/dev/null || die "${names[$i]} exited (node/${names[$i]}.log)"
   done
+  kill -0 "$PROXY_PID" 2>/dev/null || die "$PROXY exited (node/$PROXY.log)"
 }
 for ((i = 0; i < 600; i++)); do
   curl -sf http://127.0.0.1:10248/healthz >/dev/null 2>&1 && break
@@ -165,9 +208,14 @@ done
 progress "kubelet healthz ok"
 : >"$OUT/ready"
 
-# ---- run until told to stop, or until a component exits
+# ---- run until told to stop, or until a component exits; swap the proxy when node/proxy changes
 while [[ ! -e $OUT/stop ]]; do
   all_running
+  want=$(proxy_wanted)
+  if [[ $want != "$PROXY" ]]; then
+    stop_proxy
+    start_proxy "$want"
+  fi
   sleep 2
 done
 progress "stopping"

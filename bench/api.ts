@@ -11,7 +11,7 @@ import { ApiSource } from '../src/cluster/api-source.js';
 import { loadKubeConfig } from '../src/cluster/api/kubeconfig.js';
 import { TRIGGER_TIME_ANNOTATION } from '../src/cluster/tracker.js';
 import { createLogger } from '../src/observe/log.js';
-import { realClock } from '../src/sync/clock.js';
+import { realClock } from '../src/model/clock.js';
 import { BoundedFrequencyRunner } from '../src/sync/runner.js';
 import type { TestApiServer } from '../test/helpers/apiserver.js';
 import { apiRequest, startTestApiServer } from '../test/helpers/apiserver.js';
@@ -113,7 +113,7 @@ async function main(): Promise<void> {
       },
     });
     const log = createLogger('text', (l) => void process.stderr.write(l));
-    const source = new ApiSource({ kc: loadKubeConfig({ kubeconfig: server.kubeconfigFor('kube-ipvs-node'), master: '' }), tracker: node.tracker, nodeName: NODE, log, onChange: () => runner.request() });
+    const source = new ApiSource({ connection: loadKubeConfig({ kubeconfig: server.kubeconfigFor('kube-ipvs-node'), master: '' }), tracker: node.tracker, nodeName: NODE, log, onChange: () => runner.request() });
     const tList = Date.now();
     source.start();
     await source.waitForInitialSync(300_000);

@@ -30,7 +30,7 @@ import { DUMMY_DEVICE } from '../src/model/names.js';
 import type { DesiredState } from '../src/plan/desired.js';
 import { familyIptablesTables, renderIpsets, renderIpvs } from '../src/plan/render.js';
 import { cleanupDataplane } from '../src/sync/cleanup.js';
-import { realClock } from '../src/sync/clock.js';
+import { realClock } from '../src/model/clock.js';
 import { restorePayload } from '../src/sync/iptables-reconciler.js';
 import type { Dataplane, SyncOutcome } from '../src/sync/proxier.js';
 import { Proxier } from '../src/sync/proxier.js';

@@ -13,7 +13,8 @@ KI=(node "$ROOT/dist/kube-ipvs.mjs")
 NODE=$(hostname | tr '[:upper:]' '[:lower:]')
 DIR=$(mktemp -d)
 LOG=$(mktemp)
-say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
+# Headings in bold on a terminal only: a log or a pipe gets plain text.
+if [[ -t 1 ]]; then say() { printf '\n\033[1m%s\033[0m\n' "$*"; }; else say() { printf '\n%s\n' "$*"; }; fi
 
 # A node needs an interface and a default route (IPVS refuses masquerade real servers otherwise).
 ip link show node0 >/dev/null 2>&1 || {
@@ -40,6 +41,17 @@ slices() { # slices WEB_IPS... : EndpointSlices for the three services (web gets
 cp "$DEMO/cluster.yaml" "$DIR/services.yaml"
 slices 10.244.1.11 10.244.1.12 10.244.1.13 >"$DIR/endpoints.yaml"
 
+# The plan of this very cluster, with the node's addresses as `run --manifests` reads them (every
+# interface but kube-ipvs0, in the kernel's order).
+PLAN=$(mktemp)
+KERNEL=$(mktemp)
+node_ips=$(ip -o addr show | awk '$2 != "kube-ipvs0" { split($4, a, "/"); print a[1] }' | paste -sd, -)
+say "kube-ipvs plan of this cluster (demo/cluster.yaml and its endpoints on node $NODE): the IPVS table it will program"
+"${KI[@]}" plan --manifests "$DIR" --hostname-override "$NODE" --node-ip "$node_ips" --output ipvs 2>/dev/null >"$PLAN"
+cat "$PLAN"
+# in_plan_order: stdin's lines in the order the plan prints them (lines the plan lacks last).
+in_plan_order() { awk 'NR == FNR { order[$0] = NR; next } { print (($0 in order) ? order[$0] : 1000000) "\t" $0 }' "$PLAN" - | sort -n -s | cut -f2-; }
+
 say "Starting kube-ipvs: kube-ipvs run --manifests $DIR --ipvs-min-sync-period 0s"
 "${KI[@]}" run --manifests "$DIR" --ipvs-min-sync-period 0s --ipvs-sync-period 30s --healthz-bind-address= --metrics-bind-address= >"$LOG" 2>&1 &
 DAEMON=$!
@@ -54,8 +66,14 @@ requests "ClusterIP 10.96.0.10:80 from the node (round robin over web-1..3)" - h
 requests "NodePort 192.168.100.1:30080 from the outside client (masqueraded: pods see a node address)" client http://192.168.100.1:30080/
 requests "LoadBalancer 203.0.113.10:80 from the outside client" client http://203.0.113.10/
 
-say "The IPVS table (ipvsadm -Sn; the same text kube-ipvs plan prints)"
-ipvsadm -Sn
+say "The kernel's IPVS table (ipvsadm -Sn, in the plan's order)"
+ipvsadm -Sn | in_plan_order | tee "$KERNEL"
+if cmp -s "$PLAN" "$KERNEL"; then
+  echo "= kube-ipvs plan's text above, line for line"
+else
+  echo "differs from kube-ipvs plan's text (- plan, + kernel):"
+  diff -u "$PLAN" "$KERNEL" | tail -n +3 || true
+fi
 
 say "Removing web-2 from the endpoints (the file changes; kube-ipvs applies it)"
 slices 10.244.1.11 10.244.1.13 >"$DIR/.endpoints.tmp" && mv "$DIR/.endpoints.tmp" "$DIR/endpoints.yaml"
@@ -69,3 +87,4 @@ requests "ClusterIP 10.96.0.10:80 again: web-2 (draining at weight 0) gets no ne
 kill -TERM "$DAEMON"; wait "$DAEMON" || true
 say "kube-ipvs stopped (SIGTERM leaves the dataplane in place; kube-ipvs cleanup removes it)"
 "${KI[@]}" cleanup
+rm -rf "$DIR" "$LOG" "$PLAN" "$KERNEL"

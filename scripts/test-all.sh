@@ -2,7 +2,8 @@
 # The whole test suite: build, lint, unit and fake-kernel tests natively, the tests against a real
 # kube-apiserver + etcd (built once from the Go module proxy, cached), then the real-kernel
 # scenarios in one VM boot, and upstream kube-proxy's judgement of the same kernel state (fidelity).
-# Ends with one "N passed, M failed" line for everything.
+# Ends with a summary: one "STAGE: N passed, M failed" line per stage (the same line the stage
+# printed itself, where it prints one) and the total.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-deps.sh
@@ -25,10 +26,24 @@ node_stage() {
   printf -v "${name}_fail" '%s' "${fail:-0}"
 }
 node_stage unit scripts/run-tests.sh
+# The short soak (10 simulated minutes of churn at 1,000 Services with write faults; npm run soak
+# runs 4 hours): its last line is "soak: N passed, M failed".
+soak_log=$(mktemp)
+node --expose-gc dist/bench/soak.js --short 2>&1 | tee "$soak_log"
+soak_rc=${PIPESTATUS[0]}
+read -r soak_pass soak_fail < <(awk '/^soak: [0-9]+ passed, [0-9]+ failed/{p=$2; f=$4} END{print p+0, f+0}' "$soak_log")
+rm -f "$soak_log"
+((soak_rc != 0 && soak_fail == 0)) && soak_fail=1
 node_stage api scripts/test-api.sh
 vm_rc=0
 vm_pass=0
 vm_fail=0
+vmapi_rc=0
+vmapi_pass=0
+vmapi_fail=0
+compare_rc=0
+compare_pass=0
+compare_fail=0
 if [[ ${KUBE_IPVS_SKIP_VM:-0} == 1 ]]; then
   echo "test-all: KUBE_IPVS_SKIP_VM=1: real-kernel scenarios skipped"
 else
@@ -43,9 +58,15 @@ else
   if [[ ${KUBE_IPVS_SKIP_API:-0} == 1 ]]; then
     echo "test-all: KUBE_IPVS_SKIP_API=1: VM + API server scenario skipped"
   elif scripts/test-vm-api.sh; then
-    vm_pass=$((vm_pass + 1))
+    vmapi_pass=1
   else
-    vm_fail=$((vm_fail + 1)); vm_rc=1
+    vmapi_fail=1; vmapi_rc=1
+  fi
+  # bench:compare at a tiny size in its own VM boot: it must keep producing its table.
+  if scripts/test-compare.sh; then
+    compare_pass=1
+  else
+    compare_fail=1; compare_rc=1
   fi
 fi
 # Upstream kube-proxy v1.36.3 judges: the curated fidelity scenarios and one seeded random cluster,
@@ -64,11 +85,16 @@ else
   rm -f "$fid_log"
   ((fid_rc != 0 && fid_fail == 0)) && fid_fail=1
 fi
-total_pass=$(( ${unit_pass:-0} + ${api_pass:-0} + vm_pass + fid_pass ))
-total_fail=$(( ${unit_fail:-0} + ${api_fail:-0} + vm_fail + fid_fail ))
+total_pass=$(( ${unit_pass:-0} + soak_pass + ${api_pass:-0} + vm_pass + vmapi_pass + compare_pass + fid_pass ))
+total_fail=$(( ${unit_fail:-0} + soak_fail + ${api_fail:-0} + vm_fail + vmapi_fail + compare_fail + fid_fail ))
+echo
+echo "== summary"
 echo "unit: ${unit_pass:-0} passed, ${unit_fail:-0} failed"
+echo "soak: $soak_pass passed, $soak_fail failed"
 echo "api: ${api_pass:-0} passed, ${api_fail:-0} failed"
 echo "vm: $vm_pass passed, $vm_fail failed"
+echo "vm-api: $vmapi_pass passed, $vmapi_fail failed"
+echo "compare: $compare_pass passed, $compare_fail failed"
 echo "fidelity: $fid_pass passed, $fid_fail failed"
 echo "total: $total_pass passed, $total_fail failed"
-((unit_rc == 0 && api_rc == 0 && vm_rc == 0 && fid_rc == 0))
+((unit_rc == 0 && soak_rc == 0 && api_rc == 0 && vm_rc == 0 && vmapi_rc == 0 && compare_rc == 0 && fid_rc == 0))

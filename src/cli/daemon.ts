@@ -5,10 +5,10 @@
 // does. A sync that throws is logged with its stack, counted, and retried like a failed one.
 import type { ProxyConfig } from '../config/types.js';
 import type { Logger } from '../observe/log.js';
-import type { Clock } from '../sync/clock.js';
-import { realClock } from '../sync/clock.js';
-import { errorMessage } from '../sync/report.js';
+import type { Clock } from '../model/clock.js';
+import { realClock } from '../model/clock.js';
 import { BoundedFrequencyRunner } from '../sync/runner.js';
+import { errorMessage } from '../model/error-text.js';
 
 /** Where the cluster's objects come from, as the daemon drives it. */
 export interface DaemonSource {

@@ -2,7 +2,6 @@
 // /metrics and /proxyMode, health-check node ports for externalTrafficPolicy: Local services,
 // and Events when one cannot bind. Bind failures of the healthz/metrics servers are logged and
 // retried, as kube-proxy does, rather than stopping the proxy.
-import type { V1Node } from '@kubernetes/client-node';
 import type { EventSink } from '../cluster/api/events.js';
 import type { ClusterTracker } from '../cluster/tracker.js';
 import type { ProxyConfig } from '../config/types.js';
@@ -16,9 +15,17 @@ import type { ServiceStat } from '../observe/metrics.js';
 import { ProxyMetrics } from '../observe/metrics.js';
 import { ProxyHealth } from '../observe/proxy-health.js';
 import { ServiceHealthServers } from '../observe/service-health.js';
-import { realClock } from '../sync/clock.js';
+import { realClock } from '../model/clock.js';
 import type { SyncOutcome } from '../sync/proxier.js';
 import type { DaemonObserver } from './daemon.js';
+import type { Clock } from '../model/clock.js';
+import type { Draining } from '../sync/ipvs-reconciler.js';
+import type { DesiredState } from '../plan/desired.js';
+import type { RouteHandler } from '../observe/http-servers.js';
+import type { SourceStatus } from '../observe/status-document.js';
+import { SyncHistory } from '../observe/sync-history.js';
+import { statusRoutes } from './status-routes.js';
+import { errorMessage } from '../model/error-text.js';
 
 const BIND_RETRY_MS = 5000;
 
@@ -33,9 +40,21 @@ export interface ObservabilityInput {
   readonly dataplane: Dataplane;
   readonly tracker: ClusterTracker;
   readonly events: EventSink;
-  readonly node: () => V1Node | undefined;
+  /** Whether this node may take traffic, asked on every /healthz (nodeEligibility over the source's Node). */
+  readonly nodeEligible: () => boolean;
   /** Which service port owns a virtual server, for per-service IPVS counters. */
   readonly ownerOf: (vsKeyText: string) => string | undefined;
+  /** What /status, /diff and /ui need beyond the metrics; without it they answer 404. */
+  readonly status?: StatusHooks;
+}
+
+/** The proxier's and the source's parts of /status. */
+export interface StatusHooks {
+  readonly draining: () => readonly Draining[];
+  readonly drainTimeoutMs: number;
+  /** The proxier's clock (drain records are stamped with it). */
+  readonly clock: Clock;
+  readonly source: () => SourceStatus;
 }
 
 export interface Observability extends DaemonObserver {
@@ -82,8 +101,8 @@ class RetryingServer {
     try {
       this.server = await this.start();
     } catch (e) {
-      if (this.hardFail) throw new BindHardFail(`${this.what} server failed: ${e instanceof Error ? e.message : String(e)}`);
-      this.log.error(e instanceof Error ? e.message : String(e), { retryIn: `${BIND_RETRY_MS / 1000}s` });
+      if (this.hardFail) throw new BindHardFail(`${this.what} server failed: ${errorMessage(e)}`);
+      this.log.error(errorMessage(e), { retryIn: `${BIND_RETRY_MS / 1000}s` });
       this.timer = setTimeout(() => void this.retry(), BIND_RETRY_MS);
     }
   }
@@ -108,8 +127,8 @@ class RetryingServer {
 
 export async function startObservability(o: ObservabilityInput): Promise<Observability> {
   const families: IpFamily[] = o.dataplane.iptables.map((b) => b.family);
-  const health = new ProxyHealth({ clock: realClock, syncPeriodMs: o.config.ipvs.syncPeriodMs, families });
-  const metrics = new ProxyMetrics({ families, onStatsError: (e) => o.log.warn('IPVS counters unavailable for this scrape', { error: e instanceof Error ? e.message : String(e) }) });
+  const health = new ProxyHealth({ clock: realClock, syncPeriodMs: o.config.ipvs.syncPeriodMs, families, nodeEligible: o.nodeEligible });
+  const metrics = new ProxyMetrics({ families, onStatsError: (e) => o.log.warn('IPVS counters unavailable for this scrape', { error: errorMessage(e) }) });
   metrics.setServiceStatsSource(async () => {
     const stats: ServiceStat[] = [];
     for (const vs of await o.dataplane.ipvs.listServices()) {
@@ -130,9 +149,28 @@ export async function startObservability(o: ObservabilityInput): Promise<Observa
       o.events.warn({ namespace, name }, 'FailedToStartServiceHealthcheck', `node ${o.config.hostnameOverride} failed to start healthcheck on port ${port}: ${error.message}`);
     },
   });
+  const history = new SyncHistory();
+  let latestState: DesiredState | undefined;
+  const routes: ReadonlyMap<string, RouteHandler> = o.status
+    ? statusRoutes({
+        config: o.config,
+        dataplane: o.dataplane,
+        tracker: o.tracker,
+        history,
+        families,
+        state: () => latestState,
+        ownerOf: o.ownerOf,
+        draining: o.status.draining,
+        drainTimeoutMs: o.status.drainTimeoutMs,
+        clock: o.status.clock,
+        healthy: () => health.isHealthy(),
+        eligible: () => health.isNodeEligible(),
+        source: o.status.source,
+      })
+    : new Map();
   const hardFail = o.config.bindAddressHardFail;
   const healthz = new RetryingServer('healthz', () => startHealthzServer(o.config.healthzBindAddress, health, { probes: metrics }), o.log, hardFail);
-  const metricsServer = new RetryingServer('metrics', () => startMetricsServer(o.config.metricsBindAddress, metrics), o.log, hardFail);
+  const metricsServer = new RetryingServer('metrics', () => startMetricsServer(o.config.metricsBindAddress, metrics, { routes }), o.log, hardFail);
   const opened = await Promise.allSettled([healthz.open(), metricsServer.open()]);
   const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed !== undefined) {
@@ -154,8 +192,6 @@ export async function startObservability(o: ObservabilityInput): Promise<Observa
       metrics.syncError('sync');
     },
     synced(r: SyncOutcome): void {
-      const node = o.node();
-      if (node) health.syncNode(node);
       metrics.observeSync({ durationS: r.durationMs / 1000, full: r.full, ok: r.ok, at: Date.now() });
       metrics.addChanges({ services: r.serviceChanges, endpoints: r.endpointChanges });
       metrics.setPending(o.tracker.pending);
@@ -166,11 +202,15 @@ export async function startObservability(o: ObservabilityInput): Promise<Observa
         if (r.report.failures.some((f) => f.subsystem === 'iptables' && f.op === 'restore' && f.object === fam)) metrics.iptablesRestoreFailed(fam);
       }
       for (const f of r.state.families) metrics.setNoLocalEndpoints({ ...f.noLocalEndpoints, family: f.family });
+      for (const [subsystem, n] of r.report.drift) metrics.driftDetected(subsystem, n);
+      if (r.report.drift.size > 0) o.log.warn('the kernel had changed behind kube-ipvs\'s back; repaired', Object.fromEntries(r.report.drift));
+      latestState = r.state;
+      history.record({ at: Date.now(), full: r.full, ok: r.ok, durationMs: r.durationMs, changedServices: r.changedServices, changes: r.report.summary(), failures: r.report.failures, drift: r.report.drift });
       if (!r.ok) return;
       health.updated();
       const now = Date.now();
       for (const t of r.triggerTimes.values()) if (now >= t) metrics.observeNetworkProgramming((now - t) / 1000);
-      void serviceHealth.syncServices(r.state.healthCheckNodePorts).then(() => {
+      void serviceHealth.syncServices(r.state.healthCheckNodePorts, r.state.healthCheckAddresses).then(() => {
         serviceHealth.syncEndpoints(localReadyEndpoints(o.tracker, r.state.healthCheckNodePorts.keys(), o.config.hostnameOverride));
       });
     },

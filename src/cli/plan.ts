@@ -39,16 +39,18 @@ export interface PlanInputs {
   readonly extra: ReadonlyMap<string, unknown>;
   readonly state: DesiredState;
   readonly problems: readonly Problem[];
+  /** The cluster the plan was made from (names for trace). */
+  readonly tracker: ClusterTracker;
 }
 
 /**
- * Loads config and manifests and plans them; shared by `plan` and `trace`. `exit` is set when the
+ * Loads config and manifests and plans them; shared by `plan` and `trace`. Only `exit` when the
  * command ends before planning: --help (-1), --version or --write-config-to (their exit code).
  */
-export function planFromArgs(argv: readonly string[], flags: readonly FlagSpec[], kernelRelease: string, io: ProcessIo): PlanInputs & { exit: number | undefined } {
+export function planFromArgs(argv: readonly string[], flags: readonly FlagSpec[], kernelRelease: string, io: ProcessIo): { exit: number } | (PlanInputs & { exit: undefined }) {
   const loaded = loadConfig(argv, { extraFlags: flags, hostname: hostname(), readFile: (p) => readFileSync(p, 'utf8') });
-  const early = loaded.help ? -1 : runProcessFlags(loaded, io, createLogger(loaded.config.logFormat, io.err));
-  if (early !== undefined) return { config: loaded.config, node: undefined as unknown as NodeInfo, extra: loaded.extra, state: undefined as unknown as DesiredState, problems: [], exit: early };
+  const early = loaded.help ? -1 : runProcessFlags(loaded, io, createLogger(loaded.config.logging.format, io.err));
+  if (early !== undefined) return { exit: early };
   for (const w of loaded.warnings) io.err(`warning: ${formatLoadWarning(w)}\n`);
   const paths = loaded.extra.get('manifests') as readonly string[];
   if (paths.length === 0) throw new UsageError('--manifests is required: give a file or directory of Services and EndpointSlices');
@@ -72,7 +74,7 @@ export function planFromArgs(argv: readonly string[], flags: readonly FlagSpec[]
   // As `run` does: the Node object's addresses are the node IPs; without a Node, the interfaces'.
   const node = buildNodeInfo({ name: nodeName, node: nodeObj, addresses, families, ...(nodeObj === undefined ? { nodeIPs: addresses } : {}), bindAddress: config.bindAddress, kernelVersion });
   const state = planCluster(snapshot, { node, config });
-  return { config, node, extra: loaded.extra, state, problems, exit: undefined };
+  return { config, node, extra: loaded.extra, state, problems, tracker, exit: undefined };
 }
 
 function parseFamilies(given: readonly string[]): IpFamily[] {

@@ -3,6 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import type { LoadResult, LoadWarning } from '../config/load.js';
 import { formatKubeProxyConfiguration } from '../config/kubeproxyconfig.js';
+import { fileErrorText } from '../model/error-text.js';
 import type { Logger } from '../observe/log.js';
 import { rawVersion, versionLine } from '../version.js';
 
@@ -39,7 +40,7 @@ export function runProcessFlags(loaded: LoadResult, io: ProcessIo, log: Logger):
   try {
     writeFileSync(file, formatKubeProxyConfiguration(loaded.settings));
   } catch (e) {
-    log.error(`cannot write --write-config-to file ${file}: ${e instanceof Error ? e.message : String(e)}`);
+    log.error(`cannot write --write-config-to file ${file}: ${fileErrorText(e, 'write')}`);
     return 1;
   }
   log.info('Wrote configuration', { file });

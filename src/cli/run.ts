@@ -5,38 +5,27 @@ import { cpus, hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import type { FlagSpec } from '../config/load.js';
 import { loadConfig } from '../config/load.js';
-import { ManifestSource } from '../cluster/manifest-source.js';
-import { ApiSource } from '../cluster/api-source.js';
-import { loadKubeConfig, serverOf } from '../cluster/api/kubeconfig.js';
-import { EventRecorder } from '../cluster/api/events.js';
+import type { ClusterTracker } from '../cluster/tracker.js';
 import type { EventSink } from '../cluster/api/events.js';
-import { RestClient } from '../cluster/api/rest.js';
 import type { V1Node } from '@kubernetes/client-node';
 import type { DaemonSource } from './daemon.js';
-import { runDaemon } from './daemon.js';
-import { BindHardFail, startObservability } from './observability.js';
-import type { Observability } from './observability.js';
-import { formatProblem } from '../cluster/problems.js';
-import { ClusterTracker } from '../cluster/tracker.js';
 import { parseDuration } from '../config/duration.js';
-import { kernelRelease } from '../dataplane/netif/real.js';
-import { openCleanupDataplane, openRealDataplane } from '../dataplane/real-dataplane.js';
 import type { Logger } from '../observe/log.js';
 import { processLogger } from '../observe/log.js';
-import { cleanupDataplane } from '../sync/cleanup.js';
-import { realClock } from '../sync/clock.js';
+import { Redactor } from '../observe/redact.js';
+import type { SourceStatus } from '../observe/status-document.js';
+import type { Observability } from './observability.js';
+import type { Proxier } from '../sync/proxier.js';
 import type { ProxyConfig } from '../config/types.js';
-import { Proxier } from '../sync/proxier.js';
-import { SyncReport } from '../sync/report.js';
-import { applySysctls } from '../sync/sysctl-reconciler.js';
-import { planIpvsTimeouts, planSysctls } from '../plan/sysctl.js';
-import { RealSysctl } from '../dataplane/sysctl/real.js';
-import { RealIpvs } from '../dataplane/ipvs/real.js';
+import type { SyncReport } from '../sync/report.js';
 import { UsageError } from './errors.js';
-import { applyOomScoreAdj } from '../dataplane/oom.js';
 import { rateLimiterFor, type RateLimiter } from '../cluster/api/rate-limiter.js';
 import { logLoadWarnings, runProcessFlags } from './process-flags.js';
+import { versionLine } from '../version.js';
+import { errorMessage } from '../model/error-text.js';
 
+// Modules are imported where they are used (see main.ts): the cluster source's before the rest, so
+// that its first lists go out while the daemon's other modules load.
 export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: 'manifests', kind: 'repeatable', valueName: 'path', help: 'YAML/JSON file or directory of Services, EndpointSlices and Nodes (repeatable); without it, the Kubernetes API (--kubeconfig, --master or the pod service account).' },
   { name: 'once', kind: 'bool', help: 'Sync once and exit: 0 when every operation succeeded, 1 listing the failed ones.' },
@@ -68,6 +57,7 @@ export function reportingSync(proxier: Proxier, log: Logger, observability: Obse
       full: r.full,
       ms: Math.round(r.durationMs),
       changedServices: r.changedServices,
+      firstServicesMs: r.firstServicesMs,
       families: r.state.families.map((f) => f.family).join(','),
       virtualServers: vs,
       changes: r.report.summary() || 'none',
@@ -79,6 +69,7 @@ export function reportingSync(proxier: Proxier, log: Logger, observability: Obse
 }
 
 export async function runCleanup(log: Logger, excludeCIDRs: readonly string[]): Promise<number> {
+  const [{ openCleanupDataplane }, { cleanupDataplane }] = await Promise.all([import('../dataplane/real-dataplane.js'), import('../sync/cleanup.js')]);
   const dp = await openCleanupDataplane();
   // Without ip_vs there are no virtual servers, but rules, sets and kube-ipvs0 may be left over.
   if (!dp.ipvsAvailable) log.warn('IPVS unavailable; cleaning iptables, ipsets and kube-ipvs0 only');
@@ -97,6 +88,14 @@ export async function runCleanup(log: Logger, excludeCIDRs: readonly string[]): 
  * exit, as kube-proxy does for an init container.
  */
 async function runInitOnly(log: Logger, config: ProxyConfig): Promise<number> {
+  const [{ kernelRelease }, { RealIpvs }, { RealSysctl }, { applySysctls }, { planIpvsTimeouts, planSysctls }, { SyncReport }] = await Promise.all([
+    import('../dataplane/netif/real.js'),
+    import('../dataplane/ipvs/real.js'),
+    import('../dataplane/sysctl/real.js'),
+    import('../sync/sysctl-reconciler.js'),
+    import('../plan/sysctl.js'),
+    import('../sync/report.js'),
+  ]);
   const report = new SyncReport();
   const kernel = await kernelRelease();
   const ipvs = new RealIpvs();
@@ -104,7 +103,7 @@ async function runInitOnly(log: Logger, config: ProxyConfig): Promise<number> {
     // Loads ip_vs first: its net.ipv4.vs.* settings do not exist before.
     await ipvs.client.getInfo();
   } catch (e) {
-    report.fail({ subsystem: 'ipvs', op: 'load', object: 'ip_vs', message: e instanceof Error ? e.message : String(e) });
+    report.fail({ subsystem: 'ipvs', op: 'load', object: 'ip_vs', message: errorMessage(e) });
   }
   try {
     await applySysctls(new RealSysctl(), planSysctls({ kernelVersion: kernel }, config, cpus().length), report);
@@ -113,7 +112,7 @@ async function runInitOnly(log: Logger, config: ProxyConfig): Promise<number> {
       try {
         await ipvs.setTimeouts(t);
       } catch (e) {
-        report.fail({ subsystem: 'ipvs', op: 'setTimeouts', object: `${t.tcp} ${t.tcpFin} ${t.udp}`, message: e instanceof Error ? e.message : String(e) });
+        report.fail({ subsystem: 'ipvs', op: 'setTimeouts', object: `${t.tcp} ${t.tcpFin} ${t.udp}`, message: errorMessage(e) });
       }
     }
   } finally {
@@ -131,7 +130,9 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
     return -1;
   }
   const config = loaded.config;
-  const log = processLogger(config.logging);
+  // Known once a kubeconfig is loaded: its credentials are masked in every line from then on.
+  const redactor = new Redactor();
+  const log = processLogger(config.logging, redactor.redact);
   logLoadWarnings(loaded, log);
   const early = runProcessFlags(loaded, io, log);
   if (early !== undefined) return early;
@@ -144,10 +145,20 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
   const paths = loaded.extra.get('manifests') as readonly string[];
   const once = loaded.extra.get('once') === true;
 
+  const [{ ClusterTracker }, { formatProblem }] = await Promise.all([import('../cluster/tracker.js'), import('../cluster/problems.js')]);
   const tracker = new ClusterTracker(config.hostnameOverride, (p) => log.warn(formatProblem(p)));
+  // The rest of the daemon loads while the API source's first lists are out.
+  let syncModules: ReturnType<typeof importSyncModules> | undefined;
+  const loadSyncModules = (): void => {
+    syncModules ??= importSyncModules();
+    // Awaited below only when the source opened; never an unhandled rejection meanwhile.
+    syncModules.catch(() => undefined);
+  };
   const limiter = rateLimiterFor(config.clientConnection.qps, config.clientConnection.burst);
-  const opened = paths.length > 0 ? openManifestSource(paths, config.hostnameOverride, tracker, log) : await openApiSource(config, tracker, log, limiter);
+  const opened = paths.length > 0 ? await openManifestSource(paths, config.hostnameOverride, tracker, log) : await openApiSource(config, tracker, log, limiter, redactor, loadSyncModules);
   if (!opened) return 1;
+  loadSyncModules();
+  const [{ openRealDataplane }, { kernelRelease }, { Proxier }, { realClock }, { runDaemon }, { applyOomScoreAdj }] = await (syncModules as ReturnType<typeof importSyncModules>);
 
   const dp = await openRealDataplane().catch((e: unknown) => {
     opened.source.close();
@@ -166,20 +177,26 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
     randomFully,
     drainTimeoutMs: drainMs,
   });
-  let observability: Awaited<ReturnType<typeof startObservability>> | undefined;
-  try {
-    observability = once ? undefined : await startObservability({ config, log, dataplane: dp, tracker, events: opened.events, node: opened.node, ownerOf: (k) => proxier.virtualServerOwner(k) });
-  } catch (e) {
-    opened.source.close();
-    dp.close();
-    if (!(e instanceof BindHardFail)) throw e;
-    // --bind-address-hard-fail: kube-proxy exits when its health or metrics server cannot bind.
-    log.error(e.message, { hint: 'free the address or change --healthz-bind-address/--metrics-bind-address; without --bind-address-hard-fail kube-ipvs retries every 5 s' });
-    return 1;
+  const status = { draining: () => proxier.drainingServers(), drainTimeoutMs: drainMs, clock: realClock, source: opened.status };
+  let observability: Observability | undefined;
+  if (!once) {
+    const { BindHardFail, startObservability } = await import('./observability.js');
+    try {
+      observability = await startObservability({ config, log, dataplane: dp, tracker, events: opened.events, nodeEligible: opened.nodeEligible, ownerOf: (k) => proxier.virtualServerOwner(k), status });
+    } catch (e) {
+      opened.source.close();
+      dp.close();
+      if (!(e instanceof BindHardFail)) throw e;
+      // --bind-address-hard-fail: kube-proxy exits when its health or metrics server cannot bind.
+      log.error(e.message, { hint: 'free the address or change --healthz-bind-address/--metrics-bind-address; without --bind-address-hard-fail kube-ipvs retries every 5 s' });
+      return 1;
+    }
   }
   const syncOnce = reportingSync(proxier, log, observability);
 
   log.info('kube-ipvs starting', {
+    // As kube-proxy's "Version info" line at start.
+    version: versionLine(),
     node: config.hostnameOverride,
     ipFamiliesAvailable: dp.iptables.map((b) => b.family).join(','),
     ipFamiliesSkipped: dp.familiesSkipped.length > 0 ? dp.familiesSkipped.join('; ') : undefined,
@@ -197,7 +214,7 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
   if (!once) {
     // As kube-proxy's ProxyServer.Run; the kernel refuses lowering it without CAP_SYS_RESOURCE.
     await applyOomScoreAdj(config.oomScoreAdj).catch((e: unknown) =>
-      log.warn('cannot set the OOM score adjustment; the daemon keeps the one it has', { oomScoreAdj: config.oomScoreAdj, error: e instanceof Error ? e.message : String(e) }),
+      log.warn('cannot set the OOM score adjustment; the daemon keeps the one it has', { oomScoreAdj: config.oomScoreAdj, error: errorMessage(e) }),
     );
   }
 
@@ -215,8 +232,12 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
 interface OpenedSource {
   readonly source: DaemonSource;
   readonly node: () => V1Node | undefined;
+  /** /healthz's node eligibility, read afresh on each probe. */
+  readonly nodeEligible: () => boolean;
   readonly events: EventSink;
   readonly summary: Readonly<Record<string, string | number>>;
+  /** Where objects come from and whether that works right now (/status). */
+  readonly status: () => SourceStatus;
 }
 
 /** Without an API server, failures a user must fix go to the log only. */
@@ -224,15 +245,18 @@ function logEvents(log: Logger): EventSink {
   return { warn: (t, reason, message) => log.warn(message, { service: `${t.namespace}/${t.name}`, reason }) };
 }
 
-function openManifestSource(paths: readonly string[], nodeName: string, tracker: ClusterTracker, log: Logger): OpenedSource | undefined {
+async function openManifestSource(paths: readonly string[], nodeName: string, tracker: ClusterTracker, log: Logger): Promise<OpenedSource | undefined> {
+  const [{ ManifestSource }, { nodeEligibility }] = await Promise.all([import('../cluster/manifest-source.js'), import('../observe/proxy-health.js')]);
   const manifests = new ManifestSource(paths, tracker);
   const first = manifests.reload();
   if (!first.ok) {
     log.error('cannot read the manifests', { error: first.error });
     return undefined;
   }
+  let unreadable: string | undefined;
   const reloadAndLog = (why: string): boolean => {
     const r = manifests.reload();
+    unreadable = r.ok ? undefined : r.error;
     if (!r.ok) log.error('manifests not reloaded; keeping the previous objects', { why, error: r.error });
     else if (r.changed > 0) log.info('manifests changed', { why, objects: r.changed, services: r.services, endpointSlices: r.endpointSlices });
     return r.ok && r.changed > 0;
@@ -249,25 +273,40 @@ function openManifestSource(paths: readonly string[], nodeName: string, tracker:
       close: () => manifests.close(),
     },
     node: () => manifests.node(nodeName),
+    nodeEligible: nodeEligibility(() => manifests.node(nodeName), { required: false }),
+    status: () => ({ kind: 'manifests', target: paths.join(','), connected: unreadable === undefined, failing: unreadable === undefined ? [] : [unreadable] }),
     events: logEvents(log),
     summary: { source: 'manifests', manifests: paths.join(','), services: first.services, endpointSlices: first.endpointSlices },
   };
 }
 
-async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: Logger, limiter: RateLimiter): Promise<OpenedSource | undefined> {
-  const kc = loadKubeConfig({ kubeconfig: config.kubeconfig, master: config.master });
+function importSyncModules() {
+  return Promise.all([import('../dataplane/real-dataplane.js'), import('../dataplane/netif/real.js'), import('../sync/proxier.js'), import('../model/clock.js'), import('./daemon.js'), import('../dataplane/oom.js')]);
+}
+
+/** `whileListing` runs once the first lists are out. */
+async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: Logger, limiter: RateLimiter, redactor: Redactor, whileListing: () => void): Promise<OpenedSource | undefined> {
+  const [{ loadKubeConfig, credentialsOf, displayServer }, { ApiSource }, { nodeEligibility }] = await Promise.all([
+    import('../cluster/api/kubeconfig.js'),
+    import('../cluster/api-source.js'),
+    import('../observe/proxy-health.js'),
+  ]);
+  const connection = loadKubeConfig({ kubeconfig: config.kubeconfig, master: config.master });
+  redactor.add(...credentialsOf(connection));
   let notify: () => void = () => undefined;
-  const api = new ApiSource({ kc, tracker, nodeName: config.hostnameOverride, log, onChange: () => notify(), limiter });
+  const api = new ApiSource({ connection, tracker, nodeName: config.hostnameOverride, log, onChange: () => notify(), limiter });
   api.start();
+  whileListing();
   try {
     await api.waitForInitialSync(INITIAL_LIST_TIMEOUT_MS);
   } catch (e) {
-    log.error(e instanceof Error ? e.message : String(e));
+    log.error(errorMessage(e));
     api.close();
     return undefined;
   }
   if (!api.node()) log.warn('this node has no Node object; topology hints and NodeCIDR detection are off until it appears', { node: config.hostnameOverride });
   const pending = tracker.pending;
+  const [{ EventRecorder }, { RestClient }] = await Promise.all([import('../cluster/api/events.js'), import('../cluster/api/rest.js')]);
   return {
     source: {
       start: (onChange) => {
@@ -278,7 +317,12 @@ async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: 
       close: () => api.close(),
     },
     node: () => api.node(),
-    events: new EventRecorder(new RestClient(kc, limiter), config.hostnameOverride, log),
-    summary: { source: 'api', server: serverOf(kc), services: pending.services, endpointSlices: pending.endpoints },
+    nodeEligible: nodeEligibility(() => api.node(), { required: true }),
+    status: () => {
+      const failing = api.failingResources();
+      return { kind: 'api', target: displayServer(connection), connected: failing.length === 0, failing };
+    },
+    events: new EventRecorder(new RestClient(connection, limiter), config.hostnameOverride, log),
+    summary: { source: 'api', server: displayServer(connection), services: pending.services, endpointSlices: pending.endpoints },
   };
 }

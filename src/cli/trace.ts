@@ -5,16 +5,30 @@ import type { FlagSpec } from '../config/load.js';
 import { formatProblem } from '../cluster/problems.js';
 import { canonicalIp, ipFamilyOf } from '../model/ip.js';
 import type { Protocol } from '../model/types.js';
-import type { TraceOrigin, TracePacket, TraceResult } from '../plan/trace.js';
-import { defaultOrigin, formatTrace, TRACE_ORIGINS, TraceError, tracePacket } from '../plan/trace.js';
+import type { DesiredState } from '../plan/desired.js';
+import type { TraceNode, TraceOrigin, TracePacket, TraceResult } from '../trace/trace.js';
+import { defaultOrigin, formatTrace, TRACE_ORIGINS, TraceError, tracePacket } from '../trace/trace.js';
+import type { TraceNames } from './trace-names.js';
+import { namesFromTracker, nameTrace } from './trace-names.js';
 import { UsageError } from './errors.js';
 import { MANIFEST_FLAGS, planFromArgs } from './plan.js';
 
 const TRACE_OUTPUTS = ['text', 'json'] as const;
 
 /** The usage line main prints above the flags when runTrace returns -1 (--help). */
+/** Whether a trace command line asks for --live (main dispatches on it). */
+export function wantsLive(argv: readonly string[]): boolean {
+  let live = false;
+  for (const a of argv) {
+    if (a === '--') break;
+    if (a === '--live' || a === '--live=true') live = true;
+    else if (a === '--live=false') live = false;
+  }
+  return live;
+}
+
 export const TRACE_USAGE =
-  'Usage: kube-ipvs trace --manifests PATH... --from IP --to IP:PORT [--protocol tcp|udp|sctp] [--origin pod|node|external] ' +
+  'Usage: kube-ipvs trace (--manifests PATH... | --live) --from IP --to IP:PORT [--protocol tcp|udp|sctp] [--origin pod|node|external] ' +
   '[--in-interface NAME] [--new|--established] [--output text|json] [--node-ip IP,...] [kube-proxy flags]';
 
 export const TRACE_FLAGS: readonly FlagSpec[] = [
@@ -27,6 +41,7 @@ export const TRACE_FLAGS: readonly FlagSpec[] = [
   { name: 'new', kind: 'bool', help: 'Trace the first packet of a connection (conntrack NEW; the default).' },
   { name: 'established', kind: 'bool', help: 'Trace a packet of an established connection (conntrack ESTABLISHED).' },
   { name: 'output', short: 'o', kind: 'string', default: 'text', valueName: 'format', help: `What to print: ${TRACE_OUTPUTS.join(', ')}.` },
+  { name: 'live', kind: 'bool', help: 'Trace through what the kernel holds now (IPVS, ipsets, our iptables chains, kube-ipvs0; needs root) instead of the plan; Services and pods are named from the running daemon (--metrics-bind-address) or --manifests.' },
 ];
 
 /** "IP:PORT" or "[IPv6]:PORT". */
@@ -53,10 +68,19 @@ function required(value: unknown, flag: string): string {
   return value;
 }
 
-export function runTrace(argv: readonly string[], io: { out: (s: string) => void; err: (s: string) => void; kernelRelease: string }): number {
-  const r = planFromArgs(argv, TRACE_FLAGS, io.kernelRelease, io);
-  if (r.exit !== undefined) return r.exit;
-  const extra = r.extra;
+/** The packet and output format of a trace command line (the origin resolved later when absent). */
+export interface TraceRequest {
+  readonly output: 'text' | 'json';
+  readonly src: string;
+  readonly dst: string;
+  readonly dstPort: number;
+  readonly protocol: Protocol;
+  readonly ctState: 'NEW' | 'ESTABLISHED';
+  readonly origin: TraceOrigin | undefined;
+  readonly inInterface: string | undefined;
+}
+
+export function traceRequest(extra: ReadonlyMap<string, unknown>): TraceRequest {
   const output = extra.get('output') as string;
   if (!(TRACE_OUTPUTS as readonly string[]).includes(output)) {
     throw new UsageError(`invalid value ${JSON.stringify(output)} for --output: expected one of ${TRACE_OUTPUTS.join(', ')}`);
@@ -68,37 +92,53 @@ export function runTrace(argv: readonly string[], io: { out: (s: string) => void
   if (ipFamilyOf(src) !== ipFamilyOf(to.ip)) throw new UsageError(`--from ${src} and --to ${to.ip} are of different IP families`);
   const protocol = parseProtocol(extra.get('protocol') as string);
   if (extra.get('new') === true && extra.get('established') === true) throw new UsageError('--new and --established exclude each other');
-  const ctState = extra.get('established') === true ? 'ESTABLISHED' : 'NEW';
-
-  const node = { addresses: r.node.addresses };
-
   const originText = extra.get('origin') as string | undefined;
-  let origin: TraceOrigin;
-  if (originText === undefined || originText === '') origin = defaultOrigin(r.state, src, node);
-  else if ((TRACE_ORIGINS as readonly string[]).includes(originText)) origin = originText as TraceOrigin;
-  else throw new UsageError(`invalid value ${JSON.stringify(originText)} for --origin: expected one of ${TRACE_ORIGINS.join(', ')}`);
-  const inInterface = extra.get('in-interface') as string | undefined;
+  let origin: TraceOrigin | undefined;
+  if (originText !== undefined && originText !== '') {
+    if (!(TRACE_ORIGINS as readonly string[]).includes(originText)) throw new UsageError(`invalid value ${JSON.stringify(originText)} for --origin: expected one of ${TRACE_ORIGINS.join(', ')}`);
+    origin = originText as TraceOrigin;
+  }
+  const inInterface = (extra.get('in-interface') as string | undefined) || undefined;
+  return { output: output as 'text' | 'json', src, dst: to.ip, dstPort: to.port, protocol, ctState: extra.get('established') === true ? 'ESTABLISHED' : 'NEW', origin, inInterface };
+}
 
-  const packet: TracePacket = {
-    src,
-    dst: to.ip,
-    dstPort: to.port,
-    protocol,
-    origin,
-    ...(inInterface ? { inInterface } : {}),
-    ctState,
+/** The packet of a request, its origin defaulted from the state (node when the source is the node's). */
+export function packetOf(req: TraceRequest, state: DesiredState, node: TraceNode): TracePacket {
+  return {
+    src: req.src,
+    dst: req.dst,
+    dstPort: req.dstPort,
+    protocol: req.protocol,
+    origin: req.origin ?? defaultOrigin(state, req.src, node),
+    ...(req.inInterface ? { inInterface: req.inInterface } : {}),
+    ctState: req.ctState,
   };
-  for (const p of r.problems) io.err(`warning: ${formatProblem(p)}\n`);
-  for (const c of r.state.conflicts) io.err(`warning: virtual server ${c.vsKey} is wanted by ${[c.winner, ...c.losers].join(', ')}; ${c.winner} is used\n`);
+}
+
+/** Runs the tracer and prints its answer with the names it has; 1 when the state cannot be traced. */
+export function printTrace(state: DesiredState, packet: TracePacket, node: TraceNode, output: 'text' | 'json', names: TraceNames | undefined, io: { out: (s: string) => void; err: (s: string) => void }, notes: readonly string[] = []): number {
   let result: TraceResult;
   try {
-    result = tracePacket(r.state, packet, node);
+    result = tracePacket(state, packet, node);
   } catch (e) {
-    // The plan holds something the tracer cannot evaluate: say so rather than guess.
+    // The state holds something the tracer cannot evaluate: say so rather than guess.
     if (!(e instanceof TraceError)) throw e;
     io.err(`kube-ipvs: trace: ${e.message}\n`);
     return 1;
   }
-  io.out(output === 'json' ? `${JSON.stringify({ packet, ...result }, null, 2)}\n` : formatTrace(result));
+  const named = names ? nameTrace(result, names) : undefined;
+  if (output === 'json') io.out(`${JSON.stringify({ packet, ...result, ...(named ? { names: named } : {}), ...(notes.length > 0 ? { notes } : {}) }, null, 2)}\n`);
+  else io.out(`${formatTrace(result, named)}${notes.map((n) => `note: ${n}\n`).join('')}`);
   return 0;
+}
+
+export function runTrace(argv: readonly string[], io: { out: (s: string) => void; err: (s: string) => void; kernelRelease: string }): number {
+  const r = planFromArgs(argv, TRACE_FLAGS, io.kernelRelease, io);
+  if (r.exit !== undefined) return r.exit;
+  const req = traceRequest(r.extra);
+  const node = { addresses: r.node.addresses };
+  const packet = packetOf(req, r.state, node);
+  for (const p of r.problems) io.err(`warning: ${formatProblem(p)}\n`);
+  for (const c of r.state.conflicts) io.err(`warning: virtual server ${c.vsKey} is wanted by ${[c.winner, ...c.losers].join(', ')}; ${c.winner} is used\n`);
+  return printTrace(r.state, packet, node, req.output, namesFromTracker(r.tracker), io);
 }

@@ -3,7 +3,8 @@
 // service.kubernetes.io/service-proxy-name (another proxy's) or service.kubernetes.io/headless are
 // never even listed. The dataplane is never flushed because the API is unreachable: the tracker
 // keeps the last objects, and a relist after reconnecting only changes what really changed.
-import type { KubeConfig, V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import type { ApiConnection } from './api/connection.js';
 import type { Logger } from '../observe/log.js';
 import type { RateLimiter } from './api/rate-limiter.js';
 import { Reflector } from './api/reflector.js';
@@ -12,14 +13,12 @@ import type { ClusterTracker } from './tracker.js';
 export const PROXY_LABEL_SELECTOR = '!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless';
 
 export interface ApiSourceOptions {
-  readonly kc: KubeConfig;
+  readonly connection: ApiConnection;
   readonly tracker: ClusterTracker;
   readonly nodeName: string;
   readonly log: Logger;
   /** Something changed that a sync must apply. */
   readonly onChange: () => void;
-  /** This node's labels or addresses changed (topology, NodeCIDR): the next sync re-plans. */
-  readonly onNodeChange?: (node: V1Node | undefined) => void;
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
   /** Shared with every other API client of the process (--kube-api-qps, --kube-api-burst). */
   readonly limiter?: RateLimiter;
@@ -40,43 +39,43 @@ export class ApiSource {
   /** Until the initial lists settle, failures go into waitForInitialSync's answer, not the log. */
   private starting = true;
 
-  constructor(private readonly o: ApiSourceOptions) {
+  constructor(private readonly options: ApiSourceOptions) {
     const onError = (resource: string) => (message: string, retryInMs: number) => {
       this.failing.add(resource);
-      if (!this.starting) o.log.error(message, { retryIn: `${(retryInMs / 1000).toFixed(1)}s` });
+      if (!this.starting) options.log.error(message, { retryIn: `${(retryInMs / 1000).toFixed(1)}s` });
     };
     const recovered = (resource: string) => () => {
-      if (this.failing.delete(resource)) o.log.info('API source recovered', { resource });
+      if (this.failing.delete(resource)) options.log.info('API source recovered', { resource });
     };
-    const shared = { ...(o.backoff ? { backoff: o.backoff } : {}), ...(o.limiter ? { limiter: o.limiter } : {}) };
+    const shared = { ...(options.backoff ? { backoff: options.backoff } : {}), ...(options.limiter ? { limiter: options.limiter } : {}) };
     this.reflectors = {
       services: new Reflector<V1Service>({
-        kc: o.kc,
+        connection: options.connection,
         path: '/api/v1/services',
         resource: 'services',
         labelSelector: PROXY_LABEL_SELECTOR,
-        onUpsert: (s) => this.changed(() => o.tracker.upsertService(s)),
-        onDelete: (s) => this.changed(() => o.tracker.deleteService(...nsName(s))),
+        onUpsert: (s) => this.changed(() => options.tracker.upsertService(s)),
+        onDelete: (s) => this.changed(() => options.tracker.deleteService(...nsName(s))),
         onError: onError('services'),
         onListed: recovered('services'),
         ...shared,
       }),
       slices: new Reflector<V1EndpointSlice>({
-        kc: o.kc,
+        connection: options.connection,
         path: '/apis/discovery.k8s.io/v1/endpointslices',
         resource: 'endpointslices.discovery.k8s.io',
         labelSelector: PROXY_LABEL_SELECTOR,
-        onUpsert: (s) => this.changed(() => o.tracker.upsertEndpointSlice(s)),
-        onDelete: (s) => this.changed(() => o.tracker.deleteEndpointSlice(...nsName(s))),
+        onUpsert: (s) => this.changed(() => options.tracker.upsertEndpointSlice(s)),
+        onDelete: (s) => this.changed(() => options.tracker.deleteEndpointSlice(...nsName(s))),
         onError: onError('endpointslices'),
         onListed: recovered('endpointslices'),
         ...shared,
       }),
       node: new Reflector<V1Node>({
-        kc: o.kc,
+        connection: options.connection,
         path: '/api/v1/nodes',
         resource: 'nodes',
-        fieldSelector: `metadata.name=${o.nodeName}`,
+        fieldSelector: `metadata.name=${options.nodeName}`,
         onUpsert: (n) => this.setNode(n),
         onDelete: () => this.setNode(undefined),
         onError: onError('nodes'),
@@ -129,7 +128,7 @@ export class ApiSource {
 
   private changed(apply: () => void): void {
     apply();
-    this.o.onChange();
+    this.options.onChange();
   }
 
   private setNode(node: V1Node | undefined): void {
@@ -137,7 +136,7 @@ export class ApiSource {
     this.nodeObject = node;
     const relevant = (n: V1Node | undefined): unknown => [n?.metadata?.labels, n?.status?.addresses, n?.spec?.podCIDRs, n?.spec?.podCIDR, n?.metadata?.deletionTimestamp];
     if (JSON.stringify(relevant(before)) === JSON.stringify(relevant(node))) return;
-    this.o.onNodeChange?.(node);
-    this.o.onChange();
+    // A change of labels or addresses (topology, NodeCIDR) re-plans at the next sync.
+    this.options.onChange();
   }
 }

@@ -10,6 +10,9 @@ import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node
 import { deepEqual } from '../model/equal.js';
 import { loadManifests } from './manifests.js';
 import type { ClusterTracker } from './tracker.js';
+import { nodeView } from './node.js';
+import { objectMeta } from './shape.js';
+import { errorMessage } from '../model/error-text.js';
 
 export interface ReloadResult {
   readonly ok: boolean;
@@ -20,14 +23,16 @@ export interface ReloadResult {
   readonly changed: number;
 }
 
-function key(o: { metadata?: { namespace?: string; name?: string } }): string {
-  return `${o.metadata?.namespace ?? 'default'}/${o.metadata?.name ?? ''}`;
+function key(o: unknown): string {
+  const m = objectMeta(o);
+  return `${m.namespace}/${m.name ?? ''}`;
 }
 
 export class ManifestSource {
   private services = new Map<string, V1Service>();
   private slices = new Map<string, V1EndpointSlice>();
   private nodes: V1Node[] = [];
+  private nodeCache: { readonly raw: V1Node; readonly view: V1Node } | undefined;
   private watchers: FSWatcher[] = [];
   private debounce: NodeJS.Timeout | undefined;
 
@@ -36,9 +41,13 @@ export class ManifestSource {
     private readonly tracker: ClusterTracker,
   ) {}
 
-  /** The Node object of that name in the manifests, if any. */
+  /** The Node object of that name in the manifests, if any (only its well-formed fields). */
   node(name: string): V1Node | undefined {
-    return this.nodes.find((n) => n.metadata?.name === name);
+    const raw = this.nodes.find((n) => objectMeta(n).name === name);
+    if (raw === undefined) return undefined;
+    // The same object while the file is unchanged: the proxier compares Nodes by identity.
+    if (this.nodeCache?.raw !== raw) this.nodeCache = { raw, view: nodeView(raw) };
+    return this.nodeCache.view;
   }
 
   /** Re-reads every path and hands the differences to the tracker. */
@@ -47,7 +56,7 @@ export class ManifestSource {
     try {
       objects = loadManifests(this.paths);
     } catch (e) {
-      return { ok: false, error: e instanceof Error ? e.message : String(e), services: this.services.size, endpointSlices: this.slices.size, changed: 0 };
+      return { ok: false, error: errorMessage(e), services: this.services.size, endpointSlices: this.slices.size, changed: 0 };
     }
     let changed = 0;
     const nextServices = new Map(objects.services.map((s) => [key(s), s]));

@@ -1,20 +1,14 @@
 // Reads Kubernetes objects from YAML/JSON files and directories (standalone mode and `plan`).
 // Unreadable files and invalid YAML are errors naming the file and line; objects of kinds we do not
 // proxy (Deployments, ConfigMaps, ...) are ignored so a whole app manifest can be pointed at.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import { LineCounter, parseAllDocuments } from 'yaml';
+import { ManifestError } from './manifest-error.js';
+import { errorMessage, fileErrorText } from '../model/error-text.js';
 
-export class ManifestError extends Error {
-  constructor(
-    readonly file: string,
-    readonly line: number | undefined,
-    reason: string,
-  ) {
-    super(`${file}${line !== undefined ? `:${line}` : ''}: ${reason}`);
-  }
-}
+export { ManifestError };
 
 export interface ManifestObjects {
   readonly services: V1Service[];
@@ -26,20 +20,51 @@ export interface ManifestObjects {
 
 const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json'];
 
+/**
+ * Parsing YAML takes about 40 bytes of memory per byte of text (10,000 Services with their
+ * EndpointSlices: 11.5 MB of YAML, 470 MB resident), so files are measured before they are read:
+ * a bigger one is refused, whatever it holds, rather than exhaust the daemon's memory.
+ */
+export const MAX_MANIFEST_FILE_BYTES = 16 * 1024 * 1024;
+/** All files of one load together: what their objects may cost once parsed. */
+export const MAX_MANIFEST_TOTAL_BYTES = 64 * 1024 * 1024;
+/** Alias expansions one document may make (a "billion laughs" document makes billions). */
+const MAX_ALIAS_COUNT = 100;
+
+function mib(bytes: number): string {
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+function unreadable(path: string, e: unknown): ManifestError {
+  return new ManifestError(path, undefined, `cannot read: ${fileErrorText(e)}`);
+}
+
 /** Files a path stands for: itself, or every manifest file below a directory, sorted. */
 export function manifestFiles(path: string): string[] {
   let st;
   try {
     st = statSync(path);
   } catch (e) {
-    throw new ManifestError(path, undefined, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw unreadable(path, e);
   }
   if (!st.isDirectory()) return [path];
   const out: string[] = [];
-  for (const name of readdirSync(path).sort()) {
+  let names: string[];
+  try {
+    names = readdirSync(path).sort();
+  } catch (e) {
+    throw unreadable(path, e);
+  }
+  for (const name of names) {
     if (name.startsWith('.')) continue;
     const full = join(path, name);
-    if (statSync(full).isDirectory()) out.push(...manifestFiles(full));
+    let isDir: boolean;
+    try {
+      isDir = statSync(full).isDirectory();
+    } catch (e) {
+      throw unreadable(full, e);
+    }
+    if (isDir) out.push(...manifestFiles(full));
     else if (MANIFEST_EXTENSIONS.some((ext) => name.endsWith(ext))) out.push(full);
   }
   return out;
@@ -75,19 +100,45 @@ export function parseManifestText(file: string, text: string, into: ManifestObje
       const reason = (err.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
       throw new ManifestError(file, pos.line, `invalid YAML (column ${pos.col}): ${reason}`);
     }
-    collect(doc.toJS({ maxAliasCount: 100 }), into);
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (e) {
+      const line = doc.range ? lineCounter.linePos(doc.range[0]).line : undefined;
+      if (e instanceof ReferenceError && /alias/i.test(e.message)) {
+        throw new ManifestError(file, line, `YAML aliases expand past ${MAX_ALIAS_COUNT} copies (refused as a resource exhaustion attack): write the objects out without anchors and aliases`);
+      }
+      throw new ManifestError(file, line, `cannot read the document: ${errorMessage(e)}`);
+    }
+    collect(value, into);
   }
 }
 
 export function loadManifests(paths: readonly string[]): ManifestObjects {
   const into: ManifestObjects = { services: [], endpointSlices: [], nodes: [], files: [] };
+  let total = 0;
   for (const p of paths) {
     for (const file of manifestFiles(p)) {
       let text: string;
       try {
-        text = readFileSync(file, 'utf8');
+        // Measured on the open file, so a file replaced meanwhile cannot slip past the limit.
+        const fd = openSync(file, 'r');
+        try {
+          const size = fstatSync(fd).size;
+          if (size > MAX_MANIFEST_FILE_BYTES) {
+            throw new ManifestError(file, undefined, `${mib(size)} is over the ${mib(MAX_MANIFEST_FILE_BYTES)} a manifest file may hold (its parse would take about 40 times that in memory); split it into smaller files`);
+          }
+          total += size;
+          if (total > MAX_MANIFEST_TOTAL_BYTES) {
+            throw new ManifestError(file, undefined, `the manifests add up to more than ${mib(MAX_MANIFEST_TOTAL_BYTES)} with this file; give kube-ipvs fewer or smaller files`);
+          }
+          text = readFileSync(fd, 'utf8');
+        } finally {
+          closeSync(fd);
+        }
       } catch (e) {
-        throw new ManifestError(file, undefined, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+        if (e instanceof ManifestError) throw e;
+        throw unreadable(file, e);
       }
       into.files.push(file);
       parseManifestText(file, text, into);

@@ -4,6 +4,37 @@ import type { V1Node } from '@kubernetes/client-node';
 import { canonicalCidr, canonicalIp, ipFamilyOf, isLinkLocal, isLoopback, parseIp } from '../model/ip.js';
 import type { IpFamily, NodeInfo } from '../model/types.js';
 import { IP_FAMILIES } from '../model/types.js';
+import { arrayOf, isRecord, stringMap } from './shape.js';
+
+/**
+ * A Node with only its well-formed fields, of the types the v1 schema gives them (a manifest's Node
+ * is not validated): name, labels, deletionTimestamp, podCIDR(s), taints and addresses. Wrong-typed
+ * fields and list items read as absent.
+ */
+export function nodeView(raw: unknown): V1Node {
+  const r = isRecord(raw) ? raw : {};
+  const md = isRecord(r.metadata) ? r.metadata : {};
+  const spec = isRecord(r.spec) ? r.spec : {};
+  const status = isRecord(r.status) ? r.status : {};
+  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+  const deletion = str(md.deletionTimestamp);
+  const podCIDR = str(spec.podCIDR);
+  return {
+    metadata: {
+      ...(str(md.name) !== undefined ? { name: str(md.name) } : {}),
+      labels: stringMap(md.labels),
+      ...(deletion ? { deletionTimestamp: deletion as unknown as Date } : {}),
+    },
+    spec: {
+      ...(podCIDR !== undefined ? { podCIDR } : {}),
+      podCIDRs: arrayOf(spec.podCIDRs).filter((c): c is string => typeof c === 'string'),
+      taints: arrayOf(spec.taints).flatMap((t) => (isRecord(t) && typeof t.key === 'string' && typeof t.effect === 'string' ? [{ key: t.key, effect: t.effect, ...(typeof t.value === 'string' ? { value: t.value } : {}) }] : [])),
+    },
+    status: {
+      addresses: arrayOf(status.addresses).flatMap((a) => (isRecord(a) && typeof a.type === 'string' && typeof a.address === 'string' ? [{ type: a.type, address: a.address }] : [])),
+    },
+  };
+}
 
 /** InternalIP then ExternalIP addresses from Node.status, canonical. */
 export function nodeStatusAddresses(node: V1Node | undefined): string[] {

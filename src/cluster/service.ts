@@ -2,12 +2,14 @@
 // from the API (already validated there) or from hand-written manifests (not validated), so every
 // field is checked before use.
 import type { V1Service, V1ServicePort } from '@kubernetes/client-node';
-import { canonicalCidr, canonicalIp } from '../model/ip.js';
+import { canonicalCidr, canonicalIp, isLinkLocal, isLoopback, parseIp } from '../model/ip.js';
 import { Annotation, Label } from '../model/names.js';
 import { isScheduler, VsFlag } from '../model/kernel.js';
 import type { Protocol, ServiceInfo, ServicePort } from '../model/types.js';
 import { PROTOCOLS, serviceKey, servicePortKey } from '../model/types.js';
 import type { ProblemSink } from './problems.js';
+import { isRecord, objectMeta } from './shape.js';
+import { errorMessage } from '../model/error-text.js';
 
 /** The API server's default for sessionAffinityConfig.clientIP.timeoutSeconds (3 hours). */
 export const DEFAULT_STICKY_SECONDS = 10800;
@@ -36,17 +38,43 @@ function stringList(v: unknown, field: string): string[] {
   return v as string[];
 }
 
-function canonicalIps(v: unknown, field: string): string[] {
+/**
+ * Why the API server (v1.36.3, StrictIPCIDRValidation on by default) would refuse this value in a
+ * legacy IP field (`IsValidIPForLegacyField`, apimachinery pkg/util/validation/ip.go), and for
+ * spec.externalIPs also `ValidateEndpointIP` (pkg/apis/core/validation/validation.go); undefined
+ * when it accepts it. Status load balancer ingress IPs get the first check only: the API server
+ * takes 0.0.0.0 or a loopback address there.
+ */
+export function apiIpRefusal(text: string, field: 'externalIP' | 'ingressIP'): string | undefined {
+  // ParseIPSloppy neither trims nor takes a zone; leading 0s fail to parse here already.
+  const ip = text.trim() === text ? parseIp(text) : undefined;
+  if (!ip) return `${JSON.stringify(text)} is not a valid IP address (e.g. 10.9.8.7 or 2001:db8::ffff)`;
+  const b = ip.bytes;
+  if (ip.family === 'IPv6' && b.slice(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) {
+    return `${JSON.stringify(text)} must not be an IPv4-mapped IPv6 address`;
+  }
+  if (field === 'ingressIP') return undefined;
+  if (b.every((x) => x === 0)) return `${JSON.stringify(text)} may not be unspecified`;
+  if (isLoopback(ip)) return `${JSON.stringify(text)} may not be in the loopback range (127.0.0.0/8, ::1/128)`;
+  if (isLinkLocal(ip)) return `${JSON.stringify(text)} may not be in the link-local range (169.254.0.0/16, fe80::/10)`;
+  // Go's IsLinkLocalMulticast: 224.0.0.0/24, and ffX2::/16 whatever the flags nibble X.
+  const llMulticast = ip.family === 'IPv4' ? b[0] === 224 && b[1] === 0 && b[2] === 0 : b[0] === 0xff && ((b[1] ?? 0) & 0x0f) === 0x02;
+  if (llMulticast) return `${JSON.stringify(text)} may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)`;
+  return undefined;
+}
+
+/** spec.externalIPs, canonical; a value the API server refuses refuses the whole Service, as there. */
+function externalIps(v: unknown, field: string): string[] {
   return stringList(v, field).map((s, i) => {
-    const ip = canonicalIp(s);
-    if (!ip) throw new InvalidService(`${field}[${i}]`, `${JSON.stringify(s)} is not a valid IP address`);
-    return ip;
+    const refusal = apiIpRefusal(s, 'externalIP');
+    if (refusal) throw new InvalidService(`${field}[${i}]`, `${refusal}; the API server refuses it`);
+    return canonicalIp(s) as string;
   });
 }
 
 /** Whether kube-proxy would ignore this Service altogether (no problem to report). */
 export function isIgnoredService(svc: V1Service): boolean {
-  const labels = svc.metadata?.labels ?? {};
+  const labels = objectMeta(svc).labels;
   return Label.SERVICE_PROXY_NAME in labels || Label.HEADLESS in labels;
 }
 
@@ -67,7 +95,7 @@ interface SchedulerChoice {
 }
 
 function schedulerFromAnnotations(svc: V1Service, report: (field: string, reason: string) => void): SchedulerChoice {
-  const annotations = svc.metadata?.annotations ?? {};
+  const annotations = objectMeta(svc).annotations;
   const choice: SchedulerChoice = { scheduler: undefined, flags: 0 };
   const sched = annotations[Annotation.SCHEDULER];
   if (sched !== undefined) {
@@ -99,23 +127,20 @@ function schedulerFromAnnotations(svc: V1Service, report: (field: string, reason
  * ExternalName, labelled for another proxy) or when it is malformed (reported through `report`).
  */
 export function toServiceInfo(svc: V1Service, report: ProblemSink): ServiceInfo | undefined {
-  const namespace = svc.metadata?.namespace ?? 'default';
-  const name = svc.metadata?.name ?? '';
+  const { namespace, name } = objectMeta(svc);
   const problem = (field: string, reason: string, effect: 'skipped' | 'ignored-field'): void =>
-    report({ kind: 'Service', namespace, name: name || '<unnamed>', field, reason, effect });
-  if (!name) {
-    problem('metadata.name', 'missing', 'skipped');
+    report({ kind: 'Service', namespace, name: name ?? '<unnamed>', field, reason, effect });
+  if (name === undefined) {
+    problem('metadata.name', 'missing or not a string', 'skipped');
     return undefined;
   }
   if (isIgnoredService(svc)) return undefined;
   try {
     return buildServiceInfo(svc, namespace, name, (field, reason) => problem(field, reason, 'ignored-field'));
   } catch (e) {
-    if (e instanceof InvalidService) {
-      problem(e.field, e.message, 'skipped');
-      return undefined;
-    }
-    throw e;
+    // A field of a type no check foresaw must cost this Service only, never the sync.
+    problem(e instanceof InvalidService ? e.field : '', e instanceof InvalidService ? e.message : `cannot be read (${errorMessage(e)}); check its fields against the Service API`, 'skipped');
+    return undefined;
   }
 }
 
@@ -126,26 +151,29 @@ function buildServiceInfo(
   warn: (field: string, reason: string) => void,
 ): ServiceInfo | undefined {
   const spec = svc.spec;
-  if (!spec || typeof spec !== 'object') throw new InvalidService('spec', 'missing');
+  if (!spec || !isRecord(spec as unknown)) throw new InvalidService('spec', 'missing or not an object');
   const type = spec.type ?? 'ClusterIP';
-  if (!(SERVICE_TYPES as readonly string[]).includes(type)) {
+  if (!(SERVICE_TYPES as readonly unknown[]).includes(type)) {
     throw new InvalidService('spec.type', `unknown type ${JSON.stringify(type)}; use ClusterIP, NodePort, LoadBalancer or ExternalName`);
   }
   if (type === 'ExternalName') return undefined;
 
-  const rawClusterIPs = spec.clusterIPs && spec.clusterIPs.length > 0 ? spec.clusterIPs : spec.clusterIP ? [spec.clusterIP] : [];
-  if (rawClusterIPs.length === 0 || rawClusterIPs[0] === 'None') return undefined; // headless
-  const fromList = spec.clusterIPs !== undefined && spec.clusterIPs.length > 0;
+  if (spec.clusterIPs !== undefined && spec.clusterIPs !== null && !Array.isArray(spec.clusterIPs)) throw new InvalidService('spec.clusterIPs', 'must be a list of IP addresses');
+  const fromList = Array.isArray(spec.clusterIPs) && spec.clusterIPs.length > 0;
+  const rawClusterIPs: readonly unknown[] = fromList ? (spec.clusterIPs as unknown[]) : spec.clusterIP ? [spec.clusterIP] : [];
+  if (rawClusterIPs[0] === 'None') return undefined; // headless
+  // The API server allocates one; a manifest must say it.
+  if (rawClusterIPs.length === 0) throw new InvalidService('spec.clusterIP', 'missing: set it in the manifest (the API server would allocate one), or None for a headless Service');
   const clusterIPs = rawClusterIPs.map((s, i) => {
     const ip = typeof s === 'string' ? canonicalIp(s) : undefined;
-    if (!ip) throw new InvalidService(fromList ? `spec.clusterIPs[${i}]` : 'spec.clusterIP', `${JSON.stringify(s)} is not a valid IP address`);
+    if (!ip) throw new InvalidService(fromList ? `spec.clusterIPs[${i}]` : 'spec.clusterIP', `${JSON.stringify(s) ?? String(s)} is not a valid IP address`);
     return ip;
   });
   if (clusterIPs.length > 2 || (clusterIPs.length === 2 && clusterIPs[0]?.includes(':') === clusterIPs[1]?.includes(':'))) {
     throw new InvalidService('spec.clusterIPs', 'must hold at most one address per IP family');
   }
 
-  const externalIPs = canonicalIps(spec.externalIPs, 'spec.externalIPs');
+  const externalIPs = externalIps(spec.externalIPs, 'spec.externalIPs');
   const sourceRanges = stringList(spec.loadBalancerSourceRanges, 'spec.loadBalancerSourceRanges').map((s, i) => {
     // The API server mistakenly allows whitespace around ranges; kube-proxy trims it.
     const cidr = canonicalCidr(s.trim());
@@ -157,12 +185,12 @@ function buildServiceInfo(
   const ingress = svc.status?.loadBalancer?.ingress ?? [];
   if (!Array.isArray(ingress)) throw new InvalidService('status.loadBalancer.ingress', 'must be a list');
   ingress.forEach((ing, i) => {
-    if (!ing || typeof ing !== 'object') throw new InvalidService(`status.loadBalancer.ingress[${i}]`, 'must be an object');
+    if (!isRecord(ing)) throw new InvalidService(`status.loadBalancer.ingress[${i}]`, 'must be an object');
     if (!ing.ip) return; // hostname-only ingress: nothing to program
     if (ing.ipMode === 'Proxy') return; // the LB proxies to node ports itself
-    const ip = canonicalIp(ing.ip);
-    if (!ip) throw new InvalidService(`status.loadBalancer.ingress[${i}].ip`, `${JSON.stringify(ing.ip)} is not a valid IP address`);
-    lbVIPs.push(ip);
+    const refusal = typeof ing.ip === 'string' ? apiIpRefusal(ing.ip, 'ingressIP') : `${JSON.stringify(ing.ip)} is not a valid IP address`;
+    if (refusal) throw new InvalidService(`status.loadBalancer.ingress[${i}].ip`, `${refusal}; the API server refuses it`);
+    lbVIPs.push(canonicalIp(ing.ip as string) as string);
   });
 
   const etp = spec.externalTrafficPolicy ?? 'Cluster';

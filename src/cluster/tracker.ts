@@ -6,7 +6,8 @@ import type { ServiceEndpoints, ServiceInfo, ServiceKey } from '../model/types.j
 import { serviceKey } from '../model/types.js';
 import { deepEqual } from '../model/equal.js';
 import { endpointsFromSlices, sliceServiceKey } from './endpoints.js';
-import type { ProblemSink } from './problems.js';
+import type { Problem, ProblemSink } from './problems.js';
+import { objectMeta } from './shape.js';
 import { toServiceInfo } from './service.js';
 
 export interface ClusterSnapshot {
@@ -32,7 +33,7 @@ export interface ClusterChanges {
 export const TRIGGER_TIME_ANNOTATION = 'endpoints.kubernetes.io/last-change-trigger-time';
 
 function triggerTimeOf(slice: V1EndpointSlice): number | undefined {
-  const raw = slice.metadata?.annotations?.[TRIGGER_TIME_ANNOTATION];
+  const raw = objectMeta(slice).annotations[TRIGGER_TIME_ANNOTATION];
   if (raw === undefined) return undefined;
   const t = Date.parse(raw);
   return Number.isFinite(t) ? t : undefined;
@@ -44,7 +45,8 @@ interface Derived {
 }
 
 function sliceKey(slice: V1EndpointSlice): string {
-  return `${slice.metadata?.namespace ?? 'default'}/${slice.metadata?.name ?? ''}`;
+  const m = objectMeta(slice);
+  return `${m.namespace}/${m.name ?? ''}`;
 }
 
 export class ClusterTracker {
@@ -57,6 +59,8 @@ export class ClusterTracker {
   private readonly dirtyServices = new Set<ServiceKey>();
   private readonly dirtyEndpoints = new Set<ServiceKey>();
   private readonly triggerTimes = new Map<ServiceKey, number>();
+  /** The problems each service's last derivation found, service and slices apart (status). */
+  private readonly problemsOf = new Map<ServiceKey, { service: readonly Problem[]; endpoints: readonly Problem[] }>();
 
   constructor(
     private nodeName: string,
@@ -69,7 +73,8 @@ export class ClusterTracker {
   }
 
   upsertService(svc: V1Service): void {
-    const key = serviceKey(svc.metadata?.namespace ?? 'default', svc.metadata?.name ?? '');
+    const m = objectMeta(svc);
+    const key = serviceKey(m.namespace, m.name ?? '');
     this.services.set(key, svc);
     this.dirtyServices.add(key);
   }
@@ -125,9 +130,16 @@ export class ClusterTracker {
     return { services: this.infos, endpoints: this.endpointsMap };
   }
 
-  /** Every object currently known (for `kube-ipvs status` and full re-plans). */
-  allServiceKeys(): ServiceKey[] {
-    return [...new Set([...this.services.keys(), ...this.slicesByService.keys()])];
+  /** The latest Service and EndpointSlice objects of a service, as received (status shows types and pods). */
+  objectsOf(key: ServiceKey): { service: V1Service | undefined; slices: V1EndpointSlice[] } {
+    const keys = this.slicesByService.get(key);
+    const slices = keys ? [...keys].map((k) => this.slices.get(k)?.slice).filter((s): s is V1EndpointSlice => s !== undefined) : [];
+    return { service: this.services.get(key), slices };
+  }
+
+  /** What is wrong with the objects as of the last drain: each object's skipped fields or the object itself. */
+  problems(): Problem[] {
+    return [...this.problemsOf.values()].flatMap((p) => [...p.service, ...p.endpoints]);
   }
 
   /** Applies pending changes and reports which services changed since the last drain. */
@@ -148,13 +160,29 @@ export class ClusterTracker {
   private rederive(key: ServiceKey, serviceDirty: boolean, endpointsDirty: boolean): boolean {
     const prev = this.derived.get(key);
     const raw = this.services.get(key);
-    const info = serviceDirty ? (raw ? toServiceInfo(raw, this.report) : undefined) : prev?.info;
+    const found = this.problemsOf.get(key) ?? { service: [], endpoints: [] };
+    // Each derivation replaces the problems it can find, so a fixed object stops being listed.
+    const collect = (into: Problem[]) => (p: Problem): void => {
+      into.push(p);
+      this.report(p);
+    };
+    let serviceProblems = found.service;
+    let endpointProblems = found.endpoints;
+    let info = prev?.info;
+    if (serviceDirty) {
+      const list: Problem[] = [];
+      info = raw ? toServiceInfo(raw, collect(list)) : undefined;
+      serviceProblems = list;
+    }
     let endpoints = prev?.endpoints;
     if (endpointsDirty || !prev) {
-      const keys = this.slicesByService.get(key);
-      const slices = keys ? [...keys].map((k) => this.slices.get(k)?.slice).filter((s): s is V1EndpointSlice => s !== undefined) : [];
-      endpoints = slices.length > 0 ? endpointsFromSlices(key, slices, this.nodeName, this.report) : undefined;
+      const list: Problem[] = [];
+      const { slices } = this.objectsOf(key);
+      endpoints = slices.length > 0 ? endpointsFromSlices(key, slices, this.nodeName, collect(list)) : undefined;
+      endpointProblems = list;
     }
+    if (serviceProblems.length > 0 || endpointProblems.length > 0) this.problemsOf.set(key, { service: serviceProblems, endpoints: endpointProblems });
+    else this.problemsOf.delete(key);
     const same = deepEqual(prev?.info, info) && deepEqual(prev?.endpoints?.byPort, endpoints?.byPort);
     if (info) this.infos.set(key, info);
     else this.infos.delete(key);

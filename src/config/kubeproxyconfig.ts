@@ -2,8 +2,8 @@
 //
 // Reading follows kube-proxy's loadConfig: the file is decoded strictly, and when that fails only
 // because of unknown or duplicate fields it is decoded again leniently (unknown fields dropped, the
-// last of duplicate fields kept) and kube-proxy starts with a warning, so a file written for a
-// newer kube-proxy does not stop a node. A value of the wrong type is still an error. YAML is read
+// last of duplicate fields kept, JSON objects merged) and kube-proxy starts with a warning, so a
+// file written for a newer kube-proxy does not stop a node. A value of the wrong type is still an error. YAML is read
 // as YAML 1.1, as upstream's decoder does (`strictARP: yes` is true). The v1alpha1 defaults are
 // applied as upstream's SetDefaults_KubeProxyConfiguration does.
 //
@@ -202,6 +202,35 @@ function duplicateKeys(node: YamlNode | null | undefined, prefix: string, out: s
   }
 }
 
+/**
+ * A JSON document as Go's encoding/json reads it into a struct: a repeated key decodes into the
+ * same field again, so two objects merge (keys of the later win) and anything else is replaced.
+ * (YAML goes through a map first upstream, where the last value replaces the earlier whole.)
+ */
+function jsonMergingDuplicates(node: YamlNode | null | undefined): unknown {
+  if (isMap(node)) {
+    const out: Record<string, unknown> = {};
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+      const value = jsonMergingDuplicates(pair.value as YamlNode | null);
+      const before = out[key];
+      out[key] = isObject(before) && isObject(value) ? mergeObjects(before, value) : value;
+    }
+    return out;
+  }
+  if (isSeq(node)) return node.items.map((item) => jsonMergingDuplicates(item as YamlNode | null));
+  return isScalar(node) ? node.value : null;
+}
+
+function mergeObjects(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const before = out[k];
+    out[k] = isObject(before) && isObject(v) ? mergeObjects(before, v) : v;
+  }
+  return out;
+}
+
 /** Parses the file text; `fileName` only labels errors. */
 export function parseKubeProxyConfiguration(text: string, fileName: string): KubeProxyConfigFile {
   const where = (path: string): string => `${path} in ${fileName}`;
@@ -213,7 +242,7 @@ export function parseKubeProxyConfiguration(text: string, fileName: string): Kub
     const first = syntax.message.split('\n')[0] ?? '';
     throw new ConfigError(`cannot parse --config file ${fileName}: ${first}`, '--config', fileName);
   }
-  const doc: unknown = document.toJS();
+  const doc: unknown = text.trimStart().startsWith('{') ? jsonMergingDuplicates(document.contents) : document.toJS();
   if (!isObject(doc)) {
     throw new ConfigError(
       `invalid --config file ${fileName}: expected a ${KUBE_PROXY_CONFIG_KIND} object (YAML or JSON mapping)`,

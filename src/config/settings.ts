@@ -10,6 +10,7 @@ import { validateLogging, type LoggingField, type LoggingSettings } from './logg
 import type { DetectLocalMode, ProxyConfig } from './types.js';
 import { KUBE_PROXY_VERSION } from './upstream/version.js';
 import { SCHEDULERS } from '../model/kernel.js';
+import { hostPort } from '../model/types.js';
 
 export interface Settings {
   mode: string;
@@ -340,7 +341,7 @@ export function appendPortIfNeeded(address: string, port: number): string {
   if (address === '' || splitHostPort(address) !== undefined) return address;
   const ip = canonicalIp(address);
   if (ip === undefined) return address;
-  return ip.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+  return hostPort(address, port);
 }
 
 export { DEFAULT_HEALTHZ_PORT, DEFAULT_METRICS_PORT };

@@ -96,8 +96,6 @@ export interface ProxyConfig {
   /** A health or metrics server that cannot bind stops the daemon instead of retrying. */
   readonly bindAddressHardFail: boolean;
   readonly logging: LoggingConfig;
-  /** Same as logging.format (kept for the many readers of the format alone). */
-  readonly logFormat: LogFormat;
   /** The --config file this came from, if any. */
   readonly configFile: string | undefined;
 }

@@ -9,12 +9,13 @@ import { DataplaneError } from './errors.js';
 import { openIpsetBackend } from './ipset/select.js';
 import type { IptablesBackend } from './iptables/backend.js';
 import { RealIptables } from './iptables/real.js';
-import { selectIptablesCommands } from './iptables/select.js';
+import { selectIptablesBuild } from './iptables/select.js';
 import type { IpvsBackend } from './ipvs/backend.js';
 import { RealIpvs } from './ipvs/real.js';
 import { RealNetif } from './netif/real.js';
 import { RealSysctl } from './sysctl/real.js';
 import type { IpFamily } from '../model/types.js';
+import { errorMessage } from '../model/error-text.js';
 
 export interface RealDataplane extends Dataplane {
   readonly ipvs: RealIpvs;
@@ -53,7 +54,7 @@ export async function openRealDataplane(): Promise<RealDataplane> {
     await ipvs.client.getInfo();
   } catch (e) {
     ipvs.close();
-    const why = e instanceof Error ? e.message : String(e);
+    const why = errorMessage(e);
     throw new DataplaneError('UNAVAILABLE', 'ipvs', 'open', 'IPVS', `kube-ipvs cannot run without IPVS: ${why}`);
   }
   const rest = await openNonIpvs();
@@ -105,20 +106,23 @@ async function openNonIpvs(): Promise<Omit<RealDataplane, 'ipvs'>> {
   const skipped: string[] = [];
   if (await ipv6Enabled()) families.push('IPv6');
   else skipped.push('IPv6: the kernel has IPv6 disabled (/proc/net/if_inet6 missing or net.ipv6.conf.all.disable_ipv6=1)');
-  const iptables: IptablesBackend[] = [];
-  let variant = '';
-  for (const family of families) {
-    const sel = await selectIptablesCommands(family);
-    variant ||= `${sel.variant} (${sel.reason})`;
-    const backend = new RealIptables({ family, command: { save: sel.save, restore: sel.restore } });
-    try {
-      await backend.observe();
-    } catch (e) {
-      skipped.push(`${family}: ${e instanceof Error ? e.message : String(e)}`);
-      continue;
-    }
-    iptables.push(backend);
-  }
+  // One look at the iptables builds for both families, then each family's save checked, at once:
+  // every spawn costs (seconds under emulation) before the first sync can start.
+  const build = await selectIptablesBuild();
+  const variant = `${build.variant} (${build.reason})`;
+  const checked = await Promise.all(
+    families.map(async (family) => {
+      const backend = new RealIptables({ family, command: build.commandsFor(family) });
+      try {
+        await backend.observe();
+        return backend;
+      } catch (e) {
+        skipped.push(`${family}: ${errorMessage(e)}`);
+        return undefined;
+      }
+    }),
+  );
+  const iptables: IptablesBackend[] = checked.filter((b): b is RealIptables => b !== undefined);
   const ipset = await openIpsetBackend();
   return {
     ipset: ipset.backend,

@@ -4,9 +4,11 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { parseBindAddress } from './bind-address.js';
-import { closeServer, joinHostPort, listen } from './listen.js';
+import { closeServer, listen } from './listen.js';
+import { hostPort } from '../model/types.js';
 import type { ProbeCounter, ProxyMetrics } from './metrics.js';
 import type { HealthResult, ProxyHealth } from './proxy-health.js';
+import { errorMessage } from '../model/error-text.js';
 
 export interface RunningServer {
   /** The bound "host:port", e.g. "127.0.0.1:10249", "[::1]:10249", "[::]:10256" for ":10256". */
@@ -58,9 +60,20 @@ export async function startHealthzServer(
   });
 }
 
+/** An answer of a route the daemon adds to the metrics server (/status, /diff, /ui). */
+export interface RouteResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+}
+
+export type RouteHandler = (url: URL) => Promise<RouteResponse>;
+
 export interface MetricsServerOptions {
   /** What /proxyMode answers; kube-proxy prints its mode. */
   readonly proxyMode?: string;
+  /** More paths beside kube-proxy's, by exact path. */
+  readonly routes?: ReadonlyMap<string, RouteHandler>;
 }
 
 /** Serves /metrics, /proxyMode and /healthz on --metrics-bind-address; undefined when "". */
@@ -76,7 +89,7 @@ export async function startMetricsServer(
       case '/metrics':
         metrics.metrics().then(
           (text) => res.writeHead(200, { 'Content-Type': metrics.contentType }).end(text),
-          (e: unknown) => res.writeHead(500, textHeaders()).end(`error gathering metrics: ${e instanceof Error ? e.message : String(e)}\n`),
+          (e: unknown) => res.writeHead(500, textHeaders()).end(`error gathering metrics: ${errorMessage(e)}\n`),
         );
         return;
       case '/proxyMode':
@@ -88,8 +101,14 @@ export async function startMetricsServer(
         res.writeHead(200, textHeaders());
         res.end(path === '/healthz' && hasQuery(req, 'verbose') ? '[+]ping ok\nhealthz check passed\n' : 'ok');
         return;
-      default:
-        notFound(res);
+      default: {
+        const route = opts.routes?.get(path);
+        if (!route) return notFound(res);
+        route(new URL(req.url ?? '/', 'http://localhost')).then(
+          (r) => res.writeHead(r.status, r.headers).end(r.body),
+          (e: unknown) => res.writeHead(500, textHeaders()).end(`${path}: ${errorMessage(e)}\n`),
+        );
+      }
     }
   });
 }
@@ -110,7 +129,7 @@ async function start(
   }
   const bound = server.address();
   return {
-    address: joinHostPort(typeof bound === 'object' && bound !== null ? bound.address : (target.host ?? '::'), port),
+    address: hostPort(typeof bound === 'object' && bound !== null ? bound.address : (target.host ?? '::'), port),
     port,
     close: () => closeServer(server),
   };
@@ -149,7 +168,7 @@ function describe(code: string | undefined, cause: unknown): string {
     case 'EADDRNOTAVAIL':
       return 'address not available on this host';
     default:
-      return cause instanceof Error ? cause.message : String(cause);
+      return errorMessage(cause);
   }
 }
 

@@ -6,6 +6,8 @@ export interface ListenTarget {
   /** undefined listens on every address of both families (Go's "0.0.0.0" and "::"). */
   readonly host: string | undefined;
   readonly port: number;
+  /** For "::": accept IPv6 only, leaving IPv4 to a "0.0.0.0" socket on the same port. */
+  readonly ipv6Only?: boolean;
 }
 
 /** Resolves with the bound port once listening; rejects with the listen error (EADDRINUSE, EACCES…). */
@@ -22,7 +24,7 @@ export function listen(server: Server, target: ListenTarget): Promise<number> {
     };
     server.once('error', onError);
     server.once('listening', onListening);
-    server.listen({ host: target.host, port: target.port });
+    server.listen({ host: target.host, port: target.port, ...(target.ipv6Only ? { ipv6Only: true } : {}) });
   });
 }
 
@@ -36,9 +38,4 @@ export function closeServer(server: Server): Promise<void> {
     server.close(() => resolve());
     server.closeAllConnections();
   });
-}
-
-/** "host:port" for display, with brackets around IPv6 hosts. */
-export function joinHostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }

@@ -1,7 +1,9 @@
 // Log lines on stderr: readable text by default, one JSON object per line with --logging-format
 // json. With a split stream (--log-text-split-stream, --log-json-split-stream) info and warning
-// lines go to stdout and errors to stderr, as klog's split output routes them.
+// lines go to stdout and errors to stderr, as klog's split output routes them. Every message and
+// field passes through a redaction, so no credential is ever written.
 import type { LogFormat, LoggingConfig } from '../config/types.js';
+import { redactPatterns } from './redact.js';
 
 export type LogLevel = 'info' | 'warn' | 'error';
 export type LogFields = Readonly<Record<string, string | number | boolean | undefined>>;
@@ -21,10 +23,15 @@ export function createLogger(
   write: (line: string) => void = (l) => void process.stderr.write(l),
   now: () => Date = () => new Date(),
   writeError: (line: string) => void = write,
+  /** Masks credentials (a Redactor's redact knows the kubeconfig's secrets too). */
+  redact: (text: string) => string = redactPatterns,
 ): Logger {
-  const emit = (level: LogLevel, msg: string, fields: LogFields = {}): void => {
+  const emit = (level: LogLevel, rawMsg: string, fields: LogFields = {}): void => {
     const out = level === 'error' ? writeError : write;
-    const defined = Object.entries(fields).filter(([, v]) => v !== undefined) as Array<[string, string | number | boolean]>;
+    const msg = redact(rawMsg);
+    const defined = Object.entries(fields)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [k, typeof v === 'string' ? redact(v) : v]) as Array<[string, string | number | boolean]>;
     if (format === 'json') {
       out(`${JSON.stringify({ ts: now().toISOString(), level, msg, ...Object.fromEntries(defined) })}\n`);
       return;
@@ -40,8 +47,8 @@ export function createLogger(
 }
 
 /** The process's logger for a logging configuration (stderr, or stdout and stderr when split). */
-export function processLogger(logging: LoggingConfig): Logger {
+export function processLogger(logging: LoggingConfig, redact: (text: string) => string = redactPatterns): Logger {
   const stderr = (l: string): void => void process.stderr.write(l);
-  if (!logging.splitStream) return createLogger(logging.format, stderr);
-  return createLogger(logging.format, (l) => void process.stdout.write(l), undefined, stderr);
+  if (!logging.splitStream) return createLogger(logging.format, stderr, undefined, stderr, redact);
+  return createLogger(logging.format, (l) => void process.stdout.write(l), undefined, stderr, redact);
 }

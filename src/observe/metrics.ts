@@ -1,7 +1,8 @@
 // The /metrics registry: kube-proxy's metrics (pkg/proxy/metrics/metrics.go: names, help, buckets
 // and labels as registered for ipvs mode), our own error counters, per-service IPVS counters read
 // from the kernel at scrape time, and the Node.js process metrics.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { registerProcessMetrics } from './process-metrics.js';
 import type { IpFamily } from '../model/types.js';
 
 /** One IPVS virtual server's kernel counters, labelled with the service port it belongs to. */
@@ -27,11 +28,21 @@ export interface ProxyMetricsOptions {
   readonly families: readonly IpFamily[];
   /** Wall time in epoch ms, for the *_timestamp_seconds gauges when no time is passed. */
   readonly wallClock?: () => number;
-  /** Node.js process_* and nodejs_* metrics; on by default. */
+  /** The process_* metrics of kube-proxy's Go process collector, and the heap size; on by default. */
   readonly defaultMetrics?: boolean;
   /** A stats source that fails is reported here; the scrape then omits the per-service series. */
   readonly onStatsError?: (error: unknown) => void;
+  /**
+   * Scrapes within this long of a kernel read of the per-service counters reuse it (default
+   * STATS_MAX_AGE_MS): the read is a dump of every virtual server, so scraped every second on a big
+   * node it would cost more than the proxying. 0 reads on every scrape.
+   */
+  readonly statsMaxAgeMs?: number;
+  /** Monotonic time in ms for the counters' age (default performance.now). */
+  readonly now?: () => number;
 }
+
+export const STATS_MAX_AGE_MS = 10_000;
 
 /** Counts /healthz and /livez answers (kubeproxy_proxy_healthz_total / _livez_total). */
 export interface ProbeCounter {
@@ -65,6 +76,7 @@ export class ProxyMetrics implements ProbeCounter {
   private statsSource: ServiceStatsSource | undefined;
   // One kernel read per scrape, shared by the three per-service metrics collected in parallel.
   private statsInFlight: Promise<readonly ServiceStat[] | undefined> | undefined;
+  private statsCache: { readonly at: number; readonly stats: readonly ServiceStat[] } | undefined;
 
   private readonly syncDuration: Histogram<'ip_family'>;
   private readonly syncFullDuration: Histogram<'ip_family'>;
@@ -81,9 +93,10 @@ export class ProxyMetrics implements ProbeCounter {
   private readonly healthzTotal: Counter<'code'>;
   private readonly livezTotal: Counter<'code'>;
   private readonly syncErrors: Counter<'subsystem'>;
+  private readonly drift: Counter<'subsystem'>;
 
-  constructor(private readonly o: ProxyMetricsOptions) {
-    this.wallClock = o.wallClock ?? Date.now;
+  constructor(private readonly options: ProxyMetricsOptions) {
+    this.wallClock = options.wallClock ?? Date.now;
     const registers = [this.registry];
     const family = ['ip_family'] as const;
 
@@ -178,8 +191,21 @@ export class ProxyMetrics implements ProbeCounter {
       labelNames: ['subsystem'] as const,
       registers,
     });
+    this.drift = new Counter({
+      name: 'kube_ipvs_drift_detected_total',
+      help: 'Kernel objects a full resync found changed behind kube-ipvs\'s back (and repaired), by subsystem',
+      labelNames: ['subsystem'] as const,
+      registers,
+    });
     // Present from the start so rate() and increase() work before the first failure.
-    for (const f of o.families) this.restoreFailures.inc({ ip_family: f }, 0);
+    for (const f of options.families) this.restoreFailures.inc({ ip_family: f }, 0);
+    for (const subsystem of ['ipvs', 'ipset', 'iptables', 'netif']) this.drift.inc({ subsystem }, 0);
+    for (const subsystem of ['ipvs', 'ipset', 'iptables', 'netif', 'sysctl', 'conntrack']) this.syncErrors.inc({ subsystem }, 0);
+    // A 503 series born at 1 shows no increase() to Prometheus: start both answers at 0.
+    for (const code of ['200', '503']) {
+      this.healthzTotal.inc({ code }, 0);
+      this.livezTotal.inc({ code }, 0);
+    }
 
     this.serviceCounter('kube_ipvs_service_connections_total', 'Connections IPVS scheduled to the service port since the virtual server was created', [], (s) => [[{}, s.connections]]);
     this.serviceCounter('kube_ipvs_service_packets_total', 'Packets through the service port since the virtual server was created', ['direction'], (s) => [
@@ -191,7 +217,9 @@ export class ProxyMetrics implements ProbeCounter {
       [{ direction: 'out' }, s.bytesOut],
     ]);
 
-    if (o.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    // Not prom-client's default collectors: their event-loop histogram sampled every 10 ms woke an
+    // idle daemon 100 times a second, and a scrape of them cost more than kube-proxy's metrics.
+    if (options.defaultMetrics !== false) registerProcessMetrics(this.registry);
   }
 
   /** Where the per-service IPVS counters come from; called once per scrape. */
@@ -244,6 +272,11 @@ export class ProxyMetrics implements ProbeCounter {
     this.syncErrors.inc({ subsystem }, count);
   }
 
+  /** Objects a full sync found changed behind our back, in one subsystem. */
+  driftDetected(subsystem: string, count: number): void {
+    if (count > 0) this.drift.inc({ subsystem }, count);
+  }
+
   /** Services with a Local traffic policy and no local endpoints, per policy, set after each sync. */
   setNoLocalEndpoints(n: { internal: number; external: number; family?: IpFamily }): void {
     for (const f of this.familiesOf(n.family)) {
@@ -266,7 +299,7 @@ export class ProxyMetrics implements ProbeCounter {
   }
 
   private familiesOf(family: IpFamily | undefined): readonly IpFamily[] {
-    return family === undefined ? this.o.families : [family];
+    return family === undefined ? this.options.families : [family];
   }
 
   /** A counter whose values are the kernel's cumulative counters, copied in at each scrape. */
@@ -303,9 +336,16 @@ export class ProxyMetrics implements ProbeCounter {
   private fetchStats(): Promise<readonly ServiceStat[] | undefined> {
     const source = this.statsSource;
     if (!source) return Promise.resolve(undefined);
+    const now = this.options.now ?? (() => performance.now());
+    const cached = this.statsCache;
+    if (cached && now() - cached.at < (this.options.statsMaxAgeMs ?? STATS_MAX_AGE_MS)) return Promise.resolve(cached.stats);
     this.statsInFlight ??= source()
+      .then((stats) => {
+        this.statsCache = { at: now(), stats };
+        return stats;
+      })
       .catch((e: unknown) => {
-        this.o.onStatsError?.(e);
+        this.options.onStatsError?.(e);
         return undefined;
       })
       .finally(() => {

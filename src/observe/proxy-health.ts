@@ -1,7 +1,9 @@
 // kube-proxy's proxy health (pkg/proxy/healthcheck/proxy_health.go): a family is unhealthy once an
 // update has been queued for longer than the health timeout (2 × sync period) without a successful
-// sync since. /healthz also fails while the node is being deleted; /livez ignores the node.
-import type { Clock } from '../sync/clock.js';
+// sync since. /healthz also fails while the node is being deleted; /livez ignores the node. As
+// kube-proxy's NodeEligible, the node is looked at when /healthz is asked, so a taint or a deletion
+// shows at once rather than at the next sync.
+import type { Clock } from '../model/clock.js';
 import type { IpFamily } from '../model/types.js';
 import { formatGoTime } from './go-time.js';
 
@@ -18,6 +20,11 @@ export interface ProxyHealthOptions {
   readonly healthTimeoutMs?: number;
   /** Wall time in epoch ms for the JSON timestamps (the injected clock is monotonic). */
   readonly wallClock?: () => number;
+  /**
+   * Whether the node may receive traffic now (see nodeEligibility); asked on every /healthz.
+   * Always eligible when absent.
+   */
+  readonly nodeEligible?: () => boolean;
 }
 
 /** One family's entry in the body's `status` map. */
@@ -55,7 +62,23 @@ export interface NodeLike {
 export function isNodeEligible(node: NodeLike): boolean {
   const ts = node.metadata?.deletionTimestamp;
   if (ts !== undefined && ts !== null && ts !== '') return false;
-  return !(node.spec?.taints ?? []).some((t) => t.key === TO_BE_DELETED_TAINT);
+  const taints: unknown = node.spec?.taints;
+  // Read defensively: /healthz must answer whatever the Node holds.
+  return !(Array.isArray(taints) && taints.some((t: unknown) => typeof t === 'object' && t !== null && (t as { key?: unknown }).key === TO_BE_DELETED_TAINT));
+}
+
+/**
+ * The eligibility a source's Node gives, read afresh on each call. With `required` (the API
+ * source) no Node object means not eligible, as kube-proxy v1.36.3's NodeEligible answers for a nil
+ * node: one never seen, or one deleted (kube-proxy keeps the last object there and means to exit,
+ * pkg/proxy/node.go OnNodeDelete's FIXME; a node that is gone is not one to send traffic to).
+ * Manifest mode need not describe the node at all: there a missing Node is eligible.
+ */
+export function nodeEligibility(node: () => NodeLike | undefined, opts: { readonly required: boolean }): () => boolean {
+  return () => {
+    const n = node();
+    return n === undefined ? !opts.required : isNodeEligible(n);
+  };
 }
 
 interface Stamp {
@@ -66,14 +89,14 @@ interface Stamp {
 export class ProxyHealth {
   private readonly lastUpdated = new Map<IpFamily, Stamp>();
   private readonly oldestPendingQueued = new Map<IpFamily, number>();
-  // Eligible while starting up, until a node event says otherwise (as kube-proxy before NodeManager).
-  private nodeEligible = true;
   private readonly timeoutMs: number;
   private readonly wallClock: () => number;
+  private readonly nodeEligible: () => boolean;
 
-  constructor(private readonly o: ProxyHealthOptions) {
-    this.timeoutMs = o.healthTimeoutMs ?? 2 * o.syncPeriodMs;
-    this.wallClock = o.wallClock ?? Date.now;
+  constructor(private readonly options: ProxyHealthOptions) {
+    this.timeoutMs = options.healthTimeoutMs ?? 2 * options.syncPeriodMs;
+    this.wallClock = options.wallClock ?? Date.now;
+    this.nodeEligible = options.nodeEligible ?? (() => true);
   }
 
   /**
@@ -82,7 +105,7 @@ export class ProxyHealth {
    */
   queuedUpdate(family?: IpFamily): void {
     for (const f of this.familiesOf(family)) {
-      if (!this.oldestPendingQueued.has(f)) this.oldestPendingQueued.set(f, this.o.clock.now());
+      if (!this.oldestPendingQueued.has(f)) this.oldestPendingQueued.set(f, this.options.clock.now());
     }
   }
 
@@ -91,24 +114,15 @@ export class ProxyHealth {
    * SyncLoop does): a family that was never updated is not judged at all.
    */
   updated(family?: IpFamily): void {
-    const stamp = { mono: this.o.clock.now(), wall: this.wallClock() };
+    const stamp = { mono: this.options.clock.now(), wall: this.wallClock() };
     for (const f of this.familiesOf(family)) {
       this.oldestPendingQueued.delete(f);
       this.lastUpdated.set(f, stamp);
     }
   }
 
-  setNodeEligible(eligible: boolean): void {
-    this.nodeEligible = eligible;
-  }
-
-  /** Convenience for the node watch: applies kube-proxy's eligibility rule to a Node. */
-  syncNode(node: NodeLike): void {
-    this.nodeEligible = isNodeEligible(node);
-  }
-
   isNodeEligible(): boolean {
-    return this.nodeEligible;
+    return this.nodeEligible();
   }
 
   /** The proxiers' health without the node: what service health checks use. */
@@ -119,8 +133,8 @@ export class ProxyHealth {
   /** /healthz. */
   health(): HealthResult {
     const h = this.evaluate();
-    const healthy = h.healthy && this.nodeEligible;
-    return this.result(healthy, h, { nodeEligible: this.nodeEligible });
+    const eligible = this.nodeEligible();
+    return this.result(h.healthy && eligible, h, { nodeEligible: eligible });
   }
 
   /** /livez: the same, except that a node being deleted does not matter. */
@@ -143,7 +157,7 @@ export class ProxyHealth {
   }
 
   private evaluate(): Evaluation {
-    const now = this.o.clock.now();
+    const now = this.options.clock.now();
     let healthy = true;
     let lastUpdatedWall: number | undefined;
     const status = new Map<IpFamily, ProxierHealthStatus>();
@@ -158,7 +172,7 @@ export class ProxyHealth {
   }
 
   private familiesOf(family: IpFamily | undefined): readonly IpFamily[] {
-    return family === undefined ? this.o.families : [family];
+    return family === undefined ? this.options.families : [family];
   }
 }
 

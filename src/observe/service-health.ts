@@ -5,12 +5,18 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Logger } from './log.js';
-import { closeServer, joinHostPort, listen } from './listen.js';
+import { closeServer, listen } from './listen.js';
+import { hostPort } from '../model/types.js';
 
 export interface ServiceHealthOptions {
   /** The proxy's own health, without node eligibility (ProxyHealth.isHealthy). */
   readonly proxyHealthy: () => boolean;
-  /** Node IPs matching --nodeport-addresses; empty or absent listens on every address. */
+  /**
+   * Where every port listens until syncServices says otherwise: node IPs matching
+   * --nodeport-addresses, or "0.0.0.0" / "::" for a whole family. Absent listens on every
+   * address of both families with one socket; empty listens nowhere (kube-proxy's behaviour when
+   * no node IP matches).
+   */
   readonly addresses?: readonly string[];
   /** A port that could not be opened; it is retried on the next syncServices. */
   readonly onBindError?: (service: string, port: number, error: Error) => void;
@@ -37,16 +43,21 @@ export class ServiceHealthServers {
   // syncServices opens sockets asynchronously; serialising calls keeps the map consistent.
   private queue: Promise<void> = Promise.resolve();
   private closed = false;
+  /** The addresses every open port listens on (undefined: all, with one dual-stack socket). */
+  private addresses: readonly string[] | undefined;
 
-  constructor(private readonly o: ServiceHealthOptions) {}
+  constructor(private readonly options: ServiceHealthOptions) {
+    this.addresses = options.addresses;
+  }
 
   /**
-   * Makes exactly these services listen ("ns/name" → healthCheckNodePort). Unchanged ones stay
-   * open; gone ones and ones whose port changed are closed; new ones (and ones that failed to bind
-   * before) are opened. Bind failures go to onBindError; this never rejects because of them.
+   * Makes exactly these services listen ("ns/name" → healthCheckNodePort), on `addresses` when
+   * given. Unchanged ones stay open; gone ones and ones whose port changed are closed; new ones
+   * (and ones that failed to bind before) are opened; when the addresses change, all reopen. Bind
+   * failures go to onBindError; this never rejects because of them.
    */
-  syncServices(wanted: ReadonlyMap<string, number>): Promise<void> {
-    const run = this.queue.then(() => this.doSyncServices(new Map(wanted)));
+  syncServices(wanted: ReadonlyMap<string, number>, addresses?: readonly string[]): Promise<void> {
+    const run = this.queue.then(() => this.doSyncServices(new Map(wanted), addresses));
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -68,7 +79,7 @@ export class ServiceHealthServers {
   answer(service: string): { status: 200 | 503; body: ServiceHealthBody } | undefined {
     const inst = this.services.get(service);
     if (!inst) return undefined;
-    const healthy = this.o.proxyHealthy();
+    const healthy = this.options.proxyHealthy();
     const [namespace = '', name = ''] = splitName(service);
     return {
       status: inst.endpoints !== 0 && healthy ? 200 : 503,
@@ -88,12 +99,18 @@ export class ServiceHealthServers {
     return run;
   }
 
-  private async doSyncServices(wanted: Map<string, number>): Promise<void> {
+  private async doSyncServices(wanted: Map<string, number>, addresses: readonly string[] | undefined): Promise<void> {
     if (this.closed) return;
+    const moved = addresses !== undefined && !sameList(addresses, this.addresses);
+    if (moved) {
+      if (addresses.length > 0) this.options.logger?.info('Health check node ports listen on', { addresses: addresses.join(',') });
+      else if (wanted.size > 0) this.options.logger?.warn('no node address matches --nodeport-addresses: health check node ports listen nowhere');
+      this.addresses = addresses;
+    }
     const closing: Array<Promise<void>> = [];
     for (const [name, inst] of this.services) {
-      if (wanted.get(name) === inst.port) continue;
-      this.o.logger?.info('Closing healthcheck', { service: name, port: inst.port });
+      if (!moved && wanted.get(name) === inst.port) continue;
+      this.options.logger?.info('Closing healthcheck', { service: name, port: inst.port });
       this.services.delete(name);
       closing.push(...inst.servers.map(closeServer));
     }
@@ -105,27 +122,28 @@ export class ServiceHealthServers {
   }
 
   private async open(name: string, port: number): Promise<void> {
-    const hosts = this.o.addresses && this.o.addresses.length > 0 ? this.o.addresses : [undefined];
+    const hosts = this.addresses ?? [undefined];
     const inst: Instance = { port, servers: [], boundPort: port, endpoints: 0 };
     try {
       for (const host of hosts) {
         const server = createServer((req, res) => this.handle(name, req, res));
         inst.servers.push(server);
         // Every address uses the bound port, so port 0 (tests) still means one port per service.
-        inst.boundPort = await listen(server, { host, port: inst.servers.length === 1 ? port : inst.boundPort });
+        // "::" is IPv6 only, as Go's tcp6 listener: "0.0.0.0" may hold the same port for IPv4.
+        inst.boundPort = await listen(server, { host, port: inst.servers.length === 1 ? port : inst.boundPort, ipv6Only: host === '::' });
       }
     } catch (e) {
       // Close what did open, so a retry or another service can take the port.
       await Promise.all(inst.servers.map(closeServer));
       const error = e instanceof Error ? e : new Error(String(e));
-      this.o.logger?.error('Failed to start healthcheck', { service: name, port, error: error.message });
-      this.o.onBindError?.(name, port, error);
+      this.options.logger?.error('Failed to start healthcheck', { service: name, port, error: error.message });
+      this.options.onBindError?.(name, port, error);
       return;
     }
-    this.o.logger?.info('Opening healthcheck', {
+    this.options.logger?.info('Opening healthcheck', {
       service: name,
       port: inst.boundPort,
-      addresses: hosts.map((h) => (h === undefined ? '*' : joinHostPort(h, inst.boundPort))).join(','),
+      addresses: hosts.map((h) => (h === undefined ? '*' : hostPort(h, inst.boundPort))).join(',') || 'none',
     });
     this.services.set(name, inst);
   }
@@ -147,6 +165,10 @@ export class ServiceHealthServers {
     // Tab-indented like kube-proxy's template, for byte-for-byte identical bodies.
     res.end(JSON.stringify(a.body, null, '\t'));
   }
+}
+
+function sameList(a: readonly string[], b: readonly string[] | undefined): boolean {
+  return b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function splitName(service: string): [string, string] {

@@ -40,6 +40,8 @@ export interface DesiredState {
   readonly healthCheckNodePorts: ReadonlyMap<ServiceKey, number>;
   /** Services left out because they could not be planned, with the reason (a bug to report). */
   readonly unplannable: ReadonlyMap<ServiceKey, string>;
+  /** Where those ports listen: wildcard or node addresses per --nodeport-addresses. */
+  readonly healthCheckAddresses: readonly string[];
 }
 
 export const IPSET_HASH_SIZE = 1024;

@@ -1,7 +1,7 @@
 // The kernel objects one service port contributes to one address family: kube-proxy's per-service
 // loop body (ipvs proxier syncProxyRules), as data. Pure: no I/O, no clock.
 import type { ProxyConfig } from '../config/types.js';
-import { bitmapPortEntry, ipPortEntry, ipPortIpEntry, ipPortNetEntry } from '../dataplane/ipset/text.js';
+import { bitmapPortEntry, ipPortEntry, ipPortIpEntry, ipPortNetEntry } from '../model/text/ipset.js';
 import { cidrContains, parseCidr } from '../model/ip.js';
 import type { ParsedIp } from '../model/ip.js';
 import type { RealServer, VirtualServer, VirtualServerSpec } from '../model/kernel.js';

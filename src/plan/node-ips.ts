@@ -38,6 +38,31 @@ export function nodePortIPs(node: NodeInfo, config: Pick<ProxyConfig, 'nodePortA
   return [...new Set(picked)].sort(compareIpText);
 }
 
+/**
+ * Where health-check node ports listen (`pkg/proxy/healthcheck/service_health.go` with
+ * `NodePortAddresses.GetNodeIPs`, v1.36.3): per family, the family's wildcard address when
+ * --nodeport-addresses matches all of the family, else every node address inside its CIDRs
+ * (loopback included, as GetNodeIPs keeps it; kube-ipvs0's VIPs are not node addresses, so they
+ * never count). A family whose CIDRs match no address listens nowhere, as kube-proxy's does.
+ */
+export function healthCheckAddresses(node: NodeInfo, config: Pick<ProxyConfig, 'nodePortAddresses'>): string[] {
+  const out: string[] = [];
+  const cidrs = nodePortCidrs(node, config.nodePortAddresses);
+  for (const family of node.families) {
+    const mine = cidrs.filter((c) => c.family === family);
+    if (mine.length === 0 || mine.some((c) => c.prefix === 0)) {
+      out.push(family === 'IPv4' ? '0.0.0.0' : '::');
+      continue;
+    }
+    const picked = node.addresses.filter((a) => {
+      const ip = parseIp(a);
+      return ip !== undefined && ip.family === family && mine.some((c) => cidrContains(c, ip));
+    });
+    out.push(...[...new Set(picked)].sort(compareIpText));
+  }
+  return out;
+}
+
 /** --nodeport-addresses as CIDRs, with "primary" resolved as kube-proxy's server.go does. */
 function nodePortCidrs(node: NodeInfo, spec: readonly string[]): ParsedCidr[] {
   const texts =

@@ -13,10 +13,11 @@ import type { DesiredState, FamilyDesiredState, VirtualServerConflict } from './
 import { ipsetSpec } from './desired.js';
 import type { FamilyContext, FamilyFragment, OwnedVirtualServer } from './fragment.js';
 import { planServicePort } from './fragment.js';
-import { nodeAddressSet, nodePortIPs } from './node-ips.js';
+import { healthCheckAddresses, nodeAddressSet, nodePortIPs } from './node-ips.js';
 import { CountedSet } from './refcount.js';
 import { buildRules, jumpRulesInChainOrder } from './rules.js';
 import { planIpvsTimeouts, planSysctls } from './sysctl.js';
+import { errorMessage } from '../model/error-text.js';
 
 export interface PlannerOptions {
   readonly node: NodeInfo;
@@ -186,9 +187,12 @@ export class Planner {
   /** Services the planner could not plan, with why; each is left out until it changes. */
   private readonly unplannable = new Map<ServiceKey, string>();
   private readonly healthChecks = new Map<ServiceKey, number>();
+  /** Depends on the node and config only, both fixed for a planner's life. */
+  private readonly healthCheckListen: readonly string[];
 
   constructor(private readonly options: PlannerOptions) {
     this.families = new Map(options.node.families.map((f) => [f, new FamilyAggregate(familyContext(f, options))]));
+    this.healthCheckListen = healthCheckAddresses(options.node, options.config);
   }
 
   /** Re-plans the given services from the snapshot (removed ones disappear). */
@@ -224,7 +228,7 @@ export class Planner {
       }
     } catch (e) {
       // A service the planner cannot plan is left out and named; it never stops the others.
-      this.unplannable.set(key, e instanceof Error ? e.message : String(e));
+      this.unplannable.set(key, errorMessage(e));
       return;
     }
     for (const [family, frags] of next) this.families.get(family)?.apply(key, frags, 1);
@@ -295,6 +299,7 @@ export class Planner {
       conflicts,
       healthCheckNodePorts: this.healthChecks,
       unplannable: this.unplannable,
+      healthCheckAddresses: this.healthCheckListen,
     };
   }
 }

@@ -1,8 +1,8 @@
 // Prints a desired state in the real tools' own syntax (what `kube-ipvs plan` shows), so it can be
 // diffed against `ipvsadm -Sn`, `ipset save` and `iptables-save` on a live node.
-import { renderIpsetSave } from '../dataplane/ipset/text.js';
-import { renderIptablesSave } from '../dataplane/iptables/text.js';
-import { compareRealServers, renderIpvsadmSave } from '../dataplane/ipvs/text.js';
+import { renderIpsetSave } from '../model/text/ipset.js';
+import { renderIptablesSave } from '../model/text/iptables.js';
+import { compareRealServers, renderIpvsadmSave } from '../model/text/ipvs.js';
 import { hostPrefix } from '../model/ip.js';
 import type { IptablesTable } from '../model/kernel.js';
 import type { DesiredState, FamilyDesiredState } from './desired.js';

@@ -2,7 +2,7 @@
 // iptables-save prints, so desired and observed rules compare as text. The rule count is constant:
 // only which ipsets are non-empty and the source-range LBs without node access change it.
 import type { ProxyConfig } from '../config/types.js';
-import { quoteSaveString } from '../dataplane/iptables/text.js';
+import { quoteSaveString } from '../model/text/iptables.js';
 import type { IptablesRule, IptablesTable } from '../model/kernel.js';
 import { Chain, ipsetName, JUMP_RULES, OWNED_CHAINS, RuleComment, SetBase, setInfo } from '../model/names.js';
 import type { JumpRule, SetBaseName } from '../model/names.js';

@@ -6,7 +6,7 @@ import { isLinkLocal, isLoopback, parseIp } from '../model/ip.js';
 import { DUMMY_DEVICE } from '../model/names.js';
 import type { IpFamily } from '../model/types.js';
 import type { SyncReport } from './report.js';
-import { errorMessage } from './report.js';
+import { errorMessage } from '../model/error-text.js';
 
 export interface ObservedAddresses {
   /** Addresses on kube-ipvs0 that we manage (no loopback, no IPv6 link-local). */

@@ -13,7 +13,8 @@ import type { TableName } from '../model/names.js';
 import { IP_FAMILIES } from '../model/types.js';
 import { jumpRuleSpec } from '../plan/rules.js';
 import type { Dataplane } from './proxier.js';
-import { SyncReport, errorMessage } from './report.js';
+import { SyncReport } from './report.js';
+import { errorMessage } from '../model/error-text.js';
 
 /** Set names older kube-proxy releases created; removed too so a node is left clean. */
 const LEGACY_SETS = ['KUBE-NODE-PORT-SCTP', 'KUBE-NODE-PORT-LOCAL-SCTP', 'KUBE-6-NODE-PORT-SCTP', 'KUBE-6-NODE-PORT-LOCAL-SCTP'];

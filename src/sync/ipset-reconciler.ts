@@ -4,7 +4,7 @@
 import type { IpsetBackend, IpsetOp } from '../dataplane/ipset/backend.js';
 import type { IpsetSpec, IpsetState } from '../model/kernel.js';
 import type { SyncReport } from './report.js';
-import { errorMessage } from './report.js';
+import { errorMessage } from '../model/error-text.js';
 
 interface Applied {
   spec: IpsetSpec;
@@ -15,7 +15,7 @@ interface Applied {
  * Whether an existing set can serve as the planned one. The kernel grows hashsize on its own, so a
  * different hashsize is not drift; type, family and capacity are.
  */
-function sameIpsetSpec(a: IpsetSpec, b: IpsetSpec): boolean {
+export function sameIpsetSpec(a: IpsetSpec, b: IpsetSpec): boolean {
   if (a.type !== b.type) return false;
   if (a.type === 'bitmap:port') return a.range === b.range;
   return a.family === b.family && a.maxElem === b.maxElem;
@@ -35,7 +35,9 @@ export class IpsetReconciler {
   async sync(desired: readonly IpsetState[], scope: IpsetScope, report: SyncReport): Promise<void> {
     if (scope.full) {
       const observed = await this.backend.observe(desired.map((d) => d.spec.name));
-      this.applied = new Map(observed.map((o) => [o.spec.name, { spec: o.spec, entries: new Set(o.entries) }]));
+      const fresh = new Map(observed.map((o) => [o.spec.name, { spec: o.spec, entries: new Set(o.entries) }]));
+      report.noteDrift('ipset', this.drift(fresh));
+      this.applied = fresh;
     }
     const ops: IpsetOp[] = [];
     for (const want of desired) {
@@ -75,6 +77,21 @@ export class IpsetReconciler {
       for (const op of ops.slice(start + result.applied)) this.applied.delete(op.kind === 'create' ? op.spec.name : op.name);
       return;
     }
+  }
+
+  /** Sets and entries that differ from what we last left in the sets we know (none before the first look). */
+  private drift(fresh: ReadonlyMap<string, Applied>): number {
+    let n = 0;
+    for (const [name, was] of this.applied) {
+      const now = fresh.get(name);
+      if (!now) {
+        n += 1 + was.entries.size;
+        continue;
+      }
+      for (const e of was.entries) if (!now.entries.has(e)) n++;
+      for (const e of now.entries) if (!was.entries.has(e)) n++;
+    }
+    return n;
   }
 
   private record(op: IpsetOp, report: SyncReport): void {

@@ -2,13 +2,13 @@
 // with a single iptables-restore --noflush. Unlike kube-proxy, which rewrites the chains every
 // sync, the restore is skipped when iptables-save already shows exactly the planned rules.
 import type { IptablesBackend } from '../dataplane/iptables/backend.js';
-import type { IptablesTables } from '../dataplane/iptables/text.js';
+import type { IptablesTables } from '../model/text/iptables.js';
 import type { IptablesTable } from '../model/kernel.js';
 import type { JumpRule } from '../model/names.js';
 import { JUMP_RULES } from '../model/names.js';
 import { jumpRuleSpec } from '../plan/rules.js';
 import type { SyncReport } from './report.js';
-import { errorMessage } from './report.js';
+import { errorMessage } from '../model/error-text.js';
 
 /** The iptables-restore input that makes our chains hold `tables` and adds missing jumps. */
 export function restorePayload(tables: readonly IptablesTable[], missingJumps: readonly JumpRule[]): string {
@@ -44,7 +44,17 @@ export function chainsMatch(observed: IptablesTables, tables: readonly IptablesT
   return true;
 }
 
+/** How many of our chains do not hold exactly the planned rules. */
+function mismatchedChains(observed: IptablesTables, tables: readonly IptablesTable[]): number {
+  let n = 0;
+  for (const t of tables) for (const chain of t.chains) if (!chainsMatch(observed, [{ ...t, chains: [chain] }])) n++;
+  return n;
+}
+
 export class IptablesReconciler {
+  /** The tables the last successful sync left in place (the planner keeps one array per rule set). */
+  private inPlace: readonly IptablesTable[] | undefined;
+
   constructor(private readonly backend: IptablesBackend) {}
 
   get family() {
@@ -62,11 +72,19 @@ export class IptablesReconciler {
       return false;
     }
     const jumps = missingJumps(observed);
-    if (jumps.length === 0 && chainsMatch(observed, tables)) return true;
+    const matches = chainsMatch(observed, tables);
+    if (jumps.length === 0 && matches) {
+      this.inPlace = tables;
+      return true;
+    }
+    // The same rules as last time, yet not in place: changed behind our back.
+    if (this.inPlace === tables) report.noteDrift('iptables', jumps.length + mismatchedChains(observed, tables));
+    this.inPlace = undefined;
     try {
       await this.backend.restore(restorePayload(tables, jumps));
       report.count(`iptables.restore.${fam}`);
       report.count('iptables.jumpsAdded', jumps.length);
+      this.inPlace = tables;
       return true;
     } catch (e) {
       report.fail({ subsystem: 'iptables', op: 'restore', object: fam, message: errorMessage(e) });

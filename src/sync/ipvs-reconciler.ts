@@ -20,9 +20,9 @@ import { inAnyCidr } from '../model/ip.js';
 import type { RealServer, VirtualServer, VirtualServerSpec } from '../model/kernel.js';
 import { rsKey, sameVirtualServer, vsKey } from '../model/kernel.js';
 import type { IpFamily } from '../model/types.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../model/clock.js';
 import type { SyncReport } from './report.js';
-import { errorMessage } from './report.js';
+import { errorMessage } from '../model/error-text.js';
 
 export interface IpvsReconcilerOptions {
   readonly backend: IpvsBackend;
@@ -77,8 +77,10 @@ export class IpvsReconciler {
   private written = new Map<string, readonly RealServer[]>();
   /** Drain records by vsKey, then rsKey: a sync looks them up per virtual server. */
   private readonly draining = new Map<string, Map<string, Draining>>();
+  /** A full sync has read the kernel once: from then on `known` and `written` are what we left there. */
+  private observedOnce = false;
 
-  constructor(private readonly o: IpvsReconcilerOptions) {}
+  constructor(private readonly options: IpvsReconcilerOptions) {}
 
   /** Real servers currently draining (for status and tests). */
   drainingServers(): readonly Draining[] {
@@ -93,7 +95,7 @@ export class IpvsReconciler {
   }
 
   private owned(vs: Pick<VirtualServer, 'family' | 'address'>): boolean {
-    return this.o.families.includes(vs.family) && !inAnyCidr(vs.address, this.o.excludeCIDRs);
+    return this.options.families.includes(vs.family) && !inAnyCidr(vs.address, this.options.excludeCIDRs);
   }
 
   /**
@@ -102,9 +104,11 @@ export class IpvsReconciler {
    */
   async apply(desired: VirtualServerLookup, scope: IpvsScope, report: SyncReport): Promise<void> {
     if (scope.full) {
-      const observed = await this.o.backend.listServices();
-      this.known = new Map();
-      for (const o of observed) if (o.fwmark === undefined) this.known.set(vsKey(o), toVirtualServer(o));
+      const observed = await this.options.backend.listServices();
+      const fresh = new Map<string, VirtualServer>();
+      for (const o of observed) if (o.fwmark === undefined) fresh.set(vsKey(o), toVirtualServer(o));
+      if (this.observedOnce) report.noteDrift('ipvs', this.virtualServerDrift(fresh));
+      this.known = fresh;
     }
     const keys = scope.full ? [...desired.keys()] : [...scope.keys].filter((k) => desired.has(k));
     const serviceOps: IpvsOp[] = [];
@@ -120,7 +124,7 @@ export class IpvsReconciler {
       }
     }
     const failedServices = new Set<string>();
-    for (const r of await this.o.backend.apply(serviceOps)) {
+    for (const r of await this.options.backend.apply(serviceOps)) {
       const key = vsKey(r.op.vs);
       if (r.ok) {
         this.known.set(key, r.op.vs);
@@ -133,9 +137,13 @@ export class IpvsReconciler {
 
     // Real servers of the changed virtual servers, and of those with a drain check due. A full
     // sync reads all of them at once; if that read fails, it dumps them one by one.
-    if (scope.full) this.written = new Map();
-    const all = scope.full ? await this.o.backend.listAllRealServers().catch(() => undefined) : undefined;
-    const now = this.o.clock.now();
+    const all = scope.full ? await this.options.backend.listAllRealServers().catch(() => undefined) : undefined;
+    if (scope.full) {
+      if (all && this.observedOnce) report.noteDrift('ipvs', this.realServerDrift(all));
+      this.written = new Map();
+      this.observedOnce = true;
+    }
+    const now = this.options.clock.now();
     const visit = new Set(keys.filter((k) => !failedServices.has(k)));
     const dueChecks = new Set<string>();
     for (const [key, byRs] of this.draining) {
@@ -164,7 +172,7 @@ export class IpvsReconciler {
       visited.set(key, spec?.realServers);
     }
     const failedDests = new Set<string>();
-    for (const r of await this.o.backend.apply(destOps)) {
+    for (const r of await this.options.backend.apply(destOps)) {
       const key = vsKey(r.op.vs);
       const k = rsKey((r.op as { rs: RealServer }).rs);
       if (r.ok) report.count(`ipvs.${r.op.kind}`);
@@ -190,10 +198,41 @@ export class IpvsReconciler {
   private async currentRealServers(key: string, vs: VirtualServer, source: 'none' | 'kernel' | 'memory', all: ReadonlyMap<string, readonly ListedRealServer[]> | undefined): Promise<CurrentRealServer[]> {
     if (source === 'none') return [];
     const written = source === 'memory' ? this.written.get(key) : undefined;
-    if (written === undefined) return (all?.get(key) ?? (await this.o.backend.listRealServers(vs))).map(fromKernel);
+    if (written === undefined) return (all?.get(key) ?? (await this.options.backend.listRealServers(vs))).map(fromKernel);
     const current: CurrentRealServer[] = written.map((rs) => ({ rs, conns: undefined }));
     for (const d of this.draining.get(key)?.values() ?? []) current.push({ rs: d.rs, conns: undefined });
     return current;
+  }
+
+  /** Our virtual servers added, removed or changed behind our back since we last looked. */
+  private virtualServerDrift(fresh: ReadonlyMap<string, VirtualServer>): number {
+    let n = 0;
+    for (const [key, vs] of this.known) {
+      const now = fresh.get(key);
+      if (this.owned(vs) && (!now || !sameVirtualServer(now, vs))) n++;
+    }
+    for (const [key, vs] of fresh) if (!this.known.has(key) && this.owned(vs)) n++;
+    return n;
+  }
+
+  /**
+   * Real servers of the virtual servers we wrote whose presence or weight differs from our last
+   * write (draining ones are expected at weight 0; one gone early is not counted).
+   */
+  private realServerDrift(all: ReadonlyMap<string, readonly ListedRealServer[]>): number {
+    let n = 0;
+    for (const [key, wrote] of this.written) {
+      if (!this.known.has(key)) continue;
+      const have = new Map((all.get(key) ?? []).map((r) => [rsKey(r), r]));
+      const drained = this.draining.get(key);
+      for (const rs of wrote) {
+        const h = have.get(rsKey(rs));
+        if (!h || h.weight !== rs.weight) n++;
+        have.delete(rsKey(rs));
+      }
+      for (const k of have.keys()) if (!drained?.has(k)) n++;
+    }
+    return n;
   }
 
   /** Drops the drain records of virtual server `key` whose real server is not in `present`. */
@@ -226,7 +265,7 @@ export class IpvsReconciler {
   /** When to look at a drained server's connections next: doubling waits, never past its timeout. */
   private nextCheck(since: number, now: number): number {
     const wait = Math.min(Math.max(now - since, FIRST_DRAIN_CHECK_MS), MAX_DRAIN_CHECK_MS);
-    return Math.min(now + wait, since + this.o.drainTimeoutMs);
+    return Math.min(now + wait, since + this.options.drainTimeoutMs);
   }
 
   /** `have`: what the virtual server holds now, by rsKey. */
@@ -259,7 +298,7 @@ export class IpvsReconciler {
         ops.push({ kind: 'deleteDest', vs, rs });
         udpFlushes.push({ vs, rs });
         this.undrain(key, k);
-      } else if (c.conns === 0 || (d && now - d.since >= this.o.drainTimeoutMs)) {
+      } else if (c.conns === 0 || (d && now - d.since >= this.options.drainTimeoutMs)) {
         ops.push({ kind: 'deleteDest', vs, rs });
         this.undrain(key, k);
       } else if (!d) {
@@ -275,10 +314,10 @@ export class IpvsReconciler {
   }
 
   private async flushUdp(items: ReadonlyArray<{ vs: VirtualServer; rs: RealServer }>, report: SyncReport): Promise<void> {
-    if (!this.o.conntrack) return;
+    if (!this.options.conntrack) return;
     for (const { vs, rs } of items) {
       try {
-        const n = await this.o.conntrack.deleteFlows({
+        const n = await this.options.conntrack.deleteFlows({
           family: vs.family,
           protocol: vs.protocol === 'SCTP' ? 'sctp' : 'udp',
           origDst: vs.address,
@@ -305,7 +344,7 @@ export class IpvsReconciler {
       if (!vs || !this.owned(vs)) continue;
       ops.push({ kind: 'deleteService', vs });
     }
-    for (const r of await this.o.backend.apply(ops)) {
+    for (const r of await this.options.backend.apply(ops)) {
       const key = vsKey(r.op.vs);
       if (r.ok || isNotFound(r.error)) {
         this.known.delete(key);

@@ -11,18 +11,19 @@ import type { Dataplane } from '../dataplane/dataplane.js';
 import { deepEqual } from '../model/equal.js';
 import type { ParsedCidr } from '../model/ip.js';
 import { parseCidr } from '../model/ip.js';
-import type { IpFamily, NodeInfo } from '../model/types.js';
+import type { IpFamily, NodeInfo, ServiceKey } from '../model/types.js';
 import type { DesiredState } from '../plan/desired.js';
 import type { PlanDelta } from '../plan/planner.js';
 import { Planner } from '../plan/planner.js';
 import { AddressReconciler } from './address-reconciler.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../model/clock.js';
 import { IpsetReconciler } from './ipset-reconciler.js';
 import { IptablesReconciler } from './iptables-reconciler.js';
 import { IpvsReconciler } from './ipvs-reconciler.js';
 import type { VirtualServerLookup } from './ipvs-reconciler.js';
-import { SyncReport, errorMessage, failureOf } from './report.js';
+import { SyncReport, failureOf } from './report.js';
 import { applySysctls } from './sysctl-reconciler.js';
+import { errorMessage } from '../model/error-text.js';
 
 export type { Dataplane } from '../dataplane/dataplane.js';
 
@@ -59,9 +60,19 @@ export interface SyncOutcome {
   /** Per changed service, when the endpoint change that triggered it happened (ms epoch). */
   readonly triggerTimes: ReadonlyMap<string, number>;
   readonly state: DesiredState;
+  /** When FIRST_SERVICES were programmed ahead of the rest: how long after the sync's start (ms). */
+  readonly firstServicesMs?: number;
 }
 
 export const DEFAULT_DRAIN_TIMEOUT_MS = 15 * 60 * 1000;
+
+/**
+ * Services a node that holds none of our state yet gets before the rest of its first sync: the
+ * API server's own, so that clients on the node reach it seconds after start instead of after the
+ * whole cluster is programmed (kubernetes#133773: kube-proxy's IPVS mode leaves it unreachable for
+ * a big cluster's whole first sync).
+ */
+export const FIRST_SERVICES: readonly ServiceKey[] = ['default/kubernetes'];
 
 export class Proxier {
   private planner: Planner | undefined;
@@ -75,19 +86,19 @@ export class Proxier {
   private readonly addresses: AddressReconciler;
   private readonly iptables: IptablesReconciler[];
 
-  constructor(private readonly o: ProxierOptions) {
-    const dp = o.dataplane;
+  constructor(private readonly options: ProxierOptions) {
+    const dp = options.dataplane;
     this.ipsets = new IpsetReconciler(dp.ipset);
     this.addresses = new AddressReconciler(dp.netif);
     this.iptables = dp.iptables.map((b) => new IptablesReconciler(b));
-    const excludeCIDRs = o.config.ipvs.excludeCIDRs.map((c) => parseCidr(c)).filter((c): c is ParsedCidr => c !== undefined);
+    const excludeCIDRs = options.config.ipvs.excludeCIDRs.map((c) => parseCidr(c)).filter((c): c is ParsedCidr => c !== undefined);
     this.ipvs = new IpvsReconciler({
       backend: dp.ipvs,
       conntrack: dp.conntrack,
       families: this.families(),
       excludeCIDRs,
-      clock: o.clock,
-      drainTimeoutMs: o.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
+      clock: options.clock,
+      drainTimeoutMs: options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
     });
   }
 
@@ -106,21 +117,32 @@ export class Proxier {
     return this.planner?.ownerOf(vsKeyText);
   }
 
-  /** Forces the next sync to re-read the kernel (config or node change, tampering suspected). */
-  requestFullSync(): void {
-    this.needFullSync = true;
+  /**
+   * The plan the next sync would program, read without writing anything: takes in the tracker's
+   * changes and the node's addresses as a full sync does (`kube-ipvs diff` without a daemon).
+   */
+  async preview(): Promise<DesiredState> {
+    const changes = this.options.tracker.drain();
+    const observed = await this.addresses.observe();
+    const planner = this.replanIfNodeChanged(observed.node, changes.snapshot);
+    if (!planner.fresh) planner.planner.update(changes.snapshot, changes.changed);
+    return planner.planner.state();
   }
 
   async sync(opts: { full?: boolean } = {}): Promise<SyncOutcome> {
-    const start = this.o.clock.now();
+    const start = this.options.clock.now();
     let full = opts.full === true || this.needFullSync;
     const report = new SyncReport();
-    const changes = this.o.tracker.drain();
+    const changes = this.options.tracker.drain();
     const counts = { serviceChanges: changes.serviceChanges, endpointChanges: changes.endpointChanges, triggerTimes: changes.triggerTimes };
     let delta: PlanDelta | undefined;
     try {
       const observed = full ? await this.addresses.observe() : undefined;
+      if (observed && !this.firstSync) report.noteDrift('netif', symmetricDifference(this.bound, observed.bound));
       if (observed) this.bound = new Set(observed.bound);
+      // Nothing bound on kube-ipvs0 at our first sync: a node we have not programmed before.
+      let firstServicesMs: number | undefined;
+      if (this.firstSync && observed && observed.bound.size === 0 && (await this.syncFirstServices(observed.node, changes.snapshot, report))) firstServicesMs = this.options.clock.now() - start;
       const planner = this.replanIfNodeChanged(observed?.node, changes.snapshot);
       if (planner.fresh && !full) {
         // The node changed under a partial sync (labels): re-read the kernel as for a full one.
@@ -131,62 +153,89 @@ export class Proxier {
       const state = planner.planner.state();
       await this.apply(state, full ? undefined : delta, report);
       this.needFullSync = !report.ok;
-      return { ok: report.ok, full, report, durationMs: this.o.clock.now() - start, changedServices: changes.changed.size, ...counts, state };
+      return { ok: report.ok, full, report, durationMs: this.options.clock.now() - start, changedServices: changes.changed.size, ...counts, state, ...(firstServicesMs !== undefined ? { firstServicesMs } : {}) };
     } catch (e) {
       // A backend that cannot even observe, or a bug (kept with its stack): record it and resync
       // fully next time, re-planning every service, since the changes drained above may never
       // have reached the planner (or only half of them).
       report.fail(failureOf(e));
       this.needFullSync = true;
-      const state = this.planner?.state() ?? new Planner({ node: this.nodeOrDefault(), config: this.o.config }).state();
+      const state = this.planner?.state() ?? new Planner({ node: this.nodeOrDefault(), config: this.options.config }).state();
       this.planner = undefined;
-      return { ok: false, full, report, durationMs: this.o.clock.now() - start, changedServices: changes.changed.size, ...counts, state };
+      return { ok: false, full, report, durationMs: this.options.clock.now() - start, changedServices: changes.changed.size, ...counts, state };
     }
   }
 
   private nodeOrDefault(): NodeInfo {
-    return this.node ?? buildNodeInfo({ name: this.o.config.hostnameOverride, node: undefined, addresses: [], families: this.families() });
+    return this.node ?? buildNodeInfo({ name: this.options.config.hostnameOverride, node: undefined, addresses: [], families: this.families() });
   }
 
   /** The families this host proxies: those whose iptables works (the dataplane found them). */
   private families(): IpFamily[] {
-    return this.o.dataplane.iptables.map((b) => b.family);
+    return this.options.dataplane.iptables.map((b) => b.family);
+  }
+
+  private nodeInfo(nodeObj: V1Node | undefined, addresses: readonly string[]): NodeInfo {
+    return buildNodeInfo({
+      name: this.options.config.hostnameOverride,
+      node: nodeObj,
+      addresses,
+      families: this.families(),
+      ...(this.options.nodeIPsFromInterfaces && nodeObj === undefined ? { nodeIPs: addresses } : {}),
+      bindAddress: this.options.config.bindAddress,
+      ...(this.options.kernelVersion !== undefined ? { kernelVersion: this.options.kernelVersion } : {}),
+    });
+  }
+
+  private newPlanner(node: NodeInfo, nodeObj: V1Node | undefined): Planner {
+    const config: ProxyConfig = { ...this.options.config, detectLocal: { ...this.options.config.detectLocal, nodeCIDRs: nodePodCIDRs(nodeObj) } };
+    return new Planner({ node, config, cpuCount: this.options.cpuCount ?? 1, randomFully: this.options.randomFully ?? true });
   }
 
   /** Builds the planner anew when the node (addresses, labels, families) changed. */
   private replanIfNodeChanged(nodeAddresses: readonly string[] | undefined, snapshot: Parameters<Planner['updateAll']>[0]): { planner: Planner; fresh: boolean } {
-    const nodeObj = this.o.nodeObject?.();
+    const nodeObj = this.options.nodeObject?.();
     // Sources hand over a new Node object on every change: the same object and no fresh address
     // list (partial syncs) means nothing to compare.
     if (this.planner && nodeAddresses === undefined && nodeObj === this.lastNodeObject) return { planner: this.planner, fresh: false };
     this.lastNodeObject = nodeObj;
-    const addresses = nodeAddresses ?? this.node?.addresses ?? [];
-    const node = buildNodeInfo({
-      name: this.o.config.hostnameOverride,
-      node: nodeObj,
-      addresses,
-      families: this.families(),
-      ...(this.o.nodeIPsFromInterfaces && nodeObj === undefined ? { nodeIPs: addresses } : {}),
-      bindAddress: this.o.config.bindAddress,
-      ...(this.o.kernelVersion !== undefined ? { kernelVersion: this.o.kernelVersion } : {}),
-    });
+    const node = this.nodeInfo(nodeObj, nodeAddresses ?? this.node?.addresses ?? []);
     if (this.planner && this.node && deepEqual(node, this.node)) return { planner: this.planner, fresh: false };
     this.node = node;
-    const config: ProxyConfig = { ...this.o.config, detectLocal: { ...this.o.config.detectLocal, nodeCIDRs: nodePodCIDRs(nodeObj) } };
-    this.planner = new Planner({ node, config, cpuCount: this.o.cpuCount ?? 1, randomFully: this.o.randomFully ?? true });
+    this.planner = this.newPlanner(node, nodeObj);
     this.planner.updateAll(snapshot);
     this.needFullSync = true;
     return { planner: this.planner, fresh: true };
   }
 
-  private async apply(state: DesiredState, delta: PlanDelta | undefined, report: SyncReport): Promise<void> {
+  /**
+   * FIRST_SERVICES on a node that holds nothing of ours: planned alone and applied as a partial
+   * sync, which only adds (sets, rules, their virtual servers and addresses), so the full sync
+   * that follows at once finds them in place. Its rules are those of a cluster of these services
+   * alone; the full sync writes the whole cluster's.
+   */
+  private async syncFirstServices(nodeAddresses: readonly string[], snapshot: Parameters<Planner['updateAll']>[0], report: SyncReport): Promise<boolean> {
+    const keys = FIRST_SERVICES.filter((k) => snapshot.services.has(k));
+    if (keys.length === 0) return false;
+    const nodeObj = this.options.nodeObject?.();
+    const planner = this.newPlanner(this.nodeInfo(nodeObj, nodeAddresses), nodeObj);
+    const delta = planner.update(snapshot, keys);
+    const state = planner.state();
+    if (!state.families.some((f) => f.virtualServers.size > 0)) return false;
+    if (!(await this.addresses.ensureDevice(report))) return false;
+    // Only the families these services are in: another family's rules would cost a restore for nothing.
+    await this.apply(state, delta, report, new Set(state.families.filter((f) => f.virtualServers.size > 0).map((f) => f.family)));
+    return true;
+  }
+
+  private async apply(state: DesiredState, delta: PlanDelta | undefined, report: SyncReport, ruleFamilies?: ReadonlySet<IpFamily>): Promise<void> {
     const full = delta === undefined;
     if (this.firstSync) {
-      await applySysctls(this.o.dataplane.sysctl, state.sysctls, report);
+      await applySysctls(this.options.dataplane.sysctl, state.sysctls, report);
       const t = state.ipvsTimeouts;
       if (t.tcp > 0 || t.tcpFin > 0 || t.udp > 0) {
         try {
-          await this.o.dataplane.ipvs.setTimeouts(t);
+          await this.options.dataplane.ipvs.setTimeouts(t);
         } catch (e) {
           // kube-proxy only logs this too: services work with the kernel's timeouts.
           report.fail({ subsystem: 'ipvs', op: 'setTimeouts', object: `${t.tcp} ${t.tcpFin} ${t.udp}`, message: errorMessage(e) });
@@ -226,7 +275,7 @@ export class Proxier {
     if (full || delta.rulesChanged) {
       for (const r of this.iptables) {
         const fam = state.families.find((f) => f.family === r.family);
-        if (!fam) continue;
+        if (!fam || (ruleFamilies && !ruleFamilies.has(r.family))) continue;
         rulesOk = (await r.sync(fam.iptables, report)) && rulesOk;
       }
     }
@@ -238,4 +287,12 @@ export class Proxier {
     await this.ipvs.prune(desiredVs, ipvsScope, report);
     this.firstSync = false;
   }
+}
+
+/** Members in exactly one of the two sets. */
+function symmetricDifference(a: ReadonlySet<string>, b: ReadonlySet<string>): number {
+  let n = 0;
+  for (const x of a) if (!b.has(x)) n++;
+  for (const x of b) if (!a.has(x)) n++;
+  return n;
 }

@@ -2,6 +2,7 @@
 // daemon can log one line per sync and --once can list the failed operations.
 import { DataplaneError } from '../dataplane/errors.js';
 import type { Subsystem } from '../dataplane/errors.js';
+import { errorMessage } from '../model/error-text.js';
 
 export interface SyncFailure {
   /** 'sync': an unexpected exception outside any dataplane operation (a bug). */
@@ -16,6 +17,11 @@ export interface SyncFailure {
 export class SyncReport {
   readonly counts = new Map<string, number>();
   readonly failures: SyncFailure[] = [];
+  /**
+   * Objects a full sync found changed behind our back (then repaired), per subsystem: what the
+   * kernel held differed from what we last wrote there.
+   */
+  readonly drift = new Map<Subsystem, number>();
 
   count(what: string, n = 1): void {
     if (n !== 0) this.counts.set(what, (this.counts.get(what) ?? 0) + n);
@@ -23,6 +29,10 @@ export class SyncReport {
 
   fail(f: SyncFailure): void {
     this.failures.push(f);
+  }
+
+  noteDrift(subsystem: Subsystem, n: number): void {
+    if (n > 0) this.drift.set(subsystem, (this.drift.get(subsystem) ?? 0) + n);
   }
 
   get ok(): boolean {
@@ -33,10 +43,6 @@ export class SyncReport {
   summary(): string {
     return [...this.counts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${v}`).join(' ');
   }
-}
-
-export function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 /** An exception that escaped the reconcilers, as a failure: a dataplane error keeps its object. */

@@ -6,7 +6,7 @@
 // minInterval. (Upstream re-arms maxInterval after every run, enough for its IPVS mode where
 // every sync is full; its iptables mode times full syncs from the last one, as here:
 // pkg/proxy/iptables/proxier.go lastFullSync, v1.36.3.)
-import type { Clock, Timer } from './clock.js';
+import type { Clock, Timer } from '../model/clock.js';
 
 export interface RunnerOptions {
   readonly minIntervalMs: number;
@@ -34,7 +34,7 @@ export class BoundedFrequencyRunner {
   private stopped = true;
   private idle: Promise<void> = Promise.resolve();
 
-  constructor(private readonly o: RunnerOptions) {}
+  constructor(private readonly options: RunnerOptions) {}
 
   /** Starts the loop with an immediate run. */
   start(): void {
@@ -60,7 +60,7 @@ export class BoundedFrequencyRunner {
       this.pending ??= 'requested';
       return;
     }
-    const at = Math.max(this.o.clock.now(), this.lastRunStart + this.o.minIntervalMs);
+    const at = Math.max(this.options.clock.now(), this.lastRunStart + this.options.minIntervalMs);
     this.schedule(at, 'requested');
   }
 
@@ -70,24 +70,24 @@ export class BoundedFrequencyRunner {
     this.timer?.cancel();
     this.timerAt = at;
     this.timerReason = reason;
-    this.timer = this.o.clock.setTimer(at - this.o.clock.now(), () => {
+    this.timer = this.options.clock.setTimer(at - this.options.clock.now(), () => {
       this.timer = undefined;
       this.timerAt = Number.POSITIVE_INFINITY;
       // Whatever the timer was set for, a run once the full resync is due is that resync.
-      void this.execute(this.o.clock.now() >= this.fullDueAt ? 'periodic' : (this.timerReason ?? reason));
+      void this.execute(this.options.clock.now() >= this.fullDueAt ? 'periodic' : (this.timerReason ?? reason));
     });
   }
 
   private async execute(reason: RunReason): Promise<void> {
     if (this.stopped) return;
     this.running = true;
-    this.lastRunStart = this.o.clock.now();
-    if (reason === 'periodic') this.fullDueAt = this.lastRunStart + this.o.maxIntervalMs;
+    this.lastRunStart = this.options.clock.now();
+    if (reason === 'periodic') this.fullDueAt = this.lastRunStart + this.options.maxIntervalMs;
     let done: () => void = () => {};
     this.idle = new Promise((r) => (done = r));
     let ok = false;
     try {
-      ok = await this.o.run(reason);
+      ok = await this.options.run(reason);
     } catch {
       // The caller logs its own errors; a rejection still counts as a failed run to retry.
       ok = false;
@@ -95,16 +95,16 @@ export class BoundedFrequencyRunner {
       this.running = false;
     }
     if (!this.stopped) {
-      const now = this.o.clock.now();
-      const earliest = this.lastRunStart + this.o.minIntervalMs;
+      const now = this.options.clock.now();
+      const earliest = this.lastRunStart + this.options.minIntervalMs;
       this.schedule(Math.max(this.fullDueAt, earliest), 'periodic');
       if (this.pending) {
         this.pending = undefined;
         this.schedule(Math.max(now, earliest), 'requested');
       } else if (!ok) {
-        this.schedule(Math.max(now + this.o.retryIntervalMs, earliest), 'retry');
+        this.schedule(Math.max(now + this.options.retryIntervalMs, earliest), 'retry');
       } else {
-        const by = this.o.nextRunBy?.();
+        const by = this.options.nextRunBy?.();
         if (by !== undefined) this.schedule(Math.max(by, earliest), 'requested');
       }
     }

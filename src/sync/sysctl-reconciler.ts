@@ -3,7 +3,7 @@
 import type { SysctlBackend } from '../dataplane/sysctl/backend.js';
 import type { SysctlSetting } from '../plan/sysctl.js';
 import type { SyncReport } from './report.js';
-import { errorMessage } from './report.js';
+import { errorMessage } from '../model/error-text.js';
 
 export async function applySysctls(backend: SysctlBackend, settings: readonly SysctlSetting[], report: SyncReport): Promise<void> {
   for (const s of settings) {

@@ -4,7 +4,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { V1PolicyRule } from '@kubernetes/client-node';
+import { ApiSource } from '../../src/cluster/api-source.js';
+import { loadKubeConfig } from '../../src/cluster/api/kubeconfig.js';
+import { ClusterTracker } from '../../src/cluster/tracker.js';
+import { startHealthzServer } from '../../src/observe/http-servers.js';
+import { createLogger } from '../../src/observe/log.js';
+import { nodeEligibility, ProxyHealth } from '../../src/observe/proxy-health.js';
 import { planCluster } from '../../src/plan/planner.js';
+import { realClock } from '../../src/model/clock.js';
 import { renderIpvs } from '../../src/plan/render.js';
 import type { TestApiServer } from '../helpers/apiserver.js';
 import { apiRequest, startTestApiServer } from '../helpers/apiserver.js';
@@ -114,6 +121,49 @@ describe('API source against a real kube-apiserver', () => {
       await apiRequest(server, 'PATCH', `/api/v1/nodes/${NODE}`, { metadata: { labels: { 'topology.kubernetes.io/zone': 'zone-a' } } });
       await apiRequest(server, 'DELETE', `${SVC}/zoned`);
       await apiRequest(server, 'DELETE', `${SLICES}/zoned-1`);
+    }
+  });
+
+  test('/healthz follows the Node watch at once, with no sync: the autoscaler taint, a deletion in progress, a deleted Node', async () => {
+    // Its own Node, so the other tests' node keeps its state.
+    const name = 'node-doomed';
+    const path = `/api/v1/nodes/${name}`;
+    await must(apiRequest(server, 'POST', '/api/v1/nodes', { metadata: { name }, status: { addresses: [{ type: 'InternalIP', address: '192.168.0.20' }] } }), 'create node');
+    const kc = loadKubeConfig({ kubeconfig: server.kubeconfigFor('kube-ipvs-node'), master: '' });
+    const source = new ApiSource({ connection: kc, tracker: new ClusterTracker(name, () => undefined), nodeName: name, log: createLogger('text', () => undefined), onChange: () => undefined });
+    source.start();
+    // Wired as run does for the API source; nothing below ever syncs.
+    const health = new ProxyHealth({ clock: realClock, syncPeriodMs: 30_000, families: ['IPv4'], nodeEligible: nodeEligibility(() => source.node(), { required: true }) });
+    const srv = await startHealthzServer('127.0.0.1:0', health);
+    assert.ok(srv);
+    const healthz = async (): Promise<{ status: number; eligible: unknown }> => {
+      const r = await fetch(`http://${srv.address}/healthz`);
+      return { status: r.status, eligible: ((await r.json()) as { nodeEligible?: unknown }).nodeEligible };
+    };
+    const answers = (status: number) => async () => (await healthz()).status === status;
+    try {
+      await source.waitForInitialSync(20_000);
+      health.updated();
+      assert.deepEqual(await healthz(), { status: 200, eligible: true });
+
+      await must(apiRequest(server, 'PATCH', path, { spec: { taints: [{ key: 'ToBeDeletedByClusterAutoscaler', value: '1700000000', effect: 'NoSchedule' }] } }), 'taint');
+      await eventually('503 once the autoscaler taint is watched', answers(503), 5000);
+      assert.deepEqual(await healthz(), { status: 503, eligible: false });
+      await must(apiRequest(server, 'PATCH', path, { spec: { taints: null } }), 'untaint');
+      await eventually('200 again without the taint', answers(200), 5000);
+
+      // A finalizer keeps the deleted Node around with its deletionTimestamp.
+      await must(apiRequest(server, 'PATCH', path, { metadata: { finalizers: ['kube-ipvs.test/hold'] } }), 'finalizer');
+      await must(apiRequest(server, 'DELETE', path), 'delete node');
+      await eventually('503 while the Node is being deleted', answers(503), 5000);
+      await must(apiRequest(server, 'PATCH', path, { metadata: { finalizers: null } }), 'release');
+      await eventually('the Node is gone from the watch', () => source.node() === undefined, 5000);
+      assert.deepEqual(await healthz(), { status: 503, eligible: false }, 'a deleted Node stays ineligible');
+    } finally {
+      await srv.close();
+      source.close();
+      await apiRequest(server, 'PATCH', path, { metadata: { finalizers: null } });
+      await apiRequest(server, 'DELETE', path);
     }
   });
 

@@ -25,9 +25,20 @@ const COLLECTIONS: Record<string, (ns: string) => string> = {
   ClusterRoleBinding: () => '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
 };
 
-function manifests(): Manifest[] {
-  const docs = parseAllDocuments(readFileSync(join(projectRoot(), 'deploy', 'kube-ipvs.yaml'), 'utf8'));
+function manifests(file = 'kube-ipvs.yaml'): Manifest[] {
+  const docs = parseAllDocuments(readFileSync(join(projectRoot(), 'deploy', file), 'utf8'));
   return docs.map((d) => d.toJSON() as Manifest | null).filter((m): m is Manifest => m !== null);
+}
+
+interface PodSpec {
+  initContainers: Array<{ name: string; args: string[]; securityContext: Record<string, unknown> }>;
+  containers: Array<{ name: string; securityContext: Record<string, unknown> }>;
+}
+
+function daemonSet(file: string): Manifest & { spec: { template: { spec: PodSpec } } } {
+  const ds = manifests(file).find((m) => m.kind === 'DaemonSet');
+  assert.ok(ds, `${file} has a DaemonSet`);
+  return ds as Manifest & { spec: { template: { spec: PodSpec } } };
 }
 
 describe('deploy/kube-ipvs.yaml', () => {
@@ -51,6 +62,26 @@ describe('deploy/kube-ipvs.yaml', () => {
       const r = await apiRequest(server, 'POST', `${collection(m.metadata.namespace ?? 'default')}?dryRun=All&fieldValidation=Strict`, m);
       assert.ok(r.status === 201 || r.status === 200, `${m.kind}/${m.metadata.name}: HTTP ${r.status} ${r.text.slice(0, 400)}`);
     }
+  });
+
+  test('the unprivileged variant: the same DaemonSet, its proxy container not privileged and reduced to NET_ADMIN and NET_RAW; it passes a dry run', async () => {
+    const base = daemonSet('kube-ipvs.yaml');
+    const lean = daemonSet('kube-ipvs-unprivileged.yaml');
+    assert.deepEqual(manifests('kube-ipvs-unprivileged.yaml').map((m) => m.kind), ['DaemonSet'], 'it replaces the DaemonSet only');
+    const main = lean.spec.template.spec.containers.find((c) => c.name === 'kube-ipvs');
+    assert.deepEqual(main?.securityContext, { privileged: false, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] } });
+    assert.deepEqual(lean.spec.template.spec.initContainers[0]?.securityContext, { privileged: true }, 'the init container writes /proc/sys and loads modules');
+    assert.match(lean.spec.template.spec.initContainers[0]?.args[0] ?? '', /modprobe -a ip_vs nf_conntrack ip_tables ip6_tables/);
+    // Everything else is the default DaemonSet's, so the two cannot drift apart.
+    const strip = (ds: typeof base): unknown => {
+      const c = structuredClone(ds);
+      for (const k of c.spec.template.spec.containers) k.securityContext = {};
+      for (const k of c.spec.template.spec.initContainers) k.args = [];
+      return c;
+    };
+    assert.deepEqual(strip(lean), strip(base));
+    const r = await apiRequest(server, 'POST', `${COLLECTIONS.DaemonSet?.('kube-system')}?dryRun=All&fieldValidation=Strict`, lean);
+    assert.ok(r.status === 201 || r.status === 200, `HTTP ${r.status} ${r.text.slice(0, 400)}`);
   });
 
   test("the ConfigMap's KubeProxyConfiguration loads as an IPVS-mode config", () => {

@@ -225,6 +225,7 @@ describe('upstream kube-proxy v1.36.3 as the reference', () => {
       `${HEAD}mode: ipvs\nipvs:\n  Scheduler: wrr\nlogging:\n  sampling: 3\n`,
       `${HEAD}mode: ipvs\nipvs:\n  scheduler: wrr\nipvs:\n  strictARP: true\n`,
       `${HEAD}mode: ipvs\nmode: ipvs\nudpIdleTimeout: 250ms\n`,
+      '{"apiVersion":"kubeproxy.config.k8s.io/v1alpha1","kind":"KubeProxyConfiguration","mode":"ipvs","ipvs":{"scheduler":"wrr"},"ipvs":{"strictARP":true}}',
     ];
     for (const body of cases) {
       const name = file(body);
@@ -236,10 +237,12 @@ describe('upstream kube-proxy v1.36.3 as the reference', () => {
       assert.ok(warning, body);
       const named = (text: string, re: RegExp): string[] => [...text.matchAll(re)].map((m) => m[1] ?? '').sort();
       // Upstream: unknown field \"ipvs.newThing\" ... or: key "ipvs" already set in map.
-      const upstreamNamed = [...named(up.log, /unknown field \\?"([^"\\]+)\\?"/g), ...named(up.log, /key \\?"([^"\\]+)\\?" already set/g)];
+      // Upstream names duplicates as 'key "x" already set in map' (YAML) or 'duplicate field "x"' (JSON).
+      const upstreamDuplicates = [...named(up.log, /key \\?"([^"\\]+)\\?" already set/g), ...named(up.log, /duplicate field \\?"([^"\\]+)\\?"/g)].sort();
+      const upstreamNamed = [...named(up.log, /unknown field \\?"([^"\\]+)\\?"/g), ...upstreamDuplicates];
       assert.ok(upstreamNamed.length > 0, `kube-proxy named no field: ${up.log}`);
       assert.deepEqual(named(warning.fields.fields ?? '', /unknown field "([^"]+)"/g), named(up.log, /unknown field \\?"([^"\\]+)\\?"/g), body);
-      assert.deepEqual(named(warning.fields.fields ?? '', /duplicate field "([^"]+)"/g), named(up.log, /key \\?"([^"\\]+)\\?" already set/g), body);
+      assert.deepEqual(named(warning.fields.fields ?? '', /duplicate field "([^"]+)"/g), upstreamDuplicates, body);
       assert.equal(mine.yaml, up.yaml, body);
     }
   });

@@ -77,10 +77,10 @@ export interface WatchedNode {
 export function watchedNode(server: TestApiServer, user: string, opts: { backoff?: { initialMs: number; maxMs: number } } = {}): WatchedNode {
   const logs: string[] = [];
   const log = createLogger('text', (l) => void logs.push(l));
-  const kc = loadKubeConfig({ kubeconfig: server.kubeconfigFor(user), master: '' });
+  const connection = loadKubeConfig({ kubeconfig: server.kubeconfigFor(user), master: '' });
   const ref: { source?: ApiSource } = {};
   const node = fakeNode({ nodeObject: () => ref.source?.node() });
-  const source = new ApiSource({ kc, tracker: node.tracker, nodeName: NODE, log, onChange: () => undefined, ...(opts.backoff ? { backoff: opts.backoff } : {}) });
+  const source = new ApiSource({ connection, tracker: node.tracker, nodeName: NODE, log, onChange: () => undefined, ...(opts.backoff ? { backoff: opts.backoff } : {}) });
   ref.source = source;
   source.start();
   return {

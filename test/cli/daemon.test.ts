@@ -44,7 +44,7 @@ interface LoggedSync {
 async function startLoop(n: FakeNode, cfg: ProxyConfig, wrap: (sync: DaemonParts['sync']) => DaemonParts['sync'] = (s) => s) {
   const lines: string[] = [];
   const log = createLogger('json', (l) => void lines.push(l));
-  const obs: Observability = await startObservability({ config: cfg, log, dataplane: n.dataplane, tracker: n.tracker, events: { warn: () => undefined }, node: () => undefined, ownerOf: () => undefined });
+  const obs: Observability = await startObservability({ config: cfg, log, dataplane: n.dataplane, tracker: n.tracker, events: { warn: () => undefined }, nodeEligible: () => true, ownerOf: () => undefined });
   let notify: () => void = () => undefined;
   const source: DaemonSource = { start: (onChange) => void (notify = onChange), beforeResync: () => undefined, hangup: () => undefined, close: () => undefined };
   const syncs: LoggedSync[] = [];

@@ -43,7 +43,7 @@ describe('observability wired to the sync loop', () => {
       dataplane: n.dataplane,
       tracker: n.tracker,
       events: { warn: (target, reason) => void events.push({ target, reason }) },
-      node: () => undefined,
+      nodeEligible: () => true,
       ownerOf: (k) => n.proxier.virtualServerOwner(k),
     });
     try {
@@ -96,6 +96,34 @@ describe('observability wired to the sync loop', () => {
     }
   });
 
+  test('health-check node ports listen only on the --nodeport-addresses addresses', async () => {
+    // 127.0.0.2 reaches a wildcard listener but not one on 127.0.0.1 only: the probe tells them apart.
+    const probeVia = async (host: string, port: number): Promise<number | string> => {
+      for (let i = 0; ; i++) {
+        const r = await fetchText(`http://${host}:${port}/`).then((x) => x.status, (e: NodeJS.ErrnoException) => e.code ?? 'error');
+        if (r !== 'ECONNREFUSED' || i >= 25) return r;
+        await new Promise((res) => setTimeout(res, 20));
+      }
+    };
+    for (const [flags, via2] of [[[], 200], [['--nodeport-addresses=127.0.0.1/32'], 'ECONNREFUSED']] as const) {
+      const hcPort = await freePort();
+      const cfg = { ...config(...flags), healthzBindAddress: '', metricsBindAddress: '' };
+      const n = fakeNode({ config: cfg });
+      const obs = await startObservability({ config: cfg, log: createLogger('text', () => undefined), dataplane: n.dataplane, tracker: n.tracker, events: { warn: () => undefined }, nodeEligible: () => true, ownerOf: () => undefined });
+      try {
+        const lb = service('lb', { type: 'LoadBalancer', clusterIP: '10.96.0.62', externalTrafficPolicy: 'Local', healthCheckNodePort: hcPort, ports: [{ name: 'http', port: 80, nodePort: 30062 }] });
+        n.apply({ services: [lb], slices: [slice('lb', [{ name: 'http', port: 80 }], [{ ip: '10.244.1.9', node: NODE }])] });
+        const r = await n.proxier.sync();
+        assert.ok(r.ok);
+        obs.synced(r);
+        assert.equal(await probeVia('127.0.0.1', hcPort), 200, `${flags.join(' ') || 'default'}: 127.0.0.1 answers`);
+        assert.equal(await probeVia('127.0.0.2', hcPort), via2, `${flags.join(' ') || 'default'}: via 127.0.0.2`);
+      } finally {
+        await obs.close();
+      }
+    }
+  });
+
   test('a health-check node port that cannot bind becomes a Warning event on the Service', async () => {
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, r));
@@ -109,7 +137,7 @@ describe('observability wired to the sync loop', () => {
       dataplane: n.dataplane,
       tracker: n.tracker,
       events: { warn: (target, reason, message) => void events.push({ target, reason, message }) },
-      node: () => undefined,
+      nodeEligible: () => true,
       ownerOf: () => undefined,
     });
     try {
@@ -140,7 +168,7 @@ describe('--bind-address-hard-fail', () => {
       dataplane: n.dataplane,
       tracker: n.tracker,
       events: { warn: () => undefined },
-      node: () => undefined,
+      nodeEligible: () => true,
       ownerOf: () => undefined,
     });
   };
@@ -151,7 +179,12 @@ describe('--bind-address-hard-fail', () => {
     const taken = `127.0.0.1:${(blocker.address() as { port: number }).port}`;
     try {
       const logged: string[] = [];
-      await assert.rejects(start(true, taken, logged), (e: unknown) => e instanceof BindHardFail && /healthz server failed/.test(e.message));
+      // A wrongly started one is closed, so its retry timer cannot keep the test alive.
+      const hard = start(true, taken, logged).then(async (o) => {
+        await o.close();
+        return o;
+      });
+      await assert.rejects(hard, (e: unknown) => e instanceof BindHardFail && /healthz server failed/.test(e.message));
       const soft: string[] = [];
       const obs = await start(false, taken, soft);
       try {

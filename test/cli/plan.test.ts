@@ -108,10 +108,15 @@ describe('bad input', () => {
     assert.match(r.stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4: invalid YAML \\(column 9\\): Nested mappings`));
   });
 
-  test('an unreadable path exits 1 naming it', () => {
+  test('an unreadable path exits 1 naming it and saying in words what is wrong', () => {
     const r = runCli(['plan', '--manifests', join(dir, 'nope.yaml'), '--hostname-override', 'n1', '--node-ip', '192.168.0.10']);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /nope\.yaml: cannot read: ENOENT/);
+    assert.match(r.stderr, /nope\.yaml: cannot read: does not exist; check the path\n$/);
+    writeFileSync(join(dir, 'a-file.yaml'), '');
+    const notDir = runCli(['plan', '--manifests', join(dir, 'a-file.yaml', 'x.yaml'), '--hostname-override', 'n1']);
+    assert.equal(notDir.code, 1);
+    assert.match(notDir.stderr, /a-file\.yaml\/x\.yaml: cannot read: a part of the path is not a directory; check the path\n$/);
+    assert.doesNotMatch(r.stderr + notDir.stderr, /\bE[A-Z]{3,}\b/);
   });
 
   test('bad flags exit 2 with one line naming the flag, the value and the accepted form', () => {
@@ -136,5 +141,37 @@ describe('bad input', () => {
     const r = runCli(['plan', '--node-ip', '192.168.0.10']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--manifests is required/);
+  });
+});
+
+describe('--help of each command', () => {
+  const flagsOf = (text: string): string[] => [...text.matchAll(/^ {2}(?:-\w, )?(?: {4})?--([\w-]+)/gm)].map((m) => m[1] ?? '');
+  // Flags only the daemon acts on: its servers, the API client, its process, its sync timing.
+  const DAEMON_ONLY = ['healthz-bind-address', 'oom-score-adj', 'kube-api-qps', 'kube-api-burst', 'ipvs-sync-period', 'ipvs-min-sync-period', 'init-only', 'cleanup', 'bind-address-hard-fail'];
+
+  test('plan lists the flags that change the plan and no daemon-only flag, and still accepts those', () => {
+    const help = runCli(['plan', '--help']);
+    assert.equal(help.code, 0);
+    const listed = flagsOf(help.stdout);
+    for (const f of ['manifests', 'output', 'masquerade-all', 'cluster-cidr', 'nodeport-addresses', 'ipvs-scheduler', 'hostname-override', 'config']) assert.ok(listed.includes(f), `plan --help lacks --${f}`);
+    for (const f of [...DAEMON_ONLY, 'kubeconfig', 'metrics-bind-address', 'profiling', 'v']) assert.ok(!listed.includes(f), `plan --help lists --${f}`);
+    assert.match(help.stdout, /Every other kube-proxy flag is accepted and changes nothing here; 'kube-ipvs run --help' lists them\.\n$/);
+    // A node's kube-proxy command line works unchanged.
+    const withDaemonFlags = runCli([...EXAMPLE_ARGS, '--output', 'ipvs', '--healthz-bind-address', '0.0.0.0:10256', '--oom-score-adj', '-999', '--ipvs-sync-period', '30s']);
+    assert.equal(withDaemonFlags.code, 0, withDaemonFlags.stderr);
+    assert.equal(withDaemonFlags.stdout, readFileSync(join(repoRoot(), 'test', 'golden', 'examples.ipvs.txt'), 'utf8'));
+  });
+
+  test('status, diff, trace and cleanup list no daemon-only flag; run lists every kube-proxy flag', () => {
+    for (const command of ['status', 'diff', 'trace', 'cleanup']) {
+      const help = runCli([command, '--help']);
+      assert.equal(help.code, 0, `${command}: ${help.stderr}`);
+      const listed = flagsOf(help.stdout);
+      for (const f of DAEMON_ONLY) assert.ok(!listed.includes(f), `${command} --help lists --${f}`);
+    }
+    assert.ok(flagsOf(runCli(['status', '--help']).stdout).includes('metrics-bind-address'));
+    assert.ok(flagsOf(runCli(['cleanup', '--help']).stdout).includes('ipvs-exclude-cidrs'));
+    const run = flagsOf(runCli(['run', '--help']).stdout);
+    for (const f of [...DAEMON_ONLY, 'masquerade-all', 'profiling', 'v']) assert.ok(run.includes(f), `run --help lacks --${f}`);
   });
 });

@@ -54,7 +54,7 @@ describe('--write-config-to', () => {
   test('a file that cannot be written: exit 1 naming it', () => {
     const r = runCli(['run', '--write-config-to', join(dir, 'missing-dir', 'x.yaml')]);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /cannot write --write-config-to file .*missing-dir\/x\.yaml: ENOENT/);
+    assert.match(r.stderr, /cannot write --write-config-to file .*missing-dir\/x\.yaml: its directory does not exist; create it or choose another path/);
   });
 
   test('a disabled server is written as "" with a warning that a file cannot say "disabled"', () => {

@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { ApiConnection } from '../../src/cluster/api/connection.js';
+import { loadKubeConfig } from '../../src/cluster/api/kubeconfig.js';
 import { rateLimiterFor, TokenBucket, UNLIMITED, type LimiterClock, type RateLimiter } from '../../src/cluster/api/rate-limiter.js';
 import { Reflector } from '../../src/cluster/api/reflector.js';
 import { RestClient } from '../../src/cluster/api/rest.js';
@@ -72,7 +73,7 @@ function gate(events: string[]): RateLimiter & { open(): void } {
   };
 }
 
-async function apiServer(events: string[]): Promise<{ kc: KubeConfig; close: () => Promise<void> }> {
+async function apiServer(events: string[]): Promise<{ kc: ApiConnection; close: () => Promise<void> }> {
   const srv = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://x');
     events.push(`${req.method ?? ''} ${url.pathname}${url.searchParams.get('watch') === 'true' ? ' watch' : ''}`);
@@ -85,8 +86,7 @@ async function apiServer(events: string[]): Promise<{ kc: KubeConfig; close: () 
     res.end(JSON.stringify({ kind: 'ServiceList', items: [], metadata: { resourceVersion: '7' } }));
   });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const kc = new KubeConfig();
-  kc.loadFromClusterAndUser({ name: 'c', server: `http://127.0.0.1:${(srv.address() as { port: number }).port}`, skipTLSVerify: true }, { name: 'u' });
+  const kc = loadKubeConfig({ kubeconfig: '', master: `http://127.0.0.1:${(srv.address() as { port: number }).port}` });
   return {
     kc,
     close: () => {
@@ -117,7 +117,7 @@ test('a reflector\'s list and watch each wait on the limiter first', async () =>
   const api = await apiServer(events);
   const limiter = gate(events);
   limiter.open();
-  const r = new Reflector({ kc: api.kc, path: '/api/v1/services', resource: 'services', onUpsert: () => undefined, onDelete: () => undefined, onError: () => undefined, limiter });
+  const r = new Reflector({ connection: api.kc, watchTimeoutSeconds: () => 5, path: '/api/v1/services', resource: 'services', onUpsert: () => undefined, onDelete: () => undefined, onError: () => undefined, limiter });
   try {
     r.start();
     await r.waitForFirstList();

@@ -332,6 +332,17 @@ test('duplicate fields: the last one wins whole, and is named (lenient decoding)
   assert.equal(f.settings.strictARP, true);
 });
 
+test('duplicate objects in a JSON file merge, as Go\'s encoding/json decodes them (kube-proxy v1.36.3 does so)', () => {
+  const f = parseKubeProxyConfiguration(
+    '{"apiVersion":"kubeproxy.config.k8s.io/v1alpha1","kind":"KubeProxyConfiguration","ipvs":{"scheduler":"wrr"},"ipvs":{"strictARP":true},"mode":"","mode":"ipvs"}',
+    FILE,
+  );
+  assert.deepEqual(f.lenient, ['duplicate field "ipvs"', 'duplicate field "mode"']);
+  assert.equal(f.settings.scheduler, 'wrr');
+  assert.equal(f.settings.strictARP, true);
+  assert.equal(f.settings.mode, 'ipvs');
+});
+
 test('YAML 1.1 scalars, as upstream decodes them: yes/no/on/off are booleans', () => {
   assert.equal(parse('ipvs:\n  strictARP: yes\n').settings.strictARP, true);
   assert.equal(parse('iptables:\n  masqueradeAll: on\n').settings.masqueradeAll, true);

@@ -18,7 +18,8 @@ function opts(files: Readonly<Record<string, string>> = {}, hostname = 'Host-1')
     hostname,
     readFile: (path) => {
       const text = files[path];
-      if (text === undefined) throw new Error(`ENOENT: no such file or directory, open '${path}'`);
+      // As node:fs fails: a message led by the errno name, and the name in `code`.
+      if (text === undefined) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), { code: 'ENOENT' });
       return text;
     },
   };
@@ -75,7 +76,6 @@ const DEFAULTS: ProxyConfig = {
   oomScoreAdj: -999,
   bindAddressHardFail: false,
   logging: { format: 'text', splitStream: false },
-  logFormat: 'text',
   configFile: undefined,
 };
 
@@ -137,8 +137,8 @@ test('every kube-proxy setting flag', () => {
     [['--conntrack-min', '1000'], (c) => c.conntrack.min, 1000],
     [['--conntrack-tcp-timeout-established=0'], (c) => c.conntrack.tcpEstablishedTimeoutS, 0],
     [['--conntrack-tcp-timeout-close-wait=60s'], (c) => c.conntrack.tcpCloseWaitTimeoutS, 60],
-    [['--log-format=json'], (c) => c.logFormat, 'json'],
-    [['--log-format', 'text'], (c) => c.logFormat, 'text'],
+    [['--log-format=json'], (c) => c.logging.format, 'json'],
+    [['--log-format', 'text'], (c) => c.logging.format, 'text'],
   ];
   for (const [argv, get, want] of cases) {
     assert.deepEqual(get(load(...argv)), want, argv.join(' '));
@@ -289,7 +289,7 @@ test('with --config, hostname, logging, process and extra flags still apply', ()
     opts({ '/etc/kp.yaml': FILE }),
   );
   assert.equal(r.config.hostnameOverride, 'node-x');
-  assert.equal(r.config.logFormat, 'json');
+  assert.equal(r.config.logging.format, 'json');
   assert.equal(r.config.master, 'https://api:6443');
   assert.equal(r.config.cleanup, true);
   assert.equal(r.config.initOnly, true);
@@ -310,7 +310,7 @@ test('an empty --config means no file', () => {
 });
 
 test('--config errors: unreadable file, bad content, validation in file terms', () => {
-  throwsConfigError(() => loadConfig(['--config=/nope.yaml'], opts()), 'cannot read --config file /nope.yaml', 'ENOENT');
+  throwsConfigError(() => loadConfig(['--config=/nope.yaml'], opts()), 'cannot read --config file /nope.yaml: does not exist; check the path');
   throwsConfigError(
     () => loadConfig(['--config=/k'], opts({ '/k': FILE.replace('syncPeriod: 45s', 'syncPeriod: 45s\n  minSyncPeriod: 1m') })),
     '"1m"',
@@ -412,13 +412,13 @@ test('client connection, OOM score, hard fail, conntrack and feature gate flags 
     [['--feature-gates=AllowServiceExternalIPs=false'], (c) => [c.allowServiceExternalIPs, c.featureGates], [false, { AllowServiceExternalIPs: false }]],
     [['--feature-gates=LoggingAlphaOptions=true', '--feature-gates', 'AllowServiceExternalIPs=true'], (c) => c.featureGates,
       { LoggingAlphaOptions: true, AllowServiceExternalIPs: true }],
-    [['--logging-format=json'], (c) => [c.logging, c.logFormat], [{ format: 'json', splitStream: false }, 'json']],
+    [['--logging-format=json'], (c) => c.logging, { format: 'json', splitStream: false }],
     [['--feature-gates=LoggingAlphaOptions=true', '--log-text-split-stream'], (c) => c.logging, { format: 'text', splitStream: true }],
     [['--feature-gates=LoggingAlphaOptions=true', '--log-json-split-stream', '--logging-format=json'], (c) => c.logging, { format: 'json', splitStream: true }],
     // The text option does not split the json format.
     [['--feature-gates=LoggingAlphaOptions=true', '--log-text-split-stream', '--logging-format=json'], (c) => c.logging, { format: 'json', splitStream: false }],
     // Both name the format; when both are given, kube-proxy's --logging-format wins.
-    [['--logging-format=json', '--log-format=text'], (c) => c.logFormat, 'json'],
+    [['--logging-format=json', '--log-format=text'], (c) => c.logging.format, 'json'],
     // pflag's IP:port flags take a bare IP; the port comes from the deprecated port flags (default 10256/10249).
     [['--healthz-bind-address=10.0.0.1'], (c) => c.healthzBindAddress, '10.0.0.1:10256'],
     [['--metrics-bind-address=127.0.0.2', '--metrics-port=9999'], (c) => c.metricsBindAddress, '127.0.0.2:9999'],

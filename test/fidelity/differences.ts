@@ -1,6 +1,7 @@
 // The one list of deliberate differences from upstream kube-proxy (deliberate-differences.yaml):
 // each entry names the category and side it applies to, a pattern for the lines, the reason, and
-// where the README documents it. A line difference is documented when an entry matches it.
+// where docs/ documents it (FILE#HEADING-ANCHOR, checked by differences.test.ts). A line
+// difference is documented when an entry matches it.
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import type { Category, LineDiff } from './normalize.js';

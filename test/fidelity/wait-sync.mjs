@@ -4,6 +4,10 @@
 // Both proxies export kube-proxy's metrics: last_queued_timestamp (set when a change is queued),
 // last_timestamp (set when a sync ends) and the duration histogram (its _sum grows by each sync's
 // length), so a completed sync's start is last_timestamp minus its duration.
+// After a change (--since > 0) it also requires two syncs completed after the change was first
+// seen queued: the second one started after the first ended, so after the change, whatever the
+// guest's wall clock did (a forward step during a sync that began before the change makes that
+// sync's computed start look later than the change; kube-proxy's timestamps are wall clock).
 // Then it waits until nothing more is queued for --quiet seconds (a proxy may learn of things late,
 // e.g. kube-proxy's first sync can run before it has seen the Node's topology labels), and waits
 // for that sync too if something is.
@@ -55,6 +59,8 @@ let prev = baselineFile ? parse(readFileSync(baselineFile, 'utf8')) : parse('');
 // The latest start of a completed sync seen per family (a lower bound when several completed
 // between two scrapes).
 const lastStart = { IPv4: -Infinity, IPv6: -Infinity };
+// Per family: the queued time and completed-sync count when that queued change was first seen.
+const seen = {};
 // A monotonic clock: the guest's wall clock may step under a loaded TCG host.
 const now_ = () => performance.now();
 const deadline = now_() + timeoutMs;
@@ -70,7 +76,9 @@ while (now_() < deadline) {
     }
     prev = now;
     const changed = since === 0 ? FAMILIES : FAMILIES.filter((f) => now[f].queued > since);
-    const done = changed.length > 0 && changed.every((f) => now[f].count > 0 && lastStart[f] >= now[f].queued - SLACK);
+    for (const f of changed) if (seen[f]?.queued !== now[f].queued) seen[f] = { queued: now[f].queued, count: now[f].count };
+    const twoAfter = (f) => since === 0 || now[f].count - seen[f].count >= 2;
+    const done = changed.length > 0 && changed.every((f) => now[f].count > 0 && lastStart[f] >= now[f].queued - SLACK && twoAfter(f));
     const queued = FAMILIES.map((f) => now[f].queued).join(',');
     if (!done || queued !== queuedThen) syncedSince = undefined;
     else if (syncedSince !== undefined && now_() - syncedSince >= quietMs) process.exit(0);

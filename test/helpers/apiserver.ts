@@ -48,6 +48,8 @@ export interface TestApiServerOptions {
   watchCache?: boolean;
   /** More token users (no groups) besides admin, kube-ipvs-node and limited. */
   users?: string[];
+  /** --service-node-port-range (the API server's default, 30000-32767, holds 2,768 ports). */
+  serviceNodePortRange?: string;
 }
 
 export function apiServerBinaries(): { kubeApiserver: string; etcd: string } | undefined {
@@ -124,6 +126,7 @@ async function start(
     // As on a real cluster's API server: kube-proxy-like DaemonSets run privileged pods.
     '--allow-privileged=true',
     `--watch-cache=${opts.watchCache ?? true}`,
+    ...(opts.serviceNodePortRange ? [`--service-node-port-range=${opts.serviceNodePortRange}`] : []),
   ];
   let api = procs.spawn('kube-apiserver', bins.kubeApiserver, apiArgs);
   const ready = (): Promise<void> =>

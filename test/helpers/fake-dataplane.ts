@@ -1,6 +1,7 @@
 // A whole node's dataplane in memory: the fakes wired together as the kernel ties them (rules
 // referencing sets, sets refusing destruction while referenced), plus a proxier over them.
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import type { ProblemSink } from '../../src/cluster/problems.js';
 import { ClusterTracker } from '../../src/cluster/tracker.js';
 import type { ProxyConfig } from '../../src/config/types.js';
 import { FakeConntrack } from '../../src/dataplane/conntrack/fake.js';
@@ -9,7 +10,7 @@ import { FakeIptables } from '../../src/dataplane/iptables/fake.js';
 import { FakeIpvs } from '../../src/dataplane/ipvs/fake.js';
 import { FakeNetif } from '../../src/dataplane/netif/fake.js';
 import { FakeSysctl } from '../../src/dataplane/sysctl/fake.js';
-import { ManualClock } from '../../src/sync/clock.js';
+import { ManualClock } from '../../src/model/clock.js';
 import { Proxier } from '../../src/sync/proxier.js';
 import type { Dataplane } from '../../src/sync/proxier.js';
 import { config as makeConfig, NODE } from './world.js';
@@ -30,7 +31,7 @@ export interface FakeNode {
   dumps(): { ipvs: string; ipset: string; iptables: string; netif: string };
 }
 
-export function fakeNode(opts: { config?: ProxyConfig; nodeAddresses?: string[]; drainTimeoutMs?: number; faultRate?: number; nodeObject?: () => V1Node | undefined } = {}): FakeNode {
+export function fakeNode(opts: { config?: ProxyConfig; nodeAddresses?: string[]; drainTimeoutMs?: number; faultRate?: number; nodeObject?: () => V1Node | undefined; problems?: ProblemSink } = {}): FakeNode {
   const config = opts.config ?? makeConfig();
   const ref: { iptables?: FakeIptables } = {};
   const ipset = new FakeIpset({ isReferenced: (name) => ref.iptables?.isSetReferenced(name) ?? false });
@@ -44,7 +45,7 @@ export function fakeNode(opts: { config?: ProxyConfig; nodeAddresses?: string[];
   // Faults on the ipset side go through a wrapper, so dumps still read the real fake state.
   const ipsetSide = rate > 0 ? new FaultyIpset(ipset, { failureRate: rate, seed: 5 }) : ipset;
   const dataplane: Dataplane = { ipvs, ipset: ipsetSide, iptables: [iptables], netif, sysctl, conntrack };
-  const tracker = new ClusterTracker(NODE, () => {});
+  const tracker = new ClusterTracker(NODE, opts.problems ?? (() => {}));
   const clock = new ManualClock();
   const proxier = new Proxier({ config, dataplane, tracker, clock, kernelVersion: '6.1.0', ...(opts.nodeObject ? { nodeObject: opts.nodeObject } : {}), ...(opts.drainTimeoutMs !== undefined ? { drainTimeoutMs: opts.drainTimeoutMs } : {}) });
   ref.iptables = iptables;

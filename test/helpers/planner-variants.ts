@@ -103,8 +103,24 @@ function fixture(outFilter: boolean): World {
 /** The planner's desired state for one family under a variant. */
 export function plannedFamily(variant: PlannerVariant, family: IpFamily): FamilyDesiredState {
   const world = variant.empty ? {} : fixture(variant.outFilter);
-  const state = planCluster(snapshotOf(world), { node: node({ addresses: [NODE_IP, NODE_IP6] }), config: variant.config, randomFully: variant.randomFully });
+  // A second address per family, so --nodeport-addresses (CIDRs or "primary") leaves one out.
+  const addresses = [NODE_IP, '10.0.0.5', NODE_IP6, 'fd00:10::5'];
+  const state = planCluster(snapshotOf(world), { node: node({ addresses }), config: variant.config, randomFully: variant.randomFully });
   const f = state.families.find((x) => x.family === family);
   if (!f) throw new Error(`no ${family} state for ${variant.name}`);
   return f;
+}
+
+/**
+ * The variants whose output differs, by `key` (the rendered payload a contract loads): those that
+ * write the same thing are the same test, so each distinct output is loaded once.
+ */
+export function distinctVariants(key: (v: PlannerVariant) => string): PlannerVariant[] {
+  const seen = new Set<string>();
+  return plannerVariants().filter((v) => {
+    const k = key(v);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
 }

@@ -2,7 +2,7 @@
 // bind failures as errors that tell the operator which flag to change.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock } from '../../src/sync/clock.js';
+import { ManualClock } from '../../src/model/clock.js';
 import { parseBindAddress } from '../../src/observe/bind-address.js';
 import { BindError, startHealthzServer, startMetricsServer } from '../../src/observe/http-servers.js';
 import type { RunningServer } from '../../src/observe/http-servers.js';

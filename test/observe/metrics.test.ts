@@ -63,7 +63,13 @@ describe('kube-proxy metrics', () => {
       if (help) assert.match(text, new RegExp(`^# HELP ${name} \\[ALPHA\\] ${help}$`, 'm'));
     }
     assert.equal(typeOf(text, 'kubeproxy_sync_proxy_rules_iptables_total'), undefined, 'iptables mode only');
+    // Go's process collector in kube-proxy: the same names and types, with this process's values.
     assert.equal(typeOf(text, 'process_cpu_seconds_total'), 'counter', 'default process metrics');
+    for (const g of ['process_resident_memory_bytes', 'process_start_time_seconds', 'process_open_fds', 'process_max_fds']) assert.equal(typeOf(text, g), 'gauge', g);
+    assert.ok((sample(text, 'process_cpu_seconds_total') ?? 0) > 0);
+    assert.ok((sample(text, 'process_resident_memory_bytes') ?? 0) > 10 * 1024 * 1024);
+    assert.ok(Math.abs((sample(text, 'process_start_time_seconds') ?? 0) - (Date.now() / 1000 - process.uptime())) < 5);
+    assert.ok((sample(text, 'process_open_fds') ?? 0) >= 3);
     assert.equal(sample(text, 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total{ip_family="IPv4"}'), 0);
   });
 
@@ -125,7 +131,7 @@ describe('per-service IPVS counters', () => {
   };
 
   test('are read from the source once per scrape and exposed as the kernel reports them', async () => {
-    const metrics = new ProxyMetrics({ families: ['IPv4'], defaultMetrics: false });
+    const metrics = new ProxyMetrics({ families: ['IPv4'], defaultMetrics: false, statsMaxAgeMs: 0 });
     let calls = 0;
     let stats: ServiceStat[] = [dns];
     metrics.setServiceStatsSource(async () => {
@@ -152,6 +158,25 @@ describe('per-service IPVS counters', () => {
     stats = [];
     t = await scrape();
     assert.equal(sample(t, `kube_ipvs_service_connections_total{${labels}}`), undefined);
+  });
+
+  test('scrapes within statsMaxAgeMs of a kernel read reuse it; a later scrape reads again', async () => {
+    let t = 0;
+    const metrics = new ProxyMetrics({ families: ['IPv4'], defaultMetrics: false, statsMaxAgeMs: 10_000, now: () => t });
+    let calls = 0;
+    metrics.setServiceStatsSource(async () => {
+      calls++;
+      return [{ ...dns, connections: calls }];
+    });
+    const scrape = await serve(metrics);
+    const labels = 'namespace="kube-system",service="kube-dns",port="dns",protocol="UDP",address="10.96.0.10:53"';
+    assert.equal(sample(await scrape(), `kube_ipvs_service_connections_total{${labels}}`), 1);
+    t = 9_999;
+    assert.equal(sample(await scrape(), `kube_ipvs_service_connections_total{${labels}}`), 1);
+    assert.equal(calls, 1, 'one dump of the virtual servers for both scrapes');
+    t = 10_000;
+    assert.equal(sample(await scrape(), `kube_ipvs_service_connections_total{${labels}}`), 2);
+    assert.equal(calls, 2);
   });
 
   test('a failing source is reported and the scrape still succeeds', async () => {

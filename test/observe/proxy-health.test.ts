@@ -1,8 +1,9 @@
 // kube-proxy's /healthz and /livez rules, through real HTTP on 127.0.0.1 with a manual clock.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock } from '../../src/sync/clock.js';
-import { ProxyHealth, isNodeEligible } from '../../src/observe/proxy-health.js';
+import { ManualClock } from '../../src/model/clock.js';
+import { ProxyHealth, isNodeEligible, nodeEligibility } from '../../src/observe/proxy-health.js';
+import type { NodeLike } from '../../src/observe/proxy-health.js';
 import { startHealthzServer } from '../../src/observe/http-servers.js';
 import type { RunningServer } from '../../src/observe/http-servers.js';
 import { ProxyMetrics } from '../../src/observe/metrics.js';
@@ -13,8 +14,9 @@ const SYNC_PERIOD = 30_000;
 
 function setup(families: Array<'IPv4' | 'IPv6'> = ['IPv4']) {
   const clock = new ManualClock();
-  const health = new ProxyHealth({ clock, syncPeriodMs: SYNC_PERIOD, families, wallClock: () => EPOCH + clock.now() });
-  return { clock, health };
+  let eligible = true;
+  const health = new ProxyHealth({ clock, syncPeriodMs: SYNC_PERIOD, families, wallClock: () => EPOCH + clock.now(), nodeEligible: () => eligible });
+  return { clock, health, setNodeEligible: (e: boolean) => void (eligible = e) };
 }
 
 const iso = (clockMs: number): string => new Date(EPOCH + clockMs).toISOString().replace('.000Z', 'Z');
@@ -86,9 +88,9 @@ describe('ProxyHealth rules', () => {
   });
 
   test('a node being deleted fails /healthz but not /livez; body.healthy stays the proxy health', () => {
-    const { health } = setup();
+    const { health, setNodeEligible } = setup();
     health.updated();
-    health.setNodeEligible(false);
+    setNodeEligible(false);
     const h = health.health();
     assert.equal(h.status, 503);
     assert.equal(h.body.nodeEligible, false);
@@ -105,11 +107,22 @@ describe('ProxyHealth rules', () => {
     assert.equal(isNodeEligible({ metadata: { deletionTimestamp: '2025-01-01T00:00:00Z' } }), false);
     assert.equal(isNodeEligible({ spec: { taints: [{ key: 'node.kubernetes.io/unschedulable' }] } }), true);
     assert.equal(isNodeEligible({ spec: { taints: [{ key: 'ToBeDeletedByClusterAutoscaler' }] } }), false);
-    const { health } = setup();
-    health.syncNode({ spec: { taints: [{ key: 'ToBeDeletedByClusterAutoscaler' }] } });
-    assert.equal(health.health().status, 503);
-    health.syncNode({});
-    assert.equal(health.health().status, 200);
+  });
+
+  test('eligibility is read from the current Node on every /healthz; a missing Node counts only where one is required', () => {
+    let node: NodeLike | undefined = {};
+    const clock = new ManualClock();
+    const api = new ProxyHealth({ clock, syncPeriodMs: SYNC_PERIOD, families: ['IPv4'], nodeEligible: nodeEligibility(() => node, { required: true }) });
+    const manifests = new ProxyHealth({ clock, syncPeriodMs: SYNC_PERIOD, families: ['IPv4'], nodeEligible: nodeEligibility(() => node, { required: false }) });
+    assert.equal(api.health().status, 200);
+    node = { spec: { taints: [{ key: 'ToBeDeletedByClusterAutoscaler' }] } };
+    assert.equal(api.health().status, 503, 'no sync or event call needed: the next probe sees the taint');
+    assert.equal(manifests.health().status, 503);
+    node = undefined;
+    // kube-proxy v1.36.3's NodeEligible: a nil Node is not eligible.
+    assert.equal(api.health().status, 503);
+    assert.equal(api.health().body.nodeEligible, false);
+    assert.equal(manifests.health().status, 200, 'manifests need not describe the node');
   });
 });
 
@@ -120,7 +133,7 @@ describe('healthz server', () => {
   });
 
   test('serves /healthz and /livez with kube-proxy headers and counts answers', async () => {
-    const { clock, health } = setup();
+    const { clock, health, setNodeEligible } = setup();
     const metrics = new ProxyMetrics({ families: ['IPv4'], defaultMetrics: false });
     const srv = await startHealthzServer('127.0.0.1:0', health, { probes: metrics });
     assert.ok(srv);
@@ -135,7 +148,7 @@ describe('healthz server', () => {
     assert.deepEqual(JSON.parse(ok.body), health.health().body);
     assert.deepEqual(Object.keys(JSON.parse(ok.body)), ['lastUpdated', 'currentTime', 'nodeEligible', 'healthy', 'status']);
 
-    health.setNodeEligible(false);
+    setNodeEligible(false);
     const deleted = await get('127.0.0.1', srv.port, '/healthz');
     assert.equal(deleted.status, 503);
     assert.equal(JSON.parse(deleted.body).nodeEligible, false);

@@ -147,6 +147,23 @@ describe('service health-check node ports', () => {
     await new Promise<void>((r) => squatter.close(() => r()));
   });
 
+  test('new addresses reopen every port there; "0.0.0.0" and "::" share a port; none listens nowhere', async () => {
+    const hc = new ServiceHealthServers({ proxyHealthy: () => true, addresses: [HOST] });
+    cleanups.push(() => hc.close());
+    const port = await freePort();
+    await hc.syncServices(new Map([['f/x', port]]));
+    assert.equal(await probe('127.0.0.2', port), 'ECONNREFUSED');
+    await hc.syncServices(new Map([['f/x', port]]), ['127.0.0.2']);
+    assert.equal(await probe('127.0.0.2', port), 'connected');
+    assert.equal(await probe(HOST, port), 'ECONNREFUSED', 'the old address is closed');
+    await hc.syncServices(new Map([['f/x', port]]), ['0.0.0.0', '::']);
+    assert.equal(await probe(HOST, port), 'connected');
+    assert.equal(await probe('::1', port), 'connected');
+    await hc.syncServices(new Map([['f/x', port]]), []);
+    assert.equal(await probe(HOST, port), 'ECONNREFUSED');
+    assert.equal(await probe('::1', port), 'ECONNREFUSED');
+  });
+
   test('close() closes every port', async () => {
     const { hc } = setup();
     await hc.syncServices(new Map([['d/x', 0]]));

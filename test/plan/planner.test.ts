@@ -1,5 +1,6 @@
-// Planner behaviour, case by case, derived from kube-proxy's IPVS mode (shared/reference/
-// ipvs-semantics.md §1-§5, §11) rather than from the implementation.
+// Planner behaviour, case by case, derived from kube-proxy's IPVS mode rather than from the
+// implementation: kubernetes v1.36.3 pkg/proxy/ipvs/proxier.go (syncProxyRules, syncService,
+// writeIptablesRules), ipset.go, netlink_linux.go and pkg/proxy/topology.go.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { config, fam, NODE, NODE_IP, node, plan, realServers, rules, service, setEntries, slice, snapshotOf } from '../helpers/world.js';
@@ -96,6 +97,24 @@ describe('NodePort', () => {
     assert.deepEqual([...fam(withV6, 'IPv6').virtualServers.keys()].filter((k) => k.includes(':30080')), ['[fd00::5]:30080/TCP', '[fd00::6]:30080/TCP']);
     const otherFamily = plan({ services: [shop()], slices: eps }, { node: node({ addresses }), config: config('--nodeport-addresses=fd00::/8') });
     assert.equal([...fam(otherFamily).virtualServers.keys()].filter((k) => k.includes(':30080')).length, 2, 'CIDRs of the other family only: all addresses');
+  });
+
+  test('health-check node ports listen where --nodeport-addresses says (service_health.go, v1.36.3)', () => {
+    const lb = service('lb', { type: 'LoadBalancer', clusterIP: '10.96.0.40', externalTrafficPolicy: 'Local', healthCheckNodePort: 32000, ports: [{ port: 443, nodePort: 30443 }] });
+    const addresses = [NODE_IP, '10.0.0.5', '127.0.0.1', 'fd00::5', '::1'];
+    const listen = (nodeInfo: ReturnType<typeof node>, ...flags: string[]) => plan({ services: [lb] }, { node: nodeInfo, config: config(...flags) }).healthCheckAddresses;
+    // No CIDR (or a zero CIDR) of a family: the family's wildcard, as kube-proxy's tcp4 0.0.0.0 / tcp6 [::].
+    assert.deepEqual(listen(node({ addresses })), ['0.0.0.0', '::']);
+    assert.deepEqual(listen(node({ addresses, families: ['IPv4'] })), ['0.0.0.0']);
+    assert.deepEqual(listen(node({ addresses }), '--nodeport-addresses=0.0.0.0/0,10.0.0.0/8'), ['0.0.0.0', '::']);
+    // Otherwise the node addresses inside the CIDRs; the other family still listens on all.
+    assert.deepEqual(listen(node({ addresses }), '--nodeport-addresses=10.0.0.0/8'), ['10.0.0.5', '::']);
+    assert.deepEqual(listen(node({ addresses }), '--nodeport-addresses=10.0.0.0/8,fd00::/64'), ['10.0.0.5', 'fd00::5']);
+    // GetNodeIPs keeps loopback (NodePort virtual servers leave it out; health checks do not).
+    assert.deepEqual(listen(node({ addresses }), '--nodeport-addresses=127.0.0.0/8,192.168.0.0/16'), ['127.0.0.1', NODE_IP, '::']);
+    assert.deepEqual(listen(node({ addresses }), '--nodeport-addresses=primary'), [NODE_IP, 'fd00::5']);
+    // CIDRs that match nothing: no listener for that family (kube-proxy listens on an empty list).
+    assert.deepEqual(listen(node({ addresses, families: ['IPv4'] }), '--nodeport-addresses=10.9.9.0/24'), []);
   });
 
   test('UDP uses its own bitmap; SCTP uses a hash of node IP and port per node address', () => {

@@ -366,3 +366,70 @@ describe('convergence with failing writes', () => {
     assert.equal(n.ipvs.dump(), renderIpvs(again.state));
   });
 });
+
+describe('the API server first (kubernetes#133773)', () => {
+  const kubernetes = () => service('kubernetes', { clusterIP: '10.96.0.1', ports: [{ name: 'https', port: 443 }] });
+  const kubernetesEps = () => slice('kubernetes', [{ name: 'https', port: 6443 }], [{ ip: '192.168.0.2' }], { name: 'kubernetes' });
+  const many = (n: number) => ({
+    services: Array.from({ length: n }, (_, i) => service(`svc-${i}`, { clusterIP: `10.96.1.${i + 1}`, ports: [{ name: 'http', port: 80 }] })),
+    slices: Array.from({ length: n }, (_, i) => slice(`svc-${i}`, [{ name: 'http', port: 8080 }], [{ ip: `10.244.2.${i + 1}` }])),
+  });
+
+  /** The kernel writes of the sync loop in order: IPVS ops, bound addresses, iptables restores. */
+  function timeline(n: FakeNode): string[] {
+    const events: string[] = [];
+    const apply = n.ipvs.apply.bind(n.ipvs);
+    n.ipvs.apply = (ops) => {
+      for (const op of ops) events.push(`ipvs ${op.kind} ${op.vs.address}:${op.vs.port}${'rs' in op && op.rs ? ` ${op.rs.address}` : ''}`);
+      return apply(ops);
+    };
+    const bind = n.netif.bindMany.bind(n.netif);
+    n.netif.bindMany = (ops) => {
+      for (const op of ops) events.push(`bind ${op.ip}`);
+      return bind(ops);
+    };
+    const restore = n.iptables.restore.bind(n.iptables);
+    n.iptables.restore = (payload) => {
+      events.push('iptables restore');
+      return restore(payload);
+    };
+    return events;
+  }
+
+  test('on a node holding nothing of ours, default/kubernetes is reachable before any other service is touched', async () => {
+    const n = fakeNode();
+    const cluster = many(30);
+    n.apply({ services: [...cluster.services, kubernetes()], slices: [...cluster.slices, kubernetesEps()] });
+    const events = timeline(n);
+    const r = await n.proxier.sync();
+    assert.deepEqual(r.report.failures, []);
+    assert.equal(n.ipvs.dump(), renderIpvs(r.state), 'the sync still ends with the whole plan');
+    assert.notEqual(r.firstServicesMs, undefined, 'the sync says when they were in');
+    const firstOther = events.findIndex((e) => /^ipvs addService 10\.96\.1\./.test(e) || /^bind 10\.96\.1\./.test(e));
+    assert.ok(firstOther > 0, events.join('\n'));
+    const before = events.slice(0, firstOther);
+    // What a client on the node needs: the virtual server with its real server, its address on
+    // kube-ipvs0, and the rules that masquerade it.
+    for (const needed of ['ipvs addService 10.96.0.1:443', 'ipvs addDest 10.96.0.1:443 192.168.0.2', 'bind 10.96.0.1', 'iptables restore']) {
+      assert.ok(before.includes(needed), `${needed} comes before the other services:\n${events.join('\n')}`);
+    }
+  });
+
+  test('a node already programmed (a restart) gets no such pass: its first sync writes nothing', async () => {
+    const n = fakeNode();
+    n.apply({ services: [web(), kubernetes()], slices: [webEps('10.244.1.2'), kubernetesEps()] });
+    await n.proxier.sync();
+    const { Proxier } = await import('../../src/sync/proxier.js');
+    const { ClusterTracker } = await import('../../src/cluster/tracker.js');
+    const tracker = new ClusterTracker(NODE, () => {});
+    for (const s of [web(), kubernetes()]) tracker.upsertService(s);
+    for (const s of [webEps('10.244.1.2'), kubernetesEps()]) tracker.upsertEndpointSlice(s);
+    const second = new Proxier({ config: (await import('../helpers/world.js')).config(), dataplane: n.dataplane, tracker, clock: n.clock, kernelVersion: '6.1.0' });
+    const events = timeline(n);
+    const r = await second.sync();
+    assert.deepEqual(r.report.failures, []);
+    assert.equal(r.report.summary(), '');
+    assert.deepEqual(events, []);
+    assert.equal(r.firstServicesMs, undefined);
+  });
+});

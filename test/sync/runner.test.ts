@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock } from '../../src/sync/clock.js';
+import { ManualClock } from '../../src/model/clock.js';
 import { BoundedFrequencyRunner } from '../../src/sync/runner.js';
 import type { RunReason } from '../../src/sync/runner.js';
 

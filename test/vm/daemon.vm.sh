@@ -2,7 +2,8 @@
 # The daemon end to end in a real kernel (inside the VM): `kube-ipvs run` watches a manifest
 # directory and keeps real traffic flowing as files change; SIGHUP re-reads; kill -9 and restart
 # keep established connections and converge without a flush; tampering is repaired within one
-# sync period; SIGTERM leaves the dataplane in place.
+# sync period; SIGTERM leaves the dataplane in place. Also the daemon's process settings:
+# oom_score_adj -999 (kube-proxy's default) and --bind-address-hard-fail stopping on a taken port.
 # (That an established TCP connection survives its endpoint's removal is proven against the fake
 # kernel in test/sync; a real-kernel check needs a server that holds connections open.)
 set -euo pipefail
@@ -52,6 +53,22 @@ wait_until 60 "the daemon serves the ClusterIP" answers 10.96.0.10 pod-
 seen=""
 for _ in 1 2 3 4; do seen+="$(vm_http_get - http://10.96.0.10/) "; done
 [[ $seen == *pod-a* && $seen == *pod-b* ]] && ok "both pods answer" || bad "not balanced: $seen"
+
+vm_log "== the daemon's OOM score: kube-proxy's default -999 (--oom-score-adj)"
+oom=$(cat "/proc/$DAEMON/oom_score_adj")
+[[ $oom == -999 ]] && ok "oom_score_adj is -999" || bad "oom_score_adj is $oom, not -999"
+
+vm_log "== --bind-address-hard-fail: a taken health check address stops a second daemon (exit 1)"
+node -e "require('net').createServer().listen(10299, '127.0.0.1')" &
+HOLDER=$!
+wait_until 10 "port 10299 taken" bash -c 'exec 3<>/dev/tcp/127.0.0.1/10299'
+HARDLOG=$(mktemp)
+rc=0
+timeout 60 "${KI[@]}" run --manifests "$DIR" --healthz-bind-address=127.0.0.1:10299 --metrics-bind-address= \
+  --bind-address-hard-fail --log-format json >"$HARDLOG" 2>&1 || rc=$?
+kill "$HOLDER"; wait "$HOLDER" 2>/dev/null || true
+[[ $rc == 1 ]] && grep -q 'healthz server failed' "$HARDLOG" && ok "exit 1 naming the healthz server" ||
+  bad "second daemon: exit $rc, log: $(tail -3 "$HARDLOG")"
 
 vm_log "== a file change: pod-b leaves the endpoints"
 slice_yaml web 10.244.1.2 | write web-eps.yaml

@@ -22,7 +22,8 @@
 #   vm_log / vm_die / vm_assert_contains / vm_uptime
 #
 # For scenarios that print "ok: ..." / "FAIL: ..." lines and exit non-zero when any failed:
-#   ROOT, KI                          the project root and the built CLI (node dist/.../main.js)
+#   ROOT, KI                          the project root and the built CLI (node dist/.../main.js;
+#                                     limited.sh with KUBE_IPVS_VM_CAPS set)
 #   ok MSG / bad MSG                  one check's result; bad counts into $fails
 #   wait_until SECONDS WHAT CMD...    poll CMD until it succeeds: ok WHAT, or bad after SECONDS
 #
@@ -37,6 +38,9 @@ mkdir -p "$VM_STATE"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # The bundle (npm run build): one file to read over 9p instead of ~1,900 modules.
 KI=(node "$ROOT/dist/kube-ipvs.mjs")
+# KUBE_IPVS_VM_CAPS=manifest (or a capability list): every kube-ipvs command of the scenarios runs
+# as the unprivileged DaemonSet variant runs it (limited.sh).
+[[ -n ${KUBE_IPVS_VM_CAPS:-} ]] && KI=(bash "$VM_LIB_DIR/limited.sh")
 fails=0
 ok() { vm_log "ok: $*"; }
 bad() { vm_log "FAIL: $*"; fails=$((fails + 1)); }

@@ -25,7 +25,8 @@ function ipAddrs(dev: string): string[] {
 }
 
 const DEV = 'kube-ipvs0';
-const n = new RealNetif({ timeoutMs: 5000 });
+// Generous: a batch of 1000 acks under TCG on a busy host took over 5 s.
+const n = new RealNetif({ timeoutMs: 30_000 });
 
 console.log('== ensureDummy');
 assert.deepEqual(await n.ensureDummy(DEV), { created: true });

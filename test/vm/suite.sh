@@ -17,6 +17,10 @@ scenarios=(
   "lifecycle:bash test/vm/lifecycle.vm.sh"
   "resync:bash test/vm/resync.vm.sh"
   "traffic:bash test/vm/traffic.vm.sh"
+  "unprivileged:bash test/vm/unprivileged.vm.sh"
+  "tools:bash test/vm/tools.vm.sh"
+  # Not in the default run (10 minutes or more): KUBE_IPVS_ONLY=soak.
+  "soak:bash test/vm/soak.vm.sh"
 )
 # Each scenario starts from a clean node (the VM is throw-away): no IPVS service, no rule, no set,
 # no kube-ipvs0, no pod namespace, so one scenario's leftovers cannot fail the next.
@@ -34,6 +38,7 @@ pass=0 fail=0 failed=()
 for entry in "${scenarios[@]}"; do
   name=${entry%%:*}
   [[ -n $only && ",$only," != *",$name,"* ]] && continue
+  [[ -z $only && $name == soak ]] && continue
   read -r -a cmd <<<"${entry#*:}"
   printf '\n=== vm scenario %s: %s\n' "$name" "${cmd[*]}"
   start=$(date +%s)

@@ -119,7 +119,11 @@ INIT_MODULES=(virtio_pci virtio_net virtio_console 9pnet_virtio 9p)
 CACHE_DIR=${KUBE_IPVS_VM_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/kube-ipvs/vm}
 INIT_SRC=$VM_DIR/guest/init
 [[ -f $INIT_SRC ]] || die "missing $INIT_SRC"
-init_key=$( { cat "$INIT_SRC"; printf '%s\n' "${INIT_MODULES[@]}"; sha256sum "$BUSYBOX"; } | sha256sum | cut -c1-12)
+# kernel usermode helper (module autoload) runs with the initramfs as root:
+# hand it over to the real modprobe in the shared root (/init's cwd).
+MODPROBE_HELPER='#!/bin/busybox sh
+exec /bin/busybox chroot /proc/1/cwd /sbin/modprobe "$@"'
+init_key=$( { cat "$INIT_SRC"; printf '%s\n' "${INIT_MODULES[@]}" "$MODPROBE_HELPER"; sha256sum "$BUSYBOX"; } | sha256sum | cut -c1-12)
 INITRD=$CACHE_DIR/initramfs-$KVER-$init_key.cpio.gz
 
 module_files() { # ordered, de-duplicated list of module files (dependencies first)
@@ -145,9 +149,7 @@ build_initrd() {
   ln -s busybox "$stage/bin/sh"
   cp "$INIT_SRC" "$stage/init"
   chmod 755 "$stage/init"
-  # kernel usermode helper (module autoload) runs with the initramfs as root:
-  # hand it over to the real modprobe in the shared root.
-  printf '#!/bin/busybox sh\nexec /bin/busybox chroot /newroot /sbin/modprobe "$@"\n' >"$stage/sbin/modprobe"
+  printf '%s\n' "$MODPROBE_HELPER" >"$stage/sbin/modprobe"
   chmod 755 "$stage/sbin/modprobe"
   : >"$stage/modules/order"
   while IFS= read -r f; do
@@ -275,9 +277,18 @@ qemu=("$QEMU" -nodefaults -no-user-config -nographic -no-reboot -machine pc "${a
 for i in "${!RW_DIRS[@]}"; do
   qemu+=(-virtfs "local,path=${RW_DIRS[$i]},mount_tag=rw$i,security_model=none,multidevs=remap")
 done
-if [[ ${KUBE_IPVS_VM_NET:-none} == user ]]; then
-  qemu+=(-netdev user,id=n0,net=10.0.2.0/24,host=10.0.2.2 -device virtio-net-pci,netdev=n0,romfile=)
-fi
+case ${KUBE_IPVS_VM_NET:-none} in
+  none) ;;
+  user) qemu+=(-netdev user,id=n0,net=10.0.2.0/24,host=10.0.2.2 -device virtio-net-pci,netdev=n0,romfile=) ;;
+  # An existing tap device (the caller made it, e.g. in a network namespace of its own, and runs
+  # vm.sh there): the guest's eth0 is its other end, 10.0.2.15/24 via 10.0.2.2 as with user.
+  tap)
+    tap=${KUBE_IPVS_VM_TAP:-}
+    [[ -n $tap ]] || die "KUBE_IPVS_VM_NET=tap needs KUBE_IPVS_VM_TAP (the tap device's name)"
+    [[ -e /sys/class/net/$tap/tun_flags ]] || die "KUBE_IPVS_VM_TAP=$tap: no such tap device in this network namespace"
+    qemu+=(-netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" -device virtio-net-pci,netdev=n0,romfile=) ;;
+  *) die "KUBE_IPVS_VM_NET must be none, user or tap" ;;
+esac
 
 # Stream the command's output while the guest runs; the cats see EOF when qemu
 # exits (it holds the only write ends).

@@ -3,6 +3,7 @@
 // repeats within the window, so a failure retried every sync does not flood the API server.
 import type { Logger } from '../../observe/log.js';
 import type { RestClient } from './rest.js';
+import { errorMessage } from '../../model/error-text.js';
 
 export interface EventTarget {
   readonly namespace: string;
@@ -50,7 +51,7 @@ export class EventRecorder implements EventSink {
     };
     this.rest.create(`/api/v1/namespaces/${encodeURIComponent(target.namespace)}/events`, event).catch((e: unknown) => {
       // An event is best effort: say so once, never fail the sync for it.
-      this.log.warn('could not post an event', { service: `${target.namespace}/${target.name}`, reason, error: e instanceof Error ? e.message : String(e) });
+      this.log.warn('could not post an event', { service: `${target.namespace}/${target.name}`, reason, error: errorMessage(e) });
     });
   }
 }

@@ -1,15 +1,18 @@
-// One resource kept in step with the API server: list, then watch from the list's version, with
-// client-node's ListWatch (which relists on 410 Gone). What ListWatch leaves to us: restarting
-// after an error with capped exponential backoff, telling when the first list has landed, and
-// saying clearly why a list or watch failed. Objects are raw JSON in both paths, so a relist of
-// unchanged objects compares equal downstream and changes nothing.
-import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
-import { ListWatch, Watch } from '@kubernetes/client-node';
+// One resource kept in step with the API server, as client-go's reflector does: list (paginated),
+// then watch from the list's resourceVersion (with bookmarks, so the version we resume from stays
+// recent); when a watch ends, watch again from the last version seen; when the version has
+// expired (410 Gone), list again and report what the new list no longer holds as deleted. After
+// an error: retry with capped exponential backoff, and say clearly why the list or watch failed.
+// Objects are raw JSON in both paths, so a relist of unchanged objects changes nothing downstream.
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { ApiConnection } from './connection.js';
 import { UNLIMITED, type RateLimiter } from './rate-limiter.js';
-import { explainApiError, RestClient } from './rest.js';
+import { ApiError, explainApiError, RestClient } from './rest.js';
+import type { WatchEvent, WatchHandle } from './watch.js';
+import { watch } from './watch.js';
 
 export interface ReflectorOptions<T extends KubernetesObject> {
-  readonly kc: KubeConfig;
+  readonly connection: ApiConnection;
   /** Collection path, e.g. /api/v1/services. */
   readonly path: string;
   /** Plural name for messages, e.g. "services". */
@@ -23,35 +26,31 @@ export interface ReflectorOptions<T extends KubernetesObject> {
   /** Called after each successful list (the first one, and every relist). */
   readonly onListed?: (count: number) => void;
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** Server-side timeout of each watch (client-go picks 5 to 10 minutes at random). */
+  readonly watchTimeoutSeconds?: () => number;
   /** The process's API request limiter: lists and watch starts wait on it, as in client-go. */
   readonly limiter?: RateLimiter;
 }
 
-/** A Watch whose requests wait on the rate limiter first. */
-class LimitedWatch extends Watch {
-  constructor(
-    kc: KubeConfig,
-    private readonly limiter: RateLimiter,
-  ) {
-    super(kc);
-  }
-
-  override async watch(...args: Parameters<Watch['watch']>): ReturnType<Watch['watch']> {
-    await this.limiter.acquire();
-    return super.watch(...args);
-  }
-}
-
 export const DEFAULT_BACKOFF = { initialMs: 800, maxMs: 30_000 };
 
+const keyOf = (o: KubernetesObject): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+const randomWatchTimeout = (): number => 300 + Math.floor(Math.random() * 300);
+
 export class Reflector<T extends KubernetesObject> {
-  private readonly informer: ListWatch<T>;
   private readonly rest: RestClient;
+  /** The objects as last listed or watched, by namespace/name: what a relist is compared with. */
+  private readonly objects = new Map<string, T>();
+  /** Where the next watch resumes; empty: list first. */
+  private resourceVersion = '';
+  private watchHandle: WatchHandle | undefined;
+  /** Bumped by stop() and by every new run, so a superseded run's callbacks do nothing. */
+  private generation = 0;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private delayMs: number;
   private listedOnce = false;
-  private firstList: Promise<void>;
+  private readonly firstList: Promise<void>;
   private resolveFirst: () => void = () => undefined;
   private rejectFirst: (e: Error) => void = () => undefined;
   /** Lists done so far (the first and every relist), for tests and status. */
@@ -59,35 +58,20 @@ export class Reflector<T extends KubernetesObject> {
   /** Errors since the last successful list or watch event. */
   private consecutiveErrors = 0;
 
-  constructor(private readonly o: ReflectorOptions<T>) {
-    const limiter = o.limiter ?? UNLIMITED;
-    this.rest = new RestClient(o.kc, limiter);
-    this.delayMs = (o.backoff ?? DEFAULT_BACKOFF).initialMs;
+  constructor(private readonly options: ReflectorOptions<T>) {
+    this.rest = new RestClient(options.connection, options.limiter ?? UNLIMITED);
+    this.delayMs = (options.backoff ?? DEFAULT_BACKOFF).initialMs;
     this.firstList = new Promise((resolve, reject) => {
       this.resolveFirst = resolve;
       this.rejectFirst = reject;
     });
     // Unobserved until waitForFirstList(); keep an early rejection from being "unhandled".
     this.firstList.catch(() => undefined);
-    const query: Record<string, string> = {};
-    if (o.labelSelector) query.labelSelector = o.labelSelector;
-    if (o.fieldSelector) query.fieldSelector = o.fieldSelector;
-    const list = async (): Promise<{ items: T[]; metadata: { resourceVersion: string } }> => {
-      const result = await this.rest.list<T>(o.path, query);
-      // ListWatch applies the items right after this promise settles; report once it has.
-      setImmediate(() => this.listed(result.items.length));
-      return result;
-    };
-    this.informer = new ListWatch<T>(o.path, new LimitedWatch(o.kc, limiter), list as never, false, o.labelSelector, o.fieldSelector);
-    this.informer.on('add', (obj: T) => this.event(() => o.onUpsert(obj)));
-    this.informer.on('update', (obj: T) => this.event(() => o.onUpsert(obj)));
-    this.informer.on('delete', (obj: T) => this.event(() => o.onDelete(obj)));
-    this.informer.on('error', (err: unknown) => this.failed(err));
   }
 
   start(): void {
     this.stopped = false;
-    void this.informer.start();
+    void this.run();
   }
 
   /**
@@ -100,21 +84,111 @@ export class Reflector<T extends KubernetesObject> {
 
   stop(): void {
     this.stopped = true;
+    this.generation++;
     clearTimeout(this.retryTimer);
-    void this.informer.stop();
+    this.retryTimer = undefined;
+    this.watchHandle?.abort();
+    this.watchHandle = undefined;
   }
 
-  private event(apply: () => void): void {
+  private query(): Record<string, string> {
+    const q: Record<string, string> = {};
+    if (this.options.labelSelector) q.labelSelector = this.options.labelSelector;
+    if (this.options.fieldSelector) q.fieldSelector = this.options.fieldSelector;
+    return q;
+  }
+
+  /** Lists when there is no version to resume from, then watches. */
+  private async run(): Promise<void> {
+    const gen = ++this.generation;
+    this.watchHandle?.abort();
+    this.watchHandle = undefined;
+    if (this.resourceVersion === '') {
+      let list;
+      try {
+        list = await this.rest.list<T>(this.options.path, this.query());
+      } catch (e) {
+        if (gen === this.generation) this.failed(e);
+        return;
+      }
+      if (gen !== this.generation) return;
+      this.replaceAll(list.items);
+      this.resourceVersion = list.metadata.resourceVersion;
+      this.listed(list.items.length);
+    }
+    // An ERROR event in the stream ends this watch; what it said decides what comes next.
+    let streamError: ApiError | undefined;
+    await (this.options.limiter ?? UNLIMITED).acquire();
+    if (gen !== this.generation) return;
+    const handle = await watch(
+      this.options.connection,
+      this.options.path,
+      { ...this.query(), resourceVersion: this.resourceVersion, allowWatchBookmarks: 'true' },
+      (this.options.watchTimeoutSeconds ?? randomWatchTimeout)(),
+      (e) => {
+        if (gen !== this.generation) return;
+        streamError = this.event(e) ?? streamError;
+      },
+      (err) => {
+        if (gen !== this.generation) return;
+        this.watchHandle = undefined;
+        const why = err ?? streamError;
+        if (why && why.statusCode !== 410) return this.failed(why);
+        // A normal end resumes from the last version; an expired one (410) lists again.
+        if (why) this.resourceVersion = '';
+        void this.run();
+      },
+    );
+    if (gen === this.generation) this.watchHandle = handle;
+    else handle.abort();
+  }
+
+  /** Applies one watch event; an ERROR event comes back as the error it reports. */
+  private event(e: WatchEvent): ApiError | undefined {
+    if (e.type === 'ERROR') {
+      const st = (e.object ?? {}) as { code?: number; message?: string; reason?: string };
+      const code = st.code ?? 0;
+      return new ApiError(`watch ${this.options.path}: ${code} ${st.message ?? ''}`.trim(), code, this.options.path, st.reason ?? `HTTP${code}`);
+    }
+    const obj = e.object as T;
     this.consecutiveErrors = 0;
-    this.delayMs = (this.o.backoff ?? DEFAULT_BACKOFF).initialMs;
-    apply();
+    this.delayMs = (this.options.backoff ?? DEFAULT_BACKOFF).initialMs;
+    if (e.type === 'ADDED' || e.type === 'MODIFIED') this.upsert(obj);
+    else if (e.type === 'DELETED') {
+      const key = keyOf(obj);
+      if (this.objects.delete(key)) this.options.onDelete(obj);
+    }
+    const rv = obj?.metadata?.resourceVersion;
+    if (rv) this.resourceVersion = rv;
+    return undefined;
+  }
+
+  private upsert(obj: T): void {
+    const key = keyOf(obj);
+    const known = this.objects.get(key);
+    // The same version is the same object: a relist of unchanged objects reports nothing.
+    if (known && known.metadata?.resourceVersion !== undefined && known.metadata.resourceVersion === obj.metadata?.resourceVersion) return;
+    this.objects.set(key, obj);
+    this.options.onUpsert(obj);
+  }
+
+  /** A (re)list: objects it no longer holds are deleted, then every listed object upserted. */
+  private replaceAll(items: readonly T[]): void {
+    const listed = new Set(items.map(keyOf));
+    for (const [key, obj] of this.objects) {
+      if (!listed.has(key)) {
+        this.objects.delete(key);
+        this.options.onDelete(obj);
+      }
+    }
+    for (const item of items) this.upsert(item);
   }
 
   private listed(count: number): void {
     this.lists++;
     this.consecutiveErrors = 0;
-    this.delayMs = (this.o.backoff ?? DEFAULT_BACKOFF).initialMs;
-    this.o.onListed?.(count);
+    this.delayMs = (this.options.backoff ?? DEFAULT_BACKOFF).initialMs;
+    this.options.onListed?.(count);
     if (!this.listedOnce) {
       this.listedOnce = true;
       this.resolveFirst();
@@ -122,19 +196,18 @@ export class Reflector<T extends KubernetesObject> {
   }
 
   private failed(err: unknown): void {
-    // Aborting the watch on stop() surfaces as an error: not one.
     if (this.stopped) return;
     this.consecutiveErrors++;
-    const message = explainApiError(err, this.o.resource, this.rest.server);
+    const message = explainApiError(err, this.options.resource, this.rest.displayServer);
     const wait = this.delayMs;
-    const max = (this.o.backoff ?? DEFAULT_BACKOFF).maxMs;
+    const max = (this.options.backoff ?? DEFAULT_BACKOFF).maxMs;
     this.delayMs = Math.min(max, this.delayMs * 2);
     if (!this.listedOnce && this.consecutiveErrors === 1) this.rejectFirst(new Error(message));
-    this.o.onError(message, wait, err);
+    this.options.onError(message, wait, err);
     if (this.retryTimer) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      if (!this.stopped) void this.informer.start();
+      if (!this.stopped) void this.run();
     }, wait);
   }
 }

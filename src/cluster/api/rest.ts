@@ -1,12 +1,14 @@
 // A small JSON client for the few REST calls kube-ipvs makes besides watches: paginated lists
 // (raw JSON, as watch events are, so list and watch objects compare equal) and event creation.
-// Authentication and TLS come from the KubeConfig.
+// Authentication and TLS come from the ApiConnection.
 import { request as httpRequest } from 'node:http';
 import type { RequestOptions } from 'node:https';
 import { request as httpsRequest } from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node';
-import { serverOf } from './kubeconfig.js';
+import type { ApiConnection } from './connection.js';
+import { displayServer, displayUrl } from './kubeconfig.js';
 import { UNLIMITED, type RateLimiter } from './rate-limiter.js';
+import { REDACTED, redactPatterns } from '../../observe/redact.js';
+import { errorMessage } from '../../model/error-text.js';
 
 /** An API call that failed: HTTP status (0 when the server could not be reached) and why. */
 export class ApiError extends Error {
@@ -32,18 +34,24 @@ interface StatusBody {
 }
 
 const PAGE_SIZE = 500;
+export const USER_AGENT = 'kube-ipvs';
 const REQUEST_TIMEOUT_MS = 60_000;
 
 export class RestClient {
   constructor(
-    private readonly kc: KubeConfig,
+    private readonly connection: ApiConnection,
     /** Shared by every client of the process (--kube-api-qps, --kube-api-burst). */
     private readonly limiter: RateLimiter = UNLIMITED,
-    private readonly userAgent = 'kube-ipvs',
+    private readonly userAgent = USER_AGENT,
   ) {}
 
   get server(): string {
-    return serverOf(this.kc);
+    return this.connection.server;
+  }
+
+  /** The server for messages (no credentials in it). */
+  get displayServer(): string {
+    return displayServer(this.connection);
   }
 
   /** GETs every page of a collection (limit/continue), as one list at the first page's version. */
@@ -68,8 +76,12 @@ export class RestClient {
   async call(method: string, path: string, body?: unknown): Promise<unknown> {
     await this.limiter.acquire();
     const url = new URL(this.server + path);
-    const opts: RequestOptions = { method, headers: { Accept: 'application/json', 'User-Agent': this.userAgent } };
-    await this.kc.applyToHTTPSOptions(opts);
+    const base = await this.connection.requestOptions();
+    const opts: RequestOptions = { ...base, method, headers: { ...base.headers, Accept: 'application/json', 'User-Agent': this.userAgent } };
+    // An error body may echo our request (a proxy, a broken server): never pass our credential on.
+    const sent = credentialOf(opts.headers);
+    const scrub = (text: string): string => redactPatterns(sent ? text.split(sent).join(REDACTED) : text);
+    const where = `${displayUrl(url.origin)}${url.pathname}`;
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     if (payload) opts.headers = { ...opts.headers, 'Content-Type': 'application/json', 'Content-Length': String(payload.length) };
     const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
@@ -77,7 +89,7 @@ export class RestClient {
       const req = send(url, opts, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (e) => reject(new ApiError(`${method} ${url.pathname}: ${e.message}`, 0, url.href, 'ConnectionReset')));
+        res.on('error', (e) => reject(new ApiError(`${method} ${url.pathname}: ${scrub(e.message)}`, 0, where, 'ConnectionReset')));
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           let parsed: unknown;
@@ -90,15 +102,25 @@ export class RestClient {
           if (status >= 200 && status < 300 && parsed !== undefined) return resolve(parsed);
           const st = (parsed ?? {}) as StatusBody;
           const reason = st.reason ?? (status === 0 ? 'Unknown' : `HTTP${status}`);
-          reject(new ApiError(`${method} ${url.pathname}: ${status} ${st.message ?? text.slice(0, 200)}`, status, url.href, reason));
+          reject(new ApiError(`${method} ${url.pathname}: ${status} ${scrub(st.message ?? text.slice(0, 200))}`, status, where, reason));
         });
       });
       req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`no answer in ${REQUEST_TIMEOUT_MS / 1000}s`)));
-      req.on('error', (e: NodeJS.ErrnoException) => reject(new ApiError(`${method} ${url.href}: ${e.code ?? ''} ${e.message}`.replace(/\s+/g, ' '), 0, url.href, e.code ?? 'Unreachable')));
+      req.on('error', (e: NodeJS.ErrnoException) => reject(new ApiError(`${method} ${where}: ${e.code ?? ''} ${scrub(e.message)}`.replace(/\s+/g, ' '), 0, where, e.code ?? 'Unreachable')));
       if (payload) req.write(payload);
       req.end();
     });
   }
+}
+
+/** The credential in an Authorization header we send (without its scheme), if any. */
+export function credentialOf(headers: RequestOptions['headers']): string | undefined {
+  if (headers === undefined || Array.isArray(headers)) return undefined;
+  const h = headers as Record<string, unknown>;
+  const value = h.Authorization ?? h.authorization;
+  if (typeof value !== 'string') return undefined;
+  const cred = value.replace(/^\S+\s+/, '').trim();
+  return cred.length >= 8 ? cred : undefined;
 }
 
 /** A one-line explanation of a failed list/watch for the operator: what failed and what to do. */
@@ -111,5 +133,5 @@ export function explainApiError(e: unknown, resource: string, server: string): s
   }
   const statusCode = (e as { statusCode?: unknown } | undefined)?.statusCode;
   if (statusCode === 403) return `forbidden to watch ${resource} at ${server} (403): grant the ServiceAccount list and watch on ${resource}`;
-  return `watching ${resource} at ${server} failed: ${e instanceof Error ? e.message : String(e)}`;
+  return `watching ${resource} at ${server} failed: ${errorMessage(e)}`;
 }

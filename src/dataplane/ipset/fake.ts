@@ -6,7 +6,7 @@ import { DataplaneError } from '../errors.js';
 import type { DataplaneErrorCode } from '../errors.js';
 import type { IpsetApplyResult, IpsetBackend, IpsetOp } from './backend.js';
 import { ipsetOpObject, ipsetOpProblem, kernelIpsetSpec, parseBitmapRange } from './restore-script.js';
-import { normalizeIpsetEntry, parseIpsetSave, renderIpsetSave } from './text.js';
+import { normalizeIpsetEntry, parseIpsetSave, renderIpsetSave } from '../../model/text/ipset.js';
 import { seededRandom } from '../prng.js';
 
 /** ipset's own wording, so fake and real errors read alike. */

@@ -1,7 +1,7 @@
 // ipset's netlink protocol (NETLINK_NETFILTER, subsystem IPSET): pure encode/decode of requests
 // and replies, and the mapping between entry text (as `ipset save` prints it) and element
-// attributes. Wire facts: /work/shared/reference/ipvs-netlink.md §6, linux
-// include/uapi/linux/netfilter/ipset/ip_set.h, and what kernel 6.18 answered (the byte fixtures
+// attributes. Wire facts: Linux include/uapi/linux/netfilter/ipset/ip_set.h and
+// net/netfilter/ipset/ip_set_core.c, and what kernel 6.18 answered (the byte fixtures
 // in test/dataplane/ipset/netlink-codec.test.ts were captured from it).
 import type { IpsetFamily, IpsetSpec, IpsetState } from '../../model/kernel.js';
 import type { IpsetType } from '../../model/names.js';
@@ -9,7 +9,7 @@ import { formatIp, hostPrefix, parseIp } from '../../model/ip.js';
 import { DataplaneError } from '../errors.js';
 import { LE, NLA_F_NESTED, NLA_F_NET_BYTEORDER, align4, framingWith, parseNlError, readU32 } from '../netlink/framing.js';
 import { parseBitmapRange } from './restore-script.js';
-import { IPSET_DEFAULTS, isIpsetType, normalizeIpsetEntry } from './text.js';
+import { IPSET_DEFAULTS, isIpsetType, normalizeIpsetEntry } from '../../model/text/ipset.js';
 
 // ---------------------------------------------------------------------------------------------
 // Constants

@@ -53,7 +53,8 @@ import {
 import type { IpsetErrorContext } from './netlink-errors.js';
 import { Errno, ipsetErrnoInfo } from './netlink-errors.js';
 import { ipsetOpObject, ipsetOpProblem } from './restore-script.js';
-import { isIpsetType } from './text.js';
+import { isIpsetType } from '../../model/text/ipset.js';
+import { errorMessage } from '../../model/error-text.js';
 
 /** The datagram socket the backend talks through; the real one is a NETLINK_NETFILTER socket. */
 export type IpsetNetlinkTransport = NetlinkTransport;
@@ -141,7 +142,7 @@ export class NetlinkIpset implements IpsetBackend {
     try {
       transport = opts.transport ?? openRawNetlink(NETLINK_NETFILTER, { recvBufferSize: opts.recvBufferSize ?? 4 << 20, sendBufferSize: opts.sendBufferSize ?? 1 << 20 });
     } catch (e) {
-      const why = e instanceof Error ? e.message : String(e);
+      const why = errorMessage(e);
       throw new DataplaneError('UNAVAILABLE', 'ipset', 'open', 'netlink', `cannot open a NETLINK_NETFILTER socket: ${why}`);
     }
     const backend = new NetlinkIpset(transport, opts);

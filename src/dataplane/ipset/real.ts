@@ -6,10 +6,10 @@ import { pipeline } from 'node:stream/promises';
 import type { IpsetSpec, IpsetState } from '../../model/kernel.js';
 import { DataplaneError } from '../errors.js';
 import type { DataplaneErrorCode } from '../errors.js';
-import { isTextParseError } from '../text-error.js';
+import { isTextParseError } from '../../model/text/error.js';
 import type { IpsetApplyResult, IpsetBackend, IpsetOp } from './backend.js';
 import { ipsetOpObject, ipsetOpProblem, renderIpsetOp } from './restore-script.js';
-import { normalizeIpsetEntry, parseIpsetSave } from './text.js';
+import { normalizeIpsetEntry, parseIpsetSave } from '../../model/text/ipset.js';
 
 export interface RealIpsetOptions {
   /** The ipset binary (default "ipset"); ignored when `command` is given. */

@@ -5,7 +5,7 @@
 import type { IpsetSpec } from '../../model/kernel.js';
 import { IPSET_MAX_NAME_LENGTH } from '../../model/names.js';
 import type { IpsetOp } from './backend.js';
-import { isIpsetType, renderIpsetCreate } from './text.js';
+import { isIpsetType, renderIpsetCreate } from '../../model/text/ipset.js';
 
 // A token ipset reads as one word: no whitespace, no quotes (restore strips them), no control
 // characters, and no leading "-" (it would be taken for an option).

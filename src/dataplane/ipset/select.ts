@@ -5,6 +5,7 @@ import { NetlinkIpset } from './netlink.js';
 import type { NetlinkIpsetOptions } from './netlink.js';
 import { RealIpset } from './real.js';
 import type { RealIpsetOptions } from './real.js';
+import { errorMessage } from '../../model/error-text.js';
 
 export interface SelectedIpset {
   readonly backend: IpsetBackend;
@@ -18,7 +19,7 @@ export async function openIpsetBackend(opts: { netlink?: NetlinkIpsetOptions; to
     const nl = await NetlinkIpset.open(opts.netlink);
     return { backend: nl, variant: `netlink (protocol ${nl.protocol})`, close: () => nl.close() };
   } catch (e) {
-    const why = e instanceof Error ? e.message : String(e);
+    const why = errorMessage(e);
     return { backend: new RealIpset(opts.tool), variant: `ipset restore (netlink unavailable: ${why})`, close: () => undefined };
   }
 }

@@ -1,7 +1,7 @@
 // The iptables subsystem as the sync loop sees it, per address family: observe with iptables-save,
 // change with one iptables-restore --noflush. Implemented for real and in memory (fake).
 import type { IpFamily } from '../../model/types.js';
-import type { IptablesTables } from './text.js';
+import type { IptablesTables } from '../../model/text/iptables.js';
 
 export interface IptablesBackend {
   readonly family: IpFamily;

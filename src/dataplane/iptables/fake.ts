@@ -7,7 +7,7 @@
 // runs generated payloads on both and compares).
 import type { IpFamily } from '../../model/types.js';
 import { DataplaneError } from '../errors.js';
-import { numberedLines } from '../text-error.js';
+import { numberedLines } from '../../model/text/error.js';
 import type { IptablesBackend } from './backend.js';
 import { KNOWN_TARGETS, Refusal, checkRule, refuse } from './rule-check.js';
 import {
@@ -19,7 +19,7 @@ import {
   splitRuleSpec,
   type IptablesTableState,
   type IptablesTables,
-} from './text.js';
+} from '../../model/text/iptables.js';
 import { seededRandom } from '../prng.js';
 
 export interface FakeIptablesOptions {
@@ -68,13 +68,25 @@ interface Pending {
   readonly line: string;
 }
 
+/**
+ * A refusal the kernel will give unless a later "-F CHAIN" of the batch takes back the appends it
+ * comes from (iptables-nft drops a flushed chain's pending appends before sending the batch).
+ */
+interface PendingKernel {
+  readonly pending: Pending;
+  /** Chains whose flush cancels it; undefined when none does (a chain deletion). */
+  readonly causes: ReadonlySet<string> | undefined;
+}
+
 interface OpenTable {
   readonly name: string;
   readonly model: TableModel;
   /** The first refusal of the batch-building step (chain and rule lookups). */
   deferred?: Pending;
-  /** The first refusal of the kernel; reported only when no deferred one exists. */
-  kernel?: Pending;
+  /** The kernel's refusals in line order; the first is reported when no deferred one exists. */
+  kernel: PendingKernel[];
+  /** Rules appended or inserted by this batch (a flush of their chain takes them back). */
+  readonly added: Set<StoredRule>;
 }
 
 function newTable(name: string): TableModel {
@@ -148,20 +160,19 @@ function hasReachableLoop(table: string, model: TableModel): boolean {
   return (BUILTIN_CHAINS[table] ?? []).some((b) => model.has(b) && visit(b));
 }
 
-/** Why the kernel refuses the table as it now is (a rule reachable from a hook it may not run in, a loop). */
-function tableProblem(table: string, model: TableModel): Refusal | undefined {
-  const hooks = reachingHooks(table, model);
+/**
+ * What the kernel refuses in the table as it now is: each rule reachable from a hook it may not
+ * run in (by rule, with its chain), and whether a jump loop is reachable from a built-in chain.
+ */
+function tableViolations(table: string, model: TableModel): { readonly hooks: Map<StoredRule, string>; readonly loop: boolean } {
+  const reach = reachingHooks(table, model);
+  const hooks = new Map<StoredRule, string>();
   for (const [chain, c] of model) {
-    const from = hooks.get(chain);
+    const from = reach.get(chain);
     if (!from) continue;
-    for (const r of c.rules) {
-      if (r.hooks && [...from].some((h) => !r.hooks?.has(h))) {
-        return new Refusal('INVALID', `RULE_APPEND failed (Invalid argument): ${r.target ?? 'a match'} may not run in ${[...from].join(',')}`, 'kernel');
-      }
-    }
+    for (const r of c.rules) if (r.hooks && [...from].some((h) => !r.hooks?.has(h))) hooks.set(r, chain);
   }
-  if (hasReachableLoop(table, model)) return new Refusal('INVALID', 'RULE_APPEND failed (Too many links): jump loop', 'kernel');
-  return undefined;
+  return { hooks, loop: hasReachableLoop(table, model) };
 }
 
 export class FakeIptables implements IptablesBackend {
@@ -269,21 +280,21 @@ export class FakeIptables implements IptablesBackend {
           if (open) refuse('INVALID', `Bad argument \`${text}'`);
           const name = text.slice(1).trim();
           if (!BUILTIN_CHAINS[name]) refuse('INVALID', `table name '${name}' invalid`);
-          open = { name, model: cloneTable(this.tables.get(name) ?? newTable(name)) };
+          open = { name, model: cloneTable(this.tables.get(name) ?? newTable(name)), kernel: [], added: new Set() };
         } else if (!open) {
           refuse('INVALID', 'no table opened ("*table" expected)');
         } else if (text === 'COMMIT') {
           // iptables-nft builds the table's batch here (lookups), then the kernel checks it.
-          const pending = open.deferred ?? open.kernel;
+          const pending = open.deferred ?? open.kernel[0]?.pending;
           if (pending) throw fail(open.name, pending);
           this.tables.set(open.name, open.model);
           open = undefined;
         } else {
           const table = open;
-          const later = (r: Refusal): void => {
+          const later = (r: Refusal, causes?: ReadonlySet<string>): void => {
             const p = { refusal: r, n, line };
             if (r.phase === 'deferred') table.deferred ??= p;
-            else table.kernel ??= p;
+            else table.kernel.push({ pending: p, causes });
           };
           try {
             if (text.startsWith(':')) this.declareChain(table, text.slice(1));
@@ -322,7 +333,7 @@ export class FakeIptables implements IptablesBackend {
     else open.model.set(name, { policy: undefined, rules: [] });
   }
 
-  private command(open: OpenTable, text: string, later: (r: Refusal) => void): void {
+  private command(open: OpenTable, text: string, later: (r: Refusal, causes?: ReadonlySet<string>) => void): void {
     const { name: table, model } = open;
     let args: string[];
     try {
@@ -361,12 +372,22 @@ export class FakeIptables implements IptablesBackend {
         const rules = this.rules(open, name, hasIndex ? rest.slice(1) : rest, later);
         const chain = lookup(name);
         if (insert && index > chain.rules.length + 1) refuse('INVALID', 'Index of insertion too big', 'deferred');
+        const before = tableViolations(table, model);
         // One rule per address, each inserted at the index: the last address ends up first.
         if (insert) for (const r of rules) chain.rules.splice(index - 1, 0, r);
         else chain.rules.push(...rules);
-        if (!open.kernel) {
-          const problem = tableProblem(table, model);
-          if (problem) later(problem);
+        for (const r of rules) open.added.add(r);
+        // The kernel refuses the rule that makes a violation reachable (or a loop): this one.
+        const after = tableViolations(table, model);
+        for (const [r, inChain] of after.hooks) {
+          if (before.hooks.has(r)) continue;
+          const causes = new Set([name, ...(open.added.has(r) ? [inChain] : [])]);
+          later(new Refusal('INVALID', `RULE_APPEND failed (Invalid argument): ${r.target ?? 'a match'} in ${inChain} may not run where it is now reached`, 'kernel'), causes);
+        }
+        if (after.loop && !before.loop) {
+          const jumps = [...open.added].filter((r) => r.target !== undefined && model.has(r.target));
+          const causes = new Set([name, ...[...model].filter(([, c]) => c.rules.some((r) => jumps.includes(r))).map(([c]) => c)]);
+          later(new Refusal('INVALID', 'RULE_APPEND failed (Too many links): jump loop', 'kernel'), causes);
         }
         return;
       }
@@ -390,11 +411,14 @@ export class FakeIptables implements IptablesBackend {
         return;
       }
       case '-F':
-      case '--flush':
+      case '--flush': {
         noMore(rest);
-        if (chainArg === undefined) for (const c of model.values()) c.rules = [];
-        else lookup(chainArg).rules = [];
+        const flushed = chainArg === undefined ? [...model.keys()] : [chainArg];
+        for (const c of flushed) lookup(c).rules = [];
+        // iptables-nft drops the batch's pending appends to a flushed chain: the kernel never sees them.
+        open.kernel = open.kernel.filter((k) => !k.causes || !flushed.some((c) => k.causes?.has(c)));
         return;
+      }
       case '-X':
       case '--delete-chain':
         noMore(rest);
@@ -432,7 +456,7 @@ export class FakeIptables implements IptablesBackend {
     }
   }
 
-  private deleteChain(table: string, model: TableModel, name: string, later: (r: Refusal) => void): void {
+  private deleteChain(table: string, model: TableModel, name: string, later: (r: Refusal, causes?: ReadonlySet<string>) => void): void {
     // The tool reports a built-in chain like a missing one.
     if (isBuiltinChain(table, name) || !model.has(name)) refuse('NOT_FOUND', 'No chain/target/match by that name', 'deferred');
     const problem = busy(model, name);
@@ -440,7 +464,7 @@ export class FakeIptables implements IptablesBackend {
     model.delete(name);
   }
 
-  private deleteAllUserChains(table: string, model: TableModel, later: (r: Refusal) => void): void {
+  private deleteAllUserChains(table: string, model: TableModel, later: (r: Refusal, causes?: ReadonlySet<string>) => void): void {
     const user = [...model.keys()].filter((c) => !isBuiltinChain(table, c));
     for (const name of user) {
       const problem = busy(model, name);
@@ -450,7 +474,7 @@ export class FakeIptables implements IptablesBackend {
   }
 
   /** Checks the rule arguments (throwing parse and lookup refusals) and gives the rules to store. */
-  private rules(open: OpenTable, chain: string, args: readonly string[], later: (r: Refusal) => void): StoredRule[] {
+  private rules(open: OpenTable, chain: string, args: readonly string[], later: (r: Refusal, causes?: ReadonlySet<string>) => void): StoredRule[] {
     const checked = checkRule(args, { family: this.family, table: open.name, chain, hasSet: this.hasSet, unavailableMatches: this.unavailableMatches });
     const target = checked.target;
     if (target !== undefined && !checked.targetIsExtension) {
@@ -462,10 +486,11 @@ export class FakeIptables implements IptablesBackend {
           isBuiltinChain(open.name, chain)
             ? new Refusal('INVALID', 'RULE_APPEND failed (Operation not supported): jump to a built-in chain', 'kernel')
             : new Refusal('NOT_FOUND', 'RULE_APPEND failed (No such file or directory): jump to a built-in chain', 'kernel'),
+          new Set([chain]),
         );
       }
     }
-    if (checked.kernel) later(checked.kernel);
+    if (checked.kernel) later(checked.kernel, new Set([chain]));
     return checked.specs.map((spec) => ({ spec, target, sets: checked.sets, hooks: checked.hooks }));
   }
 }

@@ -4,9 +4,10 @@
 import { spawn } from 'node:child_process';
 import type { IpFamily } from '../../model/types.js';
 import { DataplaneError, type DataplaneErrorCode } from '../errors.js';
-import { isTextParseError } from '../text-error.js';
+import { isTextParseError } from '../../model/text/error.js';
 import type { IptablesBackend } from './backend.js';
-import { parseIptablesSave, splitRuleSpec, type IptablesTables } from './text.js';
+import { parseIptablesSave, splitRuleSpec, type IptablesTables } from '../../model/text/iptables.js';
+import { errorMessage } from '../../model/error-text.js';
 
 export interface IptablesCommands {
   /** argv of iptables-save, e.g. ['iptables-save'] or ['ip', 'netns', 'exec', 'ns1', 'iptables-save']. */
@@ -222,9 +223,9 @@ function spawnError(e: unknown, argv: readonly string[], op: string): DataplaneE
     return new DataplaneError('UNAVAILABLE', 'iptables', op, tool, `${argv[0] ?? ''} not found; ${INSTALL_HINT}`);
   }
   if (e instanceof SpawnFailure && e.errno === 'EACCES') {
-    return new DataplaneError('PERMISSION', 'iptables', op, tool, e.message);
+    return new DataplaneError('PERMISSION', 'iptables', op, tool, `${argv[0] ?? ''} cannot be run: permission denied; check that it is executable`);
   }
-  return new DataplaneError('FAILED', 'iptables', op, tool, e instanceof Error ? e.message : String(e));
+  return new DataplaneError('FAILED', 'iptables', op, tool, errorMessage(e));
 }
 
 /** iptables ≥ 1.6.2 knows MASQUERADE --random-fully. */

@@ -7,7 +7,7 @@
 import type { IpFamily } from '../../model/types.js';
 import { formatIp, parseIp } from '../../model/ip.js';
 import type { DataplaneErrorCode } from '../errors.js';
-import { canonicalRuleSpec, isBuiltinChain, joinRuleSpec } from './text.js';
+import { canonicalRuleSpec, isBuiltinChain, joinRuleSpec } from '../../model/text/iptables.js';
 
 /**
  * parse: while reading the line (reported at once, before anything earlier in the table);
@@ -111,6 +111,8 @@ function portRange(text: string): boolean {
 }
 
 const portOption: OptionSpec = { argc: 1, check: ([v]) => (portRange(v ?? '') ? undefined : `invalid port/service \`${v ?? ''}' specified`) };
+/** libxt_udp takes any number (see MATCHES.udp). */
+const udpPort: OptionSpec = { argc: 1, check: ([v]) => (/^\d*(:\d*)?$/.test(v ?? '') && /\d/.test(v ?? '') ? undefined : `invalid port/service \`${v ?? ''}' specified`) };
 const MULTIPORT_PROTOCOLS = new Set(['tcp', 'udp', 'udplite', 'sctp', 'dccp']);
 
 /** libxt_multiport looks at -p while it reads its ports, so "-p" must come first. */
@@ -234,7 +236,8 @@ const MATCHES: Readonly<Record<string, ExtensionSpec>> = {
     final: needsProtocol('tcp', ['tcp']),
   },
   udp: {
-    options: { '--sport': portOption, '--source-port': portOption, '--dport': portOption, '--destination-port': portOption },
+    // libxt_udp (1.8.9) takes any number and keeps it modulo 65536 (tcp and sctp refuse).
+    options: { '--sport': udpPort, '--source-port': udpPort, '--dport': udpPort, '--destination-port': udpPort },
     final: needsProtocol('udp', ['udp']),
   },
   sctp: {

@@ -82,19 +82,25 @@ async function observeVariant(variant: 'nft' | 'legacy', options: SelectOptions)
   const present = await Promise.all([...saves, ...restores].map(inPath));
   // The IPv4 pair is the minimum; an ip6tables-less install can still be chosen for IPv4.
   if (!present[0] || !present[2]) return { available: false, kubeletChains: false, rules: 0 };
+  // Both families at once: a start-up under emulation pays seconds per spawn.
+  const outputs = await Promise.all(
+    saves.map(async (save, i) => {
+      if (!present[i]) return undefined;
+      try {
+        const r = await runCommand([...(options.prefix ?? []), save], undefined, options.timeoutMs ?? 5000);
+        return r.status === 0 ? summarizeSave(r.stdout) : undefined;
+      } catch {
+        // Best effort, as the wrapper: an unreadable build counts as empty.
+        return undefined;
+      }
+    }),
+  );
   let kubeletChains = false;
   let rules = 0;
-  for (const [i, save] of saves.entries()) {
-    if (!present[i]) continue;
-    try {
-      const r = await runCommand([...(options.prefix ?? []), save], undefined, options.timeoutMs ?? 5000);
-      if (r.status !== 0) continue;
-      const s = summarizeSave(r.stdout);
-      kubeletChains ||= s.kubeletChains;
-      rules += s.rules;
-    } catch {
-      // Best effort, as the wrapper: an unreadable build counts as empty.
-    }
+  for (const s of outputs) {
+    if (!s) continue;
+    kubeletChains ||= s.kubeletChains;
+    rules += s.rules;
   }
   return { available: true, kubeletChains, rules };
 }
@@ -105,9 +111,15 @@ function commandsFor(variant: IptablesVariant, family: IpFamily, prefix: readonl
   return { save: [...prefix, `${tool}${infix}-save`], restore: [...prefix, `${tool}${infix}-restore`] };
 }
 
-/** Picks the iptables build in use on this node and returns its commands for `family`. */
-export async function selectIptablesCommands(family: IpFamily, options: SelectOptions = {}): Promise<IptablesSelection> {
+/** Picks the iptables build in use on this node (one look serves both families). */
+export async function selectIptablesBuild(options: SelectOptions = {}): Promise<VariantDecision & { commandsFor(family: IpFamily): IptablesCommands }> {
   const [nft, legacy] = await Promise.all([observeVariant('nft', options), observeVariant('legacy', options)]);
   const decision = decideIptablesVariant({ nft, legacy });
-  return { ...commandsFor(decision.variant, family, options.prefix ?? []), ...decision };
+  return { ...decision, commandsFor: (family) => commandsFor(decision.variant, family, options.prefix ?? []) };
+}
+
+/** Picks the iptables build in use on this node and returns its commands for `family`. */
+export async function selectIptablesCommands(family: IpFamily, options: SelectOptions = {}): Promise<IptablesSelection> {
+  const build = await selectIptablesBuild(options);
+  return { ...build.commandsFor(family), variant: build.variant, reason: build.reason };
 }

@@ -12,7 +12,7 @@ import type { IpvsErrorCode, IpvsOpName } from './errors.js';
 import { Errno, IpvsError } from './errors.js';
 import type { IpvsDestSpec, IpvsServiceSpec, IpvsStats, TunnelType } from './netlink-codec.js';
 import { FORWARD_CODES, TUNNEL_CODES, ZERO_STATS, destLabel, serviceLabel } from './netlink-codec.js';
-import { compareRealServers, compareVirtualServers, parseAddrPort, parseIpvsadmSave, renderIpvsadmSave } from './text.js';
+import { compareRealServers, compareVirtualServers, parseAddrPort, parseIpvsadmSave, renderIpvsadmSave } from '../../model/text/ipvs.js';
 import { seededRandom } from '../prng.js';
 import type { ListedRealServer } from './proc.js';
 import { parseProcIpvs, realServersByVirtualServer, renderProcIpvs } from './proc.js';

@@ -1,7 +1,7 @@
 // Pure encode/decode of IPVS generic netlink messages (no sockets): genetlink framing (netlink's
 // own is ../netlink/framing.ts, bound here to IpvsError), the attribute payloads of every IPVS command kube-ipvs uses, and decoders that turn dump
-// entries into model objects. Wire facts: /work/shared/reference/ipvs-netlink.md (from
-// include/uapi/linux/ip_vs.h and net/netfilter/ipvs/ip_vs_ctl.c).
+// entries into model objects. Wire facts: Linux include/uapi/linux/ip_vs.h (commands, attributes,
+// flags) and net/netfilter/ipvs/ip_vs_ctl.c (ip_vs_genl_policy and the dump replies).
 import type { ForwardMethod, RealServer, VirtualServer } from '../../model/kernel.js';
 import { VsFlag, rsKey, vsKey } from '../../model/kernel.js';
 import type { IpFamily, Protocol } from '../../model/types.js';

@@ -38,6 +38,7 @@ export interface NetifLink {
 
 /** One bind or unbind of a batch. */
 import type { NetifAddressOp, NetifOpResult } from './backend.js';
+import { errorMessage } from '../../model/error-text.js';
 export type { NetifAddressOp, NetifOpResult } from './backend.js';
 
 export interface RealNetifOptions {
@@ -130,6 +131,64 @@ export async function kernelRelease(path = '/proc/sys/kernel/osrelease'): Promis
   return (await readFile(path, 'utf8')).trim();
 }
 
+/** What an rtnetlink reply we cannot read becomes: typed, naming what was being read. */
+function unreadable(what: string, e: unknown): DataplaneError {
+  return new DataplaneError('PARSE', 'netif', 'decode', what, `malformed rtnetlink reply: ${errorMessage(e)}`);
+}
+
+/** The links of RTM_NEWLINK messages (others are skipped); a malformed one is a PARSE error. */
+export function decodeLinks(parts: readonly { readonly type: number; readonly data: Buffer }[]): NetifLink[] {
+  const out: NetifLink[] = [];
+  for (const m of parts) {
+    if (m.type !== rt.MessageType.NEWLINK) continue;
+    let l: ReturnType<typeof rt.parseLinkMessage>;
+    let kind: string;
+    try {
+      l = rt.parseLinkMessage(m.data);
+      kind = linkKind(l.attrs);
+    } catch (e) {
+      throw unreadable('link', e);
+    }
+    const name = typeof l.attrs.ifname === 'string' ? l.attrs.ifname : '';
+    out.push({ name, index: typeof l.data.index === 'number' ? l.data.index : 0, kind });
+  }
+  return out;
+}
+
+/**
+ * The addresses of RTM_NEWADDR messages, named by `names` (ifindex → link name). Entries of other
+ * families are skipped; a malformed message, or an address of the wrong length for its family, is
+ * a PARSE error.
+ */
+export function decodeAddresses(parts: readonly { readonly type: number; readonly data: Buffer }[], names: ReadonlyMap<number, string>): InterfaceAddress[] {
+  const out: InterfaceAddress[] = [];
+  for (const m of parts) {
+    if (m.type !== rt.MessageType.NEWADDR) continue;
+    let a: ReturnType<typeof rt.parseAddressMessage>;
+    try {
+      a = rt.parseAddressMessage(m.data);
+    } catch (e) {
+      throw unreadable('address', e);
+    }
+    const family = familyOf(a.data.family);
+    // IPv4 entries carry IFA_LOCAL (the interface's own address; IFA_ADDRESS is the peer on
+    // point-to-point links); IPv6 entries carry only IFA_ADDRESS.
+    const raw = a.attrs.local ?? a.attrs.address;
+    if (!family || !raw) continue;
+    if (raw.length !== (family === 'IPv4' ? 4 : 16)) throw unreadable('address', new Error(`${family} address of ${raw.length} bytes`));
+    const ifindex = a.data.index ?? 0;
+    const label = typeof a.attrs.label === 'string' ? a.attrs.label : '';
+    out.push({
+      ifname: names.get(ifindex) ?? label,
+      ifindex,
+      family,
+      address: formatIp({ family, bytes: new Uint8Array(raw) }),
+      prefix: a.data.prefixlen ?? 0,
+    });
+  }
+  return out;
+}
+
 interface Reply {
   /** Positive errno, 0 on success. */
   readonly errno: number;
@@ -168,7 +227,7 @@ export class RealNetif implements NetifBackend {
     } catch (e) {
       const errno = errnoFromPackageError(e);
       if (errno !== undefined) return { errno, parts: [] };
-      throw new DataplaneError('FAILED', 'netif', 'netlink', `type ${type}`, e instanceof Error ? e.message : String(e));
+      throw new DataplaneError('FAILED', 'netif', 'netlink', `type ${type}`, errorMessage(e));
     }
     const first = msgs[0];
     if (first && first.type === NLMSG_ERROR) {
@@ -183,12 +242,7 @@ export class RealNetif implements NetifBackend {
     rt.formatLinkMessage({ kind: 'link', data: {}, attrs: {} }, data);
     const r = await this.call(rt.MessageType.GETLINK, data.bufs, FlagsGet.DUMP);
     if (r.errno !== 0) throw netifError(r.errno, 'list', 'links');
-    return r.parts
-      .filter((m) => m.type === rt.MessageType.NEWLINK)
-      .map((m) => {
-        const l = rt.parseLinkMessage(m.data);
-        return { name: l.attrs.ifname ?? '', index: l.data.index ?? 0, kind: linkKind(l.attrs) };
-      });
+    return decodeLinks(r.parts);
   }
 
   /** The link called name, or undefined (RTM_GETLINK by IFLA_IFNAME; ENODEV when missing). */
@@ -199,10 +253,8 @@ export class RealNetif implements NetifBackend {
     const r = await this.call(rt.MessageType.GETLINK, data.bufs, 0);
     if (r.errno === Errno.ENODEV) return undefined;
     if (r.errno !== 0) throw netifError(r.errno, 'lookup', name);
-    const m = r.parts.find((p) => p.type === rt.MessageType.NEWLINK);
-    if (!m) return undefined;
-    const l = rt.parseLinkMessage(m.data);
-    return { name: l.attrs.ifname ?? name, index: l.data.index ?? 0, kind: linkKind(l.attrs) };
+    const l = decodeLinks(r.parts)[0];
+    return l === undefined ? undefined : { ...l, name: l.name || name };
   }
 
   /**
@@ -252,30 +304,11 @@ export class RealNetif implements NetifBackend {
 
   async addresses(): Promise<InterfaceAddress[]> {
     const links = await this.links();
-    const names = new Map(links.map((l) => [l.index, l.name]));
     const data = new AttrStream();
     rt.formatAddressMessage({ kind: 'address', data: {}, attrs: {} }, data);
     const r = await this.call(rt.MessageType.GETADDR, data.bufs, FlagsGet.DUMP);
     if (r.errno !== 0) throw netifError(r.errno, 'list', 'addresses');
-    const out: InterfaceAddress[] = [];
-    for (const m of r.parts) {
-      if (m.type !== rt.MessageType.NEWADDR) continue;
-      const a = rt.parseAddressMessage(m.data);
-      const family = familyOf(a.data.family);
-      // IPv4 entries carry IFA_LOCAL (the interface's own address; IFA_ADDRESS is the peer on
-      // point-to-point links); IPv6 entries carry only IFA_ADDRESS.
-      const raw = a.attrs.local ?? a.attrs.address;
-      if (!family || !raw) continue;
-      const ifindex = a.data.index ?? 0;
-      out.push({
-        ifname: names.get(ifindex) ?? a.attrs.label ?? '',
-        ifindex,
-        family,
-        address: formatIp({ family, bytes: new Uint8Array(raw) }),
-        prefix: a.data.prefixlen ?? 0,
-      });
-    }
-    return out;
+    return decodeAddresses(r.parts, new Map(links.map((l) => [l.index, l.name])));
   }
 
   private addressMessage(type: number, index: number, ip: ParsedIp, flags: number, seq?: number): Uint8Array[] {

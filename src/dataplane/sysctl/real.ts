@@ -4,6 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataplaneError } from '../errors.js';
 import type { SysctlBackend } from './backend.js';
+import { errorMessage } from '../../model/error-text.js';
 
 /**
  * "net.ipv4.vs.conntrack" or "net/ipv4/vs/conntrack" → "net/ipv4/vs/conntrack". A key with a
@@ -71,7 +72,7 @@ export class RealSysctl implements SysctlBackend {
 
   private failure(e: unknown, op: string, path: string): DataplaneError {
     const code = errCode(e);
-    const text = e instanceof Error ? e.message : String(e);
+    const text = errorMessage(e);
     switch (code) {
       case 'ENOENT':
       case 'ENOTDIR':

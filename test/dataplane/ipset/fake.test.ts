@@ -1,12 +1,12 @@
 // FakeIpset: each refusal the kernel makes (codes, reasons, failed index, kept prefix), -exist
 // semantics, dump/load, and FaultyIpset's deterministic failures.
 import assert from 'node:assert/strict';
-import { fixture } from '../text/helpers.js';
+import { fixture } from '../../model/text/helpers.js';
 import { describe, it } from 'node:test';
 import { DataplaneError } from '../../../src/dataplane/errors.js';
 import { FakeIpset, FaultyIpset, IpsetReason } from '../../../src/dataplane/ipset/fake.js';
 import type { IpsetOp } from '../../../src/dataplane/ipset/backend.js';
-import { parseIpsetSave, renderIpsetSave } from '../../../src/dataplane/ipset/text.js';
+import { parseIpsetSave, renderIpsetSave } from '../../../src/model/text/ipset.js';
 import { add, create, del, destroy, flush, outcome, spec } from './contract.js';
 
 const CIP = spec('KUBE-CLUSTER-IP', 'hash:ip,port');

@@ -28,7 +28,7 @@ import {
   parseNlMessages,
 } from '../../../src/dataplane/ipset/netlink-codec.js';
 import { ipsetErrnoInfo } from '../../../src/dataplane/ipset/netlink-errors.js';
-import { normalizeIpsetEntry, renderIpsetSave } from '../../../src/dataplane/ipset/text.js';
+import { normalizeIpsetEntry, renderIpsetSave } from '../../../src/model/text/ipset.js';
 import type { IpsetType } from '../../../src/model/names.js';
 import { spec } from './contract.js';
 

@@ -14,7 +14,7 @@ import type { NlMessage } from '../../../src/dataplane/ipset/netlink-codec.js';
 import { DataAttr, IpsetAttr, IpsetCmd, NlMsgType, encodeAttr, encodeNlMessage, parseNlMessages } from '../../../src/dataplane/ipset/netlink-codec.js';
 import { openIpsetBackend } from '../../../src/dataplane/ipset/select.js';
 import { RealIpset } from '../../../src/dataplane/ipset/real.js';
-import { parseIpsetSave, renderIpsetSave } from '../../../src/dataplane/ipset/text.js';
+import { parseIpsetSave, renderIpsetSave } from '../../../src/model/text/ipset.js';
 import { add, create, del, destroy, dumpOf, flush, outcome, spec } from './contract.js';
 import type { NetlinkHarness } from './netns.js';
 import { makeNetlinkHarness, realIpsetSkipReason } from './netns.js';

@@ -108,7 +108,8 @@ for (const family of ['IPv4', 'IPv6'] as const) {
   // The same fake modelling a kernel without xt_ipvs (as this host's may be).
   iptablesContract('FakeIptables without xt_ipvs', fakeHarness(family, false), { family });
   const skip = realSkip(family);
-  iptablesContract('RealIptables in a netns', skip === false ? realHarness(family) : () => Promise.reject(new Error(skip)), { family, skip });
+  const ipvs = skip === false && kernelHasIpvsMatch(family) ? 'with xt_ipvs' : 'without xt_ipvs';
+  iptablesContract(`RealIptables in a netns (kernel ${ipvs})`, skip === false ? realHarness(family) : () => Promise.reject(new Error(skip)), { family, skip });
 }
 
 // ---------------------------------------------------------------------------------------------

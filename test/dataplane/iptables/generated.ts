@@ -4,7 +4,7 @@
 // state builds up and later lines meet chains, rules and references made by earlier ones.
 import fc from 'fast-check';
 import type { IpFamily } from '../../../src/model/types.js';
-import { BUILTIN_CHAINS, renderIptablesSave, type IptablesTables } from '../../../src/dataplane/iptables/text.js';
+import { BUILTIN_CHAINS, renderIptablesSave, type IptablesTables } from '../../../src/model/text/iptables.js';
 
 export const GENERATED_TABLES = ['filter', 'nat', 'mangle', 'raw'] as const;
 const USER_CHAINS = ['KUBE-A', 'KUBE-B', 'KUBE-C'];

@@ -6,7 +6,7 @@ import type { IpvsOp, IpvsOpResult } from '../../../src/dataplane/ipvs/backend.j
 import { IpvsError } from '../../../src/dataplane/ipvs/errors.js';
 import { FakeIpvs } from '../../../src/dataplane/ipvs/fake.js';
 import type { IpvsDestSpec, IpvsServiceSpec } from '../../../src/dataplane/ipvs/netlink-codec.js';
-import { TextParseError } from '../../../src/dataplane/text-error.js';
+import { TextParseError } from '../../../src/model/text/error.js';
 import { VsFlag } from '../../../src/model/kernel.js';
 import { ipvsContract } from './contract.js';
 

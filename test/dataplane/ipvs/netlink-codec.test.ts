@@ -1,5 +1,6 @@
-// Byte-exact checks of the IPVS generic netlink codec against the wire layout in
-// /work/shared/reference/ipvs-netlink.md (little-endian host assumed for host-order integers).
+// Byte-exact checks of the IPVS generic netlink codec against the wire layout of Linux
+// include/uapi/linux/ip_vs.h and net/netfilter/ipvs/ip_vs_ctl.c (little-endian host assumed for
+// host-order integers).
 import { strict as assert } from 'node:assert';
 import { endianness } from 'node:os';
 import { describe, it } from 'node:test';

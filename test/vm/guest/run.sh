@@ -44,9 +44,9 @@ done <"$CTL/rw"
 stamp "mounts done"
 # ---- identity and network
 echo "$(<"$CTL/hostname")" >/proc/sys/kernel/hostname
-# the node: eth0 (qemu user net) or a dummy node0, 10.0.2.15/24, default via 10.0.2.2
+# the node: eth0 (qemu user net or a tap) or a dummy node0, 10.0.2.15/24, default via 10.0.2.2
 case $(<"$CTL/net") in
-  user) nodeif=eth0; create= ;;
+  user|tap) nodeif=eth0; create= ;;
   none) nodeif=node0; create="link add node0 type dummy" ;;
   *) fail "unknown KUBE_IPVS_VM_NET" ;;
 esac

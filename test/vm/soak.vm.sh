@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The VM soak (inside the VM, not part of suite.sh: it takes KUBE_IPVS_SOAK_MINUTES, 10 by
+# default): `kube-ipvs run --manifests` with real traffic to a stable Service (load-client.mjs:
+# a new connection every 50 ms and one long-lived connection, against pod-a) while
+#   - another Service's endpoints change every second, and every 20 s a Service is added or
+#     removed (partial syncs never stop);
+#   - every 2 minutes the daemon is restarted, alternately by SIGTERM and by kill -9, and comes
+#     back adopting the kernel state (no flush).
+# Passes when the client saw 0 failed requests (new and long-lived) over the whole soak. Prints
+# the figures: requests, failures, restarts, syncs, the daemon's RSS at each restart.
+#
+#   KUBE_IPVS_ONLY=soak test/vm/vm.sh --timeout 3600 -- bash test/vm/suite.sh    (as a scenario)
+#   test/vm/vm.sh --timeout 3600 -- bash test/vm/soak.vm.sh                       (alone)
+# (KUBE_IPVS_VM_CAPS=manifest runs it as the unprivileged DaemonSet would.)
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+vm_require_guest
+vm_trap_cleanup
+
+MINUTES=${KUBE_IPVS_SOAK_MINUTES:-10}
+RESTART_EVERY=120
+LOAD_INTERVAL_MS=50
+DIR=$(mktemp -d)
+LOG=$(mktemp)
+NODE=$(hostname | tr '[:upper:]' '[:lower:]')
+write() { cat >"$DIR/.$1.tmp" && mv "$DIR/.$1.tmp" "$DIR/$1"; }
+
+write stable.yaml <<YAML
+apiVersion: v1
+kind: Service
+metadata: { name: stable, namespace: default }
+spec:
+  clusterIP: 10.96.0.60
+  ports: [{ name: tcp, port: 9000, protocol: TCP }]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: stable-1, namespace: default, labels: { kubernetes.io/service-name: stable } }
+addressType: IPv4
+ports: [{ name: tcp, port: 9000, protocol: TCP }]
+endpoints: [{ addresses: [10.244.1.2], nodeName: $NODE }]
+YAML
+churn_yaml() { # churn_yaml N: the churned Service with two of five endpoints, chosen by N
+  printf 'apiVersion: v1\nkind: Service\nmetadata: { name: churn, namespace: default }\nspec:\n  clusterIP: 10.96.0.70\n  ports: [{ name: http, port: 80, protocol: TCP }]\n---\n'
+  printf 'apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: { name: churn-1, namespace: default, labels: { kubernetes.io/service-name: churn } }\naddressType: IPv4\nports: [{ name: http, port: 8080, protocol: TCP }]\n'
+  printf 'endpoints:\n  - { addresses: [10.244.2.%d], nodeName: %s }\n  - { addresses: [10.244.2.%d], nodeName: %s }\n' $((10 + $1 % 5)) "$NODE" $((10 + ($1 + 2) % 5)) "$NODE"
+}
+extra_yaml() { # extra_yaml N: a NodePort Service that comes and goes
+  printf 'apiVersion: v1\nkind: Service\nmetadata: { name: extra-%d, namespace: default }\nspec:\n  type: NodePort\n  clusterIP: 10.96.1.%d\n  ports: [{ name: http, port: 80, nodePort: %d, protocol: TCP }]\n' "$1" "$1" $((31000 + $1))
+}
+churn_yaml 0 | write churn.yaml
+
+vm_pod pod-a 10.244.1.2
+vm_hold_server pod-a 9000
+start_daemon() {
+  "${KI[@]}" run --manifests "$DIR" --ipvs-min-sync-period 1s --ipvs-sync-period 30s \
+    --healthz-bind-address= --metrics-bind-address= --log-format json >>"$LOG" 2>&1 &
+  DAEMON=$!
+  printf '%s\n' "$DAEMON" >>"$VM_STATE/pids"
+}
+start_daemon
+stable_served() { ipvsadm -Ln -t 10.96.0.60:9000 2>/dev/null | grep -q '10.244.1.2:9000'; }
+wait_until 240 "the daemon serves the stable Service" stable_served
+
+(
+  i=0
+  while :; do
+    i=$((i + 1))
+    churn_yaml "$i" | write churn.yaml
+    if ((i % 20 == 0)); then
+      n=$(((i / 20) % 8))
+      if [[ -f $DIR/extra-$n.yaml ]]; then rm -f "$DIR/extra-$n.yaml"; else extra_yaml "$n" | write "extra-$n.yaml"; fi
+    fi
+    sleep 1
+  done
+) </dev/null >/dev/null 2>&1 &
+printf '%s\n' "$!" >>"$VM_STATE/pids"
+
+OUT=$DIR/load.out
+node "$ROOT/test/vm/load-client.mjs" 10.96.0.60 9000 "$OUT" "$VM_STATE/soak.ready" "$LOAD_INTERVAL_MS" 5000 </dev/null >"$DIR/load.log" 2>&1 &
+LOAD=$!
+printf '%s\n' "$LOAD" >>"$VM_STATE/pids"
+for _ in $(seq 600); do [[ -s $VM_STATE/soak.ready ]] && break; sleep 0.1; done
+[[ -s $VM_STATE/soak.ready ]] || vm_die "load client not ready: $(cat "$DIR/load.log")"
+vm_log "== soak: $MINUTES min of traffic, churn, and a restart every $RESTART_EVERY s"
+
+restarts=0 kills=0 rss=()
+end=$((SECONDS + MINUTES * 60))
+next=$((SECONDS + RESTART_EVERY))
+while ((SECONDS < end)); do
+  sleep 5
+  kill -0 "$DAEMON" 2>/dev/null || { bad "the daemon exited on its own: $(tail -5 "$LOG")"; start_daemon; }
+  if ((SECONDS >= next && SECONDS + 30 < end)); then
+    rss+=("$(awk '/^VmRSS:/{print $2}' "/proc/$DAEMON/status" 2>/dev/null || echo '?')")
+    if ((restarts % 2 == 0)); then kill -TERM "$DAEMON"; wait "$DAEMON" 2>/dev/null || true; else kill -9 "$DAEMON"; wait "$DAEMON" 2>/dev/null || true; kills=$((kills + 1)); fi
+    restarts=$((restarts + 1))
+    start_daemon
+    next=$((SECONDS + RESTART_EVERY))
+  fi
+done
+rss+=("$(awk '/^VmRSS:/{print $2}' "/proc/$DAEMON/status" 2>/dev/null || echo '?')")
+
+kill -TERM "$LOAD"
+for _ in $(seq 150); do [[ -s $OUT ]] && break; sleep 0.1; done
+wait "$LOAD" 2>/dev/null || true
+declare -A load=()
+while read -r k v; do [[ $k == error ]] && vm_log "load client: $v" || load[$k]=$v; done <"$OUT"
+syncs=$(grep -c '"msg":"synced"' "$LOG" || true)
+failed=$(grep -c '"msg":"sync failed"' "$LOG" || true)
+vm_log "soak figures: ${MINUTES} min; stable Service: ${load[new_ok]} new connections ok, ${load[new_failed]} failed, max ${load[new_max_ms]} ms; long-lived ${load[long_ok]}/${load[long_sent]} answered, ${load[long_failed]} failed; restarts $restarts ($kills by kill -9); syncs $syncs ok, $failed failed; daemon RSS at each restart (kB): ${rss[*]}"
+((load[new_failed] == 0 && load[long_failed] == 0)) && ok "0 failed requests to the stable Service over $MINUTES min of churn and $restarts restarts" ||
+  bad "${load[new_failed]} new and ${load[long_failed]} long-lived requests failed"
+((restarts >= MINUTES * 60 / RESTART_EVERY - 1)) && ok "$restarts restarts" || bad "only $restarts restarts"
+((load[new_ok] > 0)) || bad "no request answered"
+((fails == 0)) || { tail -20 "$LOG" >&2; vm_die "$fails check(s) failed"; }

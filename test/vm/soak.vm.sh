@@ -51,32 +51,47 @@ extra_yaml() { # extra_yaml N: a NodePort Service that comes and goes
 churn_yaml 0 | write churn.yaml
 
 vm_pod pod-a 10.244.1.2
-# KUBE_IPVS_SOAK_OBSERVE=DIR (a directory shared with --rw): keep the daemon's log, the client's
-# figures and kernel observations there (who sends each TCP reset, conntrack events, counters).
+# Kernel witnesses of every failure, so a failed request can be blamed: each TCP reset sent or
+# received and each TCP packet conntrack calls INVALID is logged (iptables LOG in raw/mangle, which
+# kube-ipvs never touches) in the node and in pod-a, and their TCP counters are read before and
+# after. KUBE_IPVS_SOAK_OBSERVE=DIR (a directory shared with --rw) also keeps the raw material
+# there: the daemon's log, the client's figures, dmesg, conntrack events and statistics.
 OBS=${KUBE_IPVS_SOAK_OBSERVE:-}
+NSTAT_KEYS='TcpOutRsts|TcpExtTCPAbortOnData|TcpExtTCPAbortOnClose|TcpExtListenOverflows|TcpExtListenDrops|TcpExtTCPSynRetrans|TcpRetransSegs|TcpExtTCPChallengeACK'
 observe_start() {
-  [[ -n $OBS ]] || return 0
-  { date -u +%FT%T.%N; cat /proc/uptime; } >"$OBS/clock.start"
-  for f in /proc/sys/net/ipv4/vs/{conn_reuse_mode,expire_nodest_conn,conntrack,expire_quiescent_template} /proc/sys/net/ipv4/tcp_tw_reuse /proc/sys/net/ipv4/ip_local_port_range; do
-    printf '%s %s\n' "$f" "$(cat "$f" 2>/dev/null)"
-  done >"$OBS/sysctl"
   local ns
+  # the kernel drops LOG output from network namespaces other than the first unless told
+  echo 1 >/proc/sys/net/netfilter/nf_log_all_netns 2>/dev/null || vm_log "nf_log_all_netns not settable: no kernel log from pod-a"
   for ns in - pod-a; do
     vm_in "$ns" iptables -t raw -A PREROUTING -p tcp --tcp-flags RST RST -j LOG --log-prefix "rst-in[$ns] "
     vm_in "$ns" iptables -t raw -A OUTPUT -p tcp --tcp-flags RST RST -j LOG --log-prefix "rst-out[$ns] "
     vm_in "$ns" iptables -t mangle -A PREROUTING -p tcp -m conntrack --ctstate INVALID -j LOG --log-prefix "invalid-in[$ns] "
     vm_in "$ns" iptables -t mangle -A OUTPUT -p tcp -m conntrack --ctstate INVALID -j LOG --log-prefix "invalid-out[$ns] "
-    vm_in "$ns" nstat -n
+    NSTAT_HISTORY=$DIR/nstat-history.$ns vm_in "$ns" nstat -n >/dev/null
   done
+  [[ -n $OBS ]] || return 0
+  { date -u +%FT%T.%N; cat /proc/uptime; } >"$OBS/clock.start"
+  for f in /proc/sys/net/ipv4/vs/{conn_reuse_mode,expire_nodest_conn,conntrack,expire_quiescent_template} /proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal /proc/sys/net/ipv4/ip_local_port_range; do
+    printf '%s %s\n' "$f" "$(cat "$f" 2>/dev/null)"
+  done >"$OBS/sysctl"
   conntrack -E -p tcp -o timestamp,id >"$OBS/conntrack.events" 2>&1 &
   printf '%s\n' "$!" >>"$VM_STATE/pids"
 }
-observe_end() {
+observe_end() { # prints one "soak kernel figures" line; the kernel log lines go to stderr
+  local ns prefix
+  dmesg >"$DIR/dmesg"
+  for ns in - pod-a; do NSTAT_HISTORY=$DIR/nstat-history.$ns vm_in "$ns" nstat -z >"$DIR/nstat.$ns"; done # since observe_start
+  local line="soak kernel figures:"
+  for ns in - pod-a; do
+    [[ $ns == - ]] && line+=" [node]" || line+=" [$ns]"
+    line+=" $(grep -Eo "^($NSTAT_KEYS) +[0-9]+" "$DIR/nstat.$ns" | awk '{printf "%s=%s ", $1, $2}')"
+    for prefix in rst-in rst-out invalid-in invalid-out; do line+="$prefix=$(grep -c "$prefix\[$ns\]" "$DIR/dmesg" || true) "; done
+  done
+  vm_log "$line"
+  grep -E '(rst|invalid)-(in|out)\[' "$DIR/dmesg" | head -40 >&2 || true
   [[ -n $OBS ]] || return 0
   { date -u +%FT%T.%N; cat /proc/uptime; } >"$OBS/clock.end"
-  cp "$LOG" "$OBS/daemon.log"; cp "$OUT" "$OBS/load.out"
-  nstat -a >"$OBS/nstat.node"; vm_in pod-a nstat -a >"$OBS/nstat.pod-a"
-  dmesg >"$OBS/dmesg"
+  cp "$LOG" "$OBS/daemon.log"; cp "$OUT" "$OBS/load.out"; cp "$DIR/dmesg" "$DIR"/nstat.* "$OBS/"
   conntrack -S >"$OBS/conntrack.stats" 2>&1 || true
   ipvsadm -Ln --stats >"$OBS/ipvs.stats"; cat /proc/net/ip_vs_stats >>"$OBS/ipvs.stats"
   iptables-save >"$OBS/iptables.node"

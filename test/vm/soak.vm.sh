@@ -104,8 +104,11 @@ start_daemon() {
   printf '%s\n' "$DAEMON" >>"$VM_STATE/pids"
 }
 start_daemon
-stable_served() { ipvsadm -Ln -t 10.96.0.60:9000 2>/dev/null | grep -q '10.244.1.2:9000'; }
-wait_until 240 "the daemon serves the stable Service" stable_served
+# Load starts once the first sync has ended: until then the node is half programmed (virtual
+# servers are written before the VIPs are bound and the rules restored), which is no promise of
+# a proxy's; a reset in that window was one of the two failures this soak once counted.
+stable_served() { grep -q '"msg":"synced"' "$LOG" && ipvsadm -Ln -t 10.96.0.60:9000 2>/dev/null | grep -q '10.244.1.2:9000'; }
+wait_until 240 "the daemon's first sync done and the stable Service served" stable_served
 
 (
   i=0

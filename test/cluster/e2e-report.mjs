@@ -74,7 +74,9 @@ const out = [];
 out.push(`| test | ${runs[0].name} | ${runs[1].name} |`, '|---|---|---|');
 for (const n of names) {
   const [a, b] = runs.map((r) => r.specs.get(n));
-  const differs = (a?.state ?? 'absent') !== (b?.state ?? 'absent');
+  // Marked only where both proxies reached a verdict and the verdicts differ.
+  const verdict = (x) => (x?.state === 'passed' || x?.state === 'failed' ? x.state : undefined);
+  const differs = verdict(a) !== undefined && verdict(b) !== undefined && verdict(a) !== verdict(b);
   out.push(`| ${differs ? '**≠** ' : ''}${n.replace(/\|/g, '\\|')} | ${cell(a)} | ${cell(b)} |`);
 }
 out.push('');
@@ -85,7 +87,8 @@ for (const r of runs) {
   const secs = [...r.specs.values()].reduce((s, x) => s + (x.state === 'skipped' ? 0 : x.seconds), 0);
   out.push(
     `- ${r.name}: ${count((s) => s.state === 'passed')} passed, ` +
-      `${count((s) => s.state !== 'passed' && s.state !== 'skipped')} failed, ` +
+      `${count((s) => s.state === 'failed')} failed, ` +
+      `${count((s) => s.state !== 'passed' && s.state !== 'failed' && s.state !== 'skipped')} interrupted, ` +
       `${count((s) => s.state === 'skipped' && s.why)} skipped themselves at run time, ` +
       `${count((s) => s.state === 'skipped' && !s.why)} not run; ` +
       `${Math.round(secs)} s of spec time`,

@@ -75,7 +75,7 @@ run_one() { # run_one ID PROXY ARGS...
     while curl -fsS --max-time 5 "$METRICS" >"$WORK/baseline" 2>/dev/null; t0=$(date +%s.%N) && step=$(conductor GET "/step?id=$id") && [[ $step == step* ]]; do
       # A step can need two full syncs of kube-proxy (one already running when the change is
       # queued, then the one that reads it): minutes each on a loaded TCG host.
-      if ! wait_sync --since "$t0" --baseline "$WORK/baseline" --timeout "$SYNC_TIMEOUT"; then
+      if ! wait_sync --since "$t0" --baseline "$WORK/baseline" --timeout "$SYNC_TIMEOUT" --two-syncs; then
         # A change the proxy never queued is dumped all the same; a proxy that died is not.
         kill -0 "$PROXY_PID" 2>/dev/null || { conductor POST "/log?id=$id" "$log" >/dev/null; break; }
         echo "fidelity guest: ${step}: no sync of the change within ${SYNC_TIMEOUT}s; dumped as it is" >>"$log"

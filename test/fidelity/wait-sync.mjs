@@ -4,14 +4,15 @@
 // Both proxies export kube-proxy's metrics: last_queued_timestamp (set when a change is queued),
 // last_timestamp (set when a sync ends) and the duration histogram (its _sum grows by each sync's
 // length), so a completed sync's start is last_timestamp minus its duration.
-// After a change (--since > 0) it also requires two syncs completed after the change was first
-// seen queued: the second one started after the first ended, so after the change, whatever the
+// With --two-syncs, after a change (--since > 0) it also requires two syncs completed after the
+// change was first seen queued (for a proxy that syncs periodically, as IPVS mode does every
+// --ipvs-sync-period; nftables mode may not sync again for an hour): the second one started after the first ended, so after the change, whatever the
 // guest's wall clock did (a forward step during a sync that began before the change makes that
 // sync's computed start look later than the change; kube-proxy's timestamps are wall clock).
 // Then it waits until nothing more is queued for --quiet seconds (a proxy may learn of things late,
 // e.g. kube-proxy's first sync can run before it has seen the Node's topology labels), and waits
 // for that sync too if something is.
-//   node wait-sync.mjs --since SECONDS [--baseline FILE] [--timeout SECONDS] [--quiet SECONDS]
+//   node wait-sync.mjs --since SECONDS [--baseline FILE] [--timeout SECONDS] [--quiet SECONDS] [--two-syncs]
 // --since 0 waits for a first completed sync of every family. Exit 0 when synced, 1 on timeout.
 // Plain JavaScript without imports: it starts fast in the VM.
 const args = process.argv.slice(2);
@@ -23,6 +24,7 @@ const since = Number(opt('--since', '0'));
 const timeoutMs = Number(opt('--timeout', '600')) * 1000;
 const baselineFile = opt('--baseline');
 const quietMs = Number(opt('--quiet', '5')) * 1000;
+const twoSyncs = args.includes('--two-syncs');
 const FAMILIES = ['IPv4', 'IPv6'];
 const URL_ = 'http://127.0.0.1:10249/metrics';
 // last_timestamp is set a moment before the duration is observed, so a computed start is early by
@@ -77,7 +79,7 @@ while (now_() < deadline) {
     prev = now;
     const changed = since === 0 ? FAMILIES : FAMILIES.filter((f) => now[f].queued > since);
     for (const f of changed) if (seen[f]?.queued !== now[f].queued) seen[f] = { queued: now[f].queued, count: now[f].count };
-    const twoAfter = (f) => since === 0 || now[f].count - seen[f].count >= 2;
+    const twoAfter = (f) => !twoSyncs || since === 0 || now[f].count - seen[f].count >= 2;
     const done = changed.length > 0 && changed.every((f) => now[f].count > 0 && lastStart[f] >= now[f].queued - SLACK && twoAfter(f));
     const queued = FAMILIES.map((f) => now[f].queued).join(',');
     if (!done || queued !== queuedThen) syncedSince = undefined;

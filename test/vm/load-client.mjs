@@ -39,7 +39,9 @@ const s = {
 };
 const errors = [];
 const fail = (what) => {
-  if (errors.length < 10) errors.push(`${((Date.now() - t0) / 1000).toFixed(2)}s ${what}`);
+  // Wall-clock time too, to line a failure up with the daemon's log and kernel traces.
+  const now = Date.now();
+  if (errors.length < 10) errors.push(`${((now - t0) / 1000).toFixed(2)}s (${new Date(now).toISOString()}) ${what}`);
 };
 let inFlight = 0;
 let stopping = false;
@@ -55,6 +57,7 @@ function fresh(n) {
   const started = Date.now();
   let done = false;
   let buf = '';
+  let connected = false;
   const sock = net.connect({ host, port });
   const finish = (ok, why) => {
     if (done) return;
@@ -72,13 +75,16 @@ function fresh(n) {
       sock.end();
     } else {
       s.newFailed++;
-      fail(`new #${n}: ${why} after ${ms} ms`);
+      fail(`new #${n} from port ${sock.localPort ?? '?'}: ${why} after ${ms} ms (${connected ? 'after' : 'before'} connect)`);
       sock.destroy();
     }
   };
   const timer = setTimeout(() => finish(false, 'timeout'), timeoutMs);
   sock.setEncoding('utf8');
-  sock.on('connect', () => sock.write(`new ${n}\n`));
+  sock.on('connect', () => {
+    connected = true;
+    sock.write(`new ${n}\n`);
+  });
   sock.on('data', (d) => {
     buf += d;
     if (buf.includes('\n')) finish(true);

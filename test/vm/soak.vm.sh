@@ -51,6 +51,51 @@ extra_yaml() { # extra_yaml N: a NodePort Service that comes and goes
 churn_yaml 0 | write churn.yaml
 
 vm_pod pod-a 10.244.1.2
+# Kernel witnesses of every failure, so a failed request can be blamed: each TCP reset sent or
+# received and each TCP packet conntrack calls INVALID is logged (iptables LOG in raw/mangle, which
+# kube-ipvs never touches) in the node and in pod-a, and their TCP counters are read before and
+# after. KUBE_IPVS_SOAK_OBSERVE=DIR (a directory shared with --rw) also keeps the raw material
+# there: the daemon's log, the client's figures, dmesg, conntrack events and statistics.
+OBS=${KUBE_IPVS_SOAK_OBSERVE:-}
+NSTAT_KEYS='TcpOutRsts|TcpExtTCPAbortOnData|TcpExtTCPAbortOnClose|TcpExtListenOverflows|TcpExtListenDrops|TcpExtTCPSynRetrans|TcpRetransSegs|TcpExtTCPChallengeACK'
+observe_start() {
+  local ns
+  # the kernel drops LOG output from network namespaces other than the first unless told
+  echo 1 >/proc/sys/net/netfilter/nf_log_all_netns 2>/dev/null || vm_log "nf_log_all_netns not settable: no kernel log from pod-a"
+  for ns in - pod-a; do
+    vm_in "$ns" iptables -t raw -A PREROUTING -p tcp --tcp-flags RST RST -j LOG --log-prefix "rst-in[$ns] "
+    vm_in "$ns" iptables -t raw -A OUTPUT -p tcp --tcp-flags RST RST -j LOG --log-prefix "rst-out[$ns] "
+    vm_in "$ns" iptables -t mangle -A PREROUTING -p tcp -m conntrack --ctstate INVALID -j LOG --log-prefix "invalid-in[$ns] "
+    vm_in "$ns" iptables -t mangle -A OUTPUT -p tcp -m conntrack --ctstate INVALID -j LOG --log-prefix "invalid-out[$ns] "
+    NSTAT_HISTORY=$DIR/nstat-history.$ns vm_in "$ns" nstat -n >/dev/null
+  done
+  [[ -n $OBS ]] || return 0
+  { date -u +%FT%T.%N; cat /proc/uptime; } >"$OBS/clock.start"
+  for f in /proc/sys/net/ipv4/vs/{conn_reuse_mode,expire_nodest_conn,conntrack,expire_quiescent_template} /proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal /proc/sys/net/ipv4/ip_local_port_range; do
+    printf '%s %s\n' "$f" "$(cat "$f" 2>/dev/null)"
+  done >"$OBS/sysctl"
+  conntrack -E -p tcp -o timestamp,id >"$OBS/conntrack.events" 2>&1 &
+  printf '%s\n' "$!" >>"$VM_STATE/pids"
+}
+observe_end() { # prints one "soak kernel figures" line; the kernel log lines go to stderr
+  local ns prefix
+  dmesg >"$DIR/dmesg"
+  for ns in - pod-a; do NSTAT_HISTORY=$DIR/nstat-history.$ns vm_in "$ns" nstat -z >"$DIR/nstat.$ns"; done # since observe_start
+  local line="soak kernel figures:"
+  for ns in - pod-a; do
+    [[ $ns == - ]] && line+=" [node]" || line+=" [$ns]"
+    line+=" $(grep -Eo "^($NSTAT_KEYS) +[0-9]+" "$DIR/nstat.$ns" | awk '{printf "%s=%s ", $1, $2}')"
+    for prefix in rst-in rst-out invalid-in invalid-out; do line+="$prefix=$(grep -c "$prefix\[$ns\]" "$DIR/dmesg" || true) "; done
+  done
+  vm_log "$line"
+  grep -E '(rst|invalid)-(in|out)\[' "$DIR/dmesg" | head -40 >&2 || true
+  [[ -n $OBS ]] || return 0
+  { date -u +%FT%T.%N; cat /proc/uptime; } >"$OBS/clock.end"
+  cp "$LOG" "$OBS/daemon.log"; cp "$OUT" "$OBS/load.out"; cp "$DIR/dmesg" "$DIR"/nstat.* "$OBS/"
+  conntrack -S >"$OBS/conntrack.stats" 2>&1 || true
+  ipvsadm -Ln --stats >"$OBS/ipvs.stats"; cat /proc/net/ip_vs_stats >>"$OBS/ipvs.stats"
+  iptables-save >"$OBS/iptables.node"
+}
 vm_hold_server pod-a 9000
 start_daemon() {
   "${KI[@]}" run --manifests "$DIR" --ipvs-min-sync-period 1s --ipvs-sync-period 30s \
@@ -59,8 +104,11 @@ start_daemon() {
   printf '%s\n' "$DAEMON" >>"$VM_STATE/pids"
 }
 start_daemon
-stable_served() { ipvsadm -Ln -t 10.96.0.60:9000 2>/dev/null | grep -q '10.244.1.2:9000'; }
-wait_until 240 "the daemon serves the stable Service" stable_served
+# Load starts once the first sync has ended: until then the node is half programmed (virtual
+# servers are written before the VIPs are bound and the rules restored), which is no promise of
+# a proxy's; a reset in that window was one of the two failures this soak once counted.
+stable_served() { grep -q '"msg":"synced"' "$LOG" && ipvsadm -Ln -t 10.96.0.60:9000 2>/dev/null | grep -q '10.244.1.2:9000'; }
+wait_until 240 "the daemon's first sync done and the stable Service served" stable_served
 
 (
   i=0
@@ -82,6 +130,7 @@ LOAD=$!
 printf '%s\n' "$LOAD" >>"$VM_STATE/pids"
 for _ in $(seq 600); do [[ -s $VM_STATE/soak.ready ]] && break; sleep 0.1; done
 [[ -s $VM_STATE/soak.ready ]] || vm_die "load client not ready: $(cat "$DIR/load.log")"
+observe_start
 vm_log "== soak: $MINUTES min of traffic, churn, and a restart every $RESTART_EVERY s"
 
 restarts=0 kills=0 rss=()
@@ -103,6 +152,7 @@ rss+=("$(awk '/^VmRSS:/{print $2}' "/proc/$DAEMON/status" 2>/dev/null || echo '?
 kill -TERM "$LOAD"
 for _ in $(seq 150); do [[ -s $OUT ]] && break; sleep 0.1; done
 wait "$LOAD" 2>/dev/null || true
+observe_end
 declare -A load=()
 while read -r k v; do [[ $k == error ]] && vm_log "load client: $v" || load[$k]=$v; done <"$OUT"
 syncs=$(grep -c '"msg":"synced"' "$LOG" || true)

@@ -79,8 +79,7 @@ export class RestClient {
     const base = await this.connection.requestOptions();
     const opts: RequestOptions = { ...base, method, headers: { ...base.headers, Accept: 'application/json', 'User-Agent': this.userAgent } };
     // An error body may echo our request (a proxy, a broken server): never pass our credential on.
-    const sent = credentialOf(opts.headers);
-    const scrub = (text: string): string => redactPatterns(sent ? text.split(sent).join(REDACTED) : text);
+    const scrub = scrubberFor(opts.headers);
     const where = `${displayUrl(url.origin)}${url.pathname}`;
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     if (payload) opts.headers = { ...opts.headers, 'Content-Type': 'application/json', 'Content-Length': String(payload.length) };
@@ -113,8 +112,17 @@ export class RestClient {
   }
 }
 
+/**
+ * Masks, in text an API server or proxy sends back (it may echo our request), the credential of
+ * the Authorization header we sent and anything credential-shaped.
+ */
+export function scrubberFor(headers: RequestOptions['headers']): (text: string) => string {
+  const sent = credentialOf(headers);
+  return (text) => redactPatterns(sent ? text.split(sent).join(REDACTED) : text);
+}
+
 /** The credential in an Authorization header we send (without its scheme), if any. */
-export function credentialOf(headers: RequestOptions['headers']): string | undefined {
+function credentialOf(headers: RequestOptions['headers']): string | undefined {
   if (headers === undefined || Array.isArray(headers)) return undefined;
   const h = headers as Record<string, unknown>;
   const value = h.Authorization ?? h.authorization;

@@ -7,8 +7,8 @@ import type { RequestOptions } from 'node:https';
 import { request as httpsRequest } from 'node:https';
 import type { ApiConnection } from './connection.js';
 import { displayUrl } from './kubeconfig.js';
-import { ApiError, credentialOf, USER_AGENT } from './rest.js';
-import { REDACTED, redactPatterns } from '../../observe/redact.js';
+import { ApiError, scrubberFor, USER_AGENT } from './rest.js';
+import { redactPatterns } from '../../observe/redact.js';
 import { errorMessage } from '../../model/error-text.js';
 
 export interface WatchEvent {
@@ -51,8 +51,7 @@ export async function watch(
   }
   const opts: RequestOptions = { ...base, method: 'GET', headers: { ...base.headers, Accept: 'application/json', 'User-Agent': USER_AGENT } };
   // An error body may echo our request (a proxy, a broken server): never pass our credential on.
-  const sent = credentialOf(opts.headers);
-  const scrub = (text: string): string => redactPatterns(sent ? text.split(sent).join(REDACTED) : text);
+  const scrub = scrubberFor(opts.headers);
   const where = `${displayUrl(url.origin)}${url.pathname}`;
   const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
   const req = send(url, opts, (res) => {

@@ -9,6 +9,13 @@ cd "$(dirname "$0")/.."
 scripts/ensure-deps.sh
 npm run build || exit 1
 npm run lint || exit 1
+# What failed, gathered from every stage's output and printed again after the summary, so that the
+# last lines of a long run (all a CI log may keep) say which check failed and why.
+digest=$(mktemp)
+keep_failures() { # keep_failures STAGE LOG
+  grep -E 'FAIL:|FAILED|^not ok|^ *not ok|AssertionError|child failed|suite: stopping|undocumented difference' "$2" |
+    grep -v '# SKIP' | head -40 | sed "s/^/$1: /" >>"$digest" || true
+}
 # node_stage NAME CMD...: runs a node --test stage, sets NAME_rc, NAME_pass and NAME_fail; a stage
 # that failed without reporting (e.g. a build step) counts as one failure.
 node_stage() {
@@ -19,6 +26,7 @@ node_stage() {
   rc=${PIPESTATUS[0]}
   pass=$(awk '/^# pass /{print $3}' "$log" | tail -1)
   fail=$(awk '/^# fail /{print $3}' "$log" | tail -1)
+  ((rc == 0)) || keep_failures "$name" "$log"
   rm -f "$log"
   ((rc != 0 && ${fail:-0} == 0)) && fail=1
   printf -v "${name}_rc" '%s' "$rc"
@@ -32,8 +40,9 @@ soak_log=$(mktemp)
 node --expose-gc dist/bench/soak.js --short 2>&1 | tee "$soak_log"
 soak_rc=${PIPESTATUS[0]}
 read -r soak_pass soak_fail < <(awk '/^soak: [0-9]+ passed, [0-9]+ failed/{p=$2; f=$4} END{print p+0, f+0}' "$soak_log")
-rm -f "$soak_log"
 ((soak_rc != 0 && soak_fail == 0)) && soak_fail=1
+((soak_rc == 0)) || keep_failures soak "$soak_log"
+rm -f "$soak_log"
 node_stage api scripts/test-api.sh
 vm_rc=0
 vm_pass=0
@@ -51,6 +60,7 @@ else
   test/vm/vm.sh --timeout 2400 -- bash test/vm/suite.sh 2>&1 | tee "$vm_log"
   vm_rc=${PIPESTATUS[0]}
   read -r vm_pass vm_fail < <(awk '/^vm: [0-9]+ passed, [0-9]+ failed/{p=$2; f=$4} END{print p+0, f+0}' "$vm_log")
+  ((vm_rc == 0)) || keep_failures vm "$vm_log"
   rm -f "$vm_log"
   # A VM that never reported counts as one failure.
   ((vm_rc != 0 && vm_fail == 0)) && vm_fail=1
@@ -82,6 +92,7 @@ else
   node dist/test/fidelity/harness.js --random 1 --seed 1 --services 50 2>&1 | tee "$fid_log"
   fid_rc=${PIPESTATUS[0]}
   read -r fid_pass fid_fail < <(awk '/^fidelity: [0-9]+ passed, [0-9]+ failed/{p=$2; f=$4} END{print p+0, f+0}' "$fid_log")
+  ((fid_rc == 0)) || keep_failures fidelity "$fid_log"
   rm -f "$fid_log"
   ((fid_rc != 0 && fid_fail == 0)) && fid_fail=1
 fi
@@ -97,4 +108,10 @@ echo "vm-api: $vmapi_pass passed, $vmapi_fail failed"
 echo "compare: $compare_pass passed, $compare_fail failed"
 echo "fidelity: $fid_pass passed, $fid_fail failed"
 echo "total: $total_pass passed, $total_fail failed"
+if [[ -s $digest ]]; then
+  echo
+  echo "== what failed (first lines per stage; the full output is above)"
+  cat "$digest"
+fi
+rm -f "$digest"
 ((unit_rc == 0 && soak_rc == 0 && api_rc == 0 && vm_rc == 0 && vmapi_rc == 0 && compare_rc == 0 && fid_rc == 0))

@@ -40,6 +40,7 @@ start_daemon() {
   "${KI[@]}" run --manifests "$DIR" --ipvs-min-sync-period 0s --ipvs-sync-period 10s \
     --healthz-bind-address= --metrics-bind-address= --log-format json >>"$LOG" 2>&1 &
   DAEMON=$!
+  vm_track "$DAEMON"
 }
 
 vm_pod pod-a 10.244.1.2

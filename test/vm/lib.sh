@@ -187,6 +187,9 @@ vm_assert_contains() { # vm_assert_contains HAYSTACK NEEDLE [WHAT]
   [[ $1 == *"$2"* ]] || vm_die "${3:-output} does not contain '$2': $1"
 }
 
+# vm_track PID: the scenario's EXIT trap (vm_trap_cleanup) kills PID, so a scenario that fails
+# midway leaves no daemon behind to reprogram the next scenario's kernel.
+vm_track() { printf '%s\n' "$1" >>"$VM_STATE/pids"; }
 vm_cleanup() {
   local pid ns
   if [[ -f $VM_STATE/pids ]]; then

@@ -56,6 +56,7 @@ start_daemon() {
   "${KI[@]}" run --manifests "$DIR" --ipvs-min-sync-period 0s --ipvs-sync-period 10s \
     --healthz-bind-address= --metrics-bind-address= >>"$LOG" 2>&1 &
   DAEMON=$!
+  vm_track "$DAEMON"
 }
 ask() { # ask MSG: one line over the held connection (fd 3); prints the answering pod
   printf '%s\n' "$1" >&3

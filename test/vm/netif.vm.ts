@@ -82,8 +82,14 @@ n.close();
 console.log('== generated sequences on dummy links (private netns) against the fake');
 const sequences = fc.sample(netifOpsArb(), { numRuns: 40, seed: 20250612 });
 const child = fileURLToPath(new URL('../dataplane/netif/netns-child.ts', import.meta.url));
-const r = spawnSync('unshare', ['-n', process.execPath, '--import', 'tsx', child, '--generated', 'dummy'], { input: JSON.stringify(sequences), encoding: 'utf8', timeout: 300_000 });
-assert.equal(r.status, 0, `child failed: ${r.stderr}`);
+const r = spawnSync('unshare', ['-n', process.execPath, '--import', 'tsx', child, '--generated', 'dummy'], {
+  input: JSON.stringify(sequences),
+  encoding: 'utf8',
+  timeout: 300_000,
+  // The kernel's answers for 40 sequences approach spawnSync's 1 MiB default, past which the child is killed.
+  maxBuffer: 64 * 1024 * 1024,
+});
+assert.equal(r.status, 0, `child failed (${r.error?.message ?? r.signal ?? 'exit ' + String(r.status)}): ${r.stderr}`);
 const kernelSteps = JSON.parse(r.stdout) as GeneratedStep[][];
 const refused = await assertFakeMatches(sequences, kernelSteps, () => {
   const f = new FakeNetif({ node: null, noLoopback: true, dummyAvailable: true });

@@ -53,7 +53,7 @@ vm_hold_server pod-a 9000
 "${KI[@]}" run --manifests "$DIR" --ipvs-min-sync-period 1s --ipvs-sync-period "${SYNC_PERIOD}s" \
   --healthz-bind-address= --metrics-bind-address= --log-format json >>"$LOG" 2>&1 &
 DAEMON=$!
-printf '%s\n' "$DAEMON" >>"$VM_STATE/pids"
+vm_track "$DAEMON"
 
 stable_served() { ipvsadm -Ln -t 10.96.0.60:9000 2>/dev/null | grep -q '10.244.1.2:9000'; }
 jump_in() { iptables -C "${INPUT_JUMP[@]}" 2>/dev/null; }

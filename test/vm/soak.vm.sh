@@ -101,7 +101,7 @@ start_daemon() {
   "${KI[@]}" run --manifests "$DIR" --ipvs-min-sync-period 1s --ipvs-sync-period 30s \
     --healthz-bind-address= --metrics-bind-address= --log-format json >>"$LOG" 2>&1 &
   DAEMON=$!
-  printf '%s\n' "$DAEMON" >>"$VM_STATE/pids"
+  vm_track "$DAEMON"
 }
 start_daemon
 # Load starts once the first sync has ended: until then the node is half programmed (virtual

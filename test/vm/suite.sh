@@ -25,6 +25,15 @@ scenarios=(
 # Each scenario starts from a clean node (the VM is throw-away): no IPVS service, no rule, no set,
 # no kube-ipvs0, no pod namespace, so one scenario's leftovers cannot fail the next.
 reset_node() {
+  # A daemon or server a failed scenario left running would reprogram the next one's kernel:
+  # name it (that scenario has a bug) and stop it before anything is flushed.
+  local left
+  left=$(pgrep -af 'dist/kube-ipvs\.mjs|test/vm/[a-z-]+\.mjs' || true)
+  if [[ -n $left ]]; then
+    printf 'suite: stopping what the previous scenario left running:\n%s\n' "$left"
+    pkill -KILL -f 'dist/kube-ipvs\.mjs|test/vm/[a-z-]+\.mjs' || true
+    sleep 1
+  fi
   modprobe ip_vs 2>/dev/null && ipvsadm -C 2>/dev/null
   for t in filter nat mangle raw; do iptables -t "$t" -F 2>/dev/null; iptables -t "$t" -X 2>/dev/null; ip6tables -t "$t" -F 2>/dev/null; ip6tables -t "$t" -X 2>/dev/null; done
   ipset destroy 2>/dev/null

@@ -68,6 +68,7 @@ vm_http_server pod-b 8080
 "${KB[@]}" run --manifests "$DIR" --ipvs-min-sync-period 0s --ipvs-sync-period 3600s --healthz-bind-address= \
   --metrics-bind-address 127.0.0.1:10249 --log-format json >>"$LOG" 2>&1 &
 DAEMON=$!
+vm_track "$DAEMON"
 wait_until 60 "the daemon serves the ClusterIP" answers 10.96.0.10 pod-
 served=0
 for _ in 1 2 3 4 5 6; do

@@ -39,6 +39,7 @@ start_daemon() { # start_daemon RUN-NAME MANIFEST-DIR [EXTRA FLAGS...]
   "${KI[@]}" run --manifests "$dir" --ipvs-min-sync-period 0s --ipvs-sync-period 10s \
     --healthz-bind-address= --metrics-bind-address= --log-format json "$@" >"$DLOG" 2>&1 &
   DAEMON=$!
+  vm_track "$DAEMON"
 }
 daemon_synced() { grep -q '"msg":"synced"' "$DLOG"; }
 stop_daemon() {

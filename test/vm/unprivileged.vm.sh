@@ -29,6 +29,7 @@ vm_log "== the daemon with the manifest's capabilities"
 LOG=$(mktemp)
 KUBE_IPVS_VM_CAPS=manifest bash "$VM_LIB_DIR/limited.sh" run "${ARGS[@]}" --ipvs-sync-period 10s >"$LOG" 2>&1 &
 DAEMON=$!
+vm_track "$DAEMON"
 wait_until 120 "the limited daemon programs the node" programmed
 status=$(cat "/proc/$DAEMON/status")
 eff=$(awk '/^CapEff:/{print $2}' <<<"$status")

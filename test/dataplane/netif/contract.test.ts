@@ -24,9 +24,10 @@ function runReal(args: readonly string[] = [], input?: string): unknown {
   const r = spawnSync('unshare', ['-n', process.execPath, ...(compiled ? [] : ['--import', 'tsx']), child, ...args], {
     encoding: 'utf8',
     timeout: 120_000,
+    maxBuffer: 64 * 1024 * 1024,
     ...(input === undefined ? {} : { input }),
   });
-  assert.equal(r.status, 0, `child failed: ${r.stderr}`);
+  assert.equal(r.status, 0, `child failed (${r.error?.message ?? r.signal ?? 'exit ' + String(r.status)}): ${r.stderr}`);
   return JSON.parse(r.stdout) as unknown;
 }
 

@@ -2,6 +2,7 @@
 // (synthetic-cluster.ts: 60 % ClusterIP, 30 % NodePort, 10 % LoadBalancer, one TCP port, one
 // endpoint in 20 on this node), the API server's own default/kubernetes Service given the
 // EndpointSlice that reaches it from the guest, and the churn writer that changes EndpointSlices.
+import { GUEST_HOST } from '../test/helpers/guest-conductor.js';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import type { TestApiServer } from '../test/helpers/apiserver.js';
 import { apiRequest } from '../test/helpers/apiserver.js';
@@ -17,8 +18,6 @@ import { endpointIp, kindOf, mixedService, syntheticSlice } from './synthetic-cl
 const FIRST = 0x100;
 export const NODE_PORT_RANGE = '20000-32767';
 const NAMESPACES = 50;
-/** The guest reaches the host's loopback, where the API server listens, at this address. */
-export const GUEST_HOST = '10.0.2.2';
 
 export interface Shape {
   readonly services: number;

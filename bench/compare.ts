@@ -14,19 +14,19 @@
 // churn and takes the results. In ONE VM boot (user network; the host's loopback is 10.0.2.2),
 // bench/compare-guest.sh runs each proxy in turn and measures cold start, default/kubernetes
 // reachability, churn, idle and restart; bench/compare-report.ts turns that into the tables.
-import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:http';
+import { spawnSync } from 'node:child_process';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import process from 'node:process';
-import { stringify } from 'yaml';
 import { startTestApiServer } from '../test/helpers/apiserver.js';
+import { bootVm, GUEST_HOST, readBody, startConductor, writeGuestKubeconfig } from '../test/helpers/guest-conductor.js';
+import type { Conductor } from '../test/helpers/guest-conductor.js';
 import type { TestApiServer } from '../test/helpers/apiserver.js';
 import { projectRoot } from '../test/api/support.js';
 import { NODE } from '../test/fidelity/scenario.js';
-import { ChurnWriter, expectedCounts, GUEST_HOST, loadCluster, NODE_PORT_RANGE, shapeLabel } from './compare-cluster.js';
+import { ChurnWriter, expectedCounts, loadCluster, NODE_PORT_RANGE, shapeLabel } from './compare-cluster.js';
 import type { Shape } from './compare-cluster.js';
 import { figuresOf, table } from './compare-report.js';
 import type { Figures } from './compare-report.js';
@@ -97,15 +97,6 @@ function parseArgs(argv: readonly string[]): Options {
   }
   if (o.services > 12000) throw new Error('--services: at most 12,000 (node ports 20256 + i must stay inside the API server range)');
   return { shape: { services: o.services, endpoints: o.endpoints }, ...o };
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolveBody, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolveBody(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 }
 
 interface Paths {
@@ -301,7 +292,7 @@ async function main(): Promise<number> {
   const loadBefore = loadavg();
   const t0 = Date.now();
   let server: TestApiServer | undefined;
-  const http = createServer();
+  let http: Conductor | undefined;
   try {
     // 10.96.0.1 in the certificate: the guest checks it reached this API server through the
     // ClusterIP of default/kubernetes and not something else.
@@ -309,28 +300,15 @@ async function main(): Promise<number> {
     log(`kube-apiserver at ${server.url}; loading ${shapeLabel(o.shape)}`);
     await loadCluster(server, o.shape);
     log(`cluster loaded in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-    const kubeconfig = join(dir, 'kubeconfig');
-    const caFile = join(dir, 'ca.crt');
-    copyFileSync(server.caFile, caFile);
+    const { kubeconfig, caFile } = writeGuestKubeconfig(server, dir);
     const tokenFile = join(dir, 'token');
     writeFileSync(tokenFile, server.tokenFor('admin'), { mode: 0o600 });
-    writeFileSync(kubeconfig, stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'host', cluster: { server: `https://${GUEST_HOST}:${server.port}`, 'certificate-authority': caFile } }],
-      users: [{ name: 'admin', user: { token: server.tokenFor('admin') } }],
-      contexts: [{ name: 'host', context: { cluster: 'host', user: 'admin' } }],
-      'current-context': 'host',
-    }), { mode: 0o600 });
 
     const results = new Map<ProxyId, string>();
     const startup: string[] = [];
     const loads = new Map<ProxyId, HostLoad>();
-    const handle = conductor(o, { root, kubeProxy, kubeconfig }, new ChurnWriter(server, o.shape), results, startup, loads);
-    http.on('request', (req, res) => void handle(req, res));
-    await new Promise<void>((done) => http.listen(0, '127.0.0.1', done));
-    const address = http.address();
-    const port = typeof address === 'object' && address ? address.port : 0;
+    http = await startConductor(conductor(o, { root, kubeProxy, kubeconfig }, new ChurnWriter(server, o.shape), results, startup, loads));
+    const port = http.port;
 
     const env = {
       ...process.env,
@@ -344,11 +322,7 @@ async function main(): Promise<number> {
     // Per proxy: up to two full syncs, the churn and its catch-up, the idle time; then margin.
     const timeout = o.vmTimeout ?? Math.round(600 + o.proxies.length * (3 * o.coldTimeout + o.churnSeconds + o.idleSeconds));
     const vmArgs = ['--mem', o.vmMem, '--cpus', '2', '--timeout', String(timeout), ...(o.cpuProf ? ['--rw', o.cpuProf] : []), '--', 'bash', 'bench/compare-guest.sh'];
-    const code = await new Promise<number>((done) => {
-      const child = spawn(join(root, 'test', 'vm', 'vm.sh'), vmArgs, { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
-      child.on('error', () => done(125));
-      child.on('exit', (c, sig) => done(c ?? (sig ? 128 : 125)));
-    });
+    const code = await bootVm(root, vmArgs, env, ['ignore', 'inherit', 'inherit']);
     const loadAfter = loadavg();
     log(`VM exited ${code} after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 
@@ -372,7 +346,7 @@ async function main(): Promise<number> {
     if (cut.length > 0) log(`not measured to the end: ${cut.map((f) => `${f.label} (${f.status})`).join(', ')}`);
     return code === 0 && missing.length === 0 && incomplete.length === 0 && cut.length === 0 ? 0 : 1;
   } finally {
-    http.close();
+    http?.close();
     await server?.stop();
     rmSync(dir, { recursive: true, force: true });
   }

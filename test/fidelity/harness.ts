@@ -10,15 +10,15 @@
 // clean kernel until it has synced, dumps the kernel state after the initial sync and after each
 // change step, and cleans up. The host then compares the normalised dumps category by category
 // and fails on any difference that deliberate-differences.yaml does not list.
-import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:http';
+import { spawnSync } from 'node:child_process';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import process from 'node:process';
-import { stringify } from 'yaml';
 import { apiRequest, startTestApiServer } from '../helpers/apiserver.js';
+import { bootVm, GUEST_HOST, readBody, startConductor, writeGuestKubeconfig } from '../helpers/guest-conductor.js';
+import type { Conductor } from '../helpers/guest-conductor.js';
 import type { TestApiServer } from '../helpers/apiserver.js';
 import { must, projectRoot } from '../api/support.js';
 import { curatedScenarios, schedulerScenarios } from './curated.js';
@@ -32,7 +32,6 @@ import { NODE } from './scenario.js';
 import { ClusterState } from './cluster-state.js';
 
 const K8S_VERSION = 'v1.36.3';
-const GUEST_HOST = '10.0.2.2';
 const PROXIES = ['kube-proxy', 'kube-ipvs'] as const;
 type Proxy = (typeof PROXIES)[number];
 
@@ -100,15 +99,6 @@ interface Run {
   /** The proxy's whole log, posted when it stopped. */
   finalLog?: string;
   log?: string;
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 }
 
 /** Answers the guest: what to run next, the next change step, and takes the dumps. */
@@ -238,22 +228,13 @@ async function main(): Promise<number> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const t0 = Date.now();
   let server: TestApiServer | undefined;
-  const http = createServer();
+  let http: Conductor | undefined;
   try {
     server = await startTestApiServer({ bindAddress: '127.0.0.1' });
     log(`kube-apiserver at ${server.url}; ${scenarios.length} scenario(s)${opts.random > 0 ? `, random seeds ${opts.seed}..${opts.seed + opts.random - 1}` : ''}`);
     await must(apiRequest(server, 'POST', '/api/v1/namespaces', { metadata: { name: 'fidelity' } }), 'create namespace');
     if (opts.check) return await checkScenarios(server, scenarios);
-    const kubeconfig = join(dir, 'kubeconfig');
-    writeFileSync(kubeconfig, stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'host', cluster: { server: `https://${GUEST_HOST}:${server.port}`, 'certificate-authority': join(dir, 'ca.crt') } }],
-      users: [{ name: 'admin', user: { token: server.tokenFor('admin') } }],
-      contexts: [{ name: 'host', context: { cluster: 'host', user: 'admin' } }],
-      'current-context': 'host',
-    }), { mode: 0o600 });
-    writeFileSync(join(dir, 'ca.crt'), spawnSync('cat', [server.caFile], { encoding: 'utf8' }).stdout);
+    const { kubeconfig } = writeGuestKubeconfig(server, dir);
 
     const configFiles = new Map<string, string>();
     for (const s of scenarios) if (s.configFromUpstream) configFiles.set(s.id, upstreamConfigFile(kubeProxy, dir, s, kubeconfig));
@@ -266,11 +247,8 @@ async function main(): Promise<number> {
     const runs: Run[] = scenarios.flatMap((scenario) => PROXIES.map((proxy) => ({ scenario, proxy, nextStep: 0, dumps: new Map<number, string>(), seconds: new Map<number, number>() })));
     const cluster = new ClusterState(server);
     const keep = process.env.KUBE_IPVS_KEEP_FIDELITY === '1';
-    const handle = conductor(runs, cluster, argsFor, keep ? dir : undefined);
-    http.on('request', (req, res) => void handle(req, res));
-    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-    const address = http.address();
-    const port = typeof address === 'object' && address ? address.port : 0;
+    http = await startConductor(conductor(runs, cluster, argsFor, keep ? dir : undefined));
+    const port = http.port;
 
     const env = {
       ...process.env,
@@ -282,11 +260,7 @@ async function main(): Promise<number> {
     };
     // Generous: upstream kube-proxy's first sync of 100 Services took 539 s in a loaded TCG guest.
     const timeout = String(scenarios.reduce((t, s) => t + 900 + 10 * s.objects.services.length, 600));
-    const code = await new Promise<number>((resolve) => {
-      const child = spawn(join(root, 'test', 'vm', 'vm.sh'), ['--timeout', timeout, '--', 'bash', 'test/fidelity/guest.sh'], { cwd: root, env, stdio: 'inherit' });
-      child.on('error', () => resolve(125));
-      child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 : 125)));
-    });
+    const code = await bootVm(root, ['--timeout', timeout, '--', 'bash', 'test/fidelity/guest.sh'], env);
     log(`VM exited ${code} after ${((Date.now() - t0) / 1000).toFixed(0)} s${keep ? `; dumps and logs kept in ${dir}` : ''}`);
 
     const verdicts = judge(runs, differences);
@@ -297,7 +271,7 @@ async function main(): Promise<number> {
     console.log(`fidelity: ${verdicts.length - bad.length} passed, ${bad.length} failed`);
     return bad.length === 0 && code === 0 ? 0 : 1;
   } finally {
-    http.close();
+    http?.close();
     await server?.stop();
     if (process.env.KUBE_IPVS_KEEP_FIDELITY !== '1') rmSync(dir, { recursive: true, force: true });
   }

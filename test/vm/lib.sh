@@ -187,6 +187,19 @@ vm_assert_contains() { # vm_assert_contains HAYSTACK NEEDLE [WHAT]
   [[ $1 == *"$2"* ]] || vm_die "${3:-output} does not contain '$2': $1"
 }
 
+# The resync and soak scenarios' workload. vm_stable_yaml NODE: a Service (10.96.0.60:9000) whose
+# one endpoint, 10.244.1.2, never changes, for a client that must keep working throughout.
+vm_stable_yaml() {
+  printf 'apiVersion: v1\nkind: Service\nmetadata: { name: stable, namespace: default }\nspec:\n  clusterIP: 10.96.0.60\n  ports: [{ name: tcp, port: 9000, protocol: TCP }]\n---\n'
+  printf 'apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: { name: stable-1, namespace: default, labels: { kubernetes.io/service-name: stable } }\naddressType: IPv4\nports: [{ name: tcp, port: 9000, protocol: TCP }]\n'
+  printf 'endpoints: [{ addresses: [10.244.1.2], nodeName: %s }]\n' "$1"
+}
+# vm_churn_yaml N NODE: the churned Service (10.96.0.70:80) with two of five endpoints, chosen by N.
+vm_churn_yaml() {
+  printf 'apiVersion: v1\nkind: Service\nmetadata: { name: churn, namespace: default }\nspec:\n  clusterIP: 10.96.0.70\n  ports: [{ name: http, port: 80, protocol: TCP }]\n---\n'
+  printf 'apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: { name: churn-1, namespace: default, labels: { kubernetes.io/service-name: churn } }\naddressType: IPv4\nports: [{ name: http, port: 8080, protocol: TCP }]\n'
+  printf 'endpoints:\n  - { addresses: [10.244.2.%d], nodeName: %s }\n  - { addresses: [10.244.2.%d], nodeName: %s }\n' $((10 + $1 % 5)) "$2" $((10 + ($1 + 2) % 5)) "$2"
+}
 # vm_track PID: the scenario's EXIT trap (vm_trap_cleanup) kills PID, so a scenario that fails
 # midway leaves no daemon behind to reprogram the next scenario's kernel.
 vm_track() { printf '%s\n' "$1" >>"$VM_STATE/pids"; }

@@ -26,27 +26,8 @@ INPUT_JUMP=(INPUT -m comment --comment "kubernetes ipvs access filter" -j KUBE-I
 write() { # write FILE < content, atomically as editors do
   cat >"$DIR/.$1.tmp" && mv "$DIR/.$1.tmp" "$DIR/$1"
 }
-write stable.yaml <<YAML
-apiVersion: v1
-kind: Service
-metadata: { name: stable, namespace: default }
-spec:
-  clusterIP: 10.96.0.60
-  ports: [{ name: tcp, port: 9000, protocol: TCP }]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: stable-1, namespace: default, labels: { kubernetes.io/service-name: stable } }
-addressType: IPv4
-ports: [{ name: tcp, port: 9000, protocol: TCP }]
-endpoints: [{ addresses: [10.244.1.2], nodeName: $NODE }]
-YAML
-churn_yaml() { # churn_yaml N: the churned Service with two of five endpoints, chosen by N
-  printf 'apiVersion: v1\nkind: Service\nmetadata: { name: churn, namespace: default }\nspec:\n  clusterIP: 10.96.0.70\n  ports: [{ name: http, port: 80, protocol: TCP }]\n---\n'
-  printf 'apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: { name: churn-1, namespace: default, labels: { kubernetes.io/service-name: churn } }\naddressType: IPv4\nports: [{ name: http, port: 8080, protocol: TCP }]\n'
-  printf 'endpoints:\n  - { addresses: [10.244.2.%d], nodeName: %s }\n  - { addresses: [10.244.2.%d], nodeName: %s }\n' $((10 + $1 % 5)) "$NODE" $((10 + ($1 + 2) % 5)) "$NODE"
-}
-churn_yaml 0 | write churn.yaml
+vm_stable_yaml "$NODE" | write stable.yaml
+vm_churn_yaml 0 "$NODE" | write churn.yaml
 
 vm_pod pod-a 10.244.1.2
 vm_hold_server pod-a 9000
@@ -65,7 +46,7 @@ wait_until 240 "the daemon programmed the stable Service and the INPUT jump to K
 # sooner than --ipvs-min-sync-period after the last one).
 (
   i=0
-  while :; do i=$((i + 1)); churn_yaml "$i" | write churn.yaml; sleep 0.5; done
+  while :; do i=$((i + 1)); vm_churn_yaml "$i" "$NODE" | write churn.yaml; sleep 0.5; done
 ) </dev/null >/dev/null 2>&1 &
 printf '%s\n' "$!" >>"$VM_STATE/pids"
 

@@ -25,30 +25,11 @@ LOG=$(mktemp)
 NODE=$(hostname | tr '[:upper:]' '[:lower:]')
 write() { cat >"$DIR/.$1.tmp" && mv "$DIR/.$1.tmp" "$DIR/$1"; }
 
-write stable.yaml <<YAML
-apiVersion: v1
-kind: Service
-metadata: { name: stable, namespace: default }
-spec:
-  clusterIP: 10.96.0.60
-  ports: [{ name: tcp, port: 9000, protocol: TCP }]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: stable-1, namespace: default, labels: { kubernetes.io/service-name: stable } }
-addressType: IPv4
-ports: [{ name: tcp, port: 9000, protocol: TCP }]
-endpoints: [{ addresses: [10.244.1.2], nodeName: $NODE }]
-YAML
-churn_yaml() { # churn_yaml N: the churned Service with two of five endpoints, chosen by N
-  printf 'apiVersion: v1\nkind: Service\nmetadata: { name: churn, namespace: default }\nspec:\n  clusterIP: 10.96.0.70\n  ports: [{ name: http, port: 80, protocol: TCP }]\n---\n'
-  printf 'apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: { name: churn-1, namespace: default, labels: { kubernetes.io/service-name: churn } }\naddressType: IPv4\nports: [{ name: http, port: 8080, protocol: TCP }]\n'
-  printf 'endpoints:\n  - { addresses: [10.244.2.%d], nodeName: %s }\n  - { addresses: [10.244.2.%d], nodeName: %s }\n' $((10 + $1 % 5)) "$NODE" $((10 + ($1 + 2) % 5)) "$NODE"
-}
+vm_stable_yaml "$NODE" | write stable.yaml
 extra_yaml() { # extra_yaml N: a NodePort Service that comes and goes
   printf 'apiVersion: v1\nkind: Service\nmetadata: { name: extra-%d, namespace: default }\nspec:\n  type: NodePort\n  clusterIP: 10.96.1.%d\n  ports: [{ name: http, port: 80, nodePort: %d, protocol: TCP }]\n' "$1" "$1" $((31000 + $1))
 }
-churn_yaml 0 | write churn.yaml
+vm_churn_yaml 0 "$NODE" | write churn.yaml
 
 vm_pod pod-a 10.244.1.2
 # Kernel witnesses of every failure, so a failed request can be blamed: each TCP reset sent or
@@ -114,7 +95,7 @@ wait_until 240 "the daemon's first sync done and the stable Service served" stab
   i=0
   while :; do
     i=$((i + 1))
-    churn_yaml "$i" | write churn.yaml
+    vm_churn_yaml "$i" "$NODE" | write churn.yaml
     if ((i % 20 == 0)); then
       n=$(((i / 20) % 8))
       if [[ -f $DIR/extra-$n.yaml ]]; then rm -f "$DIR/extra-$n.yaml"; else extra_yaml "$n" | write "extra-$n.yaml"; fi

@@ -57,6 +57,9 @@ async function scrape() {
 }
 
 const { readFileSync } = await import('node:fs');
+// Hold the event loop for the whole wait: under a loaded TCG guest a pending fetch has let the
+// loop drain, and node then exits 13 (an unsettled top-level await) instead of waiting on.
+setInterval(() => {}, 60_000);
 let prev = baselineFile ? parse(readFileSync(baselineFile, 'utf8')) : parse('');
 // The latest start of a completed sync seen per family (a lower bound when several completed
 // between two scrapes).

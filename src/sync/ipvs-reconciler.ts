@@ -67,17 +67,29 @@ function fromKernel(c: ListedRealServer): CurrentRealServer {
   return { rs: { address: c.address, port: c.port, weight: c.weight, forward: c.forward }, conns: c.activeConns + c.inactiveConns };
 }
 
-export class IpvsReconciler {
-  /** What we believe the kernel holds, by vsKey; rebuilt from a dump on every full sync. */
-  private known = new Map<string, VirtualServer>();
+/**
+ * What we believe the kernel holds for one virtual server, and what we last did to it.
+ */
+interface VirtualServerRecord {
+  /** The virtual server as last read from the kernel or written there. */
+  vs: VirtualServer;
   /**
-   * The real servers we last made a virtual server hold, besides its draining ones: the plan's own
-   * arrays (shared, never copied). Absent means unknown, and the next visit dumps the kernel.
+   * The real servers we last made it hold besides its draining ones: the plan's own array (shared,
+   * never copied). Undefined means unknown (new to us, a failed write, a full sync re-reading), and
+   * the next visit reads the kernel.
    */
-  private written = new Map<string, readonly RealServer[]>();
+  written: readonly RealServer[] | undefined;
+}
+
+export class IpvsReconciler {
+  /**
+   * Invariant: exactly one record per virtual server we believe the kernel holds, by vsKey, in the
+   * order we learnt of it (a full sync: the kernel's listing order, rebuilt from a dump).
+   */
+  private servers = new Map<string, VirtualServerRecord>();
   /** Drain records by vsKey, then rsKey: a sync looks them up per virtual server. */
   private readonly draining = new Map<string, Map<string, Draining>>();
-  /** A full sync has read the kernel once: from then on `known` and `written` are what we left there. */
+  /** A full sync has read the kernel once: from then on the records are what we left there. */
   private observedOnce = false;
 
   constructor(private readonly options: IpvsReconcilerOptions) {}
@@ -103,19 +115,21 @@ export class IpvsReconciler {
    * virtual servers is a separate step (prune), run after the iptables rules are in place.
    */
   async apply(desired: VirtualServerLookup, scope: IpvsScope, report: SyncReport): Promise<void> {
+    // Records of the virtual servers a full sync no longer finds: only its drift count reads them.
+    let gone: ReadonlyMap<string, VirtualServerRecord> = new Map();
     if (scope.full) {
       const observed = await this.options.backend.listServices();
       const fresh = new Map<string, VirtualServer>();
       for (const o of observed) if (o.fwmark === undefined) fresh.set(vsKey(o), toVirtualServer(o));
       if (this.observedOnce) report.noteDrift('ipvs', this.virtualServerDrift(fresh));
-      this.known = fresh;
+      gone = this.adopt(fresh);
     }
     const keys = scope.full ? [...desired.keys()] : [...scope.keys].filter((k) => desired.has(k));
     const serviceOps: IpvsOp[] = [];
     const created = new Set<string>();
     for (const key of keys) {
       const want = (desired.get(key) as VirtualServerSpec).vs;
-      const have = this.known.get(key);
+      const have = this.servers.get(key)?.vs;
       if (!have) {
         serviceOps.push({ kind: 'addService', vs: want });
         created.add(key);
@@ -127,7 +141,9 @@ export class IpvsReconciler {
     for (const r of await this.options.backend.apply(serviceOps)) {
       const key = vsKey(r.op.vs);
       if (r.ok) {
-        this.known.set(key, r.op.vs);
+        const record = this.servers.get(key);
+        if (record) record.vs = r.op.vs;
+        else this.servers.set(key, { vs: r.op.vs, written: undefined });
         report.count(`ipvs.${r.op.kind}`);
       } else {
         failedServices.add(key);
@@ -139,8 +155,8 @@ export class IpvsReconciler {
     // sync reads all of them at once; if that read fails, it dumps them one by one.
     const all = scope.full ? await this.options.backend.listAllRealServers().catch(() => undefined) : undefined;
     if (scope.full) {
-      if (all && this.observedOnce) report.noteDrift('ipvs', this.realServerDrift(all));
-      this.written = new Map();
+      if (all && this.observedOnce) report.noteDrift('ipvs', this.realServerDrift(all, gone));
+      for (const r of this.servers.values()) r.written = undefined;
       this.observedOnce = true;
     }
     const now = this.options.clock.now();
@@ -153,23 +169,24 @@ export class IpvsReconciler {
     }
     const destOps: IpvsOp[] = [];
     const udpFlushes: Array<{ vs: VirtualServer; rs: RealServer }> = [];
-    const visited = new Map<string, readonly RealServer[] | undefined>();
+    const visited: Array<{ key: string; record: VirtualServerRecord; wanted: readonly RealServer[] | undefined }> = [];
     for (const key of visit) {
       const spec = desired.get(key);
+      const record = this.servers.get(key);
       const vs = spec?.vs ?? this.drainingVs(key);
-      if (!vs || !this.known.has(key)) {
+      if (!vs || !record) {
         // Its virtual server is gone (behind our back): so are the servers it drained.
         this.draining.delete(key);
         continue;
       }
       const source = created.has(key) ? 'none' : scope.full || dueChecks.has(key) ? 'kernel' : 'memory';
-      const current = await this.currentRealServers(key, vs, source, all);
+      const current = await this.currentRealServers(key, record, vs, source, all);
       const have = new Map(current.map((c) => [rsKey(c.rs), c]));
       // A kernel read (or a virtual server just created) is the truth about what drains: a server
       // it lacks needs no more checks.
       if (source !== 'memory') this.forgetDrainingOf(key, have);
       this.diffRealServers(vs, spec?.realServers ?? [], have, now, destOps, udpFlushes);
-      visited.set(key, spec?.realServers);
+      visited.push({ key, record, wanted: spec?.realServers });
     }
     const failedDests = new Set<string>();
     for (const r of await this.options.backend.apply(destOps)) {
@@ -182,11 +199,8 @@ export class IpvsReconciler {
         report.fail({ subsystem: 'ipvs', op: r.op.kind, object: `${key}/${k}`, message: errorMessage(r.error) });
       }
     }
-    for (const [key, wanted] of visited) {
-      // After a failed write the kernel's state is unknown: the next visit reads it.
-      if (wanted === undefined || failedDests.has(key)) this.written.delete(key);
-      else this.written.set(key, wanted);
-    }
+    // After a failed write the kernel's state is unknown: the next visit reads it.
+    for (const { key, record, wanted } of visited) record.written = failedDests.has(key) ? undefined : wanted;
     await this.flushUdp(udpFlushes, report);
   }
 
@@ -195,34 +209,57 @@ export class IpvsReconciler {
    * sync's one read of all, else a dump) when fresh counts are needed or we have no memory of it;
    * else our memory of the last write plus its draining servers.
    */
-  private async currentRealServers(key: string, vs: VirtualServer, source: 'none' | 'kernel' | 'memory', all: ReadonlyMap<string, readonly ListedRealServer[]> | undefined): Promise<CurrentRealServer[]> {
+  private async currentRealServers(key: string, record: VirtualServerRecord, vs: VirtualServer, source: 'none' | 'kernel' | 'memory', all: ReadonlyMap<string, readonly ListedRealServer[]> | undefined): Promise<CurrentRealServer[]> {
     if (source === 'none') return [];
-    const written = source === 'memory' ? this.written.get(key) : undefined;
+    const written = source === 'memory' ? record.written : undefined;
     if (written === undefined) return (all?.get(key) ?? (await this.options.backend.listRealServers(vs))).map(fromKernel);
     const current: CurrentRealServer[] = written.map((rs) => ({ rs, conns: undefined }));
     for (const d of this.draining.get(key)?.values() ?? []) current.push({ rs: d.rs, conns: undefined });
     return current;
   }
 
+  /**
+   * A full sync's records: one per virtual server the kernel lists, in its order, each keeping
+   * what we remember of its real servers. Returns the records of the virtual servers it lacks.
+   */
+  private adopt(fresh: ReadonlyMap<string, VirtualServer>): Map<string, VirtualServerRecord> {
+    const next = new Map<string, VirtualServerRecord>();
+    for (const [key, vs] of fresh) {
+      const record = this.servers.get(key);
+      if (record) {
+        record.vs = vs;
+        this.servers.delete(key);
+        next.set(key, record);
+      } else {
+        next.set(key, { vs, written: undefined });
+      }
+    }
+    const gone = this.servers;
+    this.servers = next;
+    return gone;
+  }
+
   /** Our virtual servers added, removed or changed behind our back since we last looked. */
   private virtualServerDrift(fresh: ReadonlyMap<string, VirtualServer>): number {
     let n = 0;
-    for (const [key, vs] of this.known) {
+    for (const [key, { vs }] of this.servers) {
       const now = fresh.get(key);
       if (this.owned(vs) && (!now || !sameVirtualServer(now, vs))) n++;
     }
-    for (const [key, vs] of fresh) if (!this.known.has(key) && this.owned(vs)) n++;
+    for (const [key, vs] of fresh) if (!this.servers.has(key) && this.owned(vs)) n++;
     return n;
   }
 
   /**
    * Real servers of the virtual servers we wrote whose presence or weight differs from our last
-   * write (draining ones are expected at weight 0; one gone early is not counted).
+   * write (draining ones are expected at weight 0; one gone early is not counted). A virtual server
+   * deleted behind our back and created again by this sync is judged by its old record (`gone`).
    */
-  private realServerDrift(all: ReadonlyMap<string, readonly ListedRealServer[]>): number {
+  private realServerDrift(all: ReadonlyMap<string, readonly ListedRealServer[]>, gone: ReadonlyMap<string, VirtualServerRecord>): number {
     let n = 0;
-    for (const [key, wrote] of this.written) {
-      if (!this.known.has(key)) continue;
+    for (const [key, current] of this.servers) {
+      const wrote = (gone.get(key) ?? current).written;
+      if (wrote === undefined) continue;
       const have = new Map((all.get(key) ?? []).map((r) => [rsKey(r), r]));
       const drained = this.draining.get(key);
       for (const rs of wrote) {
@@ -336,19 +373,18 @@ export class IpvsReconciler {
    * the changed keys). Whole virtual servers go at once, as in kube-proxy.
    */
   async prune(desired: VirtualServerLookup, scope: IpvsScope, report: SyncReport): Promise<void> {
-    const candidates = scope.full ? [...this.known.keys()] : [...scope.keys];
+    const candidates = scope.full ? [...this.servers.keys()] : [...scope.keys];
     const ops: IpvsOp[] = [];
     for (const key of candidates) {
       if (desired.has(key)) continue;
-      const vs = this.known.get(key);
+      const vs = this.servers.get(key)?.vs;
       if (!vs || !this.owned(vs)) continue;
       ops.push({ kind: 'deleteService', vs });
     }
     for (const r of await this.options.backend.apply(ops)) {
       const key = vsKey(r.op.vs);
       if (r.ok || isNotFound(r.error)) {
-        this.known.delete(key);
-        this.written.delete(key);
+        this.servers.delete(key);
         this.draining.delete(key);
         if (r.ok) report.count('ipvs.deleteService');
       } else {

@@ -67,30 +67,47 @@ function fromKernel(c: ListedRealServer): CurrentRealServer {
   return { rs: { address: c.address, port: c.port, weight: c.weight, forward: c.forward }, conns: c.activeConns + c.inactiveConns };
 }
 
-export class IpvsReconciler {
-  /** What we believe the kernel holds, by vsKey; rebuilt from a dump on every full sync. */
-  private known = new Map<string, VirtualServer>();
+/**
+ * What we believe the kernel holds for one virtual server, and what we last did to it.
+ */
+interface VirtualServerRecord {
+  /** The virtual server as last read from the kernel or written there. */
+  vs: VirtualServer;
   /**
-   * The real servers we last made a virtual server hold, besides its draining ones: the plan's own
-   * arrays (shared, never copied). Absent means unknown, and the next visit dumps the kernel.
+   * The real servers we last made it hold besides its draining ones: the plan's own array (shared,
+   * never copied). Undefined means unknown (new to us, a failed write, a full sync re-reading), and
+   * the next visit reads the kernel.
    */
-  private written = new Map<string, readonly RealServer[]>();
-  /** Drain records by vsKey, then rsKey: a sync looks them up per virtual server. */
-  private readonly draining = new Map<string, Map<string, Draining>>();
-  /** A full sync has read the kernel once: from then on `known` and `written` are what we left there. */
+  written: readonly RealServer[] | undefined;
+  /** Its real servers draining at weight 0, by rsKey (changed through setDrain and undrain only). */
+  readonly draining: Map<string, Draining>;
+}
+
+export class IpvsReconciler {
+  /**
+   * Invariant: one record per virtual server we believe the kernel holds, by vsKey, and nothing else.
+   * (Order: as we learnt of them; a full sync rebuilds it from the kernel's listing, in its order.)
+   */
+  private servers = new Map<string, VirtualServerRecord>();
+  /**
+   * An index of `servers`: exactly the records with draining servers, in the order their drains
+   * began, so drain checks and status need not scan every virtual server.
+   */
+  private readonly withDrains = new Map<string, VirtualServerRecord>();
+  /** A full sync has read the kernel once: from then on the records are what we left there. */
   private observedOnce = false;
 
   constructor(private readonly options: IpvsReconcilerOptions) {}
 
   /** Real servers currently draining (for status and tests). */
   drainingServers(): readonly Draining[] {
-    return [...this.draining.values()].flatMap((byRs) => [...byRs.values()]);
+    return [...this.withDrains.values()].flatMap((r) => [...r.draining.values()]);
   }
 
   /** When the earliest drain check is due (ms, clock time), if any server is draining. */
   nextDrainCheckAt(): number | undefined {
     let at: number | undefined;
-    for (const byRs of this.draining.values()) for (const d of byRs.values()) if (at === undefined || d.checkAt < at) at = d.checkAt;
+    for (const r of this.withDrains.values()) for (const d of r.draining.values()) if (at === undefined || d.checkAt < at) at = d.checkAt;
     return at;
   }
 
@@ -103,19 +120,21 @@ export class IpvsReconciler {
    * virtual servers is a separate step (prune), run after the iptables rules are in place.
    */
   async apply(desired: VirtualServerLookup, scope: IpvsScope, report: SyncReport): Promise<void> {
+    // Records of the virtual servers a full sync no longer finds: only its drift count reads them.
+    let gone: ReadonlyMap<string, VirtualServerRecord> = new Map();
     if (scope.full) {
       const observed = await this.options.backend.listServices();
       const fresh = new Map<string, VirtualServer>();
       for (const o of observed) if (o.fwmark === undefined) fresh.set(vsKey(o), toVirtualServer(o));
       if (this.observedOnce) report.noteDrift('ipvs', this.virtualServerDrift(fresh));
-      this.known = fresh;
+      gone = this.adopt(fresh);
     }
     const keys = scope.full ? [...desired.keys()] : [...scope.keys].filter((k) => desired.has(k));
     const serviceOps: IpvsOp[] = [];
     const created = new Set<string>();
     for (const key of keys) {
       const want = (desired.get(key) as VirtualServerSpec).vs;
-      const have = this.known.get(key);
+      const have = this.servers.get(key)?.vs;
       if (!have) {
         serviceOps.push({ kind: 'addService', vs: want });
         created.add(key);
@@ -127,7 +146,9 @@ export class IpvsReconciler {
     for (const r of await this.options.backend.apply(serviceOps)) {
       const key = vsKey(r.op.vs);
       if (r.ok) {
-        this.known.set(key, r.op.vs);
+        const record = this.servers.get(key);
+        if (record) record.vs = r.op.vs;
+        else this.servers.set(key, { vs: r.op.vs, written: undefined, draining: new Map() });
         report.count(`ipvs.${r.op.kind}`);
       } else {
         failedServices.add(key);
@@ -139,54 +160,51 @@ export class IpvsReconciler {
     // sync reads all of them at once; if that read fails, it dumps them one by one.
     const all = scope.full ? await this.options.backend.listAllRealServers().catch(() => undefined) : undefined;
     if (scope.full) {
-      if (all && this.observedOnce) report.noteDrift('ipvs', this.realServerDrift(all));
-      this.written = new Map();
+      if (all && this.observedOnce) report.noteDrift('ipvs', this.realServerDrift(all, gone));
+      for (const r of this.servers.values()) r.written = undefined;
       this.observedOnce = true;
     }
     const now = this.options.clock.now();
     const visit = new Set(keys.filter((k) => !failedServices.has(k)));
     const dueChecks = new Set<string>();
-    for (const [key, byRs] of this.draining) {
-      if (!scope.full && ![...byRs.values()].some((d) => d.checkAt <= now)) continue;
+    for (const [key, r] of this.withDrains) {
+      if (!scope.full && ![...r.draining.values()].some((d) => d.checkAt <= now)) continue;
       visit.add(key);
       dueChecks.add(key);
     }
     const destOps: IpvsOp[] = [];
     const udpFlushes: Array<{ vs: VirtualServer; rs: RealServer }> = [];
-    const visited = new Map<string, readonly RealServer[] | undefined>();
+    const visited: Array<{ key: string; record: VirtualServerRecord; wanted: readonly RealServer[] | undefined }> = [];
     for (const key of visit) {
       const spec = desired.get(key);
-      const vs = spec?.vs ?? this.drainingVs(key);
-      if (!vs || !this.known.has(key)) {
-        // Its virtual server is gone (behind our back): so are the servers it drained.
-        this.draining.delete(key);
-        continue;
-      }
+      const record = this.servers.get(key);
+      const vs = spec?.vs ?? record?.draining.values().next().value?.vs;
+      // No record: its virtual server is gone (behind our back), and the servers it drained with it.
+      if (!vs || !record) continue;
       const source = created.has(key) ? 'none' : scope.full || dueChecks.has(key) ? 'kernel' : 'memory';
-      const current = await this.currentRealServers(key, vs, source, all);
+      const current = await this.currentRealServers(key, record, vs, source, all);
       const have = new Map(current.map((c) => [rsKey(c.rs), c]));
       // A kernel read (or a virtual server just created) is the truth about what drains: a server
       // it lacks needs no more checks.
-      if (source !== 'memory') this.forgetDrainingOf(key, have);
-      this.diffRealServers(vs, spec?.realServers ?? [], have, now, destOps, udpFlushes);
-      visited.set(key, spec?.realServers);
+      if (source !== 'memory') for (const k of record.draining.keys()) if (!have.has(k)) this.undrain(key, record, k);
+      this.diffRealServers(key, vs, record, spec?.realServers ?? [], have, now, destOps, udpFlushes);
+      visited.push({ key, record, wanted: spec?.realServers });
     }
     const failedDests = new Set<string>();
     for (const r of await this.options.backend.apply(destOps)) {
       const key = vsKey(r.op.vs);
       const k = rsKey((r.op as { rs: RealServer }).rs);
       if (r.ok) report.count(`ipvs.${r.op.kind}`);
-      else if (r.op.kind === 'deleteDest' && isNotFound(r.error)) this.undrain(key, k);
-      else {
+      else if (r.op.kind === 'deleteDest' && isNotFound(r.error)) {
+        const record = this.servers.get(key);
+        if (record) this.undrain(key, record, k);
+      } else {
         failedDests.add(key);
         report.fail({ subsystem: 'ipvs', op: r.op.kind, object: `${key}/${k}`, message: errorMessage(r.error) });
       }
     }
-    for (const [key, wanted] of visited) {
-      // After a failed write the kernel's state is unknown: the next visit reads it.
-      if (wanted === undefined || failedDests.has(key)) this.written.delete(key);
-      else this.written.set(key, wanted);
-    }
+    // After a failed write the kernel's state is unknown: the next visit reads it.
+    for (const { key, record, wanted } of visited) record.written = failedDests.has(key) ? undefined : wanted;
     await this.flushUdp(udpFlushes, report);
   }
 
@@ -195,71 +213,79 @@ export class IpvsReconciler {
    * sync's one read of all, else a dump) when fresh counts are needed or we have no memory of it;
    * else our memory of the last write plus its draining servers.
    */
-  private async currentRealServers(key: string, vs: VirtualServer, source: 'none' | 'kernel' | 'memory', all: ReadonlyMap<string, readonly ListedRealServer[]> | undefined): Promise<CurrentRealServer[]> {
+  private async currentRealServers(key: string, record: VirtualServerRecord, vs: VirtualServer, source: 'none' | 'kernel' | 'memory', all: ReadonlyMap<string, readonly ListedRealServer[]> | undefined): Promise<CurrentRealServer[]> {
     if (source === 'none') return [];
-    const written = source === 'memory' ? this.written.get(key) : undefined;
+    const written = source === 'memory' ? record.written : undefined;
     if (written === undefined) return (all?.get(key) ?? (await this.options.backend.listRealServers(vs))).map(fromKernel);
     const current: CurrentRealServer[] = written.map((rs) => ({ rs, conns: undefined }));
-    for (const d of this.draining.get(key)?.values() ?? []) current.push({ rs: d.rs, conns: undefined });
+    for (const d of record.draining.values()) current.push({ rs: d.rs, conns: undefined });
     return current;
+  }
+
+  /**
+   * A full sync's records: one per virtual server the kernel lists, in its order, each keeping
+   * what we remember of its real servers. Returns the records of the virtual servers it lacks,
+   * whose drains end with them.
+   */
+  private adopt(fresh: ReadonlyMap<string, VirtualServer>): Map<string, VirtualServerRecord> {
+    const next = new Map<string, VirtualServerRecord>();
+    for (const [key, vs] of fresh) {
+      const record = this.servers.get(key);
+      if (record) {
+        record.vs = vs;
+        this.servers.delete(key);
+        next.set(key, record);
+      } else {
+        next.set(key, { vs, written: undefined, draining: new Map() });
+      }
+    }
+    const gone = this.servers;
+    this.servers = next;
+    for (const key of gone.keys()) this.withDrains.delete(key);
+    return gone;
   }
 
   /** Our virtual servers added, removed or changed behind our back since we last looked. */
   private virtualServerDrift(fresh: ReadonlyMap<string, VirtualServer>): number {
     let n = 0;
-    for (const [key, vs] of this.known) {
+    for (const [key, { vs }] of this.servers) {
       const now = fresh.get(key);
       if (this.owned(vs) && (!now || !sameVirtualServer(now, vs))) n++;
     }
-    for (const [key, vs] of fresh) if (!this.known.has(key) && this.owned(vs)) n++;
+    for (const [key, vs] of fresh) if (!this.servers.has(key) && this.owned(vs)) n++;
     return n;
   }
 
   /**
    * Real servers of the virtual servers we wrote whose presence or weight differs from our last
-   * write (draining ones are expected at weight 0; one gone early is not counted).
+   * write (draining ones are expected at weight 0; one gone early is not counted). A virtual server
+   * deleted behind our back and created again by this sync is judged by its old record (`gone`).
    */
-  private realServerDrift(all: ReadonlyMap<string, readonly ListedRealServer[]>): number {
+  private realServerDrift(all: ReadonlyMap<string, readonly ListedRealServer[]>, gone: ReadonlyMap<string, VirtualServerRecord>): number {
     let n = 0;
-    for (const [key, wrote] of this.written) {
-      if (!this.known.has(key)) continue;
+    for (const [key, current] of this.servers) {
+      const record = gone.get(key) ?? current;
+      if (record.written === undefined) continue;
       const have = new Map((all.get(key) ?? []).map((r) => [rsKey(r), r]));
-      const drained = this.draining.get(key);
-      for (const rs of wrote) {
+      for (const rs of record.written) {
         const h = have.get(rsKey(rs));
         if (!h || h.weight !== rs.weight) n++;
         have.delete(rsKey(rs));
       }
-      for (const k of have.keys()) if (!drained?.has(k)) n++;
+      for (const k of have.keys()) if (!record.draining.has(k)) n++;
     }
     return n;
   }
 
-  /** Drops the drain records of virtual server `key` whose real server is not in `present`. */
-  private forgetDrainingOf(key: string, present: Pick<ReadonlySet<string>, 'has'>): void {
-    const byRs = this.draining.get(key);
-    if (!byRs) return;
-    for (const k of byRs.keys()) if (!present.has(k)) byRs.delete(k);
-    if (byRs.size === 0) this.draining.delete(key);
+  /** Notes that real server `k` drains (or its next check); a record's first drain indexes it last. */
+  private setDrain(key: string, record: VirtualServerRecord, k: string, d: Draining): void {
+    if (record.draining.size === 0) this.withDrains.set(key, record);
+    record.draining.set(k, d);
   }
 
-  private drainingVs(key: string): VirtualServer | undefined {
-    return this.draining.get(key)?.values().next().value?.vs;
-  }
-
-  private drainRecord(key: string, k: string): Draining | undefined {
-    return this.draining.get(key)?.get(k);
-  }
-
-  private setDrain(key: string, k: string, d: Draining): void {
-    let byRs = this.draining.get(key);
-    if (!byRs) this.draining.set(key, (byRs = new Map()));
-    byRs.set(k, d);
-  }
-
-  private undrain(key: string, k: string): void {
-    const byRs = this.draining.get(key);
-    if (byRs?.delete(k) && byRs.size === 0) this.draining.delete(key);
+  /** Forgets the drain of real server `k`, if any; a record left without drains leaves the index. */
+  private undrain(key: string, record: VirtualServerRecord, k: string): void {
+    if (record.draining.delete(k) && record.draining.size === 0) this.withDrains.delete(key);
   }
 
   /** When to look at a drained server's connections next: doubling waits, never past its timeout. */
@@ -268,9 +294,8 @@ export class IpvsReconciler {
     return Math.min(now + wait, since + this.options.drainTimeoutMs);
   }
 
-  /** `have`: what the virtual server holds now, by rsKey. */
-  private diffRealServers(vs: VirtualServer, want: readonly RealServer[], have: ReadonlyMap<string, CurrentRealServer>, now: number, ops: IpvsOp[], udpFlushes: Array<{ vs: VirtualServer; rs: RealServer }>): void {
-    const key = vsKey(vs);
+  /** `have`: what the virtual server holds now, by rsKey; `record`: its record, whose drains this keeps. */
+  private diffRealServers(key: string, vs: VirtualServer, record: VirtualServerRecord, want: readonly RealServer[], have: ReadonlyMap<string, CurrentRealServer>, now: number, ops: IpvsOp[], udpFlushes: Array<{ vs: VirtualServer; rs: RealServer }>): void {
     const wanted = new Set<string>();
     for (const w of want) {
       const k = rsKey(w);
@@ -278,11 +303,11 @@ export class IpvsReconciler {
       const c = have.get(k);
       if (!c) {
         ops.push({ kind: 'addDest', vs, rs: w });
-        this.undrain(key, k);
-      } else if (this.drainRecord(key, k)) {
+        this.undrain(key, record, k);
+      } else if (record.draining.get(k)) {
         // Wanted again while draining: back to full weight in place, connections kept.
         ops.push({ kind: 'updateDest', vs, rs: w });
-        this.undrain(key, k);
+        this.undrain(key, record, k);
       } else if (c.rs.weight !== w.weight) {
         // A wanted server at the wrong weight without a drain record of ours: left at 0 by an
         // earlier process (k/k #92019, #108319) or changed behind our back. Fix it in place.
@@ -292,22 +317,22 @@ export class IpvsReconciler {
     for (const [k, c] of have) {
       if (wanted.has(k)) continue;
       const rs = c.rs;
-      const d = this.drainRecord(key, k);
+      const d = record.draining.get(k);
       if (vs.protocol !== 'TCP') {
         // UDP/SCTP have no connection end to wait for: delete now and flush the flows.
         ops.push({ kind: 'deleteDest', vs, rs });
         udpFlushes.push({ vs, rs });
-        this.undrain(key, k);
+        this.undrain(key, record, k);
       } else if (c.conns === 0 || (d && now - d.since >= this.options.drainTimeoutMs)) {
         ops.push({ kind: 'deleteDest', vs, rs });
-        this.undrain(key, k);
+        this.undrain(key, record, k);
       } else if (!d) {
         // Counts unknown or non-zero: stop new connections now, look at the counts later. A server
         // already at weight 0 (drained by an earlier process) is adopted without a write.
         if (rs.weight !== 0) ops.push({ kind: 'updateDest', vs, rs: { ...rs, weight: 0 } });
-        this.setDrain(key, k, { vs, rs: { ...rs, weight: 0 }, since: now, checkAt: this.nextCheck(now, now) });
+        this.setDrain(key, record, k, { vs, rs: { ...rs, weight: 0 }, since: now, checkAt: this.nextCheck(now, now) });
       } else {
-        if (c.conns !== undefined) this.setDrain(key, k, { ...d, checkAt: this.nextCheck(d.since, now) });
+        if (c.conns !== undefined) this.setDrain(key, record, k, { ...d, checkAt: this.nextCheck(d.since, now) });
         if (rs.weight !== 0) ops.push({ kind: 'updateDest', vs, rs: { ...rs, weight: 0 } });
       }
     }
@@ -336,20 +361,19 @@ export class IpvsReconciler {
    * the changed keys). Whole virtual servers go at once, as in kube-proxy.
    */
   async prune(desired: VirtualServerLookup, scope: IpvsScope, report: SyncReport): Promise<void> {
-    const candidates = scope.full ? [...this.known.keys()] : [...scope.keys];
+    const candidates = scope.full ? [...this.servers.keys()] : [...scope.keys];
     const ops: IpvsOp[] = [];
     for (const key of candidates) {
       if (desired.has(key)) continue;
-      const vs = this.known.get(key);
+      const vs = this.servers.get(key)?.vs;
       if (!vs || !this.owned(vs)) continue;
       ops.push({ kind: 'deleteService', vs });
     }
     for (const r of await this.options.backend.apply(ops)) {
       const key = vsKey(r.op.vs);
       if (r.ok || isNotFound(r.error)) {
-        this.known.delete(key);
-        this.written.delete(key);
-        this.draining.delete(key);
+        this.servers.delete(key);
+        this.withDrains.delete(key);
         if (r.ok) report.count('ipvs.deleteService');
       } else {
         report.fail({ subsystem: 'ipvs', op: 'deleteService', object: key, message: errorMessage(r.error) });

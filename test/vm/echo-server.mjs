@@ -7,8 +7,9 @@
 // i.e. who answered and the client address this backend saw (to tell
 // masqueraded from source-preserving paths). A TCP client that sends an HTTP
 // request gets the line as an HTTP/1.0 response body (so curl works); a client
-// that sends nothing gets the bare line after 200 ms. Listens on all addresses
-// (IPv4 and IPv6). READY_FILE is created once listening.
+// that sends another line gets the bare line at once, one that sends nothing
+// after 2 s. Listens on all addresses (IPv4 and IPv6). READY_FILE is created
+// once listening.
 import net from 'node:net';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
@@ -50,12 +51,16 @@ if (mode === 'tcp') {
       // bytes never turn our close into an RST; give up after 5 s
       setTimeout(() => sock.destroy(), 5000).unref();
     };
-    const idle = setTimeout(answer, 200);
+    // Long enough that a slow client's HTTP request (a loaded TCG guest can take well over 200 ms
+    // between connect and send) is never answered as a bare line, which curl calls HTTP/0.9.
+    const idle = setTimeout(answer, 2000);
     sock.setEncoding('latin1');
     sock.on('data', (d) => {
       if (answered) return;
       buf += d;
-      if (buf.includes('\r\n\r\n') || buf.includes('\n\n') || buf.length > 65536) answer();
+      // An HTTP request is answered at the end of its header; any other first line at once.
+      const http = /^[A-Z]+ \S+ HTTP\//.test(buf);
+      if ((!http && buf.includes('\n')) || buf.includes('\r\n\r\n') || buf.includes('\n\n') || buf.length > 65536) answer();
     });
     sock.on('end', answer);
     sock.on('error', () => sock.destroy());

@@ -7,7 +7,7 @@ export default tseslint.config(
   {
     // Plain scripts run by node as they are (e.g. in the VM): Node's globals.
     files: ['**/*.mjs'],
-    languageOptions: { globals: { process: 'readonly', fetch: 'readonly', AbortSignal: 'readonly', setTimeout: 'readonly', console: 'readonly', Buffer: 'readonly', performance: 'readonly' } },
+    languageOptions: { globals: { process: 'readonly', fetch: 'readonly', AbortSignal: 'readonly', setTimeout: 'readonly', setInterval: 'readonly', console: 'readonly', Buffer: 'readonly', performance: 'readonly' } },
   },
   ...tseslint.configs.recommended,
   {

@@ -32,6 +32,17 @@ describe('normalize', () => {
     ]);
   });
 
+  test('KUBE-IPVS-OUT-FILTER compares as a set (upstream orders it by Go map iteration); other chains keep their order', () => {
+    const save = (chain: string, rules: string[]) => ['*filter', `:${chain} - [0:0]`, ...rules.map((r) => `-A ${chain} ${r}`), 'COMMIT'];
+    const drop = (ip: string, port: number) => `-s ${ip}/32 -m ipvs --vproto 6 --vaddr ${ip} --vport ${port} -j DROP`;
+    const dump = (chain: string, rules: string[]) => normalizeDump(['### iptables', ...save(chain, rules)].join('\n'));
+    const upstream = [drop('192.0.2.39', 444), drop('192.0.2.10', 443), drop('192.0.2.148', 55)];
+    const ours = [drop('192.0.2.10', 443), drop('192.0.2.148', 55), drop('192.0.2.39', 444)];
+    assert.deepEqual(compareDumps(dump('KUBE-IPVS-OUT-FILTER', upstream), dump('KUBE-IPVS-OUT-FILTER', ours)), []);
+    assert.equal(compareDumps(dump('KUBE-IPVS-OUT-FILTER', upstream), dump('KUBE-IPVS-OUT-FILTER', ours.slice(1))).length, 1);
+    assert.deepEqual(compareDumps(dump('KUBE-IPVS-FILTER', upstream), dump('KUBE-IPVS-FILTER', ours)).map((d) => d.side), ['upstream', 'kube-ipvs']);
+  });
+
   test('a rule moved inside a chain is one line missing on each side', () => {
     assert.deepEqual(sequenceDiff(['a', 'b', 'c'], ['b', 'a', 'c']), [['a'], ['a']]);
     assert.deepEqual(sequenceDiff(['a', 'b'], ['a', 'b']), [[], []]);

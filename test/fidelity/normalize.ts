@@ -1,7 +1,8 @@
 // Kernel dumps (test/fidelity/guest.sh) → comparable lines per category, and the comparison of two
 // of them. Normalising removes only what carries no meaning: counters, the kernel's hash order of
 // virtual servers, real servers, set entries and chain declarations, and chains that belong to
-// neither proxy. Rule order inside a chain is kept: it is part of the contract.
+// neither proxy. Rule order inside a chain is kept: it is part of the contract, except in the one
+// chain whose order upstream takes from Go's map iteration (UNORDERED_CHAINS).
 
 export const CATEGORIES = ['ipvs', 'ipvs-timeouts', 'ipset', 'iptables', 'ip6tables', 'addresses', 'link', 'sysctl'] as const;
 export type Category = (typeof CATEGORIES)[number];
@@ -58,6 +59,15 @@ export function normalizeIpset(lines: readonly string[]): string[] {
 const BUILTIN = new Set(['INPUT', 'OUTPUT', 'FORWARD', 'PREROUTING', 'POSTROUTING']);
 
 /**
+ * Chains whose rule order carries no meaning and is not upstream's contract: kube-proxy v1.36.3
+ * writes KUBE-IPVS-OUT-FILTER's DROP rules (one per LoadBalancer IP, port and protocol the node
+ * must not reach) from lbNoNodeAccessIPPortProtocolEntries, filled while ranging over svcPortMap, a
+ * Go map (pkg/proxy/ipvs/proxier.go, syncProxyRules), so their order changes from sync to sync.
+ * The rules match disjoint packets, so any order filters the same. Compared sorted.
+ */
+const UNORDERED_CHAINS = new Set(['filter KUBE-IPVS-OUT-FILTER']);
+
+/**
  * `iptables-save`: the KUBE-* chains (declarations without counters, sorted) and, per chain in
  * table order, its rules in order; a built-in chain contributes only its rules that mention a
  * KUBE-* chain or set. Each line is "table chain-or-:decl rule".
@@ -88,6 +98,7 @@ export function normalizeIptables(lines: readonly string[]): string[] {
     rules.set(key, list);
   }
   const chains = [...rules.keys()].sort();
+  for (const c of chains) if (UNORDERED_CHAINS.has(c)) rules.get(c)?.sort();
   return [...decls.sort(), ...chains.flatMap((c) => rules.get(c) ?? [])];
 }
 

@@ -45,7 +45,7 @@ function readRun(arg) {
   for (const file of files) {
     if (file.endsWith('.md')) {
       last = Math.max(last, readTable(file, name, specs));
-      labels.push(`#1 to #${last}`);
+      labels.push(last > 1 ? `#1 to #${last}` : `#${last}`);
     } else {
       readReport(file, ++last, specs);
       labels.push(`#${last}`);

@@ -9,7 +9,10 @@
 // at least two ready nodes"); rows where the two differ are marked. Then the counts per proxy.
 // Several reports for one proxy are read in order, a later one's result replacing an earlier one's
 // for each spec it ran (e.g. an interrupted run continued by a focused one); each cell names the
-// report (#1, #2, ...) its result comes from.
+// report (#1, #2, ...) its result comes from. A report may also be an earlier output of this
+// script (a FILE.md holding its table, e.g. the checked-in docs/e2e-report.md), whose JUnit files
+// were not kept: the column headed NAME is read back cell by cell, keeping each cell's #N, and the
+// JUnit files after it are numbered on from its highest #N.
 import { readFileSync } from 'node:fs';
 
 const usage = 'usage: e2e-report.mjs NAME=JUNIT_XML[,JUNIT_XML...] NAME=JUNIT_XML[,...] [FOCUS_REGEX]';
@@ -37,8 +40,49 @@ function readRun(arg) {
   const name = arg.slice(0, at);
   const files = arg.slice(at + 1).split(',');
   const specs = new Map();
-  files.forEach((file, i) => readReport(file, i + 1, specs));
-  return { name, files, specs };
+  const labels = [];
+  let last = 0;
+  for (const file of files) {
+    if (file.endsWith('.md')) {
+      last = Math.max(last, readTable(file, name, specs));
+      labels.push(last > 1 ? `#1 to #${last}` : `#${last}`);
+    } else {
+      readReport(file, ++last, specs);
+      labels.push(`#${last}`);
+    }
+  }
+  return { name, files, labels, specs };
+}
+
+/** Reads column NAME of an earlier table of this script into specs; returns the highest #N in it. */
+function readTable(file, name, specs) {
+  const rows = readFileSync(file, 'utf8').split('\n');
+  // Cells are split on ' | ': an escaped '\|' in a name or message has no space before its '|'.
+  const cells = (row) => row.slice(2, -2).split(' | ').map((c) => c.replace(/\\\|/g, '|'));
+  const header = rows.findIndex((r) => r.startsWith('| test |') && cells(r).includes(name));
+  if (header < 0) throw new Error(`${file}: no results table with a column ${name}`);
+  const col = cells(rows[header]).indexOf(name);
+  let highest = 0;
+  for (const row of rows.slice(header + 2)) {
+    if (!row.startsWith('|')) break; // the table's end
+    const c = cells(row);
+    const full = c[0].replace(/^\*\*≠\*\* /, '');
+    if (!focus.test(full)) continue;
+    const cell = c[col];
+    const verdict = /^(\w+) \((\d+) s, #(\d+)\)$/.exec(cell);
+    if (verdict) {
+      const report = Number(verdict[3]);
+      highest = Math.max(highest, report);
+      specs.set(full, { state: verdict[1], seconds: Number(verdict[2]), why: '', report });
+    } else if (cell.startsWith('skipped: ')) {
+      specs.set(full, { state: 'skipped', seconds: 0, why: cell.slice('skipped: '.length), report: 0 });
+    } else if (cell === 'not run') {
+      if (!specs.has(full)) specs.set(full, { state: 'skipped', seconds: 0, why: '', report: 0 });
+    } else {
+      throw new Error(`${file}: ${name} of ${full}: cannot read "${cell}"`);
+    }
+  }
+  return highest;
 }
 
 function readReport(file, report, specs) {
@@ -80,7 +124,7 @@ for (const n of names) {
   out.push(`| ${differs ? '**≠** ' : ''}${n.replace(/\|/g, '\\|')} | ${cell(a)} | ${cell(b)} |`);
 }
 out.push('');
-for (const r of runs) r.files.forEach((f, i) => out.push(`- ${r.name} #${i + 1}: ${f}`));
+for (const r of runs) r.files.forEach((f, i) => out.push(`- ${r.name} ${r.labels[i]}: ${f}`));
 out.push('');
 for (const r of runs) {
   const count = (pred) => [...r.specs.values()].filter(pred).length;

@@ -21,6 +21,23 @@ export class TextParseError extends Error {
   }
 }
 
+/** A line's parser says what is wrong with it; atLine adds the format, number and text. */
+class LineError extends Error {}
+
+export function failLine(reason: string): never {
+  throw new LineError(reason);
+}
+
+/** Runs `parse` on line `n`, turning its failLine into a TextParseError naming that line. */
+export function atLine<T>(format: TextFormat, n: number, line: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    if (e instanceof LineError) throw new TextParseError(format, n, line, e.message);
+    throw e;
+  }
+}
+
 export function isTextParseError(e: unknown): e is TextParseError {
   return e instanceof TextParseError;
 }

@@ -6,7 +6,7 @@ import type { IpsetType } from '../names.js';
 import type { Protocol } from '../types.js';
 import { canonicalIp, formatIp, hostPrefix, parseCidr, parseIp } from '../ip.js';
 import type { ParsedIp } from '../ip.js';
-import { TextParseError, numberedLines } from './error.js';
+import { atLine, failLine, numberedLines } from './error.js';
 
 /** kube-proxy's header values; also what parse fills in for fields a set type does not use. */
 export const IPSET_DEFAULTS = { family: 'inet', hashSize: 1024, maxElem: 65536, range: '0-65535' } as const;
@@ -241,12 +241,6 @@ export interface IpsetParseResult {
   readonly skipped: IpsetSkipped[];
 }
 
-class LineError extends Error {}
-
-function fail(reason: string): never {
-  throw new LineError(reason);
-}
-
 /**
  * Splits a line into words; a double-quoted part (a comment) may hold spaces. ipset prints
  * comments as "%s" and strips quotes on input, so a backslash inside is an ordinary character.
@@ -266,13 +260,13 @@ function words(line: string): string[] {
       word += c;
     }
   }
-  if (quoted) fail('unterminated quote');
+  if (quoted) failLine('unterminated quote');
   if (word !== '') out.push(word);
   return out;
 }
 
 function positiveInt(value: string | undefined, what: string): number {
-  if (value === undefined || !/^[1-9]\d*$/.test(value)) fail(`invalid ${what} ${JSON.stringify(value ?? '')}`);
+  if (value === undefined || !/^[1-9]\d*$/.test(value)) failLine(`invalid ${what} ${JSON.stringify(value ?? '')}`);
   return Number(value);
 }
 
@@ -281,9 +275,9 @@ function parseHeaderOptions(opts: string[]): Map<string, string> {
   for (let i = 0; i < opts.length; i++) {
     const k = opts[i] ?? '';
     if (FLAG_OPTIONS.has(k)) continue;
-    if (!VALUED_OPTIONS.has(k)) fail(`unknown create option ${JSON.stringify(k)}`);
+    if (!VALUED_OPTIONS.has(k)) failLine(`unknown create option ${JSON.stringify(k)}`);
     const v = opts[i + 1];
-    if (v === undefined) fail(`create option ${k} needs a value`);
+    if (v === undefined) failLine(`create option ${k} needs a value`);
     values.set(k, v);
     i++;
   }
@@ -294,11 +288,11 @@ function parseSpec(name: string, type: IpsetType, opts: string[]): IpsetSpec {
   const values = parseHeaderOptions(opts);
   if (type === 'bitmap:port') {
     const range = values.get('range');
-    if (range === undefined || !/^\d{1,5}-\d{1,5}$/.test(range)) fail('bitmap:port needs "range FROM-TO"');
+    if (range === undefined || !/^\d{1,5}-\d{1,5}$/.test(range)) failLine('bitmap:port needs "range FROM-TO"');
     return { ...IPSET_DEFAULTS, name, type, range };
   }
   const family = values.get('family') ?? 'inet';
-  if (family !== 'inet' && family !== 'inet6') fail(`invalid family ${JSON.stringify(family)}`);
+  if (family !== 'inet' && family !== 'inet6') failLine(`invalid family ${JSON.stringify(family)}`);
   const hashSize = values.has('hashsize') ? positiveInt(values.get('hashsize'), 'hashsize') : IPSET_DEFAULTS.hashSize;
   const maxElem = values.has('maxelem') ? positiveInt(values.get('maxelem'), 'maxelem') : IPSET_DEFAULTS.maxElem;
   return { name, type, family, hashSize, maxElem, range: IPSET_DEFAULTS.range };
@@ -308,8 +302,8 @@ function checkEntryOptions(opts: string[]): void {
   for (let i = 0; i < opts.length; i++) {
     const k = opts[i] ?? '';
     if (ENTRY_FLAGS.has(k)) continue;
-    if (!ENTRY_VALUED.has(k)) fail(`unknown entry option ${JSON.stringify(k)}`);
-    if (opts[i + 1] === undefined) fail(`entry option ${k} needs a value`);
+    if (!ENTRY_VALUED.has(k)) failLine(`unknown entry option ${JSON.stringify(k)}`);
+    if (opts[i + 1] === undefined) failLine(`entry option ${k} needs a value`);
     i++;
   }
 }
@@ -326,16 +320,16 @@ class SaveParser {
     const w = words(line).filter((t) => t !== '-exist' && t !== '-!');
     const [command, name, ...rest] = w;
     if (command === undefined) return;
-    if (name === undefined || !SET_NAME.test(name)) fail('missing or invalid set name');
+    if (name === undefined || !SET_NAME.test(name)) failLine('missing or invalid set name');
     if (command === 'create' || command === '-N' || command === 'n') return this.create(n, name, rest);
     if (command === 'add' || command === '-A' || command === 'a') return this.add(name, rest);
-    fail(`unsupported command ${JSON.stringify(command)}`);
+    failLine(`unsupported command ${JSON.stringify(command)}`);
   }
 
   private create(n: number, name: string, rest: string[]): void {
     const [type, ...opts] = rest;
-    if (type === undefined) fail('create needs a type');
-    if (this.sets.has(name) || this.skippedNames.has(name)) fail(`set ${name} created twice`);
+    if (type === undefined) failLine('create needs a type');
+    if (this.sets.has(name) || this.skippedNames.has(name)) failLine(`set ${name} created twice`);
     if (!isIpsetType(type)) {
       this.skipped.push({ line: n, name, type });
       this.skippedNames.add(name);
@@ -347,13 +341,13 @@ class SaveParser {
   private add(name: string, rest: string[]): void {
     if (this.skippedNames.has(name)) return;
     const set = this.sets.get(name);
-    if (!set) fail(`add to set ${name} that was not created before`);
+    if (!set) failLine(`add to set ${name} that was not created before`);
     const [entry, ...opts] = rest;
-    if (entry === undefined) fail('add needs an entry');
+    if (entry === undefined) failLine('add needs an entry');
     checkEntryOptions(opts);
     const family = set.spec.type === 'bitmap:port' ? undefined : set.spec.family;
     const canonical = normalizeIpsetEntry(set.spec.type, entry, family);
-    if (canonical === undefined) fail(`invalid ${set.spec.type} entry ${JSON.stringify(entry)}`);
+    if (canonical === undefined) failLine(`invalid ${set.spec.type} entry ${JSON.stringify(entry)}`);
     set.entries.add(canonical);
   }
 }
@@ -364,12 +358,7 @@ export function parseIpsetSaveDetailed(text: string): IpsetParseResult {
   for (const { n, line } of numberedLines(text)) {
     const trimmed = line.trim();
     if (trimmed === '' || trimmed.startsWith('#')) continue;
-    try {
-      parser.line(n, trimmed);
-    } catch (e) {
-      if (e instanceof LineError) throw new TextParseError('ipset', n, line, e.message);
-      throw e;
-    }
+    atLine('ipset', n, line, () => parser.line(n, trimmed));
   }
   const sets = [...parser.sets.values()].map((s) => ({ spec: s.spec, entries: s.entries as ReadonlySet<string> }));
   return { sets, skipped: parser.skipped };

@@ -5,7 +5,7 @@
 import type { IptablesRule, IptablesTable } from '../kernel.js';
 import type { IpFamily } from '../types.js';
 import { formatIp, parseIp } from '../ip.js';
-import { TextParseError, numberedLines } from './error.js';
+import { atLine, failLine, numberedLines, TextParseError } from './error.js';
 
 export interface IptablesChainState {
   /** ACCEPT/DROP/... for built-in chains; undefined for user chains ("-"). */
@@ -102,12 +102,6 @@ export function joinRuleSpec(args: readonly string[]): string {
 // ---------------------------------------------------------------------------------------------
 // Parsing iptables-save output
 
-class LineError extends Error {}
-
-function fail(reason: string): never {
-  throw new LineError(reason);
-}
-
 const CHAIN_NAME = /^[^\s!-][^\s]{0,28}$/;
 
 interface OpenTable {
@@ -124,7 +118,7 @@ class SaveParser {
   line(line: string): void {
     if (line.startsWith('*')) return this.table(line.slice(1).trim());
     const open = this.open;
-    if (!open) fail('expected "*table" first');
+    if (!open) failLine('expected "*table" first');
     if (line.trim() === 'COMMIT') {
       this.open = undefined;
       return;
@@ -134,9 +128,9 @@ class SaveParser {
   }
 
   private table(name: string): void {
-    if (this.open) fail(`table ${this.open.name} not committed before the next one`);
-    if (!/^[a-z_]+$/.test(name)) fail('invalid table name');
-    if (this.tables.has(name)) fail(`table ${name} given twice`);
+    if (this.open) failLine(`table ${this.open.name} not committed before the next one`);
+    if (!/^[a-z_]+$/.test(name)) failLine('invalid table name');
+    if (this.tables.has(name)) failLine(`table ${name} given twice`);
     const state: IptablesTableState = { chains: new Map(), rules: [] };
     this.tables.set(name, state);
     this.open = { name, state };
@@ -144,26 +138,26 @@ class SaveParser {
 
   private chain(open: OpenTable, rest: string): void {
     const [name, policy, counters, extra] = rest.trim().split(/\s+/);
-    if (name === undefined || !CHAIN_NAME.test(name)) fail('invalid chain name');
-    if (policy === undefined || !/^(-|[A-Z]+)$/.test(policy)) fail('invalid chain policy');
-    if (counters !== undefined && !/^\[\d+:\d+\]$/.test(counters)) fail('invalid chain counters');
-    if (extra !== undefined) fail('unexpected text after chain counters');
-    if (open.state.chains.has(name)) fail(`chain ${name} declared twice`);
-    if (policy !== '-' && !isBuiltinChain(open.name, name) && this.strict) fail(`policy on user chain ${name}`);
+    if (name === undefined || !CHAIN_NAME.test(name)) failLine('invalid chain name');
+    if (policy === undefined || !/^(-|[A-Z]+)$/.test(policy)) failLine('invalid chain policy');
+    if (counters !== undefined && !/^\[\d+:\d+\]$/.test(counters)) failLine('invalid chain counters');
+    if (extra !== undefined) failLine('unexpected text after chain counters');
+    if (open.state.chains.has(name)) failLine(`chain ${name} declared twice`);
+    if (policy !== '-' && !isBuiltinChain(open.name, name) && this.strict) failLine(`policy on user chain ${name}`);
     open.state.chains.set(name, { policy: policy === '-' ? undefined : policy });
   }
 
   private rule(open: OpenTable, line: string): void {
     // iptables-save -c prefixes rules with "[packets:bytes] ".
     const m = /^(?:\[\d+:\d+\]\s+)?(?:-A|--append)\s+(\S+)(?:\s+(.*))?$/.exec(line);
-    if (!m) fail('expected "-A CHAIN ...", ":CHAIN POLICY [0:0]" or COMMIT');
+    if (!m) failLine('expected "-A CHAIN ...", ":CHAIN POLICY [0:0]" or COMMIT');
     const chain = m[1] ?? '';
     const spec = (m[2] ?? '').trim();
-    if (this.strict && !open.state.chains.has(chain)) fail(`rule for undeclared chain ${chain}`);
+    if (this.strict && !open.state.chains.has(chain)) failLine(`rule for undeclared chain ${chain}`);
     try {
       splitRuleSpec(spec);
     } catch (e) {
-      fail((e as Error).message);
+      failLine((e as Error).message);
     }
     open.state.rules.push({ chain, spec });
   }
@@ -180,12 +174,7 @@ function parseTables(text: string, strict: boolean): IptablesTables {
     last = entry;
     const { n, line } = entry;
     if (line.trim() === '' || line.startsWith('#')) continue;
-    try {
-      parser.line(line);
-    } catch (e) {
-      if (e instanceof LineError) throw new TextParseError('iptables', n, line, e.message);
-      throw e;
-    }
+    atLine('iptables', n, line, () => parser.line(line));
   }
   parser.finish(last.n, last.line);
   return parser.tables;

@@ -7,7 +7,7 @@ import type { IpFamily, Protocol } from '../types.js';
 import { hostPort } from '../types.js';
 import { formatIp, parseIp } from '../ip.js';
 import type { ParsedIp } from '../ip.js';
-import { TextParseError, numberedLines } from './error.js';
+import { atLine, failLine, numberedLines } from './error.js';
 
 /** ipvsadm's defaults when an option is absent (ipvsadm.c DEF_SCHED, libipvs.h). */
 export const IPVSADM_DEFAULT_SCHEDULER = 'wlc';
@@ -161,16 +161,10 @@ export interface IpvsadmParseResult {
   readonly dropped: IpvsadmDropped[];
 }
 
-class LineError extends Error {}
-
-function fail(reason: string): never {
-  throw new LineError(reason);
-}
-
 function parseNumber(text: string | undefined, min: number, max: number, what: string): number {
-  if (text === undefined || !/^\d+$/.test(text)) fail(`invalid ${what} ${JSON.stringify(text ?? '')}`);
+  if (text === undefined || !/^\d+$/.test(text)) failLine(`invalid ${what} ${JSON.stringify(text ?? '')}`);
   const n = Number(text);
-  if (n < min || n > max) fail(`${what} ${n} out of range ${min}-${max}`);
+  if (n < min || n > max) failLine(`${what} ${n} out of range ${min}-${max}`);
   return n;
 }
 
@@ -221,8 +215,8 @@ export function parseSchedulerFlags(scheduler: string, text: string): number {
   let flags = 0;
   for (const name of text.split(',').filter((n) => n !== '')) {
     const f = FLAG_BITS.get(name);
-    if (!f) fail(`invalid scheduler flag ${JSON.stringify(name)}`);
-    if (f.scheduler !== undefined && f.scheduler !== scheduler) fail(`scheduler flag ${name} needs scheduler ${f.scheduler}`);
+    if (!f) failLine(`invalid scheduler flag ${JSON.stringify(name)}`);
+    if (f.scheduler !== undefined && f.scheduler !== scheduler) failLine(`scheduler flag ${name} needs scheduler ${f.scheduler}`);
     flags |= f.bit;
   }
   return flags;
@@ -266,14 +260,14 @@ const FORWARD_SWITCHES: ReadonlyMap<string, ForwardMethod> = new Map([
 /** Reads the value of an option; a missing value is an error. */
 function takeValue(tokens: string[], i: number, option: string): string {
   const v = tokens[i + 1];
-  if (v === undefined) fail(`option ${option} needs a value`);
+  if (v === undefined) failLine(`option ${option} needs a value`);
   return v;
 }
 
 function parseServiceAddress(o: LineOptions, protocol: Protocol, value: string): void {
-  if (o.protocol !== undefined || o.fwmark !== undefined) fail('more than one virtual service given');
+  if (o.protocol !== undefined || o.fwmark !== undefined) failLine('more than one virtual service given');
   const ap = parseAddrPort(value);
-  if (!ap) fail(`invalid service address ${JSON.stringify(value)}`);
+  if (!ap) failLine(`invalid service address ${JSON.stringify(value)}`);
   o.protocol = protocol;
   o.service = ap;
 }
@@ -302,7 +296,7 @@ function applyOption(o: LineOptions, tokens: string[], i: number): number {
     case '-s':
     case '--scheduler':
       o.scheduler = takeValue(tokens, i, t);
-      if (!/^[a-z0-9_-]+$/.test(o.scheduler)) fail(`invalid scheduler ${JSON.stringify(o.scheduler)}`);
+      if (!/^[a-z0-9_-]+$/.test(o.scheduler)) failLine(`invalid scheduler ${JSON.stringify(o.scheduler)}`);
       return 2;
     case '-p':
     case '--persistent': {
@@ -335,7 +329,7 @@ function applyOption(o: LineOptions, tokens: string[], i: number): number {
     case '--real-server': {
       const v = takeValue(tokens, i, t);
       const ap = parseAddrPort(v);
-      if (!ap) fail(`invalid real server address ${JSON.stringify(v)}`);
+      if (!ap) failLine(`invalid real server address ${JSON.stringify(v)}`);
       o.server = ap;
       return 2;
     }
@@ -360,16 +354,16 @@ function applyOption(o: LineOptions, tokens: string[], i: number): number {
       o.tunnel.push(t);
       return 1;
     default:
-      fail(`unknown option ${JSON.stringify(t)}`);
+      failLine(`unknown option ${JSON.stringify(t)}`);
   }
 }
 
 function parseLineOptions(tokens: string[]): LineOptions {
   const command = COMMANDS.get(tokens[0] ?? '');
-  if (!command) fail('expected -A or -a');
+  if (!command) failLine('expected -A or -a');
   const o: LineOptions = { command, onePacket: false, thresholds: [], tunnel: [] };
   for (let i = 1; i < tokens.length; ) i += applyOption(o, tokens, i);
-  if (o.protocol === undefined && o.fwmark === undefined) fail('no virtual service given');
+  if (o.protocol === undefined && o.fwmark === undefined) failLine('no virtual service given');
   return o;
 }
 
@@ -378,23 +372,23 @@ const SERVER_ONLY: readonly (keyof LineOptions)[] = ['server', 'forward', 'weigh
 
 function checkOptionsFit(o: LineOptions): void {
   const wrong = o.command === 'service' ? SERVER_ONLY : SERVICE_ONLY;
-  for (const k of wrong) if (o[k] !== undefined) fail(`option for ${k} not allowed with ${o.command === 'service' ? '-A' : '-a'}`);
-  if (o.command === 'service' && (o.thresholds.length > 0 || o.tunnel.length > 0)) fail('real-server options not allowed with -A');
-  if (o.command === 'server' && o.onePacket) fail('-o not allowed with -a');
-  if (o.command === 'server' && !o.server) fail('-a needs -r');
-  if (o.tunnel.length > 0 && o.forward !== 'tunnel') fail('tunnel options need -i');
+  for (const k of wrong) if (o[k] !== undefined) failLine(`option for ${k} not allowed with ${o.command === 'service' ? '-A' : '-a'}`);
+  if (o.command === 'service' && (o.thresholds.length > 0 || o.tunnel.length > 0)) failLine('real-server options not allowed with -A');
+  if (o.command === 'server' && o.onePacket) failLine('-o not allowed with -a');
+  if (o.command === 'server' && !o.server) failLine('-a needs -r');
+  if (o.tunnel.length > 0 && o.forward !== 'tunnel') failLine('tunnel options need -i');
 }
 
 function toVirtualServer(o: LineOptions, drop: (what: string) => void): VirtualServer {
   const service = o.service;
-  if (!service || !o.protocol) fail('no virtual service given');
+  if (!service || !o.protocol) failLine('no virtual service given');
   const scheduler = o.scheduler ?? IPVSADM_DEFAULT_SCHEDULER;
   let flags = o.schedFlags === undefined ? 0 : parseSchedulerFlags(scheduler, o.schedFlags);
   if (o.onePacket) flags |= VsFlag.ONEPACKET;
   if (o.persistent !== undefined) flags |= VsFlag.PERSISTENT;
   if (o.netmask !== undefined) {
-    if (o.persistent === undefined) fail('-M needs -p');
-    if (!isPersistenceMask(service.family, o.netmask)) fail(`invalid persistence netmask ${JSON.stringify(o.netmask)}`);
+    if (o.persistent === undefined) failLine('-M needs -p');
+    if (!isPersistenceMask(service.family, o.netmask)) failLine(`invalid persistence netmask ${JSON.stringify(o.netmask)}`);
     drop(`persistence netmask ${o.netmask}`);
   }
   if (o.pe !== undefined) drop(`persistence engine ${o.pe}`);
@@ -417,7 +411,7 @@ function isPersistenceMask(family: IpFamily, text: string): boolean {
 
 function toRealServer(o: LineOptions, drop: (what: string) => void): RealServer {
   const server = o.server;
-  if (!server) fail('-a needs -r');
+  if (!server) failLine('-a needs -r');
   if (o.thresholds.length > 0) drop(`thresholds ${o.thresholds.join(' ')}`);
   // The model has no tunnel type; ipip (the default) is what a tunnel real server means to us.
   const tunnel = o.tunnel.filter((t) => t !== '--tun-type ipip');
@@ -447,27 +441,27 @@ class SaveParser {
       this.dropped.push({ line: n, text: line, what });
     };
     if (o.fwmark !== undefined) return this.fwmark(o, drop);
-    if (!o.service || !o.protocol) fail('no virtual service given');
+    if (!o.service || !o.protocol) failLine('no virtual service given');
     const id = identity(o.protocol, o.service);
     if (o.command === 'service') return this.service(id, toVirtualServer(o, drop));
     const spec = this.specs.get(id);
-    if (!spec) fail('real server for a virtual server not defined before it');
+    if (!spec) failLine('real server for a virtual server not defined before it');
     const rs = toRealServer(o, drop);
-    if (spec.realServers.some((r) => r.address === rs.address && r.port === rs.port)) fail('duplicate real server');
+    if (spec.realServers.some((r) => r.address === rs.address && r.port === rs.port)) failLine('duplicate real server');
     spec.realServers.push(rs);
   }
 
   private service(id: string, vs: VirtualServer): void {
-    if (this.specs.has(id)) fail('duplicate virtual server');
+    if (this.specs.has(id)) failLine('duplicate virtual server');
     this.specs.set(id, { vs, realServers: [] });
   }
 
   /** The model has no firewall-mark services: skip them (and their real servers) and say so. */
   private fwmark(o: LineOptions, drop: (what: string) => void): void {
     const mark = o.fwmark ?? '';
-    if (!/^\d+$/.test(mark)) fail(`invalid firewall mark ${JSON.stringify(mark)}`);
+    if (!/^\d+$/.test(mark)) failLine(`invalid firewall mark ${JSON.stringify(mark)}`);
     if (o.command === 'service') this.fwmarks.add(mark);
-    else if (!this.fwmarks.has(mark)) fail('real server for a virtual server not defined before it');
+    else if (!this.fwmarks.has(mark)) failLine('real server for a virtual server not defined before it');
     drop(`firewall-mark ${o.command === 'service' ? 'virtual server' : 'real server'} ${mark}`);
   }
 }
@@ -478,12 +472,7 @@ export function parseIpvsadmSaveDetailed(text: string): IpvsadmParseResult {
   for (const { n, line } of numberedLines(text)) {
     const trimmed = line.trim();
     if (trimmed === '' || trimmed.startsWith('#')) continue;
-    try {
-      parser.line(n, line);
-    } catch (e) {
-      if (e instanceof LineError) throw new TextParseError('ipvsadm', n, line, e.message);
-      throw e;
-    }
+    atLine('ipvsadm', n, line, () => parser.line(n, line));
   }
   const specs = [...parser.specs.values()].map((s) => ({ vs: s.vs, realServers: s.realServers }));
   return { specs, dropped: parser.dropped };

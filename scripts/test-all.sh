@@ -16,6 +16,11 @@ keep_failures() { # keep_failures STAGE LOG
   grep -E 'FAIL:|FAILED|^not ok|^ *not ok|AssertionError|child failed|suite: stopping|undocumented difference' "$2" |
     grep -v '# SKIP' | head -40 | sed "s/^/$1: /" >>"$digest" || true
 }
+# Lines a passing check flagged for a human ("NOTICE: ..."), repeated after the summary too.
+notices=$(mktemp)
+keep_notices() { # keep_notices STAGE LOG
+  grep -E 'NOTICE:' "$2" | head -40 | sed "s/^/$1: /" >>"$notices" || true
+}
 # node_stage NAME CMD...: runs a node --test stage, sets NAME_rc, NAME_pass and NAME_fail; a stage
 # that failed without reporting (e.g. a build step) counts as one failure.
 node_stage() {
@@ -27,6 +32,7 @@ node_stage() {
   pass=$(awk '/^# pass /{print $3}' "$log" | tail -1)
   fail=$(awk '/^# fail /{print $3}' "$log" | tail -1)
   ((rc == 0)) || keep_failures "$name" "$log"
+  keep_notices "$name" "$log"
   rm -f "$log"
   ((rc != 0 && ${fail:-0} == 0)) && fail=1
   printf -v "${name}_rc" '%s' "$rc"
@@ -61,6 +67,7 @@ else
   vm_rc=${PIPESTATUS[0]}
   read -r vm_pass vm_fail < <(awk '/^vm: [0-9]+ passed, [0-9]+ failed/{p=$2; f=$4} END{print p+0, f+0}' "$vm_log")
   ((vm_rc == 0)) || keep_failures vm "$vm_log"
+  keep_notices vm "$vm_log"
   rm -f "$vm_log"
   # A VM that never reported counts as one failure.
   ((vm_rc != 0 && vm_fail == 0)) && vm_fail=1
@@ -114,4 +121,10 @@ if [[ -s $digest ]]; then
   cat "$digest"
 fi
 rm -f "$digest"
+if [[ -s $notices ]]; then
+  echo
+  echo "== notices (checks that passed but flagged something for a human)"
+  cat "$notices"
+fi
+rm -f "$notices"
 ((unit_rc == 0 && soak_rc == 0 && api_rc == 0 && vm_rc == 0 && vmapi_rc == 0 && compare_rc == 0 && fid_rc == 0))

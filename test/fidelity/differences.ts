@@ -3,6 +3,7 @@
 // where docs/ documents it (FILE#HEADING-ANCHOR, checked by differences.test.ts). A line
 // difference is documented when an entry matches it.
 import { readFileSync } from 'node:fs';
+import type { V1Service } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import type { Category, LineDiff } from './normalize.js';
 import { CATEGORIES } from './normalize.js';
@@ -26,21 +27,76 @@ export interface DeliberateDifference {
 
 /** What a run's logs show, for entries that need evidence. */
 export interface RunEvidence {
-  /** Virtual servers ("-t 10.96.1.70:80") whose hints kube-proxy ignored for want of a zone label. */
+  /**
+   * Virtual servers ("-t 10.96.1.70:80", "-t [fd00::1]:80") whose real servers came from endpoints
+   * kube-proxy filtered without the Node's zone; a node port is "-t *:30204" (every node address).
+   */
   readonly missedZone: ReadonlySet<string>;
 }
 
 const PROTO_FLAG: Readonly<Record<string, string>> = { TCP: '-t', UDP: '-u', SCTP: '--sctp-service' };
 
-/** The evidence in kube-proxy's log (at --v=2) of a run whose Node has a zone label. */
-export function evidenceFromKubeProxyLog(log: string, nodeHasZone: boolean): RunEvidence {
+function vsAddress(ip: string, port: number | string): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+/**
+ * Every virtual server of each Service port, keyed as kube-proxy v1.36.3 logs the port
+ * ("10.96.1.71:80/TCP": BaseServicePortInfo.String in pkg/proxy/serviceport.go). The ClusterIP's
+ * always; node ports, external IPs and load-balancer IPs too unless externalTrafficPolicy is Local,
+ * because pkg/proxy/ipvs/proxier.go gives those the same cluster endpoints (the ones topology
+ * filters) and Local gives them the node's own endpoints, which topology does not touch.
+ */
+export function virtualServersByLoggedPort(services: readonly V1Service[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const svc of services) {
+    const spec = svc.spec;
+    if (!spec) continue;
+    const clusterIPs = (spec.clusterIPs ?? (spec.clusterIP ? [spec.clusterIP] : [])).filter((ip) => ip !== 'None' && ip !== '');
+    const externalCluster = spec.externalTrafficPolicy !== 'Local';
+    const lbIPs = (svc.status?.loadBalancer?.ingress ?? []).map((i) => i.ip).filter((ip): ip is string => ip !== undefined);
+    for (const p of spec.ports ?? []) {
+      const protocol = p.protocol ?? 'TCP';
+      const flag = PROTO_FLAG[protocol] ?? '-t';
+      for (const ip of clusterIPs) {
+        const family = ip.includes(':');
+        const sameFamily = (a: string): boolean => a.includes(':') === family;
+        const vss = [`${flag} ${vsAddress(ip, p.port)}`];
+        if (externalCluster) {
+          for (const e of [...(spec.externalIPs ?? []), ...lbIPs].filter(sameFamily)) vss.push(`${flag} ${vsAddress(e, p.port)}`);
+          if (p.nodePort) vss.push(`${flag} *:${p.nodePort}`);
+        }
+        out.set(`${ip}:${p.port}/${protocol}`, vss);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The evidence in kube-proxy's log (at --v=2) of a run whose Node has a zone label: the virtual
+ * servers of every Service port it logged "Ignoring same-zone topology hints ... node is missing
+ * label" for (`services`: the scenario's Services at that step).
+ */
+export function evidenceFromKubeProxyLog(log: string, nodeHasZone: boolean, services: readonly V1Service[] = []): RunEvidence {
   const missedZone = new Set<string>();
   if (nodeHasZone) {
+    const byPort = virtualServersByLoggedPort(services);
     for (const m of log.matchAll(/Ignoring same-zone topology hints for service since node is missing label" service="([^"]+):(\d+)\/(TCP|UDP|SCTP)"/g)) {
-      missedZone.add(`${PROTO_FLAG[m[3] ?? 'TCP'] ?? '-t'} ${m[1] ?? ''}:${m[2] ?? ''}`);
+      const [, ip = '', port = '', protocol = 'TCP'] = m;
+      for (const vs of byPort.get(`${ip}:${port}/${protocol}`) ?? [`${PROTO_FLAG[protocol] ?? '-t'} ${vsAddress(ip, port)}`]) missedZone.add(vs);
     }
   }
   return { missedZone };
+}
+
+/** Whether a dump line ("RS -t 10.0.2.15:30204 -r ...") is about a virtual server in `missedZone`. */
+function aboutMissedZone(line: string, missedZone: ReadonlySet<string>): boolean {
+  const m = /^(?:VS|RS) (\S+) (\S+)/.exec(line);
+  if (!m) return false;
+  const [, flag = '', address = ''] = m;
+  const port = address.slice(address.lastIndexOf(':') + 1);
+  return missedZone.has(`${flag} ${address}`) || missedZone.has(`${flag} *:${port}`);
 }
 
 export function loadDifferences(path: string): DeliberateDifference[] {
@@ -82,6 +138,6 @@ export function explain(diff: LineDiff, scenario: string, list: readonly Deliber
       d.side === diff.side &&
       (!d.scenarios || d.scenarios.includes(scenario)) &&
       d.pattern.test(diff.line) &&
-      (d.evidence !== 'kube-proxy-missed-zone' || [...evidence.missedZone].some((vs) => diff.line.includes(` ${vs} `))),
+      (d.evidence !== 'kube-proxy-missed-zone' || aboutMissedZone(diff.line, evidence.missedZone)),
   );
 }

@@ -31,16 +31,20 @@ export function sections(dump: string): Map<string, string[]> {
  */
 export function normalizeIpvs(lines: readonly string[]): string[] {
   const out: string[] = [];
-  let vs = '';
   for (const l of lines) {
-    const a = /^-A (-[tuf] \S+)(.*)$/.exec(l);
+    // ipvsadm names a virtual server -t (TCP), -u (UDP), -f (fwmark) or --sctp-service (SCTP).
+    const a = /^-A ((?:-[tuf]|--sctp-service) \S+)(.*)$/.exec(l);
     if (a?.[1] !== undefined) {
-      vs = a[1];
-      out.push(`VS ${vs}${a[2] ?? ''}`);
+      out.push(`VS ${a[1]}${a[2] ?? ''}`);
       continue;
     }
-    const r = /^-a (-[tuf] \S+) (.*)$/.exec(l);
-    if (r?.[1] !== undefined) out.push(`RS ${r[1]} ${r[2] ?? ''}`);
+    const r = /^-a ((?:-[tuf]|--sctp-service) \S+) (.*)$/.exec(l);
+    if (r?.[1] !== undefined) {
+      out.push(`RS ${r[1]} ${r[2] ?? ''}`);
+      continue;
+    }
+    // A line we cannot read would otherwise drop out of the comparison unseen.
+    if (/^-[Aa] /.test(l)) throw new Error(`ipvsadm -Sn: unrecognised line: ${l}`);
   }
   return out.sort();
 }

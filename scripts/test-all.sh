@@ -96,7 +96,7 @@ if [[ ${KUBE_IPVS_SKIP_VM:-0} == 1 || ${KUBE_IPVS_SKIP_FIDELITY:-0} == 1 ]]; the
   echo "test-all: fidelity scenarios skipped (KUBE_IPVS_SKIP_VM or KUBE_IPVS_SKIP_FIDELITY)"
 else
   fid_log=$(mktemp)
-  node dist/test/fidelity/harness.js --random 1 --seed 1 --services 50 2>&1 | tee "$fid_log"
+  node dist/test/fidelity/harness.js --random 2 --seed 1 --services 40 2>&1 | tee "$fid_log"
   fid_rc=${PIPESTATUS[0]}
   read -r fid_pass fid_fail < <(awk '/^fidelity: [0-9]+ passed, [0-9]+ failed/{p=$2; f=$4} END{print p+0, f+0}' "$fid_log")
   ((fid_rc == 0)) || keep_failures fidelity "$fid_log"

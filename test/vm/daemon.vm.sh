@@ -51,8 +51,16 @@ service_yaml web 10.96.0.10 | write web.yaml
 slice_yaml web 10.244.1.2 10.244.1.3 | write web-eps.yaml
 start_daemon
 wait_until 60 "the daemon serves the ClusterIP" answers 10.96.0.10 pod-
+# Twice on 2026-12-05 (quiet machine) a request right after the first answer was reset by peer:
+# cause not found yet. A reset is retried once with a NOTICE that keeps what the node showed.
+get_noting_resets() { # get_noting_resets URL
+  vm_http_get - "$1" && return 0
+  echo "NOTICE: daemon: a request to $1 failed right after start; ipvs: $(ipvsadm -Ln 2>&1 | tail -n +4 | tr -s ' \n' ' '); syncs: $(grep '"msg":"synced"' "$LOG" | cut -c1-200 | tr '\n' ' ')"
+  sleep 1
+  vm_http_get - "$1"
+}
 seen=""
-for _ in 1 2 3 4; do seen+="$(vm_http_get - http://10.96.0.10/) "; done
+for _ in 1 2 3 4; do seen+="$(get_noting_resets http://10.96.0.10/) "; done
 [[ $seen == *pod-a* && $seen == *pod-b* ]] && ok "both pods answer" || bad "not balanced: $seen"
 
 vm_log "== the daemon's OOM score: kube-proxy's default -999 (--oom-score-adj)"
@@ -89,6 +97,10 @@ vm_log "== a removed endpoint without connections: weight 0 at once, deleted by 
 # periodic resync (10 s here) is a full one, so the log tells which sync deleted it.
 slice_yaml web 10.244.1.2 10.244.1.3 10.244.1.9 | write web-eps.yaml
 wait_until 30 "10.244.1.9 is a real server" bash -c 'ipvsadm -Ln -t 10.96.0.10:80 | grep -q "10.244.1.9:8080 *Masq *1 "'
+# Right after a periodic full resync, so that the next one (10 s on) cannot come first and do the
+# drain check's delete itself (it did once: correct, but not what this checks).
+mark=$(wc -l <"$LOG")
+wait_until 30 "a periodic full resync has run" bash -c "tail -n +$((mark + 1)) '$LOG' | grep '\"msg\":\"synced\"' | grep -q '\"full\":true'"
 mark=$(wc -l <"$LOG")
 slice_yaml web 10.244.1.2 10.244.1.3 | write web-eps.yaml
 wait_until 30 "10.244.1.9 deleted" bash -c '! ipvsadm -Ln -t 10.96.0.10:80 | grep -q "10.244.1.9:8080"'

@@ -82,8 +82,18 @@ write 10.244.1.2 10.244.1.3
 start_daemon
 for _ in $(seq 120); do fresh >/dev/null 2>&1 && break; sleep 0.5; done
 
-exec 3<>/dev/tcp/10.96.0.50/9000
-first=$(ask one) || vm_die "no answer on the held connection"
+# Once on 2026-12-05 (quiet machine) this connect was reset right after a fresh connection had
+# been answered: cause not found yet. Say so with what the node showed, and try again; three
+# failures end the scenario.
+first=""
+for attempt in 1 2 3; do
+  if exec 3<>/dev/tcp/10.96.0.50/9000 && first=$(ask one); then break; fi
+  first=""
+  exec 3>&- || true
+  echo "NOTICE: lifecycle: the held connection to 10.96.0.50:9000 failed (attempt $attempt) after a fresh one was answered; ipvs: $(ipvsadm -Ln -t 10.96.0.50:9000 2>&1 | tail -n +4 | tr -s ' \n' ' '); syncs: $(grep -i 'synced' "$LOG" | cut -c1-200 | tr '\n' ' ')"
+  sleep 1
+done
+[[ -n $first ]] || vm_die "no answer on the held connection"
 other=pod-a; [[ $first == pod-a ]] && other=pod-b
 ok "held connection to $first"
 leaving=10.244.1.2; staying=10.244.1.3

@@ -52,7 +52,20 @@ for entry in "${scenarios[@]}"; do
   printf '\n=== vm scenario %s: %s\n' "$name" "${cmd[*]}"
   start=$(date +%s)
   reset_node
-  if "${cmd[@]}"; then
+  out=$(mktemp)
+  "${cmd[@]}" 2>&1 | tee "$out"
+  rc=${PIPESTATUS[0]}
+  # A node process of a check, not the proxy, has died of SIGSEGV under TCG a few times (netif's
+  # child, iptables-planner's test file; never reproduced alone): not a verdict on kube-ipvs. Say
+  # so and run the scenario once more; a second failure counts.
+  if ((rc != 0)) && grep -qE "SIGSEGV|Segmentation fault" "$out"; then
+    printf 'NOTICE: suite: scenario %s: a process died of SIGSEGV (see above); running it once more\n' "$name"
+    reset_node
+    "${cmd[@]}"
+    rc=$?
+  fi
+  rm -f "$out"
+  if ((rc == 0)); then
     pass=$((pass + 1)); printf '=== vm scenario %s: ok (%ss)\n' "$name" "$(($(date +%s) - start))"
   else
     fail=$((fail + 1)); failed+=("$name"); printf '=== vm scenario %s: FAILED (%ss)\n' "$name" "$(($(date +%s) - start))"

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { V1Service } from '@kubernetes/client-node';
 import { parse } from 'yaml';
+import { hostPort } from '../../src/model/types.js';
 import type { Category, LineDiff } from './normalize.js';
 import { CATEGORIES } from './normalize.js';
 
@@ -36,10 +37,6 @@ export interface RunEvidence {
 
 const PROTO_FLAG: Readonly<Record<string, string>> = { TCP: '-t', UDP: '-u', SCTP: '--sctp-service' };
 
-function vsAddress(ip: string, port: number | string): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
-
 /**
  * Every virtual server of each Service port, keyed as kube-proxy v1.36.3 logs the port
  * ("10.96.1.71:80/TCP": BaseServicePortInfo.String in pkg/proxy/serviceport.go). The ClusterIP's
@@ -61,9 +58,9 @@ export function virtualServersByLoggedPort(services: readonly V1Service[]): Map<
       for (const ip of clusterIPs) {
         const family = ip.includes(':');
         const sameFamily = (a: string): boolean => a.includes(':') === family;
-        const vss = [`${flag} ${vsAddress(ip, p.port)}`];
+        const vss = [`${flag} ${hostPort(ip, p.port)}`];
         if (externalCluster) {
-          for (const e of [...(spec.externalIPs ?? []), ...lbIPs].filter(sameFamily)) vss.push(`${flag} ${vsAddress(e, p.port)}`);
+          for (const e of [...(spec.externalIPs ?? []), ...lbIPs].filter(sameFamily)) vss.push(`${flag} ${hostPort(e, p.port)}`);
           if (p.nodePort) vss.push(`${flag} *:${p.nodePort}`);
         }
         out.set(`${ip}:${p.port}/${protocol}`, vss);
@@ -84,7 +81,7 @@ export function evidenceFromKubeProxyLog(log: string, nodeHasZone: boolean, serv
     const byPort = virtualServersByLoggedPort(services);
     for (const m of log.matchAll(/Ignoring same-zone topology hints for service since node is missing label" service="([^"]+):(\d+)\/(TCP|UDP|SCTP)"/g)) {
       const [, ip = '', port = '', protocol = 'TCP'] = m;
-      for (const vs of byPort.get(`${ip}:${port}/${protocol}`) ?? [`${PROTO_FLAG[protocol] ?? '-t'} ${vsAddress(ip, port)}`]) missedZone.add(vs);
+      for (const vs of byPort.get(`${ip}:${port}/${protocol}`) ?? [`${PROTO_FLAG[protocol] ?? '-t'} ${hostPort(ip, Number(port))}`]) missedZone.add(vs);
     }
   }
   return { missedZone };

@@ -19,7 +19,6 @@ import process from 'node:process';
 import { apiRequest, startTestApiServer } from '../helpers/apiserver.js';
 import { bootVm, GUEST_HOST, readBody, startConductor, writeGuestKubeconfig } from '../helpers/guest-conductor.js';
 import type { Conductor } from '../helpers/guest-conductor.js';
-import type { V1Service } from '@kubernetes/client-node';
 import type { TestApiServer } from '../helpers/apiserver.js';
 import { must, projectRoot } from '../api/support.js';
 import { curatedScenarios, schedulerScenarios } from './curated.js';
@@ -29,7 +28,7 @@ import { compareDumps, normalizeDump } from './normalize.js';
 import type { LineDiff } from './normalize.js';
 import { randomScenario } from './random-cluster.js';
 import type { Scenario } from './scenario.js';
-import { NODE, objectKey } from './scenario.js';
+import { NODE, scenarioAtStep } from './scenario.js';
 import { ClusterState } from './cluster-state.js';
 
 const K8S_VERSION = 'v1.36.3';
@@ -103,16 +102,6 @@ interface Run {
 }
 
 /** Answers the guest: what to run next, the next change step, and takes the dumps. */
-/** The scenario's Services after its first `step` steps (step 0: the initial objects). */
-function servicesAtStep(scenario: Scenario, step: number): V1Service[] {
-  const byKey = new Map(scenario.objects.services.map((s) => [objectKey(s), s]));
-  for (const st of scenario.steps?.slice(0, step) ?? []) {
-    for (const k of st.deleteServices ?? []) byKey.delete(k);
-    for (const s of st.upsert?.services ?? []) byKey.set(objectKey(s), s);
-  }
-  return [...byKey.values()];
-}
-
 function conductor(runs: Run[], cluster: ClusterState, argsFor: (s: Scenario, p: Proxy) => string[], keepDir: string | undefined) {
   let index = -1;
   const current = (): Run | undefined => runs[index];
@@ -210,8 +199,9 @@ function judge(runs: readonly Run[], differences: readonly DeliberateDifference[
       }
       const diffs = compareDumps(normalizeDump(up), normalizeDump(ours));
       const scenario = pair['kube-proxy']?.scenario;
-      const nodeHasZone = (step === 0 ? scenario?.node : (scenario?.steps?.slice(0, step).reverse().find((st) => st.node)?.node ?? scenario?.node))?.labels?.['topology.kubernetes.io/zone'] !== undefined;
-      const evidence = evidenceFromKubeProxyLog(pair['kube-proxy']?.finalLog ?? '', nodeHasZone, scenario ? servicesAtStep(scenario, step) : []);
+      const atStep = scenario ? scenarioAtStep(scenario, step) : undefined;
+      const nodeHasZone = atStep?.node.labels?.['topology.kubernetes.io/zone'] !== undefined;
+      const evidence = evidenceFromKubeProxyLog(pair['kube-proxy']?.finalLog ?? '', nodeHasZone, atStep?.services ?? []);
       const undocumented: LineDiff[] = [];
       const documented: { diff: LineDiff; by: DeliberateDifference }[] = [];
       for (const d of diffs) {

@@ -107,3 +107,15 @@ export function slice(
 }
 
 export const objectKey = (o: { metadata?: { namespace?: string; name?: string } }): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+
+/** The scenario's Node and Services after its first `step` steps (step 0: the initial objects). */
+export function scenarioAtStep(scenario: Scenario, step: number): { node: NodeSpec; services: V1Service[] } {
+  let node = scenario.node;
+  const services = new Map(scenario.objects.services.map((s) => [objectKey(s), s]));
+  for (const st of scenario.steps?.slice(0, step) ?? []) {
+    if (st.node) node = st.node;
+    for (const k of st.deleteServices ?? []) services.delete(k);
+    for (const s of st.upsert?.services ?? []) services.set(objectKey(s), s);
+  }
+  return { node, services: [...services.values()] };
+}

@@ -8,13 +8,16 @@ import { runDiff } from '../../src/cli/diff.js';
 import type { TestApiServer } from '../helpers/apiserver.js';
 import { apiRequest, startTestApiServer } from '../helpers/apiserver.js';
 import { NODE, service, slice } from '../helpers/world.js';
-import { grant, must, shippedProxyRules, watchedNode } from './support.js';
+import { eventually, grant, must, shippedProxyRules, watchedNode } from './support.js';
 
 const SVC = '/api/v1/namespaces/default/services';
 const SLICES = '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices';
 
 describe('kube-ipvs diff --kubeconfig against a real kube-apiserver', () => {
   let server: TestApiServer;
+  // The API server creates default/kubernetes on its own schedule; the node must have programmed
+  // it before the first diff, or a diff run later sees a Service the node has not caught up with.
+  let kubernetesVip = '';
   before(async () => {
     server = await startTestApiServer();
     await grant(server, 'kube-ipvs-node', shippedProxyRules());
@@ -22,6 +25,11 @@ describe('kube-ipvs diff --kubeconfig against a real kube-apiserver', () => {
     await must(apiRequest(server, 'POST', SVC, service('web', { clusterIP: '10.96.20.10', ports: [{ name: 'http', port: 80 }] })), 'create web');
     await must(apiRequest(server, 'POST', SVC, service('shop', { type: 'NodePort', clusterIP: '10.96.20.20', ports: [{ name: 'http', port: 80, nodePort: 30090 }] })), 'create shop');
     await must(apiRequest(server, 'POST', SLICES, slice('web', [{ name: 'http', port: 8080 }], [{ ip: '10.244.1.2', node: NODE }, { ip: '10.244.2.3', node: 'node-b' }], { name: 'web-1' })), 'web slice');
+    await eventually('default/kubernetes has a ClusterIP', async () => {
+      const r = await apiRequest<{ spec?: { clusterIP?: string } }>(server, 'GET', `${SVC}/kubernetes`);
+      kubernetesVip = r.status === 200 ? (r.body.spec?.clusterIP ?? '') : '';
+      return kubernetesVip !== '';
+    });
     await must(apiRequest(server, 'POST', SLICES, slice('shop', [{ name: 'http', port: 8080 }], [{ ip: '10.244.2.4', node: 'node-b' }], { name: 'shop-1' })), 'shop slice');
   });
   after(async () => {
@@ -39,7 +47,7 @@ describe('kube-ipvs diff --kubeconfig against a real kube-apiserver', () => {
     const w = watchedNode(server, 'kube-ipvs-node');
     try {
       await w.source.waitForInitialSync(20_000);
-      await w.converge('both services programmed', (t) => t.includes('-r 10.244.2.3:8080') && t.includes('192.168.0.10:30090'));
+      await w.converge('all three services programmed', (t) => t.includes('-r 10.244.2.3:8080') && t.includes('192.168.0.10:30090') && t.includes(`-A -t ${kubernetesVip}:443 `));
       const open = (async () => ({ ...w.node.dataplane, close: () => undefined })) as unknown as () => Promise<never>;
       const args = ['--kubeconfig', server.kubeconfigFor('kube-ipvs-node'), '--hostname-override', NODE];
       const clean = await run(args, open);

@@ -78,6 +78,7 @@ const ABSENT_IPVS: IpvsBackend = {
   listServices: async () => [],
   listRealServers: async () => [],
   listAllRealServers: async () => new Map(),
+  listRealServerBlocks: async () => new Map(),
   apply: async (ops) => ops.map((op) => ({ op, ok: true as const })),
   setTimeouts: async () => undefined,
   getTimeouts: async () => ({ tcp: 0, tcpFin: 0, udp: 0 }),

@@ -13,7 +13,7 @@
 // weight 0 at once and its counts are checked soon after (drain checks: 1 s, then doubling
 // intervals up to a minute, kube-proxy's check interval).
 import type { ConntrackBackend } from '../dataplane/conntrack/backend.js';
-import type { IpvsBackend, IpvsOp, ListedRealServer, ObservedVirtualServer } from '../dataplane/ipvs/backend.js';
+import type { IpvsBackend, IpvsOp, ListedRealServer, ObservedVirtualServer, RealServerBlock } from '../dataplane/ipvs/backend.js';
 import { isNotFound } from '../dataplane/errors.js';
 import type { ParsedCidr } from '../model/ip.js';
 import { inAnyCidr } from '../model/ip.js';
@@ -81,6 +81,13 @@ interface VirtualServerRecord {
   written: readonly RealServer[] | undefined;
   /** Its real servers draining at weight 0, by rsKey (changed through setDrain and undrain only). */
   readonly draining: Map<string, Draining>;
+  /**
+   * Set by a full sync that read its real servers, found nothing to write and nothing draining:
+   * the kernel's lines for it then (`fingerprint`) and the plan's array it matched (`wanted`).
+   * Cleared by any other visit. The next full sync that reads the same lines while the plan still
+   * wants the same array knows it is in order without parsing or diffing it.
+   */
+  verified: { readonly fingerprint: string; readonly wanted: readonly RealServer[] } | undefined;
 }
 
 export class IpvsReconciler {
@@ -148,7 +155,7 @@ export class IpvsReconciler {
       if (r.ok) {
         const record = this.servers.get(key);
         if (record) record.vs = r.op.vs;
-        else this.servers.set(key, { vs: r.op.vs, written: undefined, draining: new Map() });
+        else this.servers.set(key, { vs: r.op.vs, written: undefined, draining: new Map(), verified: undefined });
         report.count(`ipvs.${r.op.kind}`);
       } else {
         failedServices.add(key);
@@ -158,14 +165,25 @@ export class IpvsReconciler {
 
     // Real servers of the changed virtual servers, and of those with a drain check due. A full
     // sync reads all of them at once; if that read fails, it dumps them one by one.
-    const all = scope.full ? await this.options.backend.listAllRealServers().catch(() => undefined) : undefined;
+    const all = scope.full ? await this.options.backend.listRealServerBlocks().catch(() => undefined) : undefined;
+    // Virtual servers whose lines are those a full sync verified, for the array the plan still wants.
+    const unchanged = new Set<string>();
     if (scope.full) {
-      if (all && this.observedOnce) report.noteDrift('ipvs', this.realServerDrift(all, gone));
-      for (const r of this.servers.values()) r.written = undefined;
+      for (const [key, record] of this.servers) {
+        const block = all?.get(key);
+        if (block && record.verified?.fingerprint === block.fingerprint && record.written === record.verified.wanted) unchanged.add(key);
+      }
+      if (all && this.observedOnce) report.noteDrift('ipvs', this.realServerDrift(all, gone, unchanged));
+      for (const [key, r] of this.servers) r.written = unchanged.has(key) ? r.written : undefined;
       this.observedOnce = true;
     }
     const now = this.options.clock.now();
-    const visit = new Set(keys.filter((k) => !failedServices.has(k)));
+    const visit = new Set<string>();
+    for (const key of keys) {
+      if (failedServices.has(key)) continue;
+      const record = this.servers.get(key);
+      if (!unchanged.has(key) || created.has(key) || !record || record.draining.size > 0 || record.verified?.wanted !== desired.get(key)?.realServers) visit.add(key);
+    }
     const dueChecks = new Set<string>();
     for (const [key, r] of this.withDrains) {
       if (!scope.full && ![...r.draining.values()].some((d) => d.checkAt <= now)) continue;
@@ -174,7 +192,7 @@ export class IpvsReconciler {
     }
     const destOps: IpvsOp[] = [];
     const udpFlushes: Array<{ vs: VirtualServer; rs: RealServer }> = [];
-    const visited: Array<{ key: string; record: VirtualServerRecord; wanted: readonly RealServer[] | undefined }> = [];
+    const visited: Array<{ key: string; record: VirtualServerRecord; wanted: readonly RealServer[] | undefined; fingerprint: string | undefined; ops: number }> = [];
     for (const key of visit) {
       const spec = desired.get(key);
       const record = this.servers.get(key);
@@ -187,8 +205,9 @@ export class IpvsReconciler {
       // A kernel read (or a virtual server just created) is the truth about what drains: a server
       // it lacks needs no more checks.
       if (source !== 'memory') for (const k of record.draining.keys()) if (!have.has(k)) this.undrain(key, record, k);
+      const before = destOps.length;
       this.diffRealServers(key, vs, record, spec?.realServers ?? [], have, now, destOps, udpFlushes);
-      visited.push({ key, record, wanted: spec?.realServers });
+      visited.push({ key, record, wanted: spec?.realServers, fingerprint: source === 'kernel' ? all?.get(key)?.fingerprint : undefined, ops: destOps.length - before });
     }
     const failedDests = new Set<string>();
     for (const r of await this.options.backend.apply(destOps)) {
@@ -204,7 +223,11 @@ export class IpvsReconciler {
       }
     }
     // After a failed write the kernel's state is unknown: the next visit reads it.
-    for (const { key, record, wanted } of visited) record.written = failedDests.has(key) ? undefined : wanted;
+    for (const { key, record, wanted, fingerprint, ops } of visited) {
+      record.written = failedDests.has(key) ? undefined : wanted;
+      const verified = scope.full && fingerprint !== undefined && wanted !== undefined && ops === 0 && record.draining.size === 0;
+      record.verified = verified ? { fingerprint, wanted } : undefined;
+    }
     await this.flushUdp(udpFlushes, report);
   }
 
@@ -213,10 +236,10 @@ export class IpvsReconciler {
    * sync's one read of all, else a dump) when fresh counts are needed or we have no memory of it;
    * else our memory of the last write plus its draining servers.
    */
-  private async currentRealServers(key: string, record: VirtualServerRecord, vs: VirtualServer, source: 'none' | 'kernel' | 'memory', all: ReadonlyMap<string, readonly ListedRealServer[]> | undefined): Promise<CurrentRealServer[]> {
+  private async currentRealServers(key: string, record: VirtualServerRecord, vs: VirtualServer, source: 'none' | 'kernel' | 'memory', all: ReadonlyMap<string, RealServerBlock> | undefined): Promise<CurrentRealServer[]> {
     if (source === 'none') return [];
     const written = source === 'memory' ? record.written : undefined;
-    if (written === undefined) return (all?.get(key) ?? (await this.options.backend.listRealServers(vs))).map(fromKernel);
+    if (written === undefined) return (all?.get(key)?.servers() ?? (await this.options.backend.listRealServers(vs))).map(fromKernel);
     const current: CurrentRealServer[] = written.map((rs) => ({ rs, conns: undefined }));
     for (const d of record.draining.values()) current.push({ rs: d.rs, conns: undefined });
     return current;
@@ -236,7 +259,7 @@ export class IpvsReconciler {
         this.servers.delete(key);
         next.set(key, record);
       } else {
-        next.set(key, { vs, written: undefined, draining: new Map() });
+        next.set(key, { vs, written: undefined, draining: new Map(), verified: undefined });
       }
     }
     const gone = this.servers;
@@ -260,13 +283,14 @@ export class IpvsReconciler {
    * Real servers of the virtual servers we wrote whose presence or weight differs from our last
    * write (draining ones are expected at weight 0; one gone early is not counted). A virtual server
    * deleted behind our back and created again by this sync is judged by its old record (`gone`).
+   * Those `unchanged` since a full sync verified them have none.
    */
-  private realServerDrift(all: ReadonlyMap<string, readonly ListedRealServer[]>, gone: ReadonlyMap<string, VirtualServerRecord>): number {
+  private realServerDrift(all: ReadonlyMap<string, RealServerBlock>, gone: ReadonlyMap<string, VirtualServerRecord>, unchanged: ReadonlySet<string>): number {
     let n = 0;
     for (const [key, current] of this.servers) {
       const record = gone.get(key) ?? current;
-      if (record.written === undefined) continue;
-      const have = new Map((all.get(key) ?? []).map((r) => [rsKey(r), r]));
+      if (record.written === undefined || (unchanged.has(key) && !gone.has(key))) continue;
+      const have = new Map((all.get(key)?.servers() ?? []).map((r) => [rsKey(r), r]));
       for (const rs of record.written) {
         const h = have.get(rsKey(rs));
         if (!h || h.weight !== rs.weight) n++;

@@ -153,7 +153,7 @@ describe('Proxier over the fake kernel', () => {
     const repaired = await n.proxier.sync({ full: true });
     assert.equal(repaired.report.summary(), 'ipvs.addDest=1');
     assert.equal(reads(), 0, 'no dump per virtual server');
-    n.ipvs.listAllRealServers = () => Promise.reject(new Error('/proc/net/ip_vs: no such file'));
+    n.ipvs.listRealServerBlocks = () => Promise.reject(new Error('/proc/net/ip_vs: no such file'));
     await n.ipvs.flush();
     const fallback = await n.proxier.sync({ full: true });
     assert.deepEqual(fallback.report.failures, []);

@@ -2,11 +2,11 @@
 // writes with one result each. Implemented for real (generic netlink) and in memory (fake).
 import type { IpvsOp, IpvsOpResult } from './netlink-client.js';
 import type { IpvsTimeouts, ObservedRealServer, ObservedVirtualServer } from './netlink-codec.js';
-import type { ListedRealServer } from './proc.js';
+import type { ListedRealServer, RealServerBlock } from './proc.js';
 
 export type { IpvsOp, IpvsOpResult } from './netlink-client.js';
 export type { IpvsTimeouts, ObservedRealServer, ObservedVirtualServer } from './netlink-codec.js';
-export type { ListedRealServer } from './proc.js';
+export type { ListedRealServer, RealServerBlock } from './proc.js';
 
 export interface IpvsBackend {
   listServices(): Promise<ObservedVirtualServer[]>;
@@ -17,6 +17,8 @@ export interface IpvsBackend {
    * /proc/net/ip_vs: what a full resync needs, without a dump per virtual server.
    */
   listAllRealServers(): Promise<Map<string, ListedRealServer[]>>;
+  /** The same read, each virtual server's lines left unparsed until asked (what a full resync compares). */
+  listRealServerBlocks(): Promise<Map<string, RealServerBlock>>;
   /** Applies every op (a failure does not stop the rest) and reports each. */
   apply(ops: readonly IpvsOp[]): Promise<IpvsOpResult[]>;
   setTimeouts(t: IpvsTimeouts): Promise<void>;

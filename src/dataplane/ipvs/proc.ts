@@ -61,37 +61,41 @@ function procAddressText(address: string): string {
 
 const hex4 = (port: number): string => port.toString(16).toUpperCase().padStart(4, '0');
 
+/** A real-server line, or undefined when it is not one this reader knows. */
+function parseDestLine(line: string): ListedRealServer | undefined {
+  const m = DEST_LINE.exec(line);
+  const ip = m ? procAddress(m[1] as string) : undefined;
+  const forward = m ? FORWARD_BY_NAME[m[3] as string] : undefined;
+  if (!m || !ip || !forward) return undefined;
+  return { family: ip.family, address: formatIp(ip), port: Number.parseInt(m[2] as string, 16), forward, weight: Number(m[4]), activeConns: Number(m[5]), inactiveConns: Number(m[6]) };
+}
+
+/** A virtual-server line of a protocol we use, or undefined (headers, FWM lines, others). */
+function parseServiceLine(line: string): Omit<ListedVirtualServer, 'realServers'> | undefined {
+  const m = SERVICE_LINE.exec(line);
+  if (!m || !PROTOCOLS.has(m[1] as string)) return undefined;
+  const ip = procAddress(m[2] as string);
+  if (!ip) return undefined;
+  return { family: ip.family, protocol: m[1] as Protocol, address: formatIp(ip), port: Number.parseInt(m[3] as string, 16), scheduler: m[4] as string };
+}
+
 /**
- * Parses the file. Lines it cannot read are skipped with their virtual server's real servers,
- * so a format it does not know yields fewer servers (the caller then dumps), never wrong ones.
+ * Parses the file. A line it cannot read is skipped (a real-server line alone; a virtual-server
+ * line with its real servers), so a format it does not know yields fewer servers (the caller then
+ * dumps), never wrong ones.
  */
 export function parseProcIpvs(text: string): ListedVirtualServer[] {
   const out: ListedVirtualServer[] = [];
   let current: ListedVirtualServer | undefined;
   for (const line of text.split('\n')) {
     if (line.startsWith(' ')) {
-      const m = DEST_LINE.exec(line);
-      const ip = m ? procAddress(m[1] as string) : undefined;
-      const forward = m ? FORWARD_BY_NAME[m[3] as string] : undefined;
-      if (!current || !m || !ip || !forward) continue;
-      current.realServers.push({
-        family: ip.family,
-        address: formatIp(ip),
-        port: Number.parseInt(m[2] as string, 16),
-        forward,
-        weight: Number(m[4]),
-        activeConns: Number(m[5]),
-        inactiveConns: Number(m[6]),
-      });
+      const rs = current ? parseDestLine(line) : undefined;
+      if (rs) current?.realServers.push(rs);
       continue;
     }
-    current = undefined;
-    const m = SERVICE_LINE.exec(line);
-    if (!m || !PROTOCOLS.has(m[1] as string)) continue; // headers, FWM lines, protocols we never use
-    const ip = procAddress(m[2] as string);
-    if (!ip) continue;
-    current = { family: ip.family, protocol: m[1] as Protocol, address: formatIp(ip), port: Number.parseInt(m[3] as string, 16), scheduler: m[4] as string, realServers: [] };
-    out.push(current);
+    const vs = parseServiceLine(line);
+    current = vs ? { ...vs, realServers: [] } : undefined;
+    if (current) out.push(current);
   }
   return out;
 }
@@ -99,6 +103,68 @@ export function parseProcIpvs(text: string): ListedVirtualServer[] {
 /** The real servers of each listed virtual server, by vsKey. */
 export function realServersByVirtualServer(services: readonly ListedVirtualServer[]): Map<string, ListedRealServer[]> {
   return new Map(services.map((s) => [vsKey(s), s.realServers]));
+}
+
+/** One virtual server's real-server lines, compared whole before anything in them is parsed. */
+export interface RealServerBlock {
+  /**
+   * The lines without their connection counts: two reads with equal fingerprints list the same
+   * real servers, in the same order, with the same weights and forwarding methods.
+   */
+  readonly fingerprint: string;
+  /** Its real servers (parsed on each call; lines the reader does not know are skipped). */
+  servers(): ListedRealServer[];
+}
+
+// The two connection counts that end a real-server line (and the blanks the format pads with).
+const CONNECTION_COUNTS = / +\d+ +\d+ *$/gm;
+
+/**
+ * The file as one block per non-fwmark virtual server, by vsKey: a full resync compares each
+ * block with what it read last time and parses only those that differ, so that an idle node's
+ * resync costs a scan of the text rather than an object per real server.
+ */
+export function procBlocks(text: string): Map<string, RealServerBlock> {
+  const out = new Map<string, RealServerBlock>();
+  let key: string | undefined;
+  let blockStart = 0;
+  const close = (end: number): void => {
+    if (key === undefined) return;
+    const lines = text.slice(blockStart, end);
+    out.set(key, {
+      fingerprint: lines.replace(CONNECTION_COUNTS, ''),
+      servers: () => {
+        const rs: ListedRealServer[] = [];
+        for (const line of lines.split('\n')) {
+          const r = line.startsWith(' ') ? parseDestLine(line) : undefined;
+          if (r) rs.push(r);
+        }
+        return rs;
+      },
+    });
+    key = undefined;
+  };
+  for (let at = 0; at < text.length; ) {
+    const nl = text.indexOf('\n', at);
+    const end = nl === -1 ? text.length : nl;
+    // Real-server lines are not looked at here: they belong to the open block.
+    if (text.charCodeAt(at) !== 32) {
+      close(at);
+      const vs = parseServiceLine(text.slice(at, end));
+      if (vs) {
+        key = vsKey(vs);
+        blockStart = end + 1;
+      }
+    }
+    at = end + 1;
+  }
+  close(text.length);
+  return out;
+}
+
+/** Every block's real servers, parsed (what a caller that needs them all wants). */
+export function allRealServers(blocks: ReadonlyMap<string, RealServerBlock>): Map<string, ListedRealServer[]> {
+  return new Map([...blocks].map(([k, b]) => [k, b.servers()]));
 }
 
 /** Renders services as the kernel prints them (the fake's view of the file). */

@@ -4,8 +4,8 @@ import { readFile } from 'node:fs/promises';
 import type { IpvsBackend, IpvsOp, IpvsOpResult, IpvsTimeouts, ObservedRealServer, ObservedVirtualServer } from './backend.js';
 import type { IpvsNetlinkClientOptions } from './netlink-client.js';
 import { IpvsNetlinkClient } from './netlink-client.js';
-import type { ListedRealServer } from './proc.js';
-import { PROC_IPVS_PATH, parseProcIpvs, realServersByVirtualServer } from './proc.js';
+import type { ListedRealServer, RealServerBlock } from './proc.js';
+import { PROC_IPVS_PATH, allRealServers, procBlocks } from './proc.js';
 
 export class RealIpvs implements IpvsBackend {
   readonly client: IpvsNetlinkClient;
@@ -27,7 +27,11 @@ export class RealIpvs implements IpvsBackend {
   }
 
   async listAllRealServers(): Promise<Map<string, ListedRealServer[]>> {
-    return realServersByVirtualServer(parseProcIpvs(await readFile(this.procPath, 'utf8')));
+    return allRealServers(await this.listRealServerBlocks());
+  }
+
+  async listRealServerBlocks(): Promise<Map<string, RealServerBlock>> {
+    return procBlocks(await readFile(this.procPath, 'utf8'));
   }
 
   apply(ops: readonly IpvsOp[]): Promise<IpvsOpResult[]> {

@@ -392,6 +392,15 @@ export function ipvsContract(name: string, make: () => Promise<IpvsBackend>): vo
           assert.deepEqual(byKey((listed.get(key) ?? []).map(view)), byKey((await b.listRealServers(vs)).map(view)), key);
         }
         assert.equal(listed.get('10.96.0.90:80/TCP')?.length, 3);
+        // The same read in blocks: the same servers; a fingerprint that holds until a weight changes.
+        const blocks = await b.listRealServerBlocks();
+        assert.deepEqual(new Map([...blocks].map(([k, v]) => [k, v.servers().map(view)])), new Map([...listed].map(([k, v]) => [k, v.map(view)])));
+        const before = (await b.listRealServerBlocks()).get('10.96.0.90:80/TCP')?.fingerprint;
+        assert.equal(before, blocks.get('10.96.0.90:80/TCP')?.fingerprint);
+        assertAllOk(await b.apply([{ kind: 'updateDest', vs: tcp, rs: dest('10.244.9.2', 8080, { weight: 4 }) }]));
+        const after = await b.listRealServerBlocks();
+        assert.notEqual(after.get('10.96.0.90:80/TCP')?.fingerprint, before);
+        assert.equal(after.get('[fd00::90]:53/UDP')?.fingerprint, blocks.get('[fd00::90]:53/UDP')?.fingerprint);
       }));
 
     it('flush removes every virtual server', () =>

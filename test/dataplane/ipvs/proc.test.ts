@@ -2,7 +2,7 @@
 // each virtual server, and the fake's rendering reads back the same.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseProcIpvs, realServersByVirtualServer, renderProcIpvs } from '../../../src/dataplane/ipvs/proc.js';
+import { allRealServers, parseProcIpvs, procBlocks, realServersByVirtualServer, renderProcIpvs } from '../../../src/dataplane/ipvs/proc.js';
 
 // Column widths and trailing blanks as the kernel's format strings leave them.
 const KERNEL_TEXT = [
@@ -50,5 +50,29 @@ describe('/proc/net/ip_vs', () => {
     assert.deepEqual(parseProcIpvs(rendered), services);
     assert.match(rendered, /^TCP {2}0A60000A:0050 rr $/m);
     assert.match(rendered, /^ {2}-> \[fd00:0010:0244:0000:0000:0000:0000:0005\]:14E9 {6}Masq {4}1 {6}0 {10}0 {9}$/m);
+  });
+
+  test('read in blocks, each virtual server has the same real servers as parsed whole', () => {
+    const garbled = KERNEL_TEXT.replace('  -> 0AF40103:1F90      Masq', '  -> 0AF40103:1F90      Sideways').replace('TCP  0A60005C:01BB', 'ESP  0A60005C:01BB');
+    for (const text of [KERNEL_TEXT, garbled, '', KERNEL_TEXT.trimEnd()]) {
+      assert.deepEqual(allRealServers(procBlocks(text)), realServersByVirtualServer(parseProcIpvs(text)));
+    }
+  });
+
+  test('a block\'s fingerprint ignores connection counts and nothing else', () => {
+    const print = (text: string) => procBlocks(text).get('10.96.0.10:80/TCP')?.fingerprint;
+    const base = print(KERNEL_TEXT);
+    assert.equal(print(KERNEL_TEXT.replace('Masq    1      3          7         ', 'Masq    1      12345      678901    ')), base, 'counts');
+    assert.equal(procBlocks(KERNEL_TEXT).get('10.96.0.92:443/TCP')?.fingerprint, '', 'no real servers');
+    for (const [what, from, to] of [
+      ['weight', 'Masq    1      3', 'Masq    2      3'],
+      ['forwarding', '0AF40102:1F90      Masq ', '0AF40102:1F90      Route'],
+      ['address', '0AF40102:1F90', '0AF40104:1F90'],
+      ['port', '0AF40102:1F90', '0AF40102:1F91'],
+      ['a server more', '  -> 0AF40103:1F90      Masq    0      0          1         ', '  -> 0AF40103:1F90      Masq    0      0          1         \n  -> 0AF40105:1F90      Masq    1      0          0         '],
+      ['a server less', '  -> 0AF40103:1F90      Masq    0      0          1         \n', ''],
+    ] as const) {
+      assert.notEqual(print(KERNEL_TEXT.replace(from, to)), base, what);
+    }
   });
 });

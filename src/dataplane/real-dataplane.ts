@@ -76,6 +76,7 @@ export async function openRealDataplane(): Promise<RealDataplane> {
 /** IPVS that cannot load: nothing of it exists to clean up. */
 const ABSENT_IPVS: IpvsBackend = {
   listServices: async () => [],
+  listServiceSetups: async () => [],
   listRealServers: async () => [],
   listAllRealServers: async () => new Map(),
   listRealServerBlocks: async () => new Map(),

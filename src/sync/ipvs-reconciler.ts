@@ -13,7 +13,7 @@
 // weight 0 at once and its counts are checked soon after (drain checks: 1 s, then doubling
 // intervals up to a minute, kube-proxy's check interval).
 import type { ConntrackBackend } from '../dataplane/conntrack/backend.js';
-import type { IpvsBackend, IpvsOp, ListedRealServer, ObservedVirtualServer, RealServerBlock } from '../dataplane/ipvs/backend.js';
+import type { IpvsBackend, IpvsOp, ListedRealServer, ObservedVirtualServerSetup, RealServerBlock } from '../dataplane/ipvs/backend.js';
 import { isNotFound } from '../dataplane/errors.js';
 import type { ParsedCidr } from '../model/ip.js';
 import { inAnyCidr } from '../model/ip.js';
@@ -59,7 +59,7 @@ export type VirtualServerLookup = Pick<ReadonlyMap<string, VirtualServerSpec>, '
 /** Which virtual servers a sync looks at: all (full resync) or the keys the plan changed. */
 export type IpvsScope = { readonly full: true } | { readonly full: false; readonly keys: ReadonlySet<string> };
 
-function toVirtualServer(o: ObservedVirtualServer): VirtualServer {
+function toVirtualServer(o: ObservedVirtualServerSetup): VirtualServer {
   return { family: o.family, protocol: o.protocol, address: o.address, port: o.port, scheduler: o.scheduler, flags: o.flags, timeout: o.timeout };
 }
 
@@ -130,7 +130,7 @@ export class IpvsReconciler {
     // Records of the virtual servers a full sync no longer finds: only its drift count reads them.
     let gone: ReadonlyMap<string, VirtualServerRecord> = new Map();
     if (scope.full) {
-      const observed = await this.options.backend.listServices();
+      const observed = await this.options.backend.listServiceSetups();
       const fresh = new Map<string, VirtualServer>();
       for (const o of observed) if (o.fwmark === undefined) fresh.set(vsKey(o), toVirtualServer(o));
       if (this.observedOnce) report.noteDrift('ipvs', this.virtualServerDrift(fresh));

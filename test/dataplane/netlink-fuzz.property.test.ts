@@ -14,6 +14,7 @@ import { IpvsNetlinkClient } from '../../src/dataplane/ipvs/netlink-client.js';
 import * as ipvs from '../../src/dataplane/ipvs/netlink-codec.js';
 import * as ipset from '../../src/dataplane/ipset/netlink-codec.js';
 import { decodeAddresses, decodeLinks } from '../../src/dataplane/netif/real.js';
+import { parseIp } from '../../src/model/ip.js';
 import { FakeIpvsKernel } from './ipvs/fake-kernel.js';
 
 const RUNS = Number(process.env.KUBE_IPVS_FUZZ_RUNS ?? 60) * 10;
@@ -120,6 +121,43 @@ describe('netlink decoders fed random and damaged replies', () => {
       fc.property(damaged(seeds), (b) => {
         decodesOrTyped('decodeLinks', () => decodeLinks([{ type: rt.MessageType.NEWLINK, data: b }]), isDataplaneError);
         decodesOrTyped('decodeAddresses', () => decodeAddresses([{ type: rt.MessageType.NEWADDR, data: b }], new Map([[3, 'kube-ipvs0']])), isDataplaneError);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+describe('rtnetlink address messages read in place', () => {
+  test('give what the netlink package\'s own parser reads from them', () => {
+    const addr = (family: 2 | 10) => fc.uint8Array({ minLength: family === 2 ? 4 : 16, maxLength: family === 2 ? 4 : 16 }).map((b) => Buffer.from(b));
+    const message = fc.constantFrom(2 as const, 10 as const).chain((family) =>
+      fc.record({
+        family: fc.constant(family),
+        prefixlen: fc.integer({ min: 0, max: family === 2 ? 32 : 128 }),
+        index: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+        local: fc.option(addr(family), { nil: undefined }),
+        address: fc.option(addr(family), { nil: undefined }),
+        label: fc.option(fc.stringMatching(/^[a-z0-9-]{1,15}$/), { nil: undefined }),
+      }),
+    );
+    fc.assert(
+      fc.property(fc.array(message, { maxLength: 6 }), (msgs) => {
+        const parts = msgs.map((m) => {
+          const s = new AttrStream();
+          rt.formatAddressMessage({ kind: 'address', data: { family: m.family, prefixlen: m.prefixlen, index: m.index }, attrs: { ...(m.local ? { local: m.local } : {}), ...(m.address ? { address: m.address } : {}), ...(m.label ? { label: m.label } : {}) } }, s);
+          return { type: rt.MessageType.NEWADDR, data: Buffer.concat(s.bufs) };
+        });
+        const names = new Map([[msgs[0]?.index ?? 1, 'kube-ipvs0']]);
+        const expected = parts.flatMap((p) => {
+          const a = rt.parseAddressMessage(p.data);
+          const raw = a.attrs.local ?? a.attrs.address;
+          const family = a.data.family === 2 ? 'IPv4' : 'IPv6';
+          if (!raw) return [];
+          const index = a.data.index ?? 0;
+          return [{ ifname: names.get(index) ?? (typeof a.attrs.label === 'string' ? a.attrs.label : ''), ifindex: index, family, bytes: [...raw].join('.'), prefix: a.data.prefixlen ?? 0 }];
+        });
+        const got = decodeAddresses(parts, names).map((a) => ({ ifname: a.ifname, ifindex: a.ifindex, family: a.family, bytes: [...(parseIp(a.address)?.bytes ?? [])].join('.'), prefix: a.prefix }));
+        assert.deepEqual(got, expected);
       }),
       { numRuns: RUNS },
     );

@@ -1,15 +1,17 @@
 // IPVS as the sync loop sees it: list virtual servers and their real servers, apply a batch of
 // writes with one result each. Implemented for real (generic netlink) and in memory (fake).
 import type { IpvsOp, IpvsOpResult } from './netlink-client.js';
-import type { IpvsTimeouts, ObservedRealServer, ObservedVirtualServer } from './netlink-codec.js';
+import type { IpvsTimeouts, ObservedRealServer, ObservedVirtualServer, ObservedVirtualServerSetup } from './netlink-codec.js';
 import type { ListedRealServer, RealServerBlock } from './proc.js';
 
 export type { IpvsOp, IpvsOpResult } from './netlink-client.js';
-export type { IpvsTimeouts, ObservedRealServer, ObservedVirtualServer } from './netlink-codec.js';
+export type { IpvsTimeouts, ObservedRealServer, ObservedVirtualServer, ObservedVirtualServerSetup } from './netlink-codec.js';
 export type { ListedRealServer, RealServerBlock } from './proc.js';
 
 export interface IpvsBackend {
   listServices(): Promise<ObservedVirtualServer[]>;
+  /** The same list without traffic counters: what a resync compares, cheaper to read again. */
+  listServiceSetups(): Promise<ObservedVirtualServerSetup[]>;
   /** Real servers of one virtual server; empty when it has none or does not exist. */
   listRealServers(vs: ObservedVirtualServer | IpvsOp['vs']): Promise<ObservedRealServer[]>;
   /**

@@ -7,7 +7,7 @@ import { SCHEDULERS, VsFlag, rsKey, vsKey } from '../../model/kernel.js';
 import type { IpFamily, Protocol } from '../../model/types.js';
 import { formatIp, parseIp } from '../../model/ip.js';
 import type { ParsedIp } from '../../model/ip.js';
-import type { IpvsBackend, IpvsOp, IpvsOpResult, IpvsTimeouts, ObservedRealServer, ObservedVirtualServer } from './backend.js';
+import type { IpvsBackend, IpvsOp, IpvsOpResult, IpvsTimeouts, ObservedRealServer, ObservedVirtualServer, ObservedVirtualServerSetup } from './backend.js';
 import type { IpvsErrorCode, IpvsOpName } from './errors.js';
 import { Errno, IpvsError } from './errors.js';
 import type { IpvsDestSpec, IpvsServiceSpec, IpvsStats, TunnelType } from './netlink-codec.js';
@@ -370,6 +370,10 @@ export class FakeIpvs implements IpvsBackend {
 
   listServices(): Promise<ObservedVirtualServer[]> {
     return this.run('listServices', () => [...this.table.services.values()].sort(compareServices).map(observeService));
+  }
+
+  listServiceSetups(): Promise<ObservedVirtualServerSetup[]> {
+    return this.listServices().then((list) => list.map(({ stats: _stats, ...setup }) => setup));
   }
 
   listRealServers(vs: ObservedVirtualServer | IpvsOp['vs']): Promise<ObservedRealServer[]> {

@@ -18,8 +18,10 @@ import type {
   NlMessage,
   ObservedRealServer,
   ObservedVirtualServer,
+  ObservedVirtualServerSetup,
 } from './netlink-codec.js';
 import {
+  CmdAttr,
   GENL_ID_CTRL,
   IPVS_GENL_NAME,
   NlmF,
@@ -27,6 +29,7 @@ import {
   decodeFamily,
   decodeInfo,
   decodeService,
+  decodeServiceSetup,
   decodeTimeouts,
   destLabel,
   encodeDelDest,
@@ -44,7 +47,10 @@ import {
   encodeSetService,
   encodeSetTimeouts,
   encodeZero,
+  parseAttrs,
+  parseGenl,
   serviceLabel,
+  serviceSetupRange,
 } from './netlink-codec.js';
 
 /** One write of a batch. Kinds double as the operation names in errors. */
@@ -150,6 +156,8 @@ export class IpvsNetlinkClient {
   private readonly batchBytes: number;
   private readonly modprobe: ((module: string) => Promise<void>) | false;
   private familyId: number | undefined;
+  /** The last listServiceSetups' entries in the kernel's order: each one's setup bytes and what they decoded to. */
+  private lastSetups: ReadonlyArray<{ readonly bytes: Buffer; readonly vs: ObservedVirtualServerSetup | undefined }> = [];
 
   constructor(opts: IpvsNetlinkClientOptions = {}) {
     this.batchBytes = opts.batchBytes ?? DEFAULT_BATCH_BYTES;
@@ -175,6 +183,38 @@ export class IpvsNetlinkClient {
         const vs = decodeService(p.payload);
         if (vs) out.push(vs);
       }
+      return out;
+    });
+  }
+
+  /**
+   * The virtual servers without their counters, for a resync that reads them every sync period.
+   * The kernel lists them in the same order while its table does not change, so an entry whose
+   * setup bytes equal those of the entry at its place in the last listing is that listing's
+   * object again, not decoded anew: an unchanged table costs a byte comparison per virtual server.
+   */
+  listServiceSetups(): Promise<ObservedVirtualServerSetup[]> {
+    return this.nl.serial(async () => {
+      const parts = await this.dump('listServices', '', encodeListServices());
+      const last = this.lastSetups;
+      const next: Array<{ readonly bytes: Buffer; readonly vs: ObservedVirtualServerSetup | undefined }> = [];
+      const out: ObservedVirtualServerSetup[] = [];
+      for (const [i, p] of parts.entries()) {
+        const range = serviceSetupRange(p.payload);
+        const seen = last[i];
+        let entry = seen;
+        if (!range || !seen || seen.bytes.compare(p.payload, range.from, range.to) !== 0) {
+          const { attrs } = parseGenl(p.payload);
+          const nest = attrs.get(CmdAttr.SERVICE);
+          if (!nest) throw new IpvsError({ code: 'PROTOCOL', errno: 0, op: 'listServices', object: '', detail: 'service reply without a SERVICE attribute' });
+          // A copy: the datagram the payload views is not ours to keep.
+          entry = { bytes: range ? Buffer.from(p.payload.subarray(range.from, range.to)) : Buffer.alloc(0), vs: decodeServiceSetup(parseAttrs(nest)) };
+        }
+        if (!entry) continue;
+        next.push(entry);
+        if (entry.vs) out.push(entry.vs);
+      }
+      this.lastSetups = next;
       return out;
     });
   }

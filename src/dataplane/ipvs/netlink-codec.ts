@@ -168,6 +168,9 @@ export type ObservedVirtualServer = VirtualServer & {
   readonly stats: IpvsStats;
 };
 
+/** A virtual server as the kernel reports it, without its traffic counters. */
+export type ObservedVirtualServerSetup = Omit<ObservedVirtualServer, 'stats'>;
+
 /** What the codec needs to program a real server. Thresholds default to 0 (no limit). */
 export type IpvsDestSpec = RealServer & {
   readonly upperThreshold?: number;
@@ -293,7 +296,7 @@ function encodeError(object: string, detail: string): IpvsError {
 // Netlink framing
 
 /** Netlink framing throwing PROTOCOL for what the kernel sent, EINVAL for what we could not encode. */
-export const { encodeAttr, encodeNested, parseAttrs, parseNlMessages } = framingWith({
+export const { encodeAttr, encodeNested, eachAttr: eachPayloadAttr, parseAttrs, parseNlMessages } = framingWith({
   malformed: (detail) => protocolError(`bad ${detail}`),
   tooLong: (detail) => encodeError('', detail),
 });
@@ -602,6 +605,12 @@ export function decodeService(payload: Buffer): ObservedVirtualServer | undefine
 }
 
 export function decodeServiceAttrs(s: AttrMap): ObservedVirtualServer | undefined {
+  const setup = decodeServiceSetup(s);
+  return setup && { ...setup, stats: decodeStats(s, SvcAttr.STATS64, SvcAttr.STATS) };
+}
+
+/** A SERVICE nest's virtual server without its counters (undefined as decodeService). */
+export function decodeServiceSetup(s: AttrMap): ObservedVirtualServerSetup | undefined {
   const family = familyOfAf(u16Attr(s, SvcAttr.AF) ?? 0);
   if (!family) return undefined;
   const flagsBuf = s.get(SvcAttr.FLAGS);
@@ -618,7 +627,6 @@ export function decodeServiceAttrs(s: AttrMap): ObservedVirtualServer | undefine
     flags: flags >>> 0,
     timeout: u32Attr(s, SvcAttr.TIMEOUT),
     netmask,
-    stats: decodeStats(s, SvcAttr.STATS64, SvcAttr.STATS),
     ...(peName ? { peName } : {}),
   };
   const fwmark = u32Attr(s, SvcAttr.FWMARK);
@@ -632,6 +640,29 @@ export function decodeServiceAttrs(s: AttrMap): ObservedVirtualServer | undefine
     address: decodeAddress(s.get(SvcAttr.ADDR), family, 'service'),
     port: port && port.length >= 2 ? port.readUInt16BE(0) : 0,
   };
+}
+
+/**
+ * Where a NEW_SERVICE dump entry (the genl payload) says which virtual server it is and how it is
+ * set up: from the SERVICE nest's start to its first counter attribute. The kernel puts STATS and
+ * STATS64 after every other attribute (ip_vs_genl_fill_service), so two entries whose ranges hold
+ * the same bytes decode to the same virtual server. Undefined when the entry is not laid out so.
+ */
+export function serviceSetupRange(payload: Buffer): { readonly from: number; readonly to: number } | undefined {
+  let nest: { from: number; to: number } | undefined;
+  eachPayloadAttr(payload, 4, payload.length, (type, from, to) => {
+    if (type === CmdAttr.SERVICE) nest = { from, to };
+  });
+  if (!nest) return undefined;
+  let statsAt: number | undefined;
+  let afterStats = false;
+  eachPayloadAttr(payload, nest.from, nest.to, (type, from) => {
+    const counters = type === SvcAttr.STATS || type === SvcAttr.STATS64;
+    if (counters) statsAt ??= from - 4;
+    else if (statsAt !== undefined) afterStats = true;
+  });
+  if (afterStats) return undefined;
+  return { from: nest.from, to: statsAt ?? nest.to };
 }
 
 /** Decodes a NEW_DEST dump entry. `serviceFamily` stands in when the kernel omits ADDR_FAMILY (<3.18). */

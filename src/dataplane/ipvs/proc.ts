@@ -112,8 +112,8 @@ export interface RealServerBlock {
    * real servers, in the same order, with the same weights and forwarding methods.
    */
   readonly fingerprint: string;
-  /** Its real servers (parsed on each call; lines the reader does not know are skipped). */
-  servers(): ListedRealServer[];
+  /** Its real servers, parsed at the first call (lines the reader does not know are skipped). */
+  servers(): readonly ListedRealServer[];
 }
 
 // The two connection counts that end a real-server line (and the blanks the format pads with).
@@ -131,15 +131,17 @@ export function procBlocks(text: string): Map<string, RealServerBlock> {
   const close = (end: number): void => {
     if (key === undefined) return;
     const lines = text.slice(blockStart, end);
+    let parsed: ListedRealServer[] | undefined;
     out.set(key, {
       fingerprint: lines.replace(CONNECTION_COUNTS, ''),
       servers: () => {
-        const rs: ListedRealServer[] = [];
+        if (parsed) return parsed;
+        parsed = [];
         for (const line of lines.split('\n')) {
           const r = line.startsWith(' ') ? parseDestLine(line) : undefined;
-          if (r) rs.push(r);
+          if (r) parsed.push(r);
         }
-        return rs;
+        return parsed;
       },
     });
     key = undefined;
@@ -164,7 +166,7 @@ export function procBlocks(text: string): Map<string, RealServerBlock> {
 
 /** Every block's real servers, parsed (what a caller that needs them all wants). */
 export function allRealServers(blocks: ReadonlyMap<string, RealServerBlock>): Map<string, ListedRealServer[]> {
-  return new Map([...blocks].map(([k, b]) => [k, b.servers()]));
+  return new Map([...blocks].map(([k, b]) => [k, [...b.servers()]]));
 }
 
 /** Renders services as the kernel prints them (the fake's view of the file). */

@@ -1,7 +1,7 @@
 // IpvsBackend over the kernel: a thin adapter so the sync loop, the fake and the contract suite
 // all speak one interface. Everything of substance lives in IpvsNetlinkClient.
 import { readFile } from 'node:fs/promises';
-import type { IpvsBackend, IpvsOp, IpvsOpResult, IpvsTimeouts, ObservedRealServer, ObservedVirtualServer } from './backend.js';
+import type { IpvsBackend, IpvsOp, IpvsOpResult, IpvsTimeouts, ObservedRealServer, ObservedVirtualServer, ObservedVirtualServerSetup } from './backend.js';
 import type { IpvsNetlinkClientOptions } from './netlink-client.js';
 import { IpvsNetlinkClient } from './netlink-client.js';
 import type { ListedRealServer, RealServerBlock } from './proc.js';
@@ -20,6 +20,10 @@ export class RealIpvs implements IpvsBackend {
 
   listServices(): Promise<ObservedVirtualServer[]> {
     return this.client.listServices();
+  }
+
+  listServiceSetups(): Promise<ObservedVirtualServerSetup[]> {
+    return this.client.listServiceSetups();
   }
 
   listRealServers(vs: ObservedVirtualServer | IpvsOp['vs']): Promise<ObservedRealServer[]> {

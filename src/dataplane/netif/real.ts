@@ -39,6 +39,7 @@ export interface NetifLink {
 /** One bind or unbind of a batch. */
 import type { NetifAddressOp, NetifOpResult } from './backend.js';
 import { errorMessage } from '../../model/error-text.js';
+import { eachAttr, readU32 } from '../netlink/framing.js';
 export type { NetifAddressOp, NetifOpResult } from './backend.js';
 
 export interface RealNetifOptions {
@@ -155,6 +156,46 @@ export function decodeLinks(parts: readonly { readonly type: number; readonly da
   return out;
 }
 
+/** struct ifaddrmsg: family, prefixlen, flags, scope (u8 each), then the interface index (u32). */
+const IFADDRMSG_LEN = 8;
+const IFA_ADDRESS = 1;
+const IFA_LOCAL = 2;
+const IFA_LABEL = 3;
+
+interface AddressMessage {
+  readonly family: number;
+  readonly prefixlen: number;
+  readonly index: number;
+  local?: Buffer;
+  address?: Buffer;
+  label?: string;
+}
+
+/**
+ * The fields of an RTM_NEWADDR message we use, read in place: a full resync reads every VIP of
+ * kube-ipvs0 each sync period, and the netlink package's general parser (every attribute, as
+ * objects) was most of that read's cost.
+ */
+function parseAddressMessage(data: Buffer): AddressMessage {
+  if (data.length < IFADDRMSG_LEN) throw new Error(`address message of ${data.length} bytes`);
+  const m: AddressMessage = { family: data[0] ?? 0, prefixlen: data[1] ?? 0, index: readU32(data, 4) };
+  eachAttr(
+    data,
+    IFADDRMSG_LEN,
+    data.length,
+    (type, from, to) => {
+      if (type === IFA_ADDRESS) m.address = data.subarray(from, to);
+      else if (type === IFA_LOCAL) m.local = data.subarray(from, to);
+      else if (type === IFA_LABEL) {
+        const nul = data.indexOf(0, from);
+        m.label = data.toString('utf8', from, nul === -1 || nul > to ? to : nul);
+      }
+    },
+    (detail) => new Error(detail),
+  );
+  return m;
+}
+
 /**
  * The addresses of RTM_NEWADDR messages, named by `names` (ifindex → link name). Entries of other
  * families are skipped; a malformed message, or an address of the wrong length for its family, is
@@ -164,26 +205,24 @@ export function decodeAddresses(parts: readonly { readonly type: number; readonl
   const out: InterfaceAddress[] = [];
   for (const m of parts) {
     if (m.type !== rt.MessageType.NEWADDR) continue;
-    let a: ReturnType<typeof rt.parseAddressMessage>;
+    let a: AddressMessage;
     try {
-      a = rt.parseAddressMessage(m.data);
+      a = parseAddressMessage(m.data);
     } catch (e) {
       throw unreadable('address', e);
     }
-    const family = familyOf(a.data.family);
+    const family = familyOf(a.family);
     // IPv4 entries carry IFA_LOCAL (the interface's own address; IFA_ADDRESS is the peer on
     // point-to-point links); IPv6 entries carry only IFA_ADDRESS.
-    const raw = a.attrs.local ?? a.attrs.address;
+    const raw = a.local ?? a.address;
     if (!family || !raw) continue;
     if (raw.length !== (family === 'IPv4' ? 4 : 16)) throw unreadable('address', new Error(`${family} address of ${raw.length} bytes`));
-    const ifindex = a.data.index ?? 0;
-    const label = typeof a.attrs.label === 'string' ? a.attrs.label : '';
     out.push({
-      ifname: names.get(ifindex) ?? label,
-      ifindex,
+      ifname: names.get(a.index) ?? a.label ?? '',
+      ifindex: a.index,
       family,
       address: formatIp({ family, bytes: new Uint8Array(raw) }),
-      prefix: a.data.prefixlen ?? 0,
+      prefix: a.prefixlen,
     });
   }
   return out;

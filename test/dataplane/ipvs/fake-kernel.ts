@@ -63,8 +63,8 @@ function serviceKey(s: AttrMap): string {
   return key([s.get(SvcAttr.AF), s.get(SvcAttr.PROTOCOL), pad16(s.get(SvcAttr.ADDR)), s.get(SvcAttr.PORT)]);
 }
 
-function stats64(type: number): Buffer {
-  return encodeNested(type, [encodeAttr(StatsAttr.CONNS, u64(1)), encodeAttr(StatsAttr.INPKTS, u64(2))]);
+function stats64(type: number, inbytes = 0): Buffer {
+  return encodeNested(type, [encodeAttr(StatsAttr.CONNS, u64(1)), encodeAttr(StatsAttr.INPKTS, u64(2)), encodeAttr(StatsAttr.INBYTES, u64(inbytes))]);
 }
 
 export class FakeIpvsKernel implements NetlinkTransport {
@@ -78,6 +78,7 @@ export class FakeIpvsKernel implements NetlinkTransport {
   ackLimit = Infinity;
   /** Deliver the replies of one datagram in reverse order (the client must match by seq). */
   reverse = false;
+  private bytesCounted = 0;
   readonly services = new Map<string, FakeService>();
   /** Number of netlink messages in each datagram received, and its size. */
   readonly datagrams: { messages: number; bytes: number }[] = [];
@@ -247,11 +248,16 @@ export class FakeIpvsKernel implements NetlinkTransport {
     return [Buffer.concat(parts), done].filter((b) => b.length > 0);
   }
 
-  /** What ip_vs_genl_fill_service writes: 16-byte address, HASHED set, STATS and STATS64. */
+  /**
+   * What ip_vs_genl_fill_service writes, in its order: 16-byte address, PE_NAME after SCHED_NAME,
+   * HASHED set, STATS64 last. Its byte counter grows with each entry written, as traffic would.
+   */
   private serviceEntry(s: FakeService): Buffer {
+    this.bytesCounted += 1000;
     const a = s.attrs;
     const flags = Buffer.from(a.get(SvcAttr.FLAGS) ?? Buffer.alloc(8));
     flags.writeUInt32LE(flags.readUInt32LE(0) | 0x2, 0);
+    const pe = a.get(SvcAttr.PE_NAME);
     const id = a.get(SvcAttr.FWMARK)
       ? [encodeAttr(SvcAttr.FWMARK, a.get(SvcAttr.FWMARK) ?? u32(0))]
       : [
@@ -263,13 +269,12 @@ export class FakeIpvsKernel implements NetlinkTransport {
       encodeAttr(SvcAttr.AF, a.get(SvcAttr.AF) ?? u16(2)),
       ...id,
       encodeAttr(SvcAttr.SCHED_NAME, a.get(SvcAttr.SCHED_NAME) ?? Buffer.from('\0')),
+      ...(pe ? [encodeAttr(SvcAttr.PE_NAME, pe)] : []),
       encodeAttr(SvcAttr.FLAGS, flags),
       encodeAttr(SvcAttr.TIMEOUT, a.get(SvcAttr.TIMEOUT) ?? u32(0)),
       encodeAttr(SvcAttr.NETMASK, a.get(SvcAttr.NETMASK) ?? u32(0)),
-      stats64(SvcAttr.STATS64),
+      stats64(SvcAttr.STATS64, this.bytesCounted),
     ];
-    const pe = a.get(SvcAttr.PE_NAME);
-    if (pe) attrs.push(encodeAttr(SvcAttr.PE_NAME, pe));
     return encodeGenl(IpvsCmd.NEW_SERVICE, 1, [encodeNested(CmdAttr.SERVICE, attrs)]);
   }
 

@@ -44,6 +44,28 @@ async function rejects(p: Promise<unknown>, code: string, check?: (e: IpvsError)
 }
 
 describe('IpvsNetlinkClient (fake kernel)', { skip: endianness() !== 'LE' ? 'fake kernel is little-endian' : false }, () => {
+  it('lists setups without counters that follow every change, as listServices does', async () => {
+    const { client } = setup();
+    const setups = async () => (await client.listServices()).map(({ stats: _stats, ...setup }) => setup);
+    await client.addService(vs4);
+    await client.addService({ ...vs6, peName: 'sip' });
+    await client.addService({ ...vs4, port: 80 });
+    const first = await client.listServiceSetups();
+    assert.equal(first.length, 3);
+    assert.deepEqual(first, await setups());
+    assert.deepEqual(await client.listServiceSetups(), first, 'read again while the counters moved');
+    await client.updateService({ ...vs4, scheduler: 'wrr', flags: VsFlag.PERSISTENT, timeout: 60 });
+    const changed = await client.listServiceSetups();
+    assert.deepEqual(changed, await setups());
+    assert.deepEqual(
+      changed.filter((s) => s.port === 443).map((s) => [s.scheduler, s.flags, s.timeout]),
+      [['wrr', VsFlag.PERSISTENT, 60]],
+    );
+    await client.deleteService(vs6);
+    await client.addService({ ...vs4, port: 8443, scheduler: 'sh' });
+    assert.deepEqual(await client.listServiceSetups(), await setups());
+  });
+
   it('creates, lists, updates and deletes services and destinations', async () => {
     const { client } = setup();
     await client.addService(vs4);

@@ -35,6 +35,7 @@ import {
   parseGenl,
   parseNlError,
   parseNlMessages,
+  serviceSetupRange,
 } from '../../../src/dataplane/ipvs/netlink-codec.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -348,5 +349,28 @@ describe('netlink-codec', { skip: endianness() !== 'LE' ? 'byte expectations ass
 
   it('refuses truncated attributes', () => {
     assert.throws(() => parseAttrs(h('0800010002')), (e: unknown) => e instanceof IpvsError && e.code === 'PROTOCOL');
+  });
+
+  it('a service entry\'s setup range leaves out its counters and nothing else', () => {
+    const u16 = (v: number) => Buffer.from(Uint16Array.of(v).buffer);
+    const u32 = (v: number) => Buffer.from(Uint32Array.of(v).buffer);
+    const counters = (conns: number) => [encodeNested(SvcAttr.STATS, [encodeAttr(StatsAttr.CONNS, u32(conns))]), encodeNested(SvcAttr.STATS64, [encodeAttr(StatsAttr.CONNS, Buffer.alloc(8, conns))])];
+    // In ip_vs_genl_fill_service's order: identity, scheduler, PE, flags, timeout, netmask, counters.
+    const entry = (o: { timeout?: number; conns?: number; peLast?: boolean } = {}) => {
+      const setup = [encodeAttr(SvcAttr.AF, u16(2)), encodeAttr(SvcAttr.PROTOCOL, u16(6)), encodeAttr(SvcAttr.ADDR, Buffer.from([10, 96, 0, 1, ...Array(12).fill(0)])), encodeAttr(SvcAttr.PORT, Buffer.from([1, 187])), encodeAttr(SvcAttr.SCHED_NAME, Buffer.from('rr\0'))];
+      const rest = [encodeAttr(SvcAttr.FLAGS, Buffer.alloc(8)), encodeAttr(SvcAttr.TIMEOUT, u32(o.timeout ?? 0)), encodeAttr(SvcAttr.NETMASK, u32(0xffffffff))];
+      const pe = encodeAttr(SvcAttr.PE_NAME, Buffer.from('sip\0'));
+      const attrs = o.peLast ? [...setup, ...rest, ...counters(o.conns ?? 0), pe] : [...setup, pe, ...rest, ...counters(o.conns ?? 0)];
+      return encodeGenl(IpvsCmd.NEW_SERVICE, 1, [encodeNested(CmdAttr.SERVICE, attrs)]);
+    };
+    const bytes = (payload: Buffer) => {
+      const r = serviceSetupRange(payload);
+      assert.ok(r);
+      return hex(payload.subarray(r.from, r.to));
+    };
+    assert.equal(bytes(entry({ conns: 5 })), bytes(entry({ conns: 9 })), 'counters left out');
+    assert.notEqual(bytes(entry({ timeout: 60 })), bytes(entry()), 'a timeout is setup');
+    assert.deepEqual(decodeService(entry()), { ...decodeService(entry({ conns: 9 })), stats: decodeService(entry())?.stats }, 'same range, same virtual server');
+    assert.equal(serviceSetupRange(entry({ peLast: true })), undefined, 'setup after the counters: no range');
   });
 });

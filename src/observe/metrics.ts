@@ -67,8 +67,45 @@ export const NETWORK_PROGRAMMING_BUCKETS: readonly number[] = [
   ...linear(120, 30, 7),
 ];
 
-const SERVICE_LABELS = ['namespace', 'service', 'port', 'protocol', 'address'] as const;
-type ServiceLabel = (typeof SERVICE_LABELS)[number];
+/** The per-service counter families: name, help, and each series' extra label and value. */
+const SERVICE_COUNTERS: ReadonlyArray<{ readonly name: string; readonly help: string; readonly series: (s: ServiceStat) => ReadonlyArray<readonly [string, number]> }> = [
+  { name: 'kube_ipvs_service_connections_total', help: 'Connections IPVS scheduled to the service port since the virtual server was created', series: (s) => [['', s.connections]] },
+  {
+    name: 'kube_ipvs_service_packets_total',
+    help: 'Packets through the service port since the virtual server was created',
+    series: (s) => [
+      ['direction="in"', s.packetsIn],
+      ['direction="out"', s.packetsOut],
+    ],
+  },
+  {
+    name: 'kube_ipvs_service_bytes_total',
+    help: 'Bytes through the service port since the virtual server was created',
+    series: (s) => [
+      ['direction="in"', s.bytesIn],
+      ['direction="out"', s.bytesOut],
+    ],
+  },
+];
+
+/** A label value in the text format: backslash, double quote and line feed escaped. */
+function labelValue(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+/** The per-service families in the Prometheus text format (HELP and TYPE even with no series). */
+export function renderServiceCounters(stats: readonly ServiceStat[]): string {
+  const base = stats.map((s) => `namespace="${labelValue(s.namespace)}",service="${labelValue(s.service)}",port="${labelValue(s.port)}",protocol="${labelValue(s.protocol)}",address="${labelValue(s.address)}"`);
+  const out: string[] = [];
+  for (const c of SERVICE_COUNTERS) {
+    out.push(`# HELP ${c.name} ${c.help}`, `# TYPE ${c.name} counter`);
+    // The kernel's counters only grow; the max guards the text against a negative from a bad read.
+    stats.forEach((s, i) => {
+      for (const [extra, v] of c.series(s)) out.push(`${c.name}{${base[i]}${extra ? `,${extra}` : ''}} ${Math.max(0, v)}`);
+    });
+  }
+  return `${out.join('\n')}\n`;
+}
 
 export class ProxyMetrics implements ProbeCounter {
   readonly registry = new Registry();
@@ -77,6 +114,8 @@ export class ProxyMetrics implements ProbeCounter {
   // One kernel read per scrape, shared by the three per-service metrics collected in parallel.
   private statsInFlight: Promise<readonly ServiceStat[] | undefined> | undefined;
   private statsCache: { readonly at: number; readonly stats: readonly ServiceStat[] } | undefined;
+  /** The per-service families as last rendered, and the counters they were rendered from. */
+  private serviceText: { readonly stats: readonly ServiceStat[] | undefined; readonly text: string } | undefined;
 
   private readonly syncDuration: Histogram<'ip_family'>;
   private readonly syncFullDuration: Histogram<'ip_family'>;
@@ -207,16 +246,6 @@ export class ProxyMetrics implements ProbeCounter {
       this.livezTotal.inc({ code }, 0);
     }
 
-    this.serviceCounter('kube_ipvs_service_connections_total', 'Connections IPVS scheduled to the service port since the virtual server was created', [], (s) => [[{}, s.connections]]);
-    this.serviceCounter('kube_ipvs_service_packets_total', 'Packets through the service port since the virtual server was created', ['direction'], (s) => [
-      [{ direction: 'in' }, s.packetsIn],
-      [{ direction: 'out' }, s.packetsOut],
-    ]);
-    this.serviceCounter('kube_ipvs_service_bytes_total', 'Bytes through the service port since the virtual server was created', ['direction'], (s) => [
-      [{ direction: 'in' }, s.bytesIn],
-      [{ direction: 'out' }, s.bytesOut],
-    ]);
-
     // Not prom-client's default collectors: their event-loop histogram sampled every 10 ms woke an
     // idle daemon 100 times a second, and a scrape of them cost more than kube-proxy's metrics.
     if (options.defaultMetrics !== false) registerProcessMetrics(this.registry);
@@ -289,9 +318,24 @@ export class ProxyMetrics implements ProbeCounter {
     (probe === 'healthz' ? this.healthzTotal : this.livezTotal).inc({ code: String(code) });
   }
 
-  /** The exposition text for /metrics. */
-  metrics(): Promise<string> {
-    return this.registry.metrics();
+  /** The exposition text for /metrics: the registry's metrics, then the per-service counters. */
+  async metrics(): Promise<string> {
+    const [registered, perService] = await Promise.all([this.registry.metrics(), this.serviceMetrics()]);
+    return registered + perService;
+  }
+
+  /**
+   * The per-service counter families, written here rather than through the registry: on a big
+   * node they are most of a scrape (five series per virtual server), and the text is rendered
+   * once per kernel read of the counters, not once per scrape.
+   */
+  private async serviceMetrics(): Promise<string> {
+    const stats = await this.fetchStats();
+    const last = this.serviceText;
+    if (last && last.stats === stats) return last.text;
+    const text = renderServiceCounters(stats ?? []);
+    this.serviceText = { stats, text };
+    return text;
   }
 
   get contentType(): string {
@@ -300,37 +344,6 @@ export class ProxyMetrics implements ProbeCounter {
 
   private familiesOf(family: IpFamily | undefined): readonly IpFamily[] {
     return family === undefined ? this.options.families : [family];
-  }
-
-  /** A counter whose values are the kernel's cumulative counters, copied in at each scrape. */
-  private serviceCounter(
-    name: string,
-    help: string,
-    extraLabels: readonly string[],
-    values: (s: ServiceStat) => Array<[Record<string, string>, number]>,
-  ): void {
-    const stats = (): Promise<readonly ServiceStat[] | undefined> => this.fetchStats();
-    new Counter<string>({
-      name,
-      help,
-      labelNames: [...SERVICE_LABELS, ...extraLabels],
-      registers: [this.registry],
-      async collect() {
-        const list = await stats();
-        // Replace, not add: the kernel already accumulates, and gone virtual servers must vanish.
-        this.reset();
-        for (const s of list ?? []) {
-          const base: Record<ServiceLabel, string> = {
-            namespace: s.namespace,
-            service: s.service,
-            port: s.port,
-            protocol: s.protocol,
-            address: s.address,
-          };
-          for (const [extra, v] of values(s)) this.inc({ ...base, ...extra }, Math.max(0, v));
-        }
-      },
-    });
   }
 
   private fetchStats(): Promise<readonly ServiceStat[] | undefined> {

@@ -2,7 +2,7 @@
 // labels; our per-service IPVS counters from a fake kernel; /proxyMode and the /healthz ping.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NETWORK_PROGRAMMING_BUCKETS, ProxyMetrics } from '../../src/observe/metrics.js';
+import { NETWORK_PROGRAMMING_BUCKETS, ProxyMetrics, renderServiceCounters } from '../../src/observe/metrics.js';
 import type { ServiceStat } from '../../src/observe/metrics.js';
 import { startMetricsServer } from '../../src/observe/http-servers.js';
 import type { RunningServer } from '../../src/observe/http-servers.js';
@@ -129,6 +129,12 @@ describe('per-service IPVS counters', () => {
     namespace: 'kube-system', service: 'kube-dns', port: 'dns', protocol: 'UDP', address: '10.96.0.10:53',
     connections: 10, packetsIn: 100, packetsOut: 90, bytesIn: 6400, bytesOut: 12800,
   };
+
+  test('label values are escaped as the text format requires (backslash, double quote, line feed)', () => {
+    const text = renderServiceCounters([{ ...dns, service: 'a"b\\c\nd' }]);
+    assert.match(text, /^kube_ipvs_service_connections_total\{namespace="kube-system",service="a\\"b\\\\c\\nd",port="dns",protocol="UDP",address="10\.96\.0\.10:53"\} 10$/m);
+    assert.equal(text.split('\n').filter((l) => l.startsWith('kube_ipvs_service_')).length, 5, 'one line per series');
+  });
 
   test('are read from the source once per scrape and exposed as the kernel reports them', async () => {
     const metrics = new ProxyMetrics({ families: ['IPv4'], defaultMetrics: false, statsMaxAgeMs: 0 });

@@ -151,7 +151,7 @@ export class Proxier {
       }
       delta = planner.fresh ? undefined : planner.planner.update(changes.snapshot, changes.changed);
       const state = planner.planner.state();
-      await this.apply(state, full ? undefined : delta, report);
+      await this.apply(state, full ? undefined : delta, report, undefined, delta);
       this.needFullSync = !report.ok;
       return { ok: report.ok, full, report, durationMs: this.options.clock.now() - start, changedServices: changes.changed.size, ...counts, state, ...(firstServicesMs !== undefined ? { firstServicesMs } : {}) };
     } catch (e) {
@@ -228,7 +228,11 @@ export class Proxier {
     return true;
   }
 
-  private async apply(state: DesiredState, delta: PlanDelta | undefined, report: SyncReport, ruleFamilies?: ReadonlySet<IpFamily>): Promise<void> {
+  /**
+   * `delta` undefined: a full sync; then `planDelta` is what this sync's plan update changed, if
+   * the plan was updated rather than made anew.
+   */
+  private async apply(state: DesiredState, delta: PlanDelta | undefined, report: SyncReport, ruleFamilies?: ReadonlySet<IpFamily>, planDelta?: PlanDelta): Promise<void> {
     const full = delta === undefined;
     if (this.firstSync) {
       await applySysctls(this.options.dataplane.sysctl, state.sysctls, report);
@@ -245,7 +249,7 @@ export class Proxier {
     if (full && !(await this.addresses.ensureDevice(report))) return;
 
     const ipsets = state.families.flatMap((f) => f.ipsets);
-    await this.ipsets.sync(ipsets, full ? { full: true } : { full: false, sets: delta.ipsets }, report);
+    await this.ipsets.sync(ipsets, full ? { full: true, ...(planDelta ? { changed: planDelta.ipsets } : {}) } : { full: false, sets: delta.ipsets }, report);
 
     // A view over the families' live maps: a partial sync must not copy 15,000 entries.
     const maps = state.families.map((f) => f.virtualServers);

@@ -13,7 +13,7 @@ import type { DriftReport } from '../../src/sync/drift.js';
 import { liveAsDesired, observeLive } from '../../src/sync/live.js';
 import type { LiveKernel } from '../../src/sync/live.js';
 import { tracePacket } from '../../src/trace/trace.js';
-import { renderIpvs } from '../../src/plan/render.js';
+import { renderIpsets, renderIpvs } from '../../src/plan/render.js';
 import { fakeNode } from '../helpers/fake-dataplane.js';
 import type { FakeNode } from '../helpers/fake-dataplane.js';
 import { NODE, service, slice } from '../helpers/world.js';
@@ -209,6 +209,32 @@ describe('full resyncs of a kernel they verified before', () => {
     assert.equal(n.ipvs.dump(), renderIpvs(full.state));
     assert.notEqual(tampered, n.ipvs.dump());
     assert.deepEqual([...(await n.proxier.sync({ full: true })).report.drift], [], 'repaired');
+  });
+
+  test('a set entry removed or added behind our back is still counted and repaired', async () => {
+    const { n } = await synced();
+    await verified(n);
+    await n.ipset.apply([
+      { kind: 'del', name: 'KUBE-CLUSTER-IP', entry: '10.96.0.20,tcp:80' },
+      { kind: 'add', name: 'KUBE-NODE-PORT-TCP', entry: '31999' },
+    ]);
+    const full = await n.proxier.sync({ full: true });
+    assert.deepEqual(Object.fromEntries(full.report.drift), { ipset: 2 });
+    const kernelSets = n.ipset.dump();
+    assert.doesNotMatch(kernelSets, /^add KUBE-NODE-PORT-TCP 31999$/m);
+    for (const line of renderIpsets(full.state).split('\n').filter((l) => l.startsWith('add '))) assert.ok(kernelSets.includes(`${line}\n`), line);
+    assert.deepEqual([...(await n.proxier.sync({ full: true })).report.drift], [], 'repaired');
+  });
+
+  test('changes taken in by a full sync itself reach sets it verified before', async () => {
+    const { n } = await synced();
+    await verified(n);
+    n.apply({ services: [service('extra', { type: 'NodePort', clusterIP: '10.96.0.77', ports: [{ name: 'http', port: 80, nodePort: 30077 }] })] });
+    const full = await n.proxier.sync({ full: true });
+    assert.deepEqual(full.report.failures, []);
+    const sets = await n.ipset.observe(['KUBE-CLUSTER-IP', 'KUBE-NODE-PORT-TCP']);
+    assert.ok(sets.find((x) => x.spec.name === 'KUBE-CLUSTER-IP')?.entries.has('10.96.0.77,tcp:80'));
+    assert.ok(sets.find((x) => x.spec.name === 'KUBE-NODE-PORT-TCP')?.entries.has('30077'));
   });
 
   test('a node relabelled into another zone gets the endpoints its zone hints give it', async () => {

@@ -52,6 +52,8 @@ function compatible(existing: IpsetSpec, spec: IpsetSpec): boolean {
 
 export class FakeIpset implements IpsetBackend {
   private sets = new Map<string, FakeSet>();
+  /** The state each set object was last observed as. */
+  private readonly observed = new WeakMap<FakeSet, IpsetState>();
   private readonly isReferenced: (name: string) => boolean;
 
   constructor(options: FakeIpsetOptions = {}) {
@@ -64,7 +66,14 @@ export class FakeIpset implements IpsetBackend {
     const out: IpsetState[] = [];
     for (const [name, set] of this.sets) {
       if (wanted && !wanted.has(name)) continue;
-      out.push({ spec: set.spec, entries: new Set(set.entries) });
+      // As the netlink backend does: a set unchanged since it was last observed is the same state.
+      // (Changes replace a set's object: apply copies before it writes.)
+      let state = this.observed.get(set);
+      if (!state) {
+        state = { spec: set.spec, entries: new Set(set.entries) };
+        this.observed.set(set, state);
+      }
+      out.push(state);
     }
     return Promise.resolve(out);
   }

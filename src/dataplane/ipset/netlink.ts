@@ -125,6 +125,8 @@ export class NetlinkIpset implements IpsetBackend {
   private readonly revisions = new Map<IpsetType, number>();
   /** What the kernel holds under a name (null: absent), as last seen; missing: unknown, ask HEADER. */
   private readonly sets = new Map<string, SetInfo | null>();
+  /** Per set name, its last dump as read (payload copies), the set headers and the states decoded from it. */
+  private readonly lastDumps = new Map<string, { readonly payloads: readonly Buffer[]; readonly headers: ReadonlyArray<readonly [string, SetInfo]>; readonly states: IpsetState[] }>();
   /** The ipset protocol version every request carries (negotiated by open()). */
   protocol = IPSET_PROTOCOL;
 
@@ -168,7 +170,7 @@ export class NetlinkIpset implements IpsetBackend {
       // never read. A name the kernel cannot hold is simply absent.
       for (const name of new Set(names)) {
         if (ipsetOpProblem({ kind: 'flush', name }) !== undefined) continue;
-        out.push(...collectIpsetDump(await this.dump(name)).sets);
+        out.push(...(await this.observeSet(name)));
       }
       return out;
     });
@@ -208,8 +210,40 @@ export class NetlinkIpset implements IpsetBackend {
 
   // ---- observe -------------------------------------------------------------------------------
 
+  /**
+   * One set's state. A full resync reads every set each sync period; while a set's dump is the
+   * same bytes as at its last read, the state decoded then is returned again (the same object)
+   * instead of decoding each entry anew.
+   */
+  private async observeSet(name: string): Promise<IpsetState[]> {
+    const payloads = await this.savePayloads(name);
+    const last = this.lastDumps.get(name);
+    if (last && last.payloads.length === payloads.length && last.payloads.every((p, i) => p.equals(payloads[i] as Buffer))) {
+      for (const [n, info] of last.headers) this.sets.set(n, info);
+      return last.states;
+    }
+    const messages = this.decodeSave(payloads);
+    const states = collectIpsetDump(messages).sets;
+    const headers = messages.flatMap((m) => (m.header ? [[m.name, setInfo(m.header.typeName, m.header.family)] as const] : []));
+    // Copies: the payloads view datagrams that are not ours to keep.
+    this.lastDumps.set(name, { payloads: payloads.map((p) => Buffer.from(p)), headers, states });
+    return states;
+  }
+
   /** SAVE of one set (absent → []) or of all sets; what it shows replaces the cached headers. */
   private async dump(name: string | undefined): Promise<IpsetListMessage[]> {
+    return this.decodeSave(await this.savePayloads(name));
+  }
+
+  /** Decodes SAVE replies, caching the set headers they carry. */
+  private decodeSave(payloads: readonly Buffer[]): IpsetListMessage[] {
+    const messages = payloads.map((p) => decodeListMessage(p));
+    for (const m of messages) if (m.header) this.sets.set(m.name, setInfo(m.header.typeName, m.header.family));
+    return messages;
+  }
+
+  /** The payloads of a SAVE of one set (absent → []) or of all sets, in the kernel's order. */
+  private async savePayloads(name: string | undefined): Promise<Buffer[]> {
     // Forgotten first, so that a failed or unreadable dump leaves them unknown.
     if (name === undefined) this.sets.clear();
     else this.sets.delete(name);
@@ -223,9 +257,7 @@ export class NetlinkIpset implements IpsetBackend {
       throw new DataplaneError(code, 'ipset', 'save', name ?? '', reason);
     }
     // The kernel answers SAVE with LIST-typed messages.
-    const messages = r.parts.filter((p) => p.type === ipsetMsgType(IpsetCmd.LIST) || p.type === ipsetMsgType(IpsetCmd.SAVE)).map((p) => decodeListMessage(p.payload));
-    for (const m of messages) if (m.header) this.sets.set(m.name, setInfo(m.header.typeName, m.header.family));
-    return messages;
+    return r.parts.filter((p) => p.type === ipsetMsgType(IpsetCmd.LIST) || p.type === ipsetMsgType(IpsetCmd.SAVE)).map((p) => p.payload);
   }
 
   // ---- apply ---------------------------------------------------------------------------------

@@ -74,6 +74,25 @@ export function ipsetContract(label: string, make: () => Promise<IpsetHarness>, 
       expectOk(await backend.apply([]), 0);
     });
 
+    scenario('observe of named sets follows every change, however often it is read', async ({ backend }) => {
+      const A = spec('A', 'hash:ip,port');
+      const B = spec('B', 'hash:ip');
+      expectOk(await backend.apply([create(A), add('A', '10.0.0.1,tcp:80'), create(B), add('B', '10.0.0.2')]), 4);
+      const names = ['A', 'B'];
+      const first = await dumpOf(backend, names);
+      assert.equal(await dumpOf(backend, names), first, 'read again unchanged');
+      expectOk(await backend.apply([add('A', '10.0.0.3,tcp:80')]), 1);
+      assert.match(await dumpOf(backend, names), /^add A 10\.0\.0\.3,tcp:80$/m);
+      expectOk(await backend.apply([del('A', '10.0.0.3,tcp:80'), del('A', '10.0.0.1,tcp:80')]), 2);
+      const emptied = await dumpOf(backend, names);
+      assert.doesNotMatch(emptied, /^add A /m);
+      assert.match(emptied, /^add B 10\.0\.0\.2$/m);
+      expectOk(await backend.apply([destroy('B')]), 1);
+      assert.doesNotMatch(await dumpOf(backend, names), /B/);
+      expectOk(await backend.apply([create(B), add('B', '10.0.0.2')]), 2);
+      assert.equal(await dumpOf(backend, names), first.replace(/^add A .*\n/m, ''));
+    });
+
     scenario('creates every set type and stores entries in ipset print form', async ({ backend }) => {
       const r = await backend.apply([
         create(CIP),

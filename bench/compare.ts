@@ -4,7 +4,7 @@
 //   npm run bench:compare -- [--services N] [--endpoints N] [--proxies ipvs,nftables,kube-ipvs]
 //       [--churn-seconds S] [--churn-rate R] [--idle-seconds S] [--cold-timeout S]
 //       [--sync-period 30s] [--min-sync-period 1s] [--vm-mem 3G] [--vm-timeout S]
-//       [--json FILE] [--cpu-prof DIR] [--startup-baseline OTHER/dist/kube-ipvs.mjs]
+//       [--json FILE] [--cpu-prof DIR] [--node-flag FLAG]... [--startup-baseline OTHER/dist/kube-ipvs.mjs]
 //   npm run bench:compare -- --merge A.json B.json   # one table from runs split over VM boots
 // Defaults: 50 Services × 10 endpoints (the size CI runs), 60 s of churn at 2 changes/s, 90 s idle.
 // Wrap it in `flock /work/notes/vm.lock` where several VMs share a machine. See bench/README.md.
@@ -53,6 +53,8 @@ interface Options {
   readonly vmTimeout: number | undefined;
   readonly json: string | undefined;
   readonly cpuProf: string | undefined;
+  /** Extra flags for the node process that runs kube-ipvs (V8 experiments, e.g. --single-threaded-gc). */
+  readonly nodeFlags: readonly string[];
   /** Another build's dist/kube-ipvs.mjs, whose --help the guest times beside this one's. */
   readonly startupBaseline: string | undefined;
 }
@@ -60,7 +62,7 @@ interface Options {
 function parseArgs(argv: readonly string[]): Options {
   const o = {
     services: 50, endpoints: 10, proxies: [...PROXIES] as ProxyId[], churnSeconds: 60, churnRate: 2, idleSeconds: 90, coldTimeout: 3600,
-    syncPeriod: '30s', minSyncPeriod: '1s', vmMem: '3G', vmTimeout: undefined as number | undefined, json: undefined as string | undefined, cpuProf: undefined as string | undefined,
+    syncPeriod: '30s', minSyncPeriod: '1s', vmMem: '3G', vmTimeout: undefined as number | undefined, json: undefined as string | undefined, cpuProf: undefined as string | undefined, nodeFlags: [] as string[],
     startupBaseline: undefined as string | undefined,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -87,6 +89,7 @@ function parseArgs(argv: readonly string[]): Options {
     else if (a === '--vm-timeout') o.vmTimeout = Math.round(num());
     else if (a === '--json') o.json = resolve(value());
     else if (a === '--cpu-prof') o.cpuProf = resolve(value());
+    else if (a === '--node-flag') o.nodeFlags = [...o.nodeFlags, value()];
     else if (a === '--startup-baseline') o.startupBaseline = resolve(value());
     else if (a === '--proxies') {
       const list = value().split(',');
@@ -108,7 +111,7 @@ interface Paths {
 function commandOf(p: ProxyId, o: Options, paths: Paths): { cmd: string[]; cleanup: string[] } {
   const common = [`--kubeconfig=${paths.kubeconfig}`, `--hostname-override=${NODE}`];
   if (p === 'kube-ipvs') {
-    const node = ['node', ...(o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProf}`] : [])];
+    const node = ['node', ...o.nodeFlags, ...(o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProf}`] : [])];
     return {
       cmd: [...node, join(paths.root, 'dist', 'kube-ipvs.mjs'), 'run', ...common, `--ipvs-sync-period=${o.syncPeriod}`, `--ipvs-min-sync-period=${o.minSyncPeriod}`],
       cleanup: ['node', join(paths.root, 'dist', 'kube-ipvs.mjs'), 'cleanup'],
@@ -209,7 +212,7 @@ function startupTable(lines: readonly string[], ours: string): string[] {
 /** What one invocation measured: kept with --json, printed together by --merge. */
 interface RunRecord {
   readonly shape: Shape;
-  readonly options: Pick<Options, 'vmMem' | 'churnSeconds' | 'churnRate' | 'idleSeconds' | 'syncPeriod' | 'minSyncPeriod'>;
+  readonly options: Pick<Options, 'vmMem' | 'churnSeconds' | 'churnRate' | 'idleSeconds' | 'syncPeriod' | 'minSyncPeriod'> & { readonly nodeFlags?: readonly string[] };
   readonly started: string;
   readonly version?: string;
   readonly node?: string;
@@ -227,7 +230,7 @@ function report(runs: readonly RunRecord[], extra: readonly string[] = []): stri
   const expected = expectedCounts(shape);
   const boots = runs.map((r) => {
     const o = r.options;
-    return `${r.started.slice(0, 16).replace('T', ' ')} UTC: ${r.figures.map((f) => f.label).join(', ')}; kube-ipvs ${r.version ?? 'unknown'}, Node ${r.node ?? '?'}; ` +
+    return `${r.started.slice(0, 16).replace('T', ' ')} UTC: ${r.figures.map((f) => f.label).join(', ')}; kube-ipvs ${r.version ?? 'unknown'}, Node ${r.node ?? '?'}${o.nodeFlags?.length ? ` (${o.nodeFlags.join(' ')})` : ''}; ` +
       `qemu TCG, 2 vCPUs, ${o.vmMem}; churn ${o.churnSeconds} s at ${o.churnRate} EndpointSlice changes/s, idle ${o.idleSeconds} s, ` +
       `--*-sync-period ${o.syncPeriod}, --*-min-sync-period ${o.minSyncPeriod}; host load average ${r.loadBefore[0]?.toFixed(1)} before, ${r.loadAfter[0]?.toFixed(1)} after (2 cores)`;
   });

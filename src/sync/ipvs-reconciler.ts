@@ -8,7 +8,8 @@
 // A partial sync diffs a changed virtual server against the real servers we last wrote to it, not
 // against a kernel dump: the dump is most of the cost of an endpoint change. The kernel is re-read
 // where that memory may be wrong (after a failed write) and on every full sync, which repairs
-// whatever changed behind our back (reading all real servers at once from /proc/net/ip_vs). The
+// whatever changed behind our back (reading all real servers at once from /proc/net/ip_vs, and
+// parsing only the virtual servers whose lines differ from those a full sync found in order). The
 // connection counts a drain needs come from the kernel too, so a removed TCP server goes to
 // weight 0 at once and its counts are checked soon after (drain checks: 1 s, then doubling
 // intervals up to a minute, kube-proxy's check interval).

@@ -90,7 +90,7 @@ export async function nodeStatus(i: NodeStatusInput, filter: StatusFilter): Prom
   // /proc/net/ip_vs gives weights and connections for all of them.
   const selected = ports.reduce((n, p) => n + (byOwner.get(p.key)?.length ?? 0), 0);
   const perVs = selected <= STATUS_PER_VS_LIMIT;
-  const all = perVs || kernel.size === 0 ? undefined : await i.dataplane.ipvs.listAllRealServers();
+  const all = perVs || kernel.size === 0 ? undefined : await i.dataplane.ipvs.listRealServerBlocks();
   const services = [];
   for (const sp of ports) {
     const svcKey = `${sp.name.namespace}/${sp.name.name}`;
@@ -99,7 +99,7 @@ export async function nodeStatus(i: NodeStatusInput, filter: StatusFilter): Prom
     for (const spec of byOwner.get(sp.key) ?? []) {
       const key = vsKey(spec.vs);
       const k = kernel.get(key);
-      const kernelRealServers = !k ? [] : all ? (all.get(key) ?? []) : await i.dataplane.ipvs.listRealServers(k);
+      const kernelRealServers = !k ? [] : all ? (all.get(key)?.servers() ?? []) : await i.dataplane.ipvs.listRealServers(k);
       vss.push({ spec, kernel: k, kernelRealServers });
     }
     services.push(

@@ -78,7 +78,6 @@ const ABSENT_IPVS: IpvsBackend = {
   listServices: async () => [],
   listServiceSetups: async () => [],
   listRealServers: async () => [],
-  listAllRealServers: async () => new Map(),
   listRealServerBlocks: async () => new Map(),
   apply: async (ops) => ops.map((op) => ({ op, ok: true as const })),
   setTimeouts: async () => undefined,

@@ -111,7 +111,7 @@ export class ProxyMetrics implements ProbeCounter {
   readonly registry = new Registry();
   private readonly wallClock: () => number;
   private statsSource: ServiceStatsSource | undefined;
-  // One kernel read per scrape, shared by the three per-service metrics collected in parallel.
+  // One kernel read at a time, shared by scrapes that overlap.
   private statsInFlight: Promise<readonly ServiceStat[] | undefined> | undefined;
   private statsCache: { readonly at: number; readonly stats: readonly ServiceStat[] } | undefined;
   /** The per-service families as last rendered, and the counters they were rendered from. */

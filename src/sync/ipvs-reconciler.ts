@@ -171,20 +171,16 @@ export class IpvsReconciler {
     const unchanged = new Set<string>();
     if (scope.full) {
       for (const [key, record] of this.servers) {
-        const block = all?.get(key);
-        if (block && record.verified?.fingerprint === block.fingerprint && record.written === record.verified.wanted) unchanged.add(key);
+        const v = record.verified;
+        if (v && v.fingerprint === all?.get(key)?.fingerprint && record.written === v.wanted && desired.get(key)?.realServers === v.wanted) unchanged.add(key);
       }
       if (all && this.observedOnce) report.noteDrift('ipvs', this.realServerDrift(all, gone, unchanged));
       for (const [key, r] of this.servers) r.written = unchanged.has(key) ? r.written : undefined;
       this.observedOnce = true;
     }
     const now = this.options.clock.now();
-    const visit = new Set<string>();
-    for (const key of keys) {
-      if (failedServices.has(key)) continue;
-      const record = this.servers.get(key);
-      if (!unchanged.has(key) || created.has(key) || !record || record.draining.size > 0 || record.verified?.wanted !== desired.get(key)?.realServers) visit.add(key);
-    }
+    // (A verified record was created before this sync and has no drains: both end a verification.)
+    const visit = new Set(keys.filter((k) => !failedServices.has(k) && !unchanged.has(k)));
     const dueChecks = new Set<string>();
     for (const [key, r] of this.withDrains) {
       if (!scope.full && ![...r.draining.values()].some((d) => d.checkAt <= now)) continue;
@@ -290,7 +286,7 @@ export class IpvsReconciler {
     let n = 0;
     for (const [key, current] of this.servers) {
       const record = gone.get(key) ?? current;
-      if (record.written === undefined || (unchanged.has(key) && !gone.has(key))) continue;
+      if (record.written === undefined || unchanged.has(key)) continue;
       const have = new Map((all.get(key)?.servers() ?? []).map((r) => [rsKey(r), r]));
       for (const rs of record.written) {
         const h = have.get(rsKey(rs));

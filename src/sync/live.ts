@@ -5,6 +5,7 @@
 // shape the packet tracer walks.
 import type { Dataplane } from '../dataplane/dataplane.js';
 import type { ListedRealServer, ObservedVirtualServer } from '../dataplane/ipvs/backend.js';
+import { allRealServers } from '../dataplane/ipvs/proc.js';
 import type { IptablesTables } from '../model/text/iptables.js';
 import { isBuiltinChain } from '../model/text/iptables.js';
 import type { IpsetState, IptablesRule, IptablesTable, VirtualServer, VirtualServerSpec } from '../model/kernel.js';
@@ -42,7 +43,7 @@ export async function observeLive(dp: Dataplane, opts: { sysctlKeys?: readonly s
   const virtualServers = (await dp.ipvs.listServices()).filter((v) => v.fwmark === undefined);
   let realServers: Map<string, ListedRealServer[]>;
   try {
-    realServers = await dp.ipvs.listAllRealServers();
+    realServers = allRealServers(await dp.ipvs.listRealServerBlocks());
   } catch {
     // /proc/net/ip_vs unreadable: one dump per virtual server, as a full sync falls back to.
     realServers = new Map();

@@ -64,6 +64,12 @@ export interface SyncOutcome {
   readonly firstServicesMs?: number;
 }
 
+/**
+ * What one apply covers: the whole kernel (with the plan update this sync made, if it updated the
+ * plan rather than made it anew), or only what a plan update changed.
+ */
+type ApplyScope = { readonly full: true; readonly update: PlanDelta | undefined } | { readonly full: false; readonly delta: PlanDelta };
+
 export const DEFAULT_DRAIN_TIMEOUT_MS = 15 * 60 * 1000;
 
 /**
@@ -151,7 +157,7 @@ export class Proxier {
       }
       delta = planner.fresh ? undefined : planner.planner.update(changes.snapshot, changes.changed);
       const state = planner.planner.state();
-      await this.apply(state, full ? undefined : delta, report, undefined, delta);
+      await this.apply(state, !full && delta ? { full: false, delta } : { full: true, update: delta }, report);
       this.needFullSync = !report.ok;
       return { ok: report.ok, full, report, durationMs: this.options.clock.now() - start, changedServices: changes.changed.size, ...counts, state, ...(firstServicesMs !== undefined ? { firstServicesMs } : {}) };
     } catch (e) {
@@ -224,16 +230,12 @@ export class Proxier {
     if (!state.families.some((f) => f.virtualServers.size > 0)) return false;
     if (!(await this.addresses.ensureDevice(report))) return false;
     // Only the families these services are in: another family's rules would cost a restore for nothing.
-    await this.apply(state, delta, report, new Set(state.families.filter((f) => f.virtualServers.size > 0).map((f) => f.family)));
+    await this.apply(state, { full: false, delta }, report, new Set(state.families.filter((f) => f.virtualServers.size > 0).map((f) => f.family)));
     return true;
   }
 
-  /**
-   * `delta` undefined: a full sync; then `planDelta` is what this sync's plan update changed, if
-   * the plan was updated rather than made anew.
-   */
-  private async apply(state: DesiredState, delta: PlanDelta | undefined, report: SyncReport, ruleFamilies?: ReadonlySet<IpFamily>, planDelta?: PlanDelta): Promise<void> {
-    const full = delta === undefined;
+  private async apply(state: DesiredState, scope: ApplyScope, report: SyncReport, ruleFamilies?: ReadonlySet<IpFamily>): Promise<void> {
+    const full = scope.full;
     if (this.firstSync) {
       await applySysctls(this.options.dataplane.sysctl, state.sysctls, report);
       const t = state.ipvsTimeouts;
@@ -249,7 +251,7 @@ export class Proxier {
     if (full && !(await this.addresses.ensureDevice(report))) return;
 
     const ipsets = state.families.flatMap((f) => f.ipsets);
-    await this.ipsets.sync(ipsets, full ? { full: true, ...(planDelta ? { changed: planDelta.ipsets } : {}) } : { full: false, sets: delta.ipsets }, report);
+    await this.ipsets.sync(ipsets, scope.full ? { full: true, ...(scope.update ? { changed: scope.update.ipsets } : {}) } : { full: false, sets: scope.delta.ipsets }, report);
 
     // A view over the families' live maps: a partial sync must not copy 15,000 entries.
     const maps = state.families.map((f) => f.virtualServers);
@@ -265,18 +267,18 @@ export class Proxier {
       keys: () => maps.flatMap((m) => [...m.keys()]).values(),
     };
     const changedVs = new Set<string>();
-    if (delta) for (const keys of delta.virtualServers.values()) for (const k of keys) changedVs.add(k);
+    if (!scope.full) for (const keys of scope.delta.virtualServers.values()) for (const k of keys) changedVs.add(k);
     const ipvsScope = full ? ({ full: true } as const) : ({ full: false, keys: changedVs } as const);
     await this.ipvs.apply(desiredVs, ipvsScope, report);
 
     // Built only when addresses may change: it holds every VIP of the cluster.
-    const wantBound = full || delta.addressesChanged ? new Set(state.families.flatMap((f) => [...f.boundAddresses])) : new Set<string>();
-    if (full || delta.addressesChanged) {
+    const wantBound = scope.full || scope.delta.addressesChanged ? new Set(state.families.flatMap((f) => [...f.boundAddresses])) : new Set<string>();
+    if (scope.full || scope.delta.addressesChanged) {
       for (const a of await this.addresses.bind(wantBound, this.bound, report)) this.bound.add(a);
     }
 
     let rulesOk = true;
-    if (full || delta.rulesChanged) {
+    if (scope.full || scope.delta.rulesChanged) {
       for (const r of this.iptables) {
         const fam = state.families.find((f) => f.family === r.family);
         if (!fam || (ruleFamilies && !ruleFamilies.has(r.family))) continue;
@@ -285,7 +287,7 @@ export class Proxier {
     }
     // As in kube-proxy: nothing is removed unless the rules that guard the new state are in.
     if (!rulesOk) return;
-    if (full || delta.addressesChanged) {
+    if (scope.full || scope.delta.addressesChanged) {
       for (const a of await this.addresses.unbind(wantBound, this.bound, state.families.map((f) => f.family), report)) this.bound.delete(a);
     }
     await this.ipvs.prune(desiredVs, ipvsScope, report);

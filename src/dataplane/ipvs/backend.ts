@@ -2,7 +2,7 @@
 // writes with one result each. Implemented for real (generic netlink) and in memory (fake).
 import type { IpvsOp, IpvsOpResult } from './netlink-client.js';
 import type { IpvsTimeouts, ObservedRealServer, ObservedVirtualServer, ObservedVirtualServerSetup } from './netlink-codec.js';
-import type { ListedRealServer, RealServerBlock } from './proc.js';
+import type { RealServerBlock } from './proc.js';
 
 export type { IpvsOp, IpvsOpResult } from './netlink-client.js';
 export type { IpvsTimeouts, ObservedRealServer, ObservedVirtualServer, ObservedVirtualServerSetup } from './netlink-codec.js';
@@ -16,10 +16,9 @@ export interface IpvsBackend {
   listRealServers(vs: ObservedVirtualServer | IpvsOp['vs']): Promise<ObservedRealServer[]>;
   /**
    * The real servers of every (non-fwmark) virtual server, by vsKey, in one read of
-   * /proc/net/ip_vs: what a full resync needs, without a dump per virtual server.
+   * /proc/net/ip_vs: what a full resync needs, without a dump per virtual server. Each virtual
+   * server's lines are parsed only when asked (allRealServers in proc.ts parses them all).
    */
-  listAllRealServers(): Promise<Map<string, ListedRealServer[]>>;
-  /** The same read, each virtual server's lines left unparsed until asked (what a full resync compares). */
   listRealServerBlocks(): Promise<Map<string, RealServerBlock>>;
   /** Applies every op (a failure does not stop the rest) and reports each. */
   apply(ops: readonly IpvsOp[]): Promise<IpvsOpResult[]>;

@@ -14,8 +14,8 @@ import type { IpvsDestSpec, IpvsServiceSpec, IpvsStats, TunnelType } from './net
 import { FORWARD_CODES, TUNNEL_CODES, ZERO_STATS, destLabel, serviceLabel } from './netlink-codec.js';
 import { compareRealServers, compareVirtualServers, parseAddrPort, parseIpvsadmSave, renderIpvsadmSave } from '../../model/text/ipvs.js';
 import { seededRandom } from '../prng.js';
-import type { ListedRealServer, RealServerBlock } from './proc.js';
-import { allRealServers, procBlocks, renderProcIpvs } from './proc.js';
+import type { RealServerBlock } from './proc.js';
+import { procBlocks, renderProcIpvs } from './proc.js';
 
 /** Fails a seeded share of writes without applying them (convergence tests). */
 export interface IpvsFaults {
@@ -384,10 +384,6 @@ export class FakeIpvs implements IpvsBackend {
   }
 
   /** Through the text the kernel prints in /proc/net/ip_vs, so the parser is what is exercised. */
-  listAllRealServers(): Promise<Map<string, ListedRealServer[]>> {
-    return this.listRealServerBlocks().then(allRealServers);
-  }
-
   listRealServerBlocks(): Promise<Map<string, RealServerBlock>> {
     return this.run('listDests', () => {
       const services = [...this.table.services.values()].filter((s) => s.fwmark === 0).sort(compareServices);

@@ -21,7 +21,6 @@ import type {
   ObservedVirtualServerSetup,
 } from './netlink-codec.js';
 import {
-  CmdAttr,
   GENL_ID_CTRL,
   IPVS_GENL_NAME,
   NlmF,
@@ -47,8 +46,6 @@ import {
   encodeSetService,
   encodeSetTimeouts,
   encodeZero,
-  parseAttrs,
-  parseGenl,
   serviceLabel,
   serviceSetupRange,
 } from './netlink-codec.js';
@@ -204,11 +201,8 @@ export class IpvsNetlinkClient {
         const seen = last[i];
         let entry = seen;
         if (!range || !seen || seen.bytes.compare(p.payload, range.from, range.to) !== 0) {
-          const { attrs } = parseGenl(p.payload);
-          const nest = attrs.get(CmdAttr.SERVICE);
-          if (!nest) throw new IpvsError({ code: 'PROTOCOL', errno: 0, op: 'listServices', object: '', detail: 'service reply without a SERVICE attribute' });
           // A copy: the datagram the payload views is not ours to keep.
-          entry = { bytes: range ? Buffer.from(p.payload.subarray(range.from, range.to)) : Buffer.alloc(0), vs: decodeServiceSetup(parseAttrs(nest)) };
+          entry = { bytes: range ? Buffer.from(p.payload.subarray(range.from, range.to)) : Buffer.alloc(0), vs: decodeServiceSetup(p.payload) };
         }
         if (!entry) continue;
         next.push(entry);

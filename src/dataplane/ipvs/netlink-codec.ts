@@ -598,19 +598,29 @@ function decodeAddress(b: Buffer | undefined, family: IpFamily, what: string): s
  * ours, so skipping them keeps them untouched.
  */
 export function decodeService(payload: Buffer): ObservedVirtualServer | undefined {
+  return decodeServiceAttrs(serviceNestAttrs(payload));
+}
+
+/** decodeService without the counters. */
+export function decodeServiceSetup(payload: Buffer): ObservedVirtualServerSetup | undefined {
+  return decodeServiceSetupAttrs(serviceNestAttrs(payload));
+}
+
+/** The attributes of the SERVICE nest of a NEW_SERVICE reply or dump entry (the genl payload). */
+function serviceNestAttrs(payload: Buffer): AttrMap {
   const { attrs } = parseGenl(payload);
   const nest = attrs.get(CmdAttr.SERVICE);
   if (!nest) throw protocolError('service reply without a SERVICE attribute');
-  return decodeServiceAttrs(parseAttrs(nest));
+  return parseAttrs(nest);
 }
 
 export function decodeServiceAttrs(s: AttrMap): ObservedVirtualServer | undefined {
-  const setup = decodeServiceSetup(s);
+  const setup = decodeServiceSetupAttrs(s);
   return setup && { ...setup, stats: decodeStats(s, SvcAttr.STATS64, SvcAttr.STATS) };
 }
 
 /** A SERVICE nest's virtual server without its counters (undefined as decodeService). */
-export function decodeServiceSetup(s: AttrMap): ObservedVirtualServerSetup | undefined {
+export function decodeServiceSetupAttrs(s: AttrMap): ObservedVirtualServerSetup | undefined {
   const family = familyOfAf(u16Attr(s, SvcAttr.AF) ?? 0);
   if (!family) return undefined;
   const flagsBuf = s.get(SvcAttr.FLAGS);

@@ -4,8 +4,8 @@ import { readFile } from 'node:fs/promises';
 import type { IpvsBackend, IpvsOp, IpvsOpResult, IpvsTimeouts, ObservedRealServer, ObservedVirtualServer, ObservedVirtualServerSetup } from './backend.js';
 import type { IpvsNetlinkClientOptions } from './netlink-client.js';
 import { IpvsNetlinkClient } from './netlink-client.js';
-import type { ListedRealServer, RealServerBlock } from './proc.js';
-import { PROC_IPVS_PATH, allRealServers, procBlocks } from './proc.js';
+import type { RealServerBlock } from './proc.js';
+import { PROC_IPVS_PATH, procBlocks } from './proc.js';
 
 export class RealIpvs implements IpvsBackend {
   readonly client: IpvsNetlinkClient;
@@ -28,10 +28,6 @@ export class RealIpvs implements IpvsBackend {
 
   listRealServers(vs: ObservedVirtualServer | IpvsOp['vs']): Promise<ObservedRealServer[]> {
     return this.client.listDestinations(vs);
-  }
-
-  async listAllRealServers(): Promise<Map<string, ListedRealServer[]>> {
-    return allRealServers(await this.listRealServerBlocks());
   }
 
   async listRealServerBlocks(): Promise<Map<string, RealServerBlock>> {

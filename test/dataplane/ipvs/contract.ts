@@ -6,6 +6,7 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import type { IpvsBackend, IpvsOp, IpvsOpResult, ObservedRealServer, ObservedVirtualServer } from '../../../src/dataplane/ipvs/backend.js';
 import { IpvsError, isAlreadyExists, isNotFound } from '../../../src/dataplane/ipvs/errors.js';
+import { allRealServers } from '../../../src/dataplane/ipvs/proc.js';
 import type { IpvsDestSpec, IpvsServiceSpec } from '../../../src/dataplane/ipvs/netlink-codec.js';
 import { VsFlag } from '../../../src/model/kernel.js';
 
@@ -383,7 +384,7 @@ export function ipvsContract(name: string, make: () => Promise<IpvsBackend>): vo
           { kind: 'addDest', vs: sctp, rs: dest('10.244.9.3', 3868, { forward: 'route' }) },
           { kind: 'addDest', vs: marked, rs: dest('10.244.9.4', 80) },
         ]));
-        const listed = await b.listAllRealServers();
+        const listed = allRealServers(await b.listRealServerBlocks());
         const view = (r: Pick<ObservedRealServer, 'family' | 'address' | 'port' | 'weight' | 'forward' | 'activeConns' | 'inactiveConns'>) => ({ family: r.family, address: r.address, port: r.port, weight: r.weight, forward: r.forward, activeConns: r.activeConns, inactiveConns: r.inactiveConns });
         assert.deepEqual([...listed.keys()].sort(), ['10.96.0.90:80/TCP', '10.96.0.91:3868/SCTP', '10.96.0.92:443/TCP', '[fd00::90]:53/UDP'], 'fwmark services are not listed');
         for (const vs of [tcp, udp6, sctp, empty]) {

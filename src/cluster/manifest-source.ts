@@ -9,6 +9,7 @@ import type { FSWatcher } from 'node:fs';
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import { deepEqual } from '../model/equal.js';
 import { loadManifests } from './manifests.js';
+import type { ParsedFiles } from './manifests.js';
 import type { ClusterTracker } from './tracker.js';
 import { nodeView } from './node.js';
 import { objectMeta } from './shape.js';
@@ -35,6 +36,8 @@ export class ManifestSource {
   private nodeCache: { readonly raw: V1Node; readonly view: V1Node } | undefined;
   private watchers: FSWatcher[] = [];
   private debounce: NodeJS.Timeout | undefined;
+  /** Each file's text and objects as last parsed: an unchanged file is not parsed again. */
+  private readonly parsed: ParsedFiles = new Map();
 
   constructor(
     private readonly paths: readonly string[],
@@ -54,7 +57,7 @@ export class ManifestSource {
   reload(): ReloadResult {
     let objects;
     try {
-      objects = loadManifests(this.paths);
+      objects = loadManifests(this.paths, this.parsed);
     } catch (e) {
       return { ok: false, error: errorMessage(e), services: this.services.size, endpointSlices: this.slices.size, changed: 0 };
     }

@@ -142,18 +142,29 @@ export class ClusterTracker {
     return [...this.problemsOf.values()].flatMap((p) => [...p.service, ...p.endpoints]);
   }
 
-  /** Applies pending changes and reports which services changed since the last drain. */
-  drain(): ClusterChanges {
+  /**
+   * Applies pending changes and reports which services changed since the last drain. With `only`,
+   * applies those services' changes alone and leaves the rest pending (a first sync programs the
+   * API server's own Service before deriving the whole cluster).
+   */
+  drain(only?: Iterable<ServiceKey>): ClusterChanges {
+    const keys = only === undefined ? new Set([...this.dirtyServices, ...this.dirtyEndpoints]) : new Set([...only].filter((k) => this.dirtyServices.has(k) || this.dirtyEndpoints.has(k)));
     const changed = new Set<ServiceKey>();
-    const serviceChanges = this.dirtyServices.size;
-    const endpointChanges = this.dirtyEndpoints.size;
-    for (const key of new Set([...this.dirtyServices, ...this.dirtyEndpoints])) {
-      if (this.rederive(key, this.dirtyServices.has(key), this.dirtyEndpoints.has(key))) changed.add(key);
+    let serviceChanges = 0;
+    let endpointChanges = 0;
+    for (const key of keys) {
+      const serviceDirty = this.dirtyServices.delete(key);
+      const endpointsDirty = this.dirtyEndpoints.delete(key);
+      if (serviceDirty) serviceChanges++;
+      if (endpointsDirty) endpointChanges++;
+      if (this.rederive(key, serviceDirty, endpointsDirty)) changed.add(key);
     }
-    this.dirtyServices.clear();
-    this.dirtyEndpoints.clear();
-    const triggerTimes = new Map([...this.triggerTimes].filter(([k]) => changed.has(k)));
-    this.triggerTimes.clear();
+    const triggerTimes = new Map<ServiceKey, number>();
+    for (const key of keys) {
+      const t = this.triggerTimes.get(key);
+      if (t !== undefined && changed.has(key)) triggerTimes.set(key, t);
+      this.triggerTimes.delete(key);
+    }
     return { snapshot: { services: this.infos, endpoints: this.endpointsMap }, changed, serviceChanges, endpointChanges, triggerTimes };
   }
 

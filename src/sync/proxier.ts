@@ -5,7 +5,7 @@
 // syncs, and the next sync is a full one that re-reads the kernel.
 import type { V1Node } from '@kubernetes/client-node';
 import type { ProxyConfig } from '../config/types.js';
-import type { ClusterTracker } from '../cluster/tracker.js';
+import type { ClusterChanges, ClusterTracker } from '../cluster/tracker.js';
 import { buildNodeInfo, nodePodCIDRs } from '../cluster/node.js';
 import type { Dataplane } from '../dataplane/dataplane.js';
 import { deepEqual } from '../model/equal.js';
@@ -139,16 +139,21 @@ export class Proxier {
     const start = this.options.clock.now();
     let full = opts.full === true || this.needFullSync;
     const report = new SyncReport();
-    const changes = this.options.tracker.drain();
-    const counts = { serviceChanges: changes.serviceChanges, endpointChanges: changes.endpointChanges, triggerTimes: changes.triggerTimes };
+    let changes: ClusterChanges | undefined;
     let delta: PlanDelta | undefined;
     try {
       const observed = full ? await this.addresses.observe() : undefined;
       if (observed && !this.firstSync) report.noteDrift('netif', symmetricDifference(this.bound, observed.bound));
       if (observed) this.bound = new Set(observed.bound);
-      // Nothing bound on kube-ipvs0 at our first sync: a node we have not programmed before.
+      // Nothing bound on kube-ipvs0 at our first sync: a node we have not programmed before. Only
+      // FIRST_SERVICES are taken in before their pass: deriving a big cluster takes seconds.
       let firstServicesMs: number | undefined;
-      if (this.firstSync && observed && observed.bound.size === 0 && (await this.syncFirstServices(observed.node, changes.snapshot, report))) firstServicesMs = this.options.clock.now() - start;
+      if (this.firstSync && observed && observed.bound.size === 0) {
+        changes = this.options.tracker.drain(FIRST_SERVICES);
+        if (await this.syncFirstServices(observed.node, changes.snapshot, report)) firstServicesMs = this.options.clock.now() - start;
+      }
+      changes = mergeChanges(changes, this.options.tracker.drain());
+      const counts = countsOf(changes);
       const planner = this.replanIfNodeChanged(observed?.node, changes.snapshot);
       if (planner.fresh && !full) {
         // The node changed under a partial sync (labels): re-read the kernel as for a full one.
@@ -168,7 +173,9 @@ export class Proxier {
       this.needFullSync = true;
       const state = this.planner?.state() ?? new Planner({ node: this.nodeOrDefault(), config: this.options.config }).state();
       this.planner = undefined;
-      return { ok: false, full, report, durationMs: this.options.clock.now() - start, changedServices: changes.changed.size, ...counts, state };
+      // Whatever was pending is taken in by the full sync that follows, as re-planned services.
+      changes = mergeChanges(changes, this.options.tracker.drain());
+      return { ok: false, full, report, durationMs: this.options.clock.now() - start, changedServices: changes.changed.size, ...countsOf(changes), state };
     }
   }
 
@@ -293,6 +300,22 @@ export class Proxier {
     await this.ipvs.prune(desiredVs, ipvsScope, report);
     this.firstSync = false;
   }
+}
+
+/** One hand-over made of two drains of the tracker (the second took in what the first left). */
+function mergeChanges(first: ClusterChanges | undefined, rest: ClusterChanges): ClusterChanges {
+  if (!first) return rest;
+  return {
+    snapshot: rest.snapshot,
+    changed: new Set([...first.changed, ...rest.changed]),
+    serviceChanges: first.serviceChanges + rest.serviceChanges,
+    endpointChanges: first.endpointChanges + rest.endpointChanges,
+    triggerTimes: new Map([...first.triggerTimes, ...rest.triggerTimes]),
+  };
+}
+
+function countsOf(c: ClusterChanges): Pick<SyncOutcome, 'serviceChanges' | 'endpointChanges' | 'triggerTimes'> {
+  return { serviceChanges: c.serviceChanges, endpointChanges: c.endpointChanges, triggerTimes: c.triggerTimes };
 }
 
 /** Members in exactly one of the two sets. */

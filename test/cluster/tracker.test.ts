@@ -79,6 +79,28 @@ describe('ClusterTracker', () => {
     assert.equal(problems.length, 1, 'not reported again without a new change');
   });
 
+  test('a drain of named services takes in their changes alone; the rest wait for the next drain', () => {
+    const problems: Problem[] = [];
+    const t = new ClusterTracker(NODE, (p) => problems.push(p));
+    const annotated = eps('10.244.1.2');
+    annotated.metadata = { ...annotated.metadata, annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': '2026-12-05T10:00:00Z' } };
+    t.upsertService(svc());
+    t.upsertEndpointSlice(annotated);
+    t.upsertService(service('db', { clusterIP: '10.96.0.20', ports: [{ name: 'sql', port: 5432 }] }));
+    t.upsertService(service('bad', { clusterIP: '10.96.0.999', ports: [{ name: 'http', port: 80 }] }));
+    const first = t.drain(['default/web', 'default/absent']);
+    assert.deepEqual([...first.changed], ['default/web']);
+    assert.deepEqual([first.serviceChanges, first.endpointChanges], [1, 1]);
+    assert.deepEqual([...first.triggerTimes], [['default/web', Date.parse('2026-12-05T10:00:00Z')]]);
+    assert.deepEqual([...first.snapshot.services.keys()], ['default/web']);
+    assert.equal(problems.length, 0, 'the other services are not derived yet');
+    assert.deepEqual(t.pending, { services: 2, endpoints: 0 });
+    const rest = t.drain();
+    assert.deepEqual([...rest.changed], ['default/db']);
+    assert.deepEqual([rest.serviceChanges, rest.endpointChanges, rest.triggerTimes.size], [2, 0, 0]);
+    assert.equal(problems.length, 1);
+  });
+
   test('a new node name re-derives which endpoints are local', () => {
     const t = new ClusterTracker('other', () => {});
     t.upsertService(svc());

@@ -376,8 +376,7 @@ describe('the API server first (kubernetes#133773)', () => {
   });
 
   /** The kernel writes of the sync loop in order: IPVS ops, bound addresses, iptables restores. */
-  function timeline(n: FakeNode): string[] {
-    const events: string[] = [];
+  function timeline(n: FakeNode, events: string[] = []): string[] {
     const apply = n.ipvs.apply.bind(n.ipvs);
     n.ipvs.apply = (ops) => {
       for (const op of ops) events.push(`ipvs ${op.kind} ${op.vs.address}:${op.vs.port}${'rs' in op && op.rs ? ` ${op.rs.address}` : ''}`);
@@ -413,6 +412,21 @@ describe('the API server first (kubernetes#133773)', () => {
     for (const needed of ['ipvs addService 10.96.0.1:443', 'ipvs addDest 10.96.0.1:443 192.168.0.2', 'bind 10.96.0.1', 'iptables restore']) {
       assert.ok(before.includes(needed), `${needed} comes before the other services:\n${events.join('\n')}`);
     }
+  });
+
+  test('its pass comes before the rest of the cluster is even derived from the API objects', async () => {
+    // Deriving thousands of Services takes seconds; a malformed Service shows when it happens.
+    const events: string[] = [];
+    const n = fakeNode({ problems: (p) => events.push(`problem ${p.namespace}/${p.name}`) });
+    const cluster = many(5);
+    n.apply({ services: [...cluster.services, service('broken', { clusterIP: '10.96.0.999', ports: [{ name: 'http', port: 80 }] }), kubernetes()], slices: [...cluster.slices, kubernetesEps()] });
+    timeline(n, events);
+    const r = await n.proxier.sync();
+    assert.notEqual(r.firstServicesMs, undefined);
+    const problem = events.findIndex((e) => e.startsWith('problem'));
+    assert.ok(problem > 0 && events.slice(0, problem).includes('iptables restore'), events.join('\n'));
+    assert.equal(r.serviceChanges, 7, 'both drains are counted');
+    assert.equal(r.changedServices, 6);
   });
 
   test('a node already programmed (a restart) gets no such pass: its first sync writes nothing', async () => {

@@ -1,6 +1,6 @@
 // IpvsBackend over the kernel: a thin adapter so the sync loop, the fake and the contract suite
 // all speak one interface. Everything of substance lives in IpvsNetlinkClient.
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import type { IpvsBackend, IpvsOp, IpvsOpResult, IpvsTimeouts, ObservedRealServer, ObservedVirtualServer, ObservedVirtualServerSetup } from './backend.js';
 import type { IpvsNetlinkClientOptions } from './netlink-client.js';
 import { IpvsNetlinkClient } from './netlink-client.js';
@@ -30,8 +30,13 @@ export class RealIpvs implements IpvsBackend {
     return this.client.listDestinations(vs);
   }
 
+  /**
+   * Read synchronously: the kernel hands a seq_file out a page at a time, and an asynchronous read
+   * makes each page a thread-pool round trip (1,400 of them at 5,000 Services); the read itself
+   * is the kernel's formatting, which a thread-pool read costs as well.
+   */
   async listRealServerBlocks(): Promise<Map<string, RealServerBlock>> {
-    return procBlocks(await readFile(this.procPath, 'utf8'));
+    return procBlocks(readFileSync(this.procPath, 'utf8'));
   }
 
   apply(ops: readonly IpvsOp[]): Promise<IpvsOpResult[]> {

@@ -15,7 +15,7 @@ import { FORWARD_CODES, TUNNEL_CODES, ZERO_STATS, destLabel, serviceLabel } from
 import { compareRealServers, compareVirtualServers, parseAddrPort, parseIpvsadmSave, renderIpvsadmSave } from '../../model/text/ipvs.js';
 import { seededRandom } from '../prng.js';
 import type { RealServerBlock } from './proc.js';
-import { procBlocks, renderProcIpvs } from './proc.js';
+import { ProcIpvsReader, renderProcIpvs } from './proc.js';
 
 /** Fails a seeded share of writes without applying them (convergence tests). */
 export interface IpvsFaults {
@@ -350,6 +350,8 @@ export class FakeIpvs implements IpvsBackend {
   private closed = false;
   /** Ops failed on purpose so far. */
   injectedFaults = 0;
+  /** The real backend's reader of /proc/net/ip_vs, which remembers its last read. */
+  private readonly proc = new ProcIpvsReader();
 
   constructor(opts: FakeIpvsOptions = {}) {
     this.table = new Table(new Set(opts.schedulers ?? SCHEDULERS), new Set(opts.persistenceEngines ?? ['sip']), opts.hasRoute ?? true);
@@ -387,7 +389,7 @@ export class FakeIpvs implements IpvsBackend {
   listRealServerBlocks(): Promise<Map<string, RealServerBlock>> {
     return this.run('listDests', () => {
       const services = [...this.table.services.values()].filter((s) => s.fwmark === 0).sort(compareServices);
-      return procBlocks(renderProcIpvs(services.map((s) => ({ ...s, realServers: [...s.dests.values()].sort(compareRealServers) }))));
+      return this.proc.read(renderProcIpvs(services.map((s) => ({ ...s, realServers: [...s.dests.values()].sort(compareRealServers) }))));
     });
   }
 

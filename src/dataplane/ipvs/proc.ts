@@ -118,50 +118,76 @@ export interface RealServerBlock {
 
 // The two connection counts that end a real-server line (and the blanks the format pads with).
 const CONNECTION_COUNTS = / +\d+ +\d+ *$/gm;
+// A line that does not start with a blank: a virtual server's line (or a header of the file).
+const OUTER_LINE = /^[^ \n][^\n]*/gm;
+
+/** A block as the reader keeps it: its raw lines (a slice of one read's text) besides the rest. */
+class ReadBlock implements RealServerBlock {
+  constructor(
+    readonly lines: string,
+    readonly fingerprint: string,
+    /** Its real servers once parsed (a block with the same lines may start with another's). */
+    public parsed: readonly ListedRealServer[] | undefined,
+  ) {}
+
+  servers(): readonly ListedRealServer[] {
+    if (this.parsed) return this.parsed;
+    const out: ListedRealServer[] = [];
+    for (const line of this.lines.split('\n')) {
+      const r = line.startsWith(' ') ? parseDestLine(line) : undefined;
+      if (r) out.push(r);
+    }
+    this.parsed = out;
+    return out;
+  }
+}
 
 /**
- * The file as one block per non-fwmark virtual server, by vsKey: a full resync compares each
- * block with what it read last time and parses only those that differ, so that an idle node's
- * resync costs a scan of the text rather than an object per real server.
+ * Reads the file as one block per non-fwmark virtual server, by vsKey, remembering its last read: a
+ * block whose lines are exactly those of the last read (counts included, as on a node without
+ * traffic) takes that read's fingerprint and parsed servers, and a virtual-server line seen before
+ * is not parsed again. So a full resync of an unchanged node costs a scan of the text, not a
+ * regular expression per real server.
  */
-export function procBlocks(text: string): Map<string, RealServerBlock> {
-  const out = new Map<string, RealServerBlock>();
-  let key: string | undefined;
-  let blockStart = 0;
-  const close = (end: number): void => {
-    if (key === undefined) return;
-    const lines = text.slice(blockStart, end);
-    let parsed: ListedRealServer[] | undefined;
-    out.set(key, {
-      fingerprint: lines.replace(CONNECTION_COUNTS, ''),
-      servers: () => {
-        if (parsed) return parsed;
-        parsed = [];
-        for (const line of lines.split('\n')) {
-          const r = line.startsWith(' ') ? parseDestLine(line) : undefined;
-          if (r) parsed.push(r);
-        }
-        return parsed;
-      },
-    });
-    key = undefined;
-  };
-  for (let at = 0; at < text.length; ) {
-    const nl = text.indexOf('\n', at);
-    const end = nl === -1 ? text.length : nl;
-    // Real-server lines are not looked at here: they belong to the open block.
-    if (text.charCodeAt(at) !== 32) {
-      close(at);
-      const vs = parseServiceLine(text.slice(at, end));
-      if (vs) {
-        key = vsKey(vs);
-        blockStart = end + 1;
+export class ProcIpvsReader {
+  /** The last read's blocks (slices of its text, which they keep alive until the next read). */
+  private last = new Map<string, ReadBlock>();
+  /** Virtual-server lines by text: their vsKey, or undefined for lines that are not ours. */
+  private keys = new Map<string, string | undefined>();
+
+  read(text: string): Map<string, RealServerBlock> {
+    const out = new Map<string, ReadBlock>();
+    const last = this.last;
+    if (this.keys.size > 2 * last.size + 16) this.keys = new Map();
+    let key: string | undefined;
+    let start = 0;
+    const close = (end: number): void => {
+      if (key === undefined) return;
+      const lines = start < end ? text.slice(start, end) : '';
+      const before = last.get(key);
+      // A fresh block (not the old object) so that no block keeps an older read's text alive.
+      out.set(key, before !== undefined && before.lines === lines ? new ReadBlock(lines, before.fingerprint, before.parsed) : new ReadBlock(lines, lines.replace(CONNECTION_COUNTS, ''), undefined));
+    };
+    OUTER_LINE.lastIndex = 0;
+    for (let m = OUTER_LINE.exec(text); m !== null; m = OUTER_LINE.exec(text)) {
+      close(m.index);
+      const line = m[0];
+      if (!this.keys.has(line)) {
+        const vs = parseServiceLine(line);
+        this.keys.set(line, vs ? vsKey(vs) : undefined);
       }
+      key = this.keys.get(line);
+      start = m.index + line.length + 1;
     }
-    at = end + 1;
+    close(text.length);
+    this.last = out;
+    return out;
   }
-  close(text.length);
-  return out;
+}
+
+/** The file as one block per non-fwmark virtual server, by vsKey (a read with nothing before it). */
+export function procBlocks(text: string): Map<string, RealServerBlock> {
+  return new ProcIpvsReader().read(text);
 }
 
 /** Every block's real servers, parsed (what a caller that needs them all wants). */

@@ -5,10 +5,11 @@ import type { IpvsBackend, IpvsOp, IpvsOpResult, IpvsTimeouts, ObservedRealServe
 import type { IpvsNetlinkClientOptions } from './netlink-client.js';
 import { IpvsNetlinkClient } from './netlink-client.js';
 import type { RealServerBlock } from './proc.js';
-import { PROC_IPVS_PATH, procBlocks } from './proc.js';
+import { PROC_IPVS_PATH, ProcIpvsReader } from './proc.js';
 
 export class RealIpvs implements IpvsBackend {
   readonly client: IpvsNetlinkClient;
+  private readonly proc = new ProcIpvsReader();
 
   /** Takes an existing client, or options to open one (a NETLINK_GENERIC socket). */
   constructor(
@@ -36,7 +37,7 @@ export class RealIpvs implements IpvsBackend {
    * is the kernel's formatting, which a thread-pool read costs as well.
    */
   async listRealServerBlocks(): Promise<Map<string, RealServerBlock>> {
-    return procBlocks(readFileSync(this.procPath, 'utf8'));
+    return this.proc.read(readFileSync(this.procPath, 'utf8'));
   }
 
   apply(ops: readonly IpvsOp[]): Promise<IpvsOpResult[]> {

@@ -2,7 +2,7 @@
 // each virtual server, and the fake's rendering reads back the same.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { allRealServers, parseProcIpvs, procBlocks, realServersByVirtualServer, renderProcIpvs } from '../../../src/dataplane/ipvs/proc.js';
+import { allRealServers, parseProcIpvs, procBlocks, ProcIpvsReader, realServersByVirtualServer, renderProcIpvs } from '../../../src/dataplane/ipvs/proc.js';
 
 // Column widths and trailing blanks as the kernel's format strings leave them.
 const KERNEL_TEXT = [
@@ -56,6 +56,21 @@ describe('/proc/net/ip_vs', () => {
     const garbled = KERNEL_TEXT.replace('  -> 0AF40103:1F90      Masq', '  -> 0AF40103:1F90      Sideways').replace('TCP  0A60005C:01BB', 'ESP  0A60005C:01BB');
     for (const text of [KERNEL_TEXT, garbled, '', KERNEL_TEXT.trimEnd()]) {
       assert.deepEqual(allRealServers(procBlocks(text)), realServersByVirtualServer(parseProcIpvs(text)));
+    }
+  });
+
+  test('a reader that remembers its last read gives every read what a first read of that text gives', () => {
+    const counts = KERNEL_TEXT.replace('Masq    1      3          7         ', 'Masq    1      4          7         ');
+    const weight = KERNEL_TEXT.replace('Masq    0      0          1         ', 'Masq    1      0          1         ');
+    const moved = `${KERNEL_TEXT.split('\n').slice(0, 3).join('\n')}\nTCP  0A60000B:0050 rr \n  -> 0AF40106:1F90      Masq    1      0          0         \n${KERNEL_TEXT.split('\n').slice(3).join('\n')}`;
+    const reader = new ProcIpvsReader();
+    // Parsed or not before, same text or not: counts, weights, added and reordered blocks all read fresh.
+    for (const [i, text] of [KERNEL_TEXT, KERNEL_TEXT, counts, counts, weight, KERNEL_TEXT, moved, moved, '', KERNEL_TEXT].entries()) {
+      const got = reader.read(text);
+      const fresh = procBlocks(text);
+      assert.deepEqual([...got.keys()], [...fresh.keys()], `read ${i}: blocks`);
+      for (const [key, block] of fresh) assert.equal(got.get(key)?.fingerprint, block.fingerprint, `read ${i}: ${key}`);
+      if (i !== 0 && i !== 5) assert.deepEqual(allRealServers(got), allRealServers(fresh), `read ${i}: servers`);
     }
   });
 

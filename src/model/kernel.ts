@@ -59,12 +59,13 @@ export function rsKey(rs: Pick<RealServer, 'address' | 'port'>): string {
 /** Attributes kube-proxy compares to decide whether a virtual server must be updated. */
 export function sameVirtualServer(a: VirtualServer, b: VirtualServer): boolean {
   return (
-    a.address === b.address &&
+    a === b ||
+    (a.address === b.address &&
     a.port === b.port &&
     a.protocol === b.protocol &&
     a.scheduler === b.scheduler &&
     a.flags === b.flags &&
-    a.timeout === b.timeout
+    a.timeout === b.timeout)
   );
 }
 

@@ -15,6 +15,17 @@ export interface ObservedAddresses {
   readonly node: readonly string[];
 }
 
+/**
+ * Whether an address on kube-ipvs0 (as the backend formats it) is one of ours to manage: not
+ * loopback, not IPv6 link-local. An IPv4 one is decided by its first octet without parsing it: a
+ * full sync looks at every VIP of the cluster.
+ */
+function managedAddress(address: string): boolean {
+  if (!address.includes(':')) return !address.startsWith('127.');
+  const p = parseIp(address);
+  return p !== undefined && !isLoopback(p) && !(p.family === 'IPv6' && isLinkLocal(p));
+}
+
 export class AddressReconciler {
   constructor(
     private readonly netif: NetifBackend,
@@ -37,8 +48,7 @@ export class AddressReconciler {
     const node: string[] = [];
     for (const a of await this.netif.addresses()) {
       if (a.ifname === this.device) {
-        const p = parseIp(a.address);
-        if (p && !isLoopback(p) && !(p.family === 'IPv6' && isLinkLocal(p))) bound.add(a.address);
+        if (managedAddress(a.address)) bound.add(a.address);
       } else if (!node.includes(a.address)) {
         node.push(a.address);
       }
@@ -69,8 +79,9 @@ export class AddressReconciler {
   async unbind(want: ReadonlySet<string>, have: ReadonlySet<string>, families: readonly IpFamily[], report: SyncReport): Promise<string[]> {
     const ops = [...have]
       .filter((ip) => {
+        if (want.has(ip)) return false;
         const f = parseIp(ip)?.family;
-        return !want.has(ip) && f !== undefined && families.includes(f);
+        return f !== undefined && families.includes(f);
       })
       .map((ip) => ({ dev: this.device, ip }));
     return this.record(ops.length > 0 ? await this.netif.unbindMany(ops) : [], 'unbind', report);

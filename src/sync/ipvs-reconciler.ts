@@ -104,6 +104,12 @@ export class IpvsReconciler {
   private readonly withDrains = new Map<string, VirtualServerRecord>();
   /** A full sync has read the kernel once: from then on the records are what we left there. */
   private observedOnce = false;
+  /**
+   * Each listed setup's key and virtual server, by the listing's entry: the backend hands back the
+   * same entry while the kernel's bytes for it are unchanged, so an unchanged listing builds no
+   * key strings or objects.
+   */
+  private readonly listed = new WeakMap<ObservedVirtualServerSetup, { readonly key: string; readonly vs: VirtualServer }>();
 
   constructor(private readonly options: IpvsReconcilerOptions) {}
 
@@ -133,7 +139,12 @@ export class IpvsReconciler {
     if (scope.full) {
       const observed = await this.options.backend.listServiceSetups();
       const fresh = new Map<string, VirtualServer>();
-      for (const o of observed) if (o.fwmark === undefined) fresh.set(vsKey(o), toVirtualServer(o));
+      for (const o of observed) {
+        if (o.fwmark !== undefined) continue;
+        let entry = this.listed.get(o);
+        if (!entry) this.listed.set(o, (entry = { key: vsKey(o), vs: toVirtualServer(o) }));
+        fresh.set(entry.key, entry.vs);
+      }
       if (this.observedOnce) report.noteDrift('ipvs', this.virtualServerDrift(fresh));
       gone = this.adopt(fresh);
     }

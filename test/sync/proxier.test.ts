@@ -42,6 +42,23 @@ async function removeWebServer(n: FakeNode, active?: number) {
 }
 
 describe('Proxier over the fake kernel', () => {
+  test('on kube-ipvs0 a full sync leaves loopback and IPv6 link-local addresses alone and unbinds a stray VIP', async () => {
+    // As kube-proxy's GetLocalAddresses(kube-ipvs0) (pkg/proxy/ipvs/netlink_linux.go, v1.36.3):
+    // the kernel puts an fe80:: address on an up dummy device by itself.
+    const n = fakeNode();
+    n.apply({ services: [web()], slices: [webEps('10.244.1.2')] });
+    await n.proxier.sync();
+    for (const ip of ['127.0.0.2', 'fe80::1c2:3ff:fe04:506', '10.96.7.7']) await n.netif.bind('kube-ipvs0', ip);
+    const r = await n.proxier.sync({ full: true });
+    assert.deepEqual(r.report.failures, []);
+    const dump = n.netif.dump();
+    assert.match(dump, /127\.0\.0\.2/);
+    assert.match(dump, /fe80::1c2:3ff:fe04:506/);
+    assert.doesNotMatch(dump, /10\.96\.7\.7/);
+    assert.match(dump, /10\.96\.0\.10/);
+    assert.equal(r.report.drift.get('netif'), 1, 'only the stray VIP is drift');
+  });
+
   test('the first sync programs exactly the plan: virtual servers, sets, rules, addresses, sysctls', async () => {
     const n = fakeNode();
     n.apply({ services: [web(), shop()], slices: [webEps('10.244.1.2', '10.244.1.3')] });

@@ -147,24 +147,28 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
 
   const [{ ClusterTracker }, { formatProblem }] = await Promise.all([import('../cluster/tracker.js'), import('../cluster/problems.js')]);
   const tracker = new ClusterTracker(config.hostnameOverride, (p) => log.warn(formatProblem(p)));
-  // The rest of the daemon loads while the API source's first lists are out.
+  // The rest of the daemon loads, and the dataplane opens (ip_vs loaded, iptables builds probed),
+  // while the API source's first lists are out: none of it writes to the kernel.
   let syncModules: ReturnType<typeof importSyncModules> | undefined;
-  const loadSyncModules = (): void => {
+  let dataplane: Promise<OpenedDataplane> | undefined;
+  const prepare = (): void => {
     syncModules ??= importSyncModules();
+    dataplane ??= syncModules.then(([{ openRealDataplane }, { kernelRelease }]) => openDataplane(openRealDataplane, kernelRelease));
     // Awaited below only when the source opened; never an unhandled rejection meanwhile.
-    syncModules.catch(() => undefined);
+    dataplane.catch(() => undefined);
   };
   const limiter = rateLimiterFor(config.clientConnection.qps, config.clientConnection.burst);
-  const opened = paths.length > 0 ? await openManifestSource(paths, config.hostnameOverride, tracker, log) : await openApiSource(config, tracker, log, limiter, redactor, loadSyncModules);
-  if (!opened) return 1;
-  loadSyncModules();
-  const [{ openRealDataplane }, { kernelRelease }, { Proxier }, { realClock }, { runDaemon }, { applyOomScoreAdj }] = await (syncModules as ReturnType<typeof importSyncModules>);
-
-  const dp = await openRealDataplane().catch((e: unknown) => {
+  const opened = paths.length > 0 ? await openManifestSource(paths, config.hostnameOverride, tracker, log) : await openApiSource(config, tracker, log, limiter, redactor, prepare);
+  if (!opened) {
+    void dataplane?.then((d) => d.dp.close(), () => undefined);
+    return 1;
+  }
+  prepare();
+  const [, , { Proxier }, { realClock }, { runDaemon }, { applyOomScoreAdj }] = await (syncModules as ReturnType<typeof importSyncModules>);
+  const { dp, randomFully, kernelVersion } = await (dataplane as Promise<OpenedDataplane>).catch((e: unknown) => {
     opened.source.close();
     throw e;
   });
-  const randomFully = await Promise.all(dp.iptables.map((b) => b.supportsRandomFully())).then((r) => r.every(Boolean));
   const proxier = new Proxier({
     config,
     dataplane: dp,
@@ -172,7 +176,7 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
     clock: realClock,
     nodeObject: opened.node,
     nodeIPsFromInterfaces: paths.length > 0,
-    kernelVersion: await kernelRelease(),
+    kernelVersion,
     cpuCount: cpus().length,
     randomFully,
     drainTimeoutMs: drainMs,
@@ -278,6 +282,26 @@ async function openManifestSource(paths: readonly string[], nodeName: string, tr
     events: logEvents(log),
     summary: { source: 'manifests', manifests: paths.join(','), services: first.services, endpointSlices: first.endpointSlices },
   };
+}
+
+type SyncModules = Awaited<ReturnType<typeof importSyncModules>>;
+
+interface OpenedDataplane {
+  readonly dp: Awaited<ReturnType<SyncModules[0]['openRealDataplane']>>;
+  readonly randomFully: boolean;
+  readonly kernelVersion: string;
+}
+
+/** The kernel's dataplane with what the planner needs to know of the host; closed again if a probe fails. */
+async function openDataplane(open: SyncModules[0]['openRealDataplane'], kernelRelease: SyncModules[1]['kernelRelease']): Promise<OpenedDataplane> {
+  const dp = await open();
+  try {
+    const randomFully = await Promise.all(dp.iptables.map((b) => b.supportsRandomFully())).then((r) => r.every(Boolean));
+    return { dp, randomFully, kernelVersion: await kernelRelease() };
+  } catch (e) {
+    dp.close();
+    throw e;
+  }
 }
 
 function importSyncModules() {

@@ -121,6 +121,14 @@ const CONNECTION_COUNTS = / +\d+ +\d+ *$/gm;
 // A line that does not start with a blank: a virtual server's line (or a header of the file).
 const OUTER_LINE = /^[^ \n][^\n]*/gm;
 
+/**
+ * A string that shares no memory with the text it was cut from. A match or slice of a long string
+ * points into it; kept in a cache across reads, it would keep that whole read's text alive.
+ */
+function ownCopy(s: string): string {
+  return JSON.parse(JSON.stringify(s)) as string;
+}
+
 /** A block as the reader keeps it: its raw lines (a slice of one read's text) besides the rest. */
 class ReadBlock implements RealServerBlock {
   constructor(
@@ -152,7 +160,7 @@ class ReadBlock implements RealServerBlock {
 export class ProcIpvsReader {
   /** The last read's blocks (slices of its text, which they keep alive until the next read). */
   private last = new Map<string, ReadBlock>();
-  /** Virtual-server lines by text: their vsKey, or undefined for lines that are not ours. */
+  /** Virtual-server lines by text (own copies): their vsKey, or undefined for lines that are not ours. */
   private keys = new Map<string, string | undefined>();
 
   read(text: string): Map<string, RealServerBlock> {
@@ -174,7 +182,7 @@ export class ProcIpvsReader {
       const line = m[0];
       if (!this.keys.has(line)) {
         const vs = parseServiceLine(line);
-        this.keys.set(line, vs ? vsKey(vs) : undefined);
+        this.keys.set(ownCopy(line), vs ? vsKey(vs) : undefined);
       }
       key = this.keys.get(line);
       start = m.index + line.length + 1;

@@ -2,6 +2,8 @@
 // each virtual server, and the fake's rendering reads back the same.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { allRealServers, parseProcIpvs, procBlocks, ProcIpvsReader, realServersByVirtualServer, renderProcIpvs } from '../../../src/dataplane/ipvs/proc.js';
 
 // Column widths and trailing blanks as the kernel's format strings leave them.
@@ -72,6 +74,29 @@ describe('/proc/net/ip_vs', () => {
       for (const [key, block] of fresh) assert.equal(got.get(key)?.fingerprint, block.fingerprint, `read ${i}: ${key}`);
       if (i !== 0 && i !== 5) assert.deepEqual(allRealServers(got), allRealServers(fresh), `read ${i}: servers`);
     }
+  });
+
+  test('a reader keeps no older read\'s text alive, however many reads bring a new virtual server', () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const services: Parameters<typeof renderProcIpvs>[0][number][] = [];
+    for (let i = 0; i < 3000; i++) {
+      const realServers = Array.from({ length: 10 }, (_, e) => ({ family: 'IPv4' as const, address: `10.244.${i >> 8}.${e}`, port: 8080, weight: 1, forward: 'masq' as const, activeConns: 0, inactiveConns: 0 }));
+      services.push({ family: 'IPv4', protocol: 'TCP', address: `10.96.${i >> 8}.${i & 255}`, port: 80, scheduler: 'rr', realServers });
+    }
+    const reader = new ProcIpvsReader();
+    reader.read(renderProcIpvs(services));
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let r = 0; r < 40; r++) {
+      services.push({ family: 'IPv4', protocol: 'TCP', address: `10.97.0.${r}`, port: 80, scheduler: 'rr', realServers: [] });
+      reader.read(renderProcIpvs(services));
+    }
+    const text = renderProcIpvs(services).length;
+    gc();
+    const retained = process.memoryUsage().heapUsed - before;
+    // The last read's text (its blocks are slices of it) replaced the first one's; forty texts if leaked.
+    assert.ok(retained < 4 * text, `${retained} bytes retained; one text is ${text}`);
   });
 
   test('a block\'s fingerprint ignores connection counts and nothing else', () => {

@@ -173,8 +173,9 @@ export class ProcIpvsReader {
       if (key === undefined) return;
       const lines = start < end ? text.slice(start, end) : '';
       const before = last.get(key);
-      // A fresh block (not the old object) so that no block keeps an older read's text alive.
-      out.set(key, before !== undefined && before.lines === lines ? new ReadBlock(lines, before.fingerprint, before.parsed) : new ReadBlock(lines, lines.replace(CONNECTION_COUNTS, ''), undefined));
+      // A fresh block (not the old object), and a fingerprint of its own (the result of replace()
+      // can point into the text): nothing kept past the next read holds this read's text.
+      out.set(key, before !== undefined && before.lines === lines ? new ReadBlock(lines, before.fingerprint, before.parsed) : new ReadBlock(lines, ownCopy(lines.replace(CONNECTION_COUNTS, '')), undefined));
     };
     OUTER_LINE.lastIndex = 0;
     for (let m = OUTER_LINE.exec(text); m !== null; m = OUTER_LINE.exec(text)) {

@@ -76,7 +76,7 @@ describe('/proc/net/ip_vs', () => {
     }
   });
 
-  test('a reader keeps no older read\'s text alive, however many reads bring a new virtual server', () => {
+  test('a reader keeps no older read\'s text alive, however many reads bring new lines', () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
     const services: Parameters<typeof renderProcIpvs>[0][number][] = [];
@@ -89,7 +89,10 @@ describe('/proc/net/ip_vs', () => {
     gc();
     const before = process.memoryUsage().heapUsed;
     for (let r = 0; r < 40; r++) {
+      // Each read brings a new virtual server and changes a weight in another one.
       services.push({ family: 'IPv4', protocol: 'TCP', address: `10.97.0.${r}`, port: 80, scheduler: 'rr', realServers: [] });
+      const changed = services[r * 7] as (typeof services)[number];
+      services[r * 7] = { ...changed, realServers: changed.realServers.map((rs, i) => (i === 0 ? { ...rs, weight: 2 } : rs)) };
       reader.read(renderProcIpvs(services));
     }
     const text = renderProcIpvs(services).length;

@@ -139,7 +139,9 @@ export class Proxier {
     const start = this.options.clock.now();
     let full = opts.full === true || this.needFullSync;
     const report = new SyncReport();
-    let changes: ClusterChanges | undefined;
+    // The FIRST_SERVICES drain of a first sync, then the whole hand-over (both drains merged).
+    let first: ClusterChanges | undefined;
+    let taken: ClusterChanges | undefined;
     let delta: PlanDelta | undefined;
     try {
       const observed = full ? await this.addresses.observe() : undefined;
@@ -149,10 +151,10 @@ export class Proxier {
       // FIRST_SERVICES are taken in before their pass: deriving a big cluster takes seconds.
       let firstServicesMs: number | undefined;
       if (this.firstSync && observed && observed.bound.size === 0) {
-        changes = this.options.tracker.drain(FIRST_SERVICES);
-        if (await this.syncFirstServices(observed.node, changes.snapshot, report)) firstServicesMs = this.options.clock.now() - start;
+        first = this.options.tracker.drain(FIRST_SERVICES);
+        if (await this.syncFirstServices(observed.node, first.snapshot, report)) firstServicesMs = this.options.clock.now() - start;
       }
-      changes = mergeChanges(changes, this.options.tracker.drain());
+      const changes = (taken = mergeChanges(first, this.options.tracker.drain()));
       const counts = countsOf(changes);
       const planner = this.replanIfNodeChanged(observed?.node, changes.snapshot);
       if (planner.fresh && !full) {
@@ -173,8 +175,9 @@ export class Proxier {
       this.needFullSync = true;
       const state = this.planner?.state() ?? new Planner({ node: this.nodeOrDefault(), config: this.options.config }).state();
       this.planner = undefined;
-      // Whatever was pending is taken in by the full sync that follows, as re-planned services.
-      changes = mergeChanges(changes, this.options.tracker.drain());
+      // Failed before taking in the pending changes: they are this sync's (the full sync that
+      // follows re-plans every service); changes that came during the sync stay for the next.
+      const changes = taken ?? mergeChanges(first, this.options.tracker.drain());
       return { ok: false, full, report, durationMs: this.options.clock.now() - start, changedServices: changes.changed.size, ...countsOf(changes), state };
     }
   }

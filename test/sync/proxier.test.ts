@@ -59,6 +59,36 @@ describe('Proxier over the fake kernel', () => {
     assert.equal(r.report.drift.get('netif'), 1, 'only the stray VIP is drift');
   });
 
+  test('a sync that throws reports the changes it took in; changes made meanwhile wait for the next sync', async () => {
+    const n = fakeNode();
+    n.apply({ services: [web()], slices: [webEps('10.244.1.2')] });
+    await n.proxier.sync();
+    // Failing before anything is taken in: the pending change is this sync's.
+    const addresses = n.netif.addresses.bind(n.netif);
+    n.netif.addresses = () => Promise.reject(new Error('netlink: no buffer space'));
+    n.apply({ services: [dns()] });
+    const early = await n.proxier.sync({ full: true });
+    assert.equal(early.ok, false);
+    assert.deepEqual([early.serviceChanges, n.tracker.pending.services], [1, 0]);
+    n.netif.addresses = addresses;
+    // Failing after the hand-over, while a change arrives: that change stays pending.
+    const setups = n.ipvs.listServiceSetups.bind(n.ipvs);
+    n.ipvs.listServiceSetups = () => {
+      n.apply({ services: [shop()] });
+      return Promise.reject(new Error('netlink: interrupted dump'));
+    };
+    n.apply({ slices: [webEps('10.244.1.2', '10.244.1.3')] });
+    const late = await n.proxier.sync({ full: true });
+    assert.equal(late.ok, false);
+    assert.deepEqual([late.serviceChanges, late.endpointChanges], [0, 1]);
+    assert.deepEqual(n.tracker.pending, { services: 1, endpoints: 0 });
+    n.ipvs.listServiceSetups = setups;
+    const next = await n.proxier.sync();
+    assert.deepEqual(next.report.failures, []);
+    assert.equal(next.serviceChanges, 1);
+    assert.equal(n.ipvs.dump(), renderIpvs(next.state));
+  });
+
   test('the first sync programs exactly the plan: virtual servers, sets, rules, addresses, sysctls', async () => {
     const n = fakeNode();
     n.apply({ services: [web(), shop()], slices: [webEps('10.244.1.2', '10.244.1.3')] });

@@ -150,7 +150,8 @@ export function loadManifests(paths: readonly string[], parsed?: ParsedFiles): M
       }
       into.files.push(file);
       seen.add(file);
-      let objects = parsed?.get(file)?.text === text ? parsed.get(file)?.objects : undefined;
+      const cached = parsed?.get(file);
+      let objects = cached?.text === text ? cached.objects : undefined;
       if (!objects) {
         const fresh: ManifestObjects = { services: [], endpointSlices: [], nodes: [], files: [] };
         parseManifestText(file, text, fresh);

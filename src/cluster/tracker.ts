@@ -150,6 +150,7 @@ export class ClusterTracker {
   drain(only?: Iterable<ServiceKey>): ClusterChanges {
     const keys = only === undefined ? new Set([...this.dirtyServices, ...this.dirtyEndpoints]) : new Set([...only].filter((k) => this.dirtyServices.has(k) || this.dirtyEndpoints.has(k)));
     const changed = new Set<ServiceKey>();
+    const triggerTimes = new Map<ServiceKey, number>();
     let serviceChanges = 0;
     let endpointChanges = 0;
     for (const key of keys) {
@@ -157,13 +158,11 @@ export class ClusterTracker {
       const endpointsDirty = this.dirtyEndpoints.delete(key);
       if (serviceDirty) serviceChanges++;
       if (endpointsDirty) endpointChanges++;
-      if (this.rederive(key, serviceDirty, endpointsDirty)) changed.add(key);
-    }
-    const triggerTimes = new Map<ServiceKey, number>();
-    for (const key of keys) {
       const t = this.triggerTimes.get(key);
-      if (t !== undefined && changed.has(key)) triggerTimes.set(key, t);
       this.triggerTimes.delete(key);
+      if (!this.rederive(key, serviceDirty, endpointsDirty)) continue;
+      changed.add(key);
+      if (t !== undefined) triggerTimes.set(key, t);
     }
     return { snapshot: { services: this.infos, endpoints: this.endpointsMap }, changed, serviceChanges, endpointChanges, triggerTimes };
   }

@@ -160,8 +160,8 @@ class ReadBlock implements RealServerBlock {
 export class ProcIpvsReader {
   /** The last read's blocks (slices of its text, which they keep alive until the next read). */
   private last = new Map<string, ReadBlock>();
-  /** Virtual-server lines by text (own copies): their vsKey, or undefined for lines that are not ours. */
-  private keys = new Map<string, string | undefined>();
+  /** Virtual-server lines by text (own copies): their vsKey, or null for lines that are not ours. */
+  private keys = new Map<string, string | null>();
 
   read(text: string): Map<string, RealServerBlock> {
     const out = new Map<string, ReadBlock>();
@@ -181,11 +181,12 @@ export class ProcIpvsReader {
     for (let m = OUTER_LINE.exec(text); m !== null; m = OUTER_LINE.exec(text)) {
       close(m.index);
       const line = m[0];
-      if (!this.keys.has(line)) {
+      let known = this.keys.get(line);
+      if (known === undefined) {
         const vs = parseServiceLine(line);
-        this.keys.set(ownCopy(line), vs ? vsKey(vs) : undefined);
+        this.keys.set(ownCopy(line), (known = vs ? vsKey(vs) : null));
       }
-      key = this.keys.get(line);
+      key = known ?? undefined;
       start = m.index + line.length + 1;
     }
     close(text.length);

@@ -8,6 +8,7 @@ import { RealConntrack } from './conntrack/real.js';
 import { DataplaneError } from './errors.js';
 import { openIpsetBackend } from './ipset/select.js';
 import type { IptablesBackend } from './iptables/backend.js';
+import { NftGeneration } from './iptables/nft-generation.js';
 import { RealIptables } from './iptables/real.js';
 import { selectIptablesBuild } from './iptables/select.js';
 import type { IpvsBackend } from './ipvs/backend.js';
@@ -111,9 +112,11 @@ async function openNonIpvs(): Promise<Omit<RealDataplane, 'ipvs'>> {
   // every spawn costs (seconds under emulation) before the first sync can start.
   const build = await selectIptablesBuild();
   const variant = `${build.variant} (${build.reason})`;
+  // One socket serves both families: the generation counts every nf_tables commit of the namespace.
+  const generation = NftGeneration.open();
   const checked = await Promise.all(
     families.map(async (family) => {
-      const backend = new RealIptables({ family, command: build.commandsFor(family) });
+      const backend = new RealIptables({ family, command: build.commandsFor(family), ...(generation ? { generation } : {}) });
       try {
         await backend.observe();
         return backend;
@@ -134,6 +137,9 @@ async function openNonIpvs(): Promise<Omit<RealDataplane, 'ipvs'>> {
     iptablesVariant: variant,
     ipsetVariant: ipset.variant,
     familiesSkipped: skipped,
-    close: () => ipset.close(),
+    close: () => {
+      ipset.close();
+      generation?.close();
+    },
   };
 }

@@ -1,6 +1,8 @@
 // Keeps our chains, their rules and the jumps from the built-in chains in place for one family,
 // with a single iptables-restore --noflush. Unlike kube-proxy, which rewrites the chains every
-// sync, the restore is skipped when iptables-save already shows exactly the planned rules.
+// sync, the restore is skipped when iptables-save already shows exactly the planned rules, and
+// the save itself when nf_tables' ruleset generation shows that nothing was committed since the
+// save that found them in place (an idle node's periodic resync then spawns nothing).
 import type { IptablesBackend } from '../dataplane/iptables/backend.js';
 import type { IptablesTables } from '../model/text/iptables.js';
 import type { IptablesTable } from '../model/kernel.js';
@@ -54,6 +56,11 @@ function mismatchedChains(observed: IptablesTables, tables: readonly IptablesTab
 export class IptablesReconciler {
   /** The tables the last successful sync left in place (the planner keeps one array per rule set). */
   private inPlace: readonly IptablesTable[] | undefined;
+  /**
+   * The ruleset generation read just before the save that last found `inPlace` exactly in place;
+   * undefined after any restore (ours or a failed one) and when the build has no generation.
+   */
+  private verifiedAt: number | undefined;
 
   constructor(private readonly backend: IptablesBackend) {}
 
@@ -64,6 +71,10 @@ export class IptablesReconciler {
   /** Returns false when the restore failed (the sync must then stop before unbinding addresses). */
   async sync(tables: readonly IptablesTable[], report: SyncReport): Promise<boolean> {
     const fam = this.backend.family;
+    // Read before the save: a commit racing the save then shows as a new generation next time.
+    const generation = await this.backend.generation();
+    if (generation !== undefined && generation === this.verifiedAt && tables === this.inPlace) return true;
+    this.verifiedAt = undefined;
     let observed: IptablesTables;
     try {
       observed = await this.backend.observe();
@@ -75,6 +86,7 @@ export class IptablesReconciler {
     const matches = chainsMatch(observed, tables);
     if (jumps.length === 0 && matches) {
       this.inPlace = tables;
+      this.verifiedAt = generation;
       return true;
     }
     // The same rules as last time, yet not in place: changed behind our back.

@@ -15,4 +15,10 @@ export interface IptablesBackend {
   restore(payload: string): Promise<void>;
   /** Whether MASQUERADE --random-fully is supported. */
   supportsRandomFully(): Promise<boolean>;
+  /**
+   * A number the kernel changes whenever a rule of this build may have changed (nf_tables' ruleset
+   * generation), read before observe(): while it stays the same, observe() would show the same
+   * rules. Undefined when the build has none (legacy xtables) or it cannot be read.
+   */
+  generation(): Promise<number | undefined>;
 }

@@ -35,6 +35,8 @@ export interface FakeIptablesOptions {
   readonly randomFully?: boolean;
   /** Matches whose kernel module is missing, e.g. ["ipvs"] for a kernel without xt_ipvs. */
   readonly unavailableMatches?: readonly string[];
+  /** The legacy xtables build: no ruleset generation (default: the nf_tables build, which has one). */
+  readonly legacy?: boolean;
 }
 
 interface StoredRule {
@@ -186,6 +188,11 @@ export class FakeIptables implements IptablesBackend {
   /** How many restores were attempted, and how many the fault option failed. */
   restores = 0;
   injectedFailures = 0;
+  /** How many times observe() ran (each is an iptables-save spawn on a real host). */
+  observes = 0;
+  /** nf_tables' ruleset generation: bumped by every restore and load, whatever they changed. */
+  private gen = 1;
+  private readonly legacy: boolean;
 
   constructor(options: FakeIptablesOptions) {
     this.family = options.family;
@@ -194,11 +201,17 @@ export class FakeIptables implements IptablesBackend {
     this.random = options.faults ? seededRandom(options.faults.seed) : undefined;
     this.randomFully = options.randomFully ?? true;
     this.unavailableMatches = new Set(options.unavailableMatches ?? []);
+    this.legacy = options.legacy ?? false;
     for (const t of INITIAL_TABLES) this.tables.set(t, newTable(t));
   }
 
   observe(): Promise<IptablesTables> {
+    this.observes++;
     return Promise.resolve(this.snapshot());
+  }
+
+  generation(): Promise<number | undefined> {
+    return Promise.resolve(this.legacy ? undefined : this.gen);
   }
 
   supportsRandomFully(): Promise<boolean> {
@@ -206,6 +219,7 @@ export class FakeIptables implements IptablesBackend {
   }
 
   restore(payload: string): Promise<void> {
+    this.gen++;
     try {
       this.restoreSync(payload);
       return Promise.resolve();
@@ -227,6 +241,7 @@ export class FakeIptables implements IptablesBackend {
 
   /** Replaces the whole state with iptables-save text (as dump() or the real tool prints it). */
   load(text: string): void {
+    this.gen++;
     const parsed = parseIptablesSave(text);
     const tables = new Map<string, TableModel>();
     for (const t of INITIAL_TABLES) tables.set(t, newTable(t));

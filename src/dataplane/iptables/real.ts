@@ -8,6 +8,7 @@ import { isTextParseError } from '../../model/text/error.js';
 import type { IptablesBackend } from './backend.js';
 import { parseIptablesSave, splitRuleSpec, type IptablesTables } from '../../model/text/iptables.js';
 import { errorMessage } from '../../model/error-text.js';
+import type { RulesetGeneration } from './nft-generation.js';
 
 export interface IptablesCommands {
   /** argv of iptables-save, e.g. ['iptables-save'] or ['ip', 'netns', 'exec', 'ns1', 'iptables-save']. */
@@ -21,6 +22,8 @@ export interface RealIptablesOptions {
   readonly command?: IptablesCommands;
   /** Per-invocation limit; a hung tool must not stall the sync loop forever. */
   readonly timeoutMs?: number;
+  /** nf_tables' ruleset generation of this namespace; used only when the build is iptables-nft. */
+  readonly generation?: RulesetGeneration;
 }
 
 export function defaultIptablesCommands(family: IpFamily): IptablesCommands {
@@ -249,12 +252,37 @@ export class RealIptables implements IptablesBackend {
   readonly family: IpFamily;
   private readonly command: IptablesCommands;
   private readonly timeoutMs: number;
-  private randomFully: boolean | undefined;
+  private readonly nftGeneration: RulesetGeneration | undefined;
+  /** `iptables --version` of this build, once read. */
+  private version: string | undefined;
 
   constructor(options: RealIptablesOptions) {
     this.family = options.family;
     this.command = options.command ?? defaultIptablesCommands(options.family);
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.nftGeneration = options.generation;
+  }
+
+  /** The build's version line ("iptables v1.8.9 (nf_tables)"); undefined when it cannot be read. */
+  private async versionText(): Promise<string | undefined> {
+    if (this.version !== undefined) return this.version;
+    try {
+      const r = await runCommand(versionCommand(this.command.save), undefined, this.timeoutMs);
+      const text = r.stdout + r.stderr;
+      // Only a version we could read is kept: a transient failure must not stick.
+      if (/v\d+\.\d+\.\d+/.test(text)) this.version = text;
+      return text;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async generation(): Promise<number | undefined> {
+    if (!this.nftGeneration) return undefined;
+    // A legacy build writes no nf_tables transaction: its rules change without the generation.
+    const version = await this.versionText();
+    if (version === undefined || !/\(nf_tables\)/.test(version)) return undefined;
+    return this.nftGeneration.read();
   }
 
   async observe(): Promise<IptablesTables> {
@@ -290,15 +318,7 @@ export class RealIptables implements IptablesBackend {
   }
 
   async supportsRandomFully(): Promise<boolean> {
-    if (this.randomFully !== undefined) return this.randomFully;
-    try {
-      const r = await runCommand(versionCommand(this.command.save), undefined, this.timeoutMs);
-      const supported = versionSupportsRandomFully(r.stdout + r.stderr);
-      // Only a version we could read is cached: a transient failure must not stick.
-      if (supported !== undefined) this.randomFully = supported;
-      return supported ?? false;
-    } catch {
-      return false;
-    }
+    const version = await this.versionText();
+    return (version === undefined ? undefined : versionSupportsRandomFully(version)) ?? false;
   }
 }

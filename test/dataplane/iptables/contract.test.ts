@@ -3,12 +3,14 @@
 // otherwise). Both must give the same rules and the same error codes for the same payloads.
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { DataplaneError } from '../../../src/dataplane/errors.js';
 import type { IpFamily } from '../../../src/model/types.js';
 import { FakeIptables } from '../../../src/dataplane/iptables/fake.js';
 import { RealIptables } from '../../../src/dataplane/iptables/real.js';
+import type { RulesetGeneration } from '../../../src/dataplane/iptables/nft-generation.js';
 import { iptablesContract, type ContractHarness, type SetSpec } from './contract.js';
 import { GENERATED_BASE, RESET_PAYLOAD, generatedSets, generatedState, payloadsArb } from './generated.js';
 
@@ -73,6 +75,19 @@ function kernelHasIpvsMatch(family: IpFamily): boolean {
   return r.status === 0;
 }
 
+/** The namespace's nf_tables generation, read by a process inside it (our socket is in ours). */
+function generationIn(ns: string): RulesetGeneration {
+  const script = fileURLToPath(new URL('./read-generation.js', import.meta.url));
+  return {
+    read: () => {
+      const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, script], { encoding: 'utf8', timeout: 20_000 });
+      const g = Number(r.stdout.trim());
+      return Promise.resolve(r.status === 0 && Number.isInteger(g) ? g : undefined);
+    },
+    close: () => undefined,
+  };
+}
+
 function realHarness(family: IpFamily): () => Promise<ContractHarness> {
   const tool = family === 'IPv4' ? 'iptables' : 'ip6tables';
   const ipvsMatch = kernelHasIpvsMatch(family);
@@ -82,7 +97,7 @@ function realHarness(family: IpFamily): () => Promise<ContractHarness> {
     if (!add.ok) return Promise.reject(new Error(`ip netns add ${ns}: ${add.out}`));
     created.add(ns);
     const prefix = ['ip', 'netns', 'exec', ns];
-    const backend = new RealIptables({ family, command: { save: [...prefix, `${tool}-save`], restore: [...prefix, `${tool}-restore`] } });
+    const backend = new RealIptables({ family, command: { save: [...prefix, `${tool}-save`], restore: [...prefix, `${tool}-restore`] }, generation: generationIn(ns) });
     return Promise.resolve({
       backend,
       ipvsMatch,

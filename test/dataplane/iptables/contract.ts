@@ -317,6 +317,25 @@ export function iptablesContract(name: string, make: () => Promise<ContractHarne
         assert.deepEqual(rulesOf(await h.backend.observe(), 'filter', ['KUBE-T3']), ['-A KUBE-T3 -p udp -m udp --dport 4464 -j ACCEPT']);
       }));
 
+    // nf_tables bumps its generation at every committed transaction (nf_tables_commit); the periodic
+    // resync trusts an unchanged one to mean unchanged rules, so a save must not move it and every
+    // accepted restore, even one that changes nothing, must.
+    it('the nf_tables ruleset generation: a save leaves it, each accepted restore moves it', () =>
+      withHarness(async (h) => {
+        const g0 = await h.backend.generation();
+        assert.equal(typeof g0, 'number', 'an nf_tables build has a generation');
+        await h.backend.observe();
+        assert.equal(await h.backend.generation(), g0);
+        await h.backend.restore(base);
+        const g1 = await h.backend.generation();
+        assert.notEqual(g1, g0);
+        await h.backend.restore(base);
+        const g2 = await h.backend.generation();
+        assert.notEqual(g2, g1);
+        await h.backend.observe();
+        assert.equal(await h.backend.generation(), g2);
+      }));
+
     it('reports MASQUERADE --random-fully support', async () => {
       await withHarness(async (h) => assert.equal(await h.backend.supportsRandomFully(), true));
     });

@@ -12,7 +12,13 @@
 // Then it waits until nothing more is queued for --quiet seconds (a proxy may learn of things late,
 // e.g. kube-proxy's first sync can run before it has seen the Node's topology labels), and waits
 // for that sync too if something is.
-//   node wait-sync.mjs --since SECONDS [--baseline FILE] [--timeout SECONDS] [--quiet SECONDS] [--two-syncs]
+// When one scrape shows two or more syncs completed since the previous one, the last of them began
+// after the previous scrape was requested (syncs run one at a time, and the one before it ended
+// after that scrape's values were taken): that time bounds its start, not only last_timestamp
+// minus the summed durations, which would also count the syncs before it. Without that bound a
+// proxy that syncs often (each change, each drain check) and is scraped slowly looked unsynced
+// until its next periodic resync, up to a sync period later.
+//   node wait-sync.mjs --since SECONDS [--baseline FILE] [--timeout SECONDS] [--quiet SECONDS] [--two-syncs] [--url URL]
 // --since 0 waits for a first completed sync of every family. Exit 0 when synced, 1 on timeout.
 // Plain JavaScript without imports: it starts fast in the VM.
 const args = process.argv.slice(2);
@@ -26,7 +32,7 @@ const baselineFile = opt('--baseline');
 const quietMs = Number(opt('--quiet', '5')) * 1000;
 const twoSyncs = args.includes('--two-syncs');
 const FAMILIES = ['IPv4', 'IPv6'];
-const URL_ = 'http://127.0.0.1:10249/metrics';
+const URL_ = opt('--url', 'http://127.0.0.1:10249/metrics');
 // last_timestamp is set a moment before the duration is observed, so a computed start is early by
 // that moment: a sync that began this close after a queued change still counts.
 const SLACK = 0.05;
@@ -72,14 +78,21 @@ const deadline = now_() + timeoutMs;
 // When the proxy was last seen synced, and the queued times then.
 let syncedSince;
 let queuedThen = '';
+// When the previous successful scrape was requested (wall clock, as the proxy's timestamps).
+let prevAt;
 while (now_() < deadline) {
+  const at = Date.now() / 1000;
   const now = await scrape();
   if (now) {
     for (const f of FAMILIES) {
       const d = now[f].count - prev[f].count;
-      if (d > 0) lastStart[f] = Math.max(lastStart[f], now[f].last - (now[f].sum - prev[f].sum));
+      if (d <= 0) continue;
+      let start = now[f].last - (now[f].sum - prev[f].sum);
+      if (d >= 2 && prevAt !== undefined) start = Math.max(start, prevAt);
+      lastStart[f] = Math.max(lastStart[f], start);
     }
     prev = now;
+    prevAt = at;
     const changed = since === 0 ? FAMILIES : FAMILIES.filter((f) => now[f].queued > since);
     for (const f of changed) if (seen[f]?.queued !== now[f].queued) seen[f] = { queued: now[f].queued, count: now[f].count };
     const twoAfter = (f) => !twoSyncs || since === 0 || now[f].count - seen[f].count >= 2;

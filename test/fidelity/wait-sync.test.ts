@@ -1,0 +1,64 @@
+// wait-sync.mjs (the benchmark's and the fidelity harness's "has the proxy caught up?") against a
+// scripted /metrics: syncs run one at a time, so when a scrape shows several completed since the
+// one before, the last began after that scrape was asked for; a single sync that began before the
+// change still does not count.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const SCRIPT = fileURLToPath(new URL('../../../test/fidelity/wait-sync.mjs', import.meta.url));
+
+interface State {
+  readonly count: number;
+  readonly sum: number;
+  readonly last: number;
+  readonly queued: number;
+}
+
+function text(s: State): string {
+  return ['IPv4', 'IPv6']
+    .map(
+      (f) =>
+        `kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="${f}"} ${s.last}\n` +
+        `kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds{ip_family="${f}"} ${s.queued}\n` +
+        `kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="${f}"} ${s.count}\n` +
+        `kubeproxy_sync_proxy_rules_duration_seconds_sum{ip_family="${f}"} ${s.sum}\n`,
+    )
+    .join('');
+}
+
+/**
+ * A change queued 2 s before the first scrape, while a 3 s sync ran; after the first scrape that
+ * sync ends and `after(t1)` more follow, t1 being when the first scrape was answered.
+ */
+async function waitAgainst(after: (t1: number) => readonly number[]): Promise<number> {
+  const t1 = Date.now() / 1000;
+  const queued = t1 - 2;
+  const before: State = { count: 10, sum: 5, last: queued - 1.5, queued };
+  let served = 0;
+  const durations = [3, ...after(t1)];
+  const end = t1 + 0.06 + durations.slice(1).reduce((a, b) => a + b, 0);
+  const later: State = { count: 10 + durations.length, sum: 5 + durations.reduce((a, b) => a + b, 0), last: end, queued };
+  const server = createServer((_req, res) => res.end(text(served++ === 0 ? before : later)));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  try {
+    const child = spawn(process.execPath, [SCRIPT, '--since', String(queued - 0.5), '--quiet', '0.3', '--timeout', '3', '--url', `http://127.0.0.1:${port}/metrics`], { stdio: 'ignore' });
+    return await new Promise<number>((r) => child.on('exit', (code) => r(code ?? -1)));
+  } finally {
+    server.close();
+  }
+}
+
+describe('wait-sync', () => {
+  test('two quick syncs after a long one: the last began after the previous scrape, so the proxy has caught up', async () => {
+    assert.equal(await waitAgainst(() => [0.02, 0.02]), 0);
+  });
+
+  test('one sync that began before the change does not count', async () => {
+    assert.equal(await waitAgainst(() => []), 1);
+  });
+});

@@ -72,7 +72,8 @@ export class IptablesReconciler {
   async sync(tables: readonly IptablesTable[], report: SyncReport): Promise<boolean> {
     const fam = this.backend.family;
     // Read before the save: a commit racing the save then shows as a new generation next time.
-    const generation = await this.backend.generation();
+    // Unknown (undefined) when it cannot be read: then the save runs, as without a generation.
+    const generation = await this.backend.generation().catch(() => undefined);
     if (generation !== undefined && generation === this.verifiedAt && tables === this.inPlace) return true;
     this.verifiedAt = undefined;
     let observed: IptablesTables;

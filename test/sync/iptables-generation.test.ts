@@ -63,6 +63,19 @@ describe('iptables and the nf_tables ruleset generation', () => {
     assert.equal(iptables.restores, 1);
   });
 
+  test('a generation that cannot be read (a refused netlink request) leaves the save in place', async () => {
+    class Unreadable extends FakeIptables {
+      override generation(): Promise<number | undefined> {
+        return Promise.reject(new Error('nfnetlink: Operation not permitted'));
+      }
+    }
+    const iptables = new Unreadable({ family: 'IPv4' });
+    const r = new IptablesReconciler(iptables);
+    const tables = await plannedTables();
+    for (let i = 0; i < 3; i++) assert.equal(await r.sync(tables, new SyncReport()), true);
+    assert.deepEqual([iptables.observes, iptables.restores], [3, 1]);
+  });
+
   test('new rules are written even when the generation has not moved', async () => {
     const iptables = new FakeIptables({ family: 'IPv4' });
     const r = new IptablesReconciler(iptables);

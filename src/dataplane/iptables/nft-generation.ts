@@ -57,7 +57,7 @@ export interface RulesetGeneration {
 /** Reads the generation over its own NETLINK_NETFILTER socket; never throws. */
 export class NftGeneration implements RulesetGeneration {
   private readonly nl: NetlinkRequester;
-  /** Why the last read failed, for the daemon's start-up line; undefined after a success. */
+  /** Why the last read failed (kept for diagnosis); undefined after a success. */
   lastProblem: string | undefined;
 
   constructor(transport: NetlinkTransport) {

@@ -14,7 +14,6 @@ import { IPSET_DEFAULTS, isIpsetType, normalizeIpsetEntry } from '../../model/te
 // ---------------------------------------------------------------------------------------------
 // Constants
 
-export const NETLINK_NETFILTER = 12;
 export const NFNL_SUBSYS_IPSET = 6;
 /** What we speak; kernels since 3.x answer 7 with a minimum of 6, older ones only 6. */
 export const IPSET_PROTOCOL = 7;

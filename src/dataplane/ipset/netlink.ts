@@ -18,7 +18,7 @@ import { DataplaneError } from '../errors.js';
 import type { NetlinkReply, NetlinkRequest } from '../netlink/requester.js';
 import { CLOSED_ERRNO, NetlinkRequester, TIMED_OUT, datagrams } from '../netlink/requester.js';
 import type { NetlinkTransport } from '../netlink/transport.js';
-import { openRawNetlink } from '../netlink/transport.js';
+import { NETLINK_NETFILTER, openRawNetlink } from '../netlink/transport.js';
 import type { IpsetApplyResult, IpsetBackend, IpsetOp } from './backend.js';
 import type { IpsetListMessage } from './netlink-codec.js';
 import {
@@ -27,7 +27,6 @@ import {
   IpsetCmd,
   IpsetErrno,
   MAX_ADT_BYTES,
-  NETLINK_NETFILTER,
   NfProto,
   NlmF,
   PREFERRED_REVISION,

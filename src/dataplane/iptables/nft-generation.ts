@@ -5,47 +5,29 @@
 // resync uses that to skip an iptables-save spawn (tenths of a second of CPU per family) when
 // nothing was committed since the save that found our rules in place.
 import { DataplaneError } from '../errors.js';
-import { NlmF, framingWith } from '../netlink/framing.js';
-import type { NetlinkReply } from '../netlink/requester.js';
+import { NlmF, parseAttrs } from '../netlink/framing.js';
 import { NetlinkRequester } from '../netlink/requester.js';
 import type { NetlinkTransport } from '../netlink/transport.js';
-import { openRawNetlink } from '../netlink/transport.js';
+import { NETLINK_NETFILTER, openRawNetlink } from '../netlink/transport.js';
 import { errorMessage } from '../../model/error-text.js';
 
-const NETLINK_NETFILTER = 12;
 /** include/uapi/linux/netfilter/nfnetlink.h */
 const NFNL_SUBSYS_NFTABLES = 10;
 /** include/uapi/linux/netfilter/nf_tables.h: enum nf_tables_msg_types */
 export const NFT_MSG_NEWGEN = 15;
 export const NFT_MSG_GETGEN = 16;
 /** enum nft_gen_attributes */
-export const NFTA_GEN_ID = 1;
+const NFTA_GEN_ID = 1;
 
 export const nftMsgType = (msg: number): number => (NFNL_SUBSYS_NFTABLES << 8) | msg;
 
-const framing = framingWith({
-  malformed: (why) => new DataplaneError('PARSE', 'iptables', 'generation', 'nf_tables', `malformed netlink reply: ${why}`),
-  tooLong: (why) => new DataplaneError('INVALID', 'iptables', 'generation', 'nf_tables', why),
-});
+const malformed = (why: string): DataplaneError => new DataplaneError('PARSE', 'iptables', 'generation', 'nf_tables', `malformed netlink reply: ${why}`);
 
-/** The GETGEN request's payload: nfgenmsg {AF_UNSPEC, NFNETLINK_V0, res_id 0}, no attributes. */
-export function encodeGetGen(): Buffer {
-  return Buffer.alloc(4);
-}
-
-/** NFTA_GEN_ID (a big-endian u32) of a NEWGEN reply's payload; undefined when absent. */
-export function decodeGenId(payload: Buffer): number | undefined {
+/** NFTA_GEN_ID (a big-endian u32) of a NEWGEN reply's payload, after its 4-byte nfgenmsg. */
+function decodeGenId(payload: Buffer): number | undefined {
   if (payload.length < 4) return undefined;
-  const id = framing.parseAttrs(payload.subarray(4)).get(NFTA_GEN_ID);
+  const id = parseAttrs(payload.subarray(4), malformed).get(NFTA_GEN_ID);
   return id && id.length >= 4 ? id.readUInt32BE(0) : undefined;
-}
-
-/** The generation in a reply, or why there is none. */
-export function generationOf(reply: NetlinkReply): number | string {
-  if (reply.errno !== 0) return `the kernel answered errno ${reply.errno}`;
-  const msg = reply.parts.find((m) => m.type === nftMsgType(NFT_MSG_NEWGEN));
-  const id = msg ? decodeGenId(msg.payload) : undefined;
-  return id ?? 'the reply carried no generation';
 }
 
 export interface RulesetGeneration {
@@ -75,10 +57,16 @@ export class NftGeneration implements RulesetGeneration {
 
   async read(): Promise<number | undefined> {
     try {
-      const reply = await this.nl.single({ type: nftMsgType(NFT_MSG_GETGEN), flags: NlmF.REQUEST | NlmF.ACK, payload: encodeGetGen() });
-      const g = generationOf(reply);
-      this.lastProblem = typeof g === 'string' ? g : undefined;
-      return typeof g === 'number' ? g : undefined;
+      // The payload is an empty nfgenmsg: {AF_UNSPEC, NFNETLINK_V0, res_id 0}, no attributes.
+      const reply = await this.nl.single({ type: nftMsgType(NFT_MSG_GETGEN), flags: NlmF.REQUEST | NlmF.ACK, payload: Buffer.alloc(4) });
+      if (reply.errno !== 0) {
+        this.lastProblem = `the kernel answered errno ${reply.errno}`;
+        return undefined;
+      }
+      const msg = reply.parts.find((m) => m.type === nftMsgType(NFT_MSG_NEWGEN));
+      const id = msg ? decodeGenId(msg.payload) : undefined;
+      this.lastProblem = id === undefined ? 'the reply carried no generation' : undefined;
+      return id;
     } catch (e) {
       this.lastProblem = errorMessage(e);
       return undefined;

@@ -2,6 +2,9 @@
 // raw socket. An interface so tests can script the kernel.
 import { RawNetlinkSocket } from 'netlink';
 
+/** The netlink protocol of nfnetlink's subsystems (ipset, nf_tables): include/uapi/linux/netlink.h. */
+export const NETLINK_NETFILTER = 12;
+
 export interface NetlinkTransport {
   /** Our netlink port id (nlmsg_pid of requests). */
   readonly localPort: number;

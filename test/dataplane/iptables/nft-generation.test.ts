@@ -5,9 +5,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Errno } from '../../../src/dataplane/netlink/errno.js';
-import { NlMsgType, NlmF, encodeAttr, encodeNlMessage, parseNlMessages } from '../../../src/dataplane/netlink/framing.js';
+import { NlMsgType, NlmF, encodeAttr } from '../../../src/dataplane/netlink/framing.js';
 import type { NetlinkTransport } from '../../../src/dataplane/netlink/transport.js';
 import { NFT_MSG_GETGEN, NFT_MSG_NEWGEN, NftGeneration, nftMsgType } from '../../../src/dataplane/iptables/nft-generation.js';
+import { scriptedKernel } from '../../helpers/scripted-netlink.js';
 
 const tooLong = (d: string): Error => new Error(d);
 const be32 = (n: number): Buffer => {
@@ -23,31 +24,19 @@ const errPayload = (errno: number): Buffer => {
 
 /** A kernel answering GETGEN with generation `gen`, or refusing it with `refuse`. */
 function kernel(opts: { gen?: number; refuse?: number; seen?: { type: number; flags: number; payload: Buffer }[] }): NetlinkTransport {
-  let deliver: (d: Buffer, port: number) => void = () => undefined;
-  return {
-    localPort: 77,
-    recvBufferSize: 1 << 16,
-    async send(datagram) {
-      for (const m of parseNlMessages(datagram, (d) => new Error(d))) {
-        opts.seen?.push({ type: m.type, flags: m.flags, payload: Buffer.from(m.payload) });
-        const reply = (type: number, flags: number, payload: Buffer): void => deliver(encodeNlMessage({ type, flags, seq: m.seq, pid: 77, payload }), 0);
-        if (opts.refuse !== undefined) {
-          reply(NlMsgType.ERROR, 0, errPayload(opts.refuse));
-          continue;
-        }
-        const gen = opts.gen ?? 0;
-        // nfgenmsg: AF_UNSPEC, NFNETLINK_V0, res_id = the generation's low 16 bits in network order.
-        const nfgen = Buffer.from([0, 0, (gen >> 8) & 0xff, gen & 0xff]);
-        const attrs = [encodeAttr(1, be32(gen), tooLong), encodeAttr(2, be32(4321), tooLong), encodeAttr(3, Buffer.from('iptables-nft-re\0'), tooLong)];
-        reply(nftMsgType(NFT_MSG_NEWGEN), 0, Buffer.concat([nfgen, ...attrs]));
-        reply(NlMsgType.ERROR, 0, errPayload(0));
-      }
-    },
-    listen(onDatagram) {
-      deliver = onDatagram;
-    },
-    close() {},
-  };
+  return scriptedKernel((m, reply) => {
+    opts.seen?.push({ type: m.type, flags: m.flags, payload: Buffer.from(m.payload) });
+    if (opts.refuse !== undefined) {
+      reply(NlMsgType.ERROR, 0, errPayload(opts.refuse));
+      return;
+    }
+    const gen = opts.gen ?? 0;
+    // nfgenmsg: AF_UNSPEC, NFNETLINK_V0, res_id = the generation's low 16 bits in network order.
+    const nfgen = Buffer.from([0, 0, (gen >> 8) & 0xff, gen & 0xff]);
+    const attrs = [encodeAttr(1, be32(gen), tooLong), encodeAttr(2, be32(4321), tooLong), encodeAttr(3, Buffer.from('iptables-nft-re\0'), tooLong)];
+    reply(nftMsgType(NFT_MSG_NEWGEN), 0, Buffer.concat([nfgen, ...attrs]));
+    reply(NlMsgType.ERROR, 0, errPayload(0));
+  }, 77);
 }
 
 describe('NftGeneration', () => {

@@ -4,27 +4,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Errno } from '../../../src/dataplane/netlink/errno.js';
-import { NlMsgType, NlmF, encodeNlMessage, parseNlMessages } from '../../../src/dataplane/netlink/framing.js';
+import { NlMsgType, NlmF } from '../../../src/dataplane/netlink/framing.js';
 import { NetlinkRequester } from '../../../src/dataplane/netlink/requester.js';
-import type { NetlinkTransport } from '../../../src/dataplane/netlink/transport.js';
-
-/** A kernel that hands each request's sequence number to `answer`, which replies when it likes. */
-function scriptedKernel(answer: (seq: number, reply: (type: number, flags: number, payload: Buffer) => void) => void): NetlinkTransport {
-  let deliver: (d: Buffer, port: number) => void = () => undefined;
-  return {
-    localPort: 4242,
-    recvBufferSize: 1 << 20,
-    async send(datagram) {
-      for (const m of parseNlMessages(datagram, (d) => new Error(d))) {
-        answer(m.seq, (type, flags, payload) => deliver(encodeNlMessage({ type, flags, seq: m.seq, pid: 4242, payload }), 0));
-      }
-    },
-    listen(onDatagram) {
-      deliver = onDatagram;
-    },
-    close() {},
-  };
-}
+import { scriptedKernel } from '../../helpers/scripted-netlink.js';
 
 const int32 = (n: number): Buffer => {
   const b = Buffer.alloc(4);
@@ -45,7 +27,7 @@ describe('NetlinkRequester timeout', () => {
   });
 
   test('a dump whose parts keep coming within the timeout completes, however long it takes in all', async () => {
-    const kernel = scriptedKernel((_seq, reply) => {
+    const kernel = scriptedKernel((_request, reply) => {
       void (async () => {
         // Six parts 40 ms apart (240 ms in all, three times the timeout), then DONE.
         for (let i = 0; i < 6; i++) {

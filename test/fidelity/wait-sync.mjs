@@ -18,7 +18,12 @@
 // minus the summed durations, which would also count the syncs before it. Without that bound a
 // proxy that syncs often (each change, each drain check) and is scraped slowly looked unsynced
 // until its next periodic resync, up to a sync period later.
-//   node wait-sync.mjs --since SECONDS [--baseline FILE] [--timeout SECONDS] [--quiet SECONDS] [--two-syncs] [--url URL]
+// Both proxies run again when a change is queued during a sync, so a proxy that has ended a sync
+// after the last queued change and then neither queues nor completes anything for --settle seconds
+// (at least twice the longest sync seen) has nothing left to do, even though that sync seems to have
+// begun before the change (e.g. the guest's wall clock stepped back; CI once saw nftables mode so and
+// waited out the whole timeout). That is accepted, with a note on stderr.
+//   node wait-sync.mjs --since SECONDS [--baseline FILE] [--timeout SECONDS] [--quiet SECONDS] [--settle SECONDS] [--two-syncs] [--url URL]
 // --since 0 waits for a first completed sync of every family. Exit 0 when synced, 1 on timeout.
 // Plain JavaScript without imports: it starts fast in the VM.
 const args = process.argv.slice(2);
@@ -30,6 +35,7 @@ const since = Number(opt('--since', '0'));
 const timeoutMs = Number(opt('--timeout', '600')) * 1000;
 const baselineFile = opt('--baseline');
 const quietMs = Number(opt('--quiet', '5')) * 1000;
+const settleMs = Number(opt('--settle', '30')) * 1000;
 const twoSyncs = args.includes('--two-syncs');
 const FAMILIES = ['IPv4', 'IPv6'];
 const URL_ = opt('--url', 'http://127.0.0.1:10249/metrics');
@@ -80,13 +86,20 @@ let syncedSince;
 let queuedThen = '';
 // When the previous successful scrape was requested (wall clock, as the proxy's timestamps).
 let prevAt;
+// When a scrape last showed a sync completed or a change queued (monotonic), and the most sync
+// time one scrape has shown (a bound on the longest sync).
+let progressAt = now_();
+let longestMs = 0;
 while (now_() < deadline) {
   const at = Date.now() / 1000;
   const now = await scrape();
   if (now) {
     for (const f of FAMILIES) {
       const d = now[f].count - prev[f].count;
+      if (d > 0 || now[f].queued !== prev[f].queued) progressAt = now_();
       if (d <= 0) continue;
+      // Without a baseline the first scrape's sum holds every sync so far: not one sync's length.
+      if (prevAt !== undefined || baselineFile) longestMs = Math.max(longestMs, (now[f].sum - prev[f].sum) * 1000);
       let start = now[f].last - (now[f].sum - prev[f].sum);
       if (d >= 2 && prevAt !== undefined) start = Math.max(start, prevAt);
       lastStart[f] = Math.max(lastStart[f], start);
@@ -96,7 +109,13 @@ while (now_() < deadline) {
     const changed = since === 0 ? FAMILIES : FAMILIES.filter((f) => now[f].queued > since);
     for (const f of changed) if (seen[f]?.queued !== now[f].queued) seen[f] = { queued: now[f].queued, count: now[f].count };
     const twoAfter = (f) => !twoSyncs || since === 0 || now[f].count - seen[f].count >= 2;
-    const done = changed.length > 0 && changed.every((f) => now[f].count > 0 && lastStart[f] >= now[f].queued - SLACK && twoAfter(f));
+    const startedAfter = (f) => lastStart[f] >= now[f].queued - SLACK;
+    const settled = (f) => now[f].last >= now[f].queued && now_() - progressAt >= Math.max(settleMs, 2 * longestMs);
+    const done = changed.length > 0 && changed.every((f) => now[f].count > 0 && (startedAfter(f) || settled(f)) && twoAfter(f));
+    if (done && !changed.every(startedAfter)) {
+      process.stderr.write(`wait-sync: accepting a sync that ended after the last change though it seems to have begun before it; nothing has been queued or completed for ${Math.round((now_() - progressAt) / 1000)}s: ${JSON.stringify(now)}\n`);
+      process.exit(0);
+    }
     const queued = FAMILIES.map((f) => now[f].queued).join(',');
     if (!done || queued !== queuedThen) syncedSince = undefined;
     else if (syncedSince !== undefined && now_() - syncedSince >= quietMs) process.exit(0);

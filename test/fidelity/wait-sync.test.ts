@@ -1,7 +1,8 @@
 // wait-sync.mjs (the benchmark's and the fidelity harness's "has the proxy caught up?") against a
 // scripted /metrics: syncs run one at a time, so when a scrape shows several completed since the
 // one before, the last began after that scrape was asked for; a single sync that began before the
-// change still does not count.
+// change does not count until the proxy has settled: nothing queued or completed for --settle
+// seconds and twice the longest sync seen.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -32,9 +33,13 @@ function text(s: State): string {
 
 /**
  * A change queued 2 s before the first scrape, while a 3 s sync ran; after the first scrape that
- * sync ends and `after(t1)` more follow, t1 being when the first scrape was answered.
+ * sync ends and `after(t1)` more follow, t1 being when the first scrape was answered. With
+ * `noneAfter`, nothing more completes after the first scrape.
  */
-async function waitAgainst(after: (t1: number) => readonly number[]): Promise<number> {
+async function waitAgainst(
+  after: (t1: number) => readonly number[],
+  { settle = 30, timeout = 3, noneAfter = false }: { settle?: number; timeout?: number; noneAfter?: boolean } = {},
+): Promise<number> {
   const t1 = Date.now() / 1000;
   const queued = t1 - 2;
   const before: State = { count: 10, sum: 5, last: queued - 1.5, queued };
@@ -42,11 +47,11 @@ async function waitAgainst(after: (t1: number) => readonly number[]): Promise<nu
   const durations = [3, ...after(t1)];
   const end = t1 + 0.06 + durations.slice(1).reduce((a, b) => a + b, 0);
   const later: State = { count: 10 + durations.length, sum: 5 + durations.reduce((a, b) => a + b, 0), last: end, queued };
-  const server = createServer((_req, res) => res.end(text(served++ === 0 ? before : later)));
+  const server = createServer((_req, res) => res.end(text(served++ === 0 || noneAfter ? before : later)));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
   try {
-    const child = spawn(process.execPath, [SCRIPT, '--since', String(queued - 0.5), '--quiet', '0.3', '--timeout', '3', '--url', `http://127.0.0.1:${port}/metrics`], { stdio: 'ignore' });
+    const child = spawn(process.execPath, [SCRIPT, '--since', String(queued - 0.5), '--quiet', '0.3', '--settle', String(settle), '--timeout', String(timeout), '--url', `http://127.0.0.1:${port}/metrics`], { stdio: 'ignore' });
     return await new Promise<number>((r) => child.on('exit', (code) => r(code ?? -1)));
   } finally {
     server.close();
@@ -60,5 +65,17 @@ describe('wait-sync', () => {
 
   test('one sync that began before the change does not count', async () => {
     assert.equal(await waitAgainst(() => []), 1);
+  });
+
+  test('a proxy that ended a sync after the change and then stayed quiet has caught up', async () => {
+    assert.equal(await waitAgainst(() => [], { settle: 1, timeout: 12 }), 0);
+  });
+
+  test('settling waits twice the longest sync seen: a 3 s sync is not settled after 4 s', async () => {
+    assert.equal(await waitAgainst(() => [], { settle: 1, timeout: 4 }), 1);
+  });
+
+  test('a proxy whose last sync ended before the change has not caught up, however quiet', async () => {
+    assert.equal(await waitAgainst(() => [], { settle: 1, timeout: 4, noneAfter: true }), 1);
   });
 });

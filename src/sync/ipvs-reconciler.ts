@@ -6,13 +6,14 @@
 // to weight 1 in place, without dropping its connections.
 //
 // A partial sync diffs a changed virtual server against the real servers we last wrote to it, not
-// against a kernel dump: the dump is most of the cost of an endpoint change. The kernel is re-read
-// where that memory may be wrong (after a failed write) and on every full sync, which repairs
-// whatever changed behind our back (reading all real servers at once from /proc/net/ip_vs, and
-// parsing only the virtual servers whose lines differ from those a full sync found in order). The
-// connection counts a drain needs come from the kernel too, so a removed TCP server goes to
-// weight 0 at once and its counts are checked soon after (drain checks: 1 s, then doubling
-// intervals up to a minute, kube-proxy's check interval).
+// against a kernel dump: the dump is most of the cost of an endpoint change. It reads the kernel
+// when it would remove a TCP real server, for its connection counts (as kube-proxy does): one
+// without connections is deleted at once, one with connections drains at weight 0 and its counts
+// are checked again (drain checks: 1 s, then doubling intervals up to a minute, kube-proxy's check
+// interval). The kernel is also re-read where our memory may be wrong (after a failed write) and
+// on every full sync, which repairs whatever changed behind our back (reading all real servers at
+// once from /proc/net/ip_vs, and parsing only the virtual servers whose lines differ from those a
+// full sync found in order).
 import type { ConntrackBackend } from '../dataplane/conntrack/backend.js';
 import type { IpvsBackend, IpvsOp, ListedRealServer, ObservedVirtualServerSetup, RealServerBlock } from '../dataplane/ipvs/backend.js';
 import { isNotFound } from '../dataplane/errors.js';
@@ -62,6 +63,19 @@ export type IpvsScope = { readonly full: true } | { readonly full: false; readon
 
 function toVirtualServer(o: ObservedVirtualServerSetup): VirtualServer {
   return { family: o.family, protocol: o.protocol, address: o.address, port: o.port, scheduler: o.scheduler, flags: o.flags, timeout: o.timeout };
+}
+
+/**
+ * Whether a partial visit would remove a TCP real server we wrote: then it reads the kernel first,
+ * as kube-proxy does (GracefulDeleteRS, pkg/proxy/ipvs/graceful_termination.go, v1.36.3), so that
+ * a server without connections is deleted in this sync rather than drained at weight 0 and checked
+ * a second later.
+ */
+function removesTcp(vs: VirtualServer, record: VirtualServerRecord, want: readonly RealServer[] | undefined): boolean {
+  if (vs.protocol !== 'TCP' || record.written === undefined || record.written === want) return false;
+  if (want === undefined) return record.written.length > 0;
+  const wanted = new Set(want.map(rsKey));
+  return record.written.some((rs) => !wanted.has(rsKey(rs)));
 }
 
 function fromKernel(c: ListedRealServer): CurrentRealServer {
@@ -207,7 +221,7 @@ export class IpvsReconciler {
       const vs = spec?.vs ?? record?.draining.values().next().value?.vs;
       // No record: its virtual server is gone (behind our back), and the servers it drained with it.
       if (!vs || !record) continue;
-      const source = created.has(key) ? 'none' : scope.full || dueChecks.has(key) ? 'kernel' : 'memory';
+      const source = created.has(key) ? 'none' : scope.full || dueChecks.has(key) || removesTcp(vs, record, spec?.realServers) ? 'kernel' : 'memory';
       const current = await this.currentRealServers(key, record, vs, source, all);
       const have = new Map(current.map((c) => [rsKey(c.rs), c]));
       // A kernel read (or a virtual server just created) is the truth about what drains: a server

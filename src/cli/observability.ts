@@ -44,6 +44,8 @@ export interface ObservabilityInput {
   readonly nodeEligible: () => boolean;
   /** Which service port owns a virtual server, for per-service IPVS counters. */
   readonly ownerOf: (vsKeyText: string) => string | undefined;
+  /** --service-metrics: the per-service IPVS counters on /metrics (default true). */
+  readonly serviceMetrics?: boolean;
   /** What /status, /diff and /ui need beyond the metrics; without it they answer 404. */
   readonly status?: StatusHooks;
 }
@@ -128,8 +130,9 @@ class RetryingServer {
 export async function startObservability(o: ObservabilityInput): Promise<Observability> {
   const families: IpFamily[] = o.dataplane.iptables.map((b) => b.family);
   const health = new ProxyHealth({ clock: realClock, syncPeriodMs: o.config.ipvs.syncPeriodMs, families, nodeEligible: o.nodeEligible });
-  const metrics = new ProxyMetrics({ families, onStatsError: (e) => o.log.warn('IPVS counters unavailable for this scrape', { error: errorMessage(e) }) });
-  metrics.setServiceStatsSource(async () => {
+  const serviceCounters = o.serviceMetrics !== false;
+  const metrics = new ProxyMetrics({ families, serviceCounters, onStatsError: (e) => o.log.warn('IPVS counters unavailable for this scrape', { error: errorMessage(e) }) });
+  if (serviceCounters) metrics.setServiceStatsSource(async () => {
     const stats: ServiceStat[] = [];
     for (const vs of await o.dataplane.ipvs.listServices()) {
       if (vs.fwmark) continue;

@@ -40,6 +40,11 @@ export interface ProxyMetricsOptions {
   readonly statsMaxAgeMs?: number;
   /** Monotonic time in ms for the counters' age (default performance.now). */
   readonly now?: () => number;
+  /**
+   * The kube_ipvs_service_* families (default true). False leaves them out of every scrape, HELP
+   * and TYPE included: five series per virtual server are most of a big node's scrape.
+   */
+  readonly serviceCounters?: boolean;
 }
 
 export const STATS_MAX_AGE_MS = 10_000;
@@ -330,6 +335,7 @@ export class ProxyMetrics implements ProbeCounter {
    * once per kernel read of the counters, not once per scrape.
    */
   private async serviceMetrics(): Promise<string> {
+    if (this.options.serviceCounters === false) return '';
     const stats = await this.fetchStats();
     const last = this.serviceText;
     if (last && last.stats === stats) return last.text;

@@ -96,6 +96,40 @@ describe('observability wired to the sync loop', () => {
     }
   });
 
+  test('--service-metrics=false: no per-service families on /metrics, and no kernel read for them', async () => {
+    const cfg = { ...config(), healthzBindAddress: '127.0.0.1:0', metricsBindAddress: '127.0.0.1:0' };
+    const n = fakeNode({ config: cfg });
+    let listings = 0;
+    const list = n.ipvs.listServices.bind(n.ipvs);
+    n.ipvs.listServices = () => {
+      listings++;
+      return list();
+    };
+    const obs = await startObservability({
+      config: cfg,
+      log: createLogger('text', () => undefined),
+      dataplane: n.dataplane,
+      tracker: n.tracker,
+      events: { warn: () => undefined },
+      nodeEligible: () => true,
+      ownerOf: (k) => n.proxier.virtualServerOwner(k),
+      serviceMetrics: false,
+    });
+    try {
+      n.apply({ services: [service('web', { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }] })], slices: [slice('web', [{ name: 'http', port: 8080 }], [{ ip: '10.244.1.2' }])] });
+      const r = await n.proxier.sync();
+      obs.synced(r);
+      n.ipvs.setStats('10.96.0.10:80/TCP', undefined, { conns: 7, inpkts: 70, outpkts: 60, inbytes: 7000, outbytes: 6000 });
+      const before = listings;
+      const m = (await fetchText(`http://${obs.metricsAddress}/metrics`)).body;
+      assert.match(m, /kubeproxy_sync_proxy_rules_duration_seconds_count\{ip_family="IPv4"\} 1/, 'the rest of /metrics is there');
+      assert.doesNotMatch(m, /kube_ipvs_service_/);
+      assert.equal(listings, before, 'the scrape did not list the virtual servers');
+    } finally {
+      await obs.close();
+    }
+  });
+
   test('health-check node ports listen only on the --nodeport-addresses addresses', async () => {
     // 127.0.0.2 reaches a wildcard listener but not one on 127.0.0.1 only: the probe tells them apart.
     const probeVia = async (host: string, port: number): Promise<number | string> => {

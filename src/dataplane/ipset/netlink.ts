@@ -117,6 +117,11 @@ function opError(op: IpsetOp, index: number, errno: number, ctx: IpsetErrorConte
   return new DataplaneError(code, 'ipset', op.kind, ipsetOpObject(op), reason, index);
 }
 
+/** IPSET_CMD_TYPE for one type (bitmap:port is family-less; the rest are asked for IPv4). */
+function typeRequest(protocol: number, type: IpsetType): NetlinkRequest {
+  return { type: ipsetMsgType(IpsetCmd.TYPE), flags: NlmF.REQUEST | NlmF.ACK, payload: encodeTypeRequest(protocol, type, type === 'bitmap:port' ? NfProto.UNSPEC : NfProto.IPV4) };
+}
+
 export class NetlinkIpset implements IpsetBackend {
   private readonly nl: NetlinkRequester;
   private readonly batchBytes: number;
@@ -149,6 +154,11 @@ export class NetlinkIpset implements IpsetBackend {
     const backend = new NetlinkIpset(transport, opts);
     try {
       backend.protocol = await backend.negotiate();
+      // Every type's revision now, not at the first create: asking makes the kernel load the
+      // type's module, which under emulation took 2 s of a first sync's API-server pass. The
+      // daemon opens the dataplane while its first API lists are out.
+      // Unanswered types are asked again at their first create.
+      await backend.nl.serial(() => backend.learnRevisions(Object.keys(PREFERRED_REVISION) as IpsetType[])).catch(() => undefined);
     } catch (e) {
       backend.close();
       throw e;
@@ -317,7 +327,7 @@ export class NetlinkIpset implements IpsetBackend {
     }
     const requests: NetlinkRequest[] = [
       ...names.map((n) => ({ type: ipsetMsgType(IpsetCmd.HEADER), flags: NlmF.REQUEST | NlmF.ACK, payload: encodeHeaderRequest(this.protocol, n) })),
-      ...types.map((t) => ({ type: ipsetMsgType(IpsetCmd.TYPE), flags: NlmF.REQUEST | NlmF.ACK, payload: encodeTypeRequest(this.protocol, t, t === 'bitmap:port' ? NfProto.UNSPEC : NfProto.IPV4) })),
+      ...types.map((t) => typeRequest(this.protocol, t)),
     ];
     const replies: NetlinkReply[] = [];
     for (let i = 0; i < requests.length; i += this.nl.maxMessages) replies.push(...(await this.nl.exchange(requests.slice(i, i + this.nl.maxMessages))));
@@ -334,15 +344,23 @@ export class NetlinkIpset implements IpsetBackend {
       const h = decodeHeaderReply(part.payload);
       known.set(name, setInfo(h.typeName, h.family));
     }
-    for (const [j, type] of types.entries()) {
-      const r = replies[names.length + j];
-      const part = r?.parts[0];
-      // A type the kernel lacks keeps our preference: its create then fails with "not supported".
-      if (!r || r.errno !== 0 || !part) continue;
-      const offer = decodeTypeReply(part.payload);
-      this.revisions.set(type, Math.max(offer.revisionMin, Math.min(PREFERRED_REVISION[type], offer.revision)));
-    }
+    for (const [j, type] of types.entries()) this.learnRevision(type, replies[names.length + j]);
     return known;
+  }
+
+  /** Asks the kernel which revisions of these types it has (TYPE, read-only) and keeps each answer. */
+  private async learnRevisions(types: readonly IpsetType[]): Promise<void> {
+    const replies = await this.nl.exchange(types.map((t) => typeRequest(this.protocol, t)));
+    types.forEach((t, i) => this.learnRevision(t, replies[i]));
+  }
+
+  /** The revision to create a type with: ours, within what the kernel offers (its TYPE reply). */
+  private learnRevision(type: IpsetType, r: NetlinkReply | undefined): void {
+    const part = r?.parts[0];
+    // A type the kernel lacks keeps our preference: its create then fails with "not supported".
+    if (!r || r.errno !== 0 || !part) return;
+    const offer = decodeTypeReply(part.payload);
+    this.revisions.set(type, Math.max(offer.revisionMin, Math.min(PREFERRED_REVISION[type], offer.revision)));
   }
 
   /** Ops → requests, following what each op does to the sets; stops at the first op refused here. */

@@ -11,7 +11,7 @@ import type { IpsetOp } from '../../../src/dataplane/ipset/backend.js';
 import type { IpsetNetlinkTransport } from '../../../src/dataplane/ipset/netlink.js';
 import { NetlinkIpset } from '../../../src/dataplane/ipset/netlink.js';
 import type { NlMessage } from '../../../src/dataplane/ipset/netlink-codec.js';
-import { DataAttr, IpsetAttr, IpsetCmd, NlMsgType, encodeAttr, encodeNlMessage, parseNlMessages } from '../../../src/dataplane/ipset/netlink-codec.js';
+import { DataAttr, IpsetAttr, IpsetCmd, IpsetErrno, NlMsgType, encodeAttr, encodeNlMessage, parseNlMessages } from '../../../src/dataplane/ipset/netlink-codec.js';
 import { openIpsetBackend } from '../../../src/dataplane/ipset/select.js';
 import { RealIpset } from '../../../src/dataplane/ipset/real.js';
 import { parseIpsetSave, renderIpsetSave } from '../../../src/model/text/ipset.js';
@@ -99,6 +99,9 @@ function scripted(answer: (cmd: string, attrs: Map<number, Buffer>, req: NlMessa
 const u8 = (type: number, v: number): Buffer => encodeAttr(type, Uint8Array.of(v));
 const s = (type: number, v: string): Buffer => encodeAttr(type, Buffer.from(`${v}\0`));
 const nfgen = Buffer.from([2, 0, 0, 0]);
+
+/** What open() sends: the protocol handshake, then every type's revision in one datagram. */
+const OPENING = [['PROTOCOL'], ['TYPE', 'TYPE', 'TYPE', 'TYPE', 'TYPE']];
 
 function protocolReply(protocol: number, min?: number): Buffer {
   return Buffer.concat([nfgen, u8(IpsetAttr.PROTOCOL, protocol), ...(min === undefined ? [] : [u8(IpsetAttr.PROTOCOL_MIN, min)])]);
@@ -207,7 +210,7 @@ describe('NetlinkIpset against a scripted kernel', { skip: endianness() !== 'LE'
     const b = await NetlinkIpset.open({ transport: k.transport });
     const r = await b.apply([del(CIP.name, '10.0.0.1,tcp:80'), del(CIP.name, '10.0.0.2,tcp:80'), add(CIP.name, '10.0.0.3,tcp:80'), add(CIP.name, '10.0.0.4,tcp:80')]);
     assert.deepEqual(outcome(r), { applied: 4 });
-    assert.deepEqual(k.datagrams, [['PROTOCOL'], ['HEADER'], ['DEL', 'ADD']]);
+    assert.deepEqual(k.datagrams, [...OPENING, ['HEADER'], ['DEL', 'ADD']]);
     // -exist: no NLM_F_EXCL on writes.
     assert.ok(k.requests.every((m) => (m.flags & 0x200) === 0));
     b.close();
@@ -218,7 +221,7 @@ describe('NetlinkIpset against a scripted kernel', { skip: endianness() !== 'LE'
     const b = await NetlinkIpset.open({ transport: k.transport });
     const ops: IpsetOp[] = [flush('H'), del('H', '1.1.1.1'), del('B', '80'), flush('H'), create(spec('N', 'hash:ip')), add('N', '1.1.1.1'), destroy('X'), flush('B')];
     assert.deepEqual(outcome(await b.apply(ops)), { applied: ops.length });
-    assert.deepEqual(k.datagrams.slice(1), [['HEADER', 'HEADER', 'HEADER', 'HEADER', 'TYPE'], ['FLUSH', 'DEL', 'DEL'], ['FLUSH', 'CREATE'], ['ADD'], ['DESTROY'], ['FLUSH']]);
+    assert.deepEqual(k.datagrams.slice(OPENING.length), [['HEADER', 'HEADER', 'HEADER', 'HEADER'], ['FLUSH', 'DEL', 'DEL'], ['FLUSH', 'CREATE'], ['ADD'], ['DESTROY'], ['FLUSH']]);
     // The revision comes from TYPE (the kernel offers 9), capped at what ipset v7.17 creates.
     const createReq = k.requests.find((m) => (m.type & 0xff) === IpsetCmd.CREATE);
     assert.equal(createReq && attrsOf(createReq.payload).get(IpsetAttr.REVISION)?.[0], 6);
@@ -275,7 +278,7 @@ describe('NetlinkIpset against a scripted kernel', { skip: endianness() !== 'LE'
     assert.deepEqual(outcome(await b.apply([del(CIP.name, '10.0.0.1,tcp:80'), add(CIP.name, '10.0.0.2,tcp:80')])), { applied: 2 });
     assert.deepEqual(outcome(await b.apply([del(CIP.name, '10.0.0.2,tcp:80'), add(CIP.name, '10.0.0.3,tcp:80')])), { applied: 2 });
     assert.deepEqual(outcome(await b.apply([flush(CIP.name)])), { applied: 1 });
-    assert.deepEqual(k.datagrams, [['PROTOCOL'], ['HEADER'], ['DEL', 'ADD'], ['DEL', 'ADD'], ['FLUSH']]);
+    assert.deepEqual(k.datagrams, [...OPENING, ['HEADER'], ['DEL', 'ADD'], ['DEL', 'ADD'], ['FLUSH']]);
     b.close();
   });
 
@@ -291,7 +294,24 @@ describe('NetlinkIpset against a scripted kernel', { skip: endianness() !== 'LE'
     assert.deepEqual(outcome(r), { applied: 0, code: 'NOT_FOUND', opIndex: 0 });
     assert.equal(r.error?.message, 'ipset add N 1.1.1.2: The set with the given name does not exist');
     assert.deepEqual(outcome(await b.apply([add('N', '1.1.1.2')])), { applied: 0, code: 'NOT_FOUND', opIndex: 0 });
-    assert.deepEqual(k.datagrams.slice(1), [['HEADER', 'TYPE'], ['CREATE'], ['ADD'], ['HEADER'], ['DESTROY'], ['HEADER']]);
+    assert.deepEqual(k.datagrams.slice(OPENING.length), [['HEADER'], ['CREATE'], ['ADD'], ['HEADER'], ['DESTROY'], ['HEADER']]);
+    b.close();
+  });
+
+  it('open() learns every type (loading its module) before any create; a type the kernel lacked then is asked for again at its create', async () => {
+    let typeModuleLoaded = false;
+    const inner = statefulKernel({});
+    const k = scripted((cmd, attrs) => {
+      // hash:ip's module is missing at open (the kernel answers TYPE with IPSET_ERR_FIND_TYPE), then present.
+      if (cmd === 'TYPE' && str(attrs.get(IpsetAttr.TYPENAME)) === 'hash:ip' && !typeModuleLoaded) return { errno: IpsetErrno.FIND_TYPE };
+      return inner(cmd, attrs);
+    });
+    const b = await NetlinkIpset.open({ transport: k.transport });
+    assert.deepEqual(k.datagrams, OPENING);
+    typeModuleLoaded = true;
+    assert.deepEqual(outcome(await b.apply([create(spec('P', 'hash:ip,port'))])), { applied: 1 });
+    assert.deepEqual(outcome(await b.apply([create(spec('N', 'hash:ip'))])), { applied: 1 });
+    assert.deepEqual(k.datagrams.slice(OPENING.length), [['HEADER'], ['CREATE'], ['HEADER', 'TYPE'], ['CREATE']]);
     b.close();
   });
 
@@ -303,7 +323,7 @@ describe('NetlinkIpset against a scripted kernel', { skip: endianness() !== 'LE'
     assert.deepEqual(await b.observe(['A', 'GONE']).then((sets) => sets.map((x) => x.spec.name)), ['A']);
     // GONE is known absent: refused without asking the kernel.
     assert.deepEqual(outcome(await b.apply([del('A', '1.1.1.1'), add('GONE', '1.1.1.1')])), { applied: 1, code: 'NOT_FOUND', opIndex: 1 });
-    assert.deepEqual(k.datagrams.slice(1), [['SAVE'], ['ADD'], ['ADD'], ['SAVE'], ['SAVE'], ['DEL']]);
+    assert.deepEqual(k.datagrams.slice(OPENING.length), [['SAVE'], ['ADD'], ['ADD'], ['SAVE'], ['SAVE'], ['DEL']]);
     b.close();
   });
 
@@ -328,7 +348,7 @@ describe('NetlinkIpset against a scripted kernel', { skip: endianness() !== 'LE'
     assert.equal(r.error?.message, 'ipset add T 1.1.1.2: Kernel error received: ipset protocol error');
     assert.deepEqual(outcome(await b.apply([add('T', '1.1.1.2,tcp:80')])), { applied: 1 });
     assert.deepEqual(outcome(await b.apply([add('T', '1.1.1.3,tcp:80'), add('S', '1.1.1.3')])), { applied: 2 });
-    assert.deepEqual(k.datagrams.slice(1), [['HEADER', 'HEADER'], ['ADD'], ['ADD'], ['ADD'], ['HEADER'], ['HEADER'], ['ADD'], ['ADD'], ['HEADER'], ['ADD'], ['ADD'], ['ADD']]);
+    assert.deepEqual(k.datagrams.slice(OPENING.length), [['HEADER', 'HEADER'], ['ADD'], ['ADD'], ['ADD'], ['HEADER'], ['HEADER'], ['ADD'], ['ADD'], ['HEADER'], ['ADD'], ['ADD'], ['ADD']]);
     b.close();
   });
 
@@ -340,7 +360,7 @@ describe('NetlinkIpset against a scripted kernel', { skip: endianness() !== 'LE'
     fail = false;
     assert.deepEqual(outcome(await b.apply([add('A', '1.1.1.2'), add('B', '1.1.1.2')])), { applied: 2 });
     assert.deepEqual(outcome(await b.apply([add('A', '1.1.1.3'), add('B', '1.1.1.3')])), { applied: 2 });
-    assert.deepEqual(k.datagrams.slice(1), [['HEADER', 'HEADER'], ['ADD'], ['ADD'], ['HEADER', 'HEADER'], ['ADD'], ['ADD'], ['ADD'], ['ADD']]);
+    assert.deepEqual(k.datagrams.slice(OPENING.length), [['HEADER', 'HEADER'], ['ADD'], ['ADD'], ['HEADER', 'HEADER'], ['ADD'], ['ADD'], ['ADD'], ['ADD']]);
     b.close();
   });
 

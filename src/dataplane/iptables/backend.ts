@@ -5,7 +5,7 @@ import type { IptablesTables } from '../../model/text/iptables.js';
 
 export interface IptablesBackend {
   readonly family: IpFamily;
-  /** Every table's chains and rules, as iptables-save prints them. */
+  /** Every table's chains and rules, as iptables-save prints them (the caller only reads them: a backend may hand out the same object again). */
   observe(): Promise<IptablesTables>;
   /**
    * Feeds `payload` to iptables-restore --noflush (ip6tables-restore for IPv6): chains declared in

@@ -255,6 +255,12 @@ export class RealIptables implements IptablesBackend {
   private readonly nftGeneration: RulesetGeneration | undefined;
   /** `iptables --version` of this build, once read. */
   private version: string | undefined;
+  /**
+   * The last save, parsed, and the ruleset generation read just before it (nf_tables builds
+   * only): while the generation stays there, nothing was committed since and the save would print
+   * the same. Callers only read what observe() returns.
+   */
+  private lastSave: { readonly generation: number; readonly tables: IptablesTables } | undefined;
 
   constructor(options: RealIptablesOptions) {
     this.family = options.family;
@@ -286,6 +292,19 @@ export class RealIptables implements IptablesBackend {
   }
 
   async observe(): Promise<IptablesTables> {
+    // Read before the save: a commit racing the save moves it, and the next observe saves again.
+    // So the save made while the dataplane opened serves the first sync's API-server pass, a spawn
+    // fewer before default/kubernetes answers.
+    const generation = await this.generation().catch(() => undefined);
+    const last = this.lastSave;
+    if (generation !== undefined && last?.generation === generation) return last.tables;
+    this.lastSave = undefined;
+    const tables = await this.save();
+    if (generation !== undefined) this.lastSave = { generation, tables };
+    return tables;
+  }
+
+  private async save(): Promise<IptablesTables> {
     const argv = this.command.save;
     let r: RunResult;
     try {
@@ -307,6 +326,7 @@ export class RealIptables implements IptablesBackend {
   }
 
   async restore(payload: string): Promise<void> {
+    this.lastSave = undefined;
     const argv = [...this.command.restore, ...RESTORE_FLAGS];
     let r: RunResult;
     try {

@@ -95,7 +95,8 @@ vm_log "== a removed endpoint without connections: deleted by the change's own p
 # 10.244.1.9 never gets a connection (no traffic flows meanwhile). As in kube-proxy
 # (GracefulDeleteRS, pkg/proxy/ipvs/graceful_termination.go, v1.36.3) the sync that removes it
 # reads its counts first and, finding none, deletes it at once: no weight-0 step, no drain check.
-# The periodic resync (10 s here) is a full one, so the log tells which sync deleted it.
+# It goes from both virtual servers of web (TCP 80 and UDP 53; UDP ones always go at once) in that
+# one sync. The periodic resync (10 s here) is a full one, so the log tells which sync deleted it.
 slice_yaml web 10.244.1.2 10.244.1.3 10.244.1.9 | write web-eps.yaml
 wait_until 30 "10.244.1.9 is a real server" bash -c 'ipvsadm -Ln -t 10.96.0.10:80 | grep -q "10.244.1.9:8080 *Masq *1 "'
 # Right after a periodic full resync, so that the next one (10 s on) cannot come first and do the
@@ -106,9 +107,9 @@ mark=$(wc -l <"$LOG")
 slice_yaml web 10.244.1.2 10.244.1.3 | write web-eps.yaml
 wait_until 30 "10.244.1.9 deleted" bash -c '! ipvsadm -Ln -t 10.96.0.10:80 | grep -q "10.244.1.9:8080"'
 # The sync that deleted it logs its line only after its kernel writes: wait for that line too.
-wait_until 30 "the deleting sync has logged" bash -c "tail -n +$((mark + 1)) '$LOG' | grep '\"msg\":\"synced\"' | grep -q 'ipvs.deleteDest=1\"'"
+wait_until 30 "the deleting sync has logged" bash -c "tail -n +$((mark + 1)) '$LOG' | grep '\"msg\":\"synced\"' | grep -q 'ipvs.deleteDest=2'"
 synced=$(tail -n +"$((mark + 1))" "$LOG" | grep '"msg":"synced"' || true)
-grep '"full":false' <<<"$synced" | grep -q '"changes":"ipvs.deleteDest=1"' && ok "the endpoint change's partial sync deleted it" || bad "no partial sync deleted it: $synced"
+grep '"full":false' <<<"$synced" | grep -q 'ipvs.deleteDest=2' && ok "the endpoint change's partial sync deleted it from both ports" || bad "no partial sync deleted it: $synced"
 ! grep -q 'ipvs.updateDest' <<<"$synced" && ok "it was never set to weight 0" || bad "a sync set it to weight 0 first: $synced"
 
 vm_log "== tampering is repaired within one sync period"

@@ -77,7 +77,8 @@ fi
 
 say "Removing web-2 from the endpoints (the file changes; kube-ipvs applies it)"
 slices 10.244.1.11 10.244.1.13 >"$DIR/.endpoints.tmp" && mv "$DIR/.endpoints.tmp" "$DIR/endpoints.yaml"
-# web-2 leaves new-connection scheduling at once (weight 0) and is deleted when its connections end.
+# web-2's counts are read first: the requests above left it connections, so it leaves new-connection
+# scheduling at once (weight 0) and is deleted when they end (without any it would go at once).
 serving() { ipvsadm -Ln -t 10.96.0.10:80 | awk '$2 == "10.244.1.12:8080" && $4 != 0 {found = 1} END {exit !found}'; }
 for _ in $(seq 60); do serving || break; sleep 0.5; done
 tail -2 "$LOG"

@@ -3,8 +3,9 @@
 //   1. initial full sync of N services x 10 endpoints from an empty kernel: wall, our CPU, the
 //      tools' CPU, and where the time went per backend call;
 //   3. one endpoint change + partial sync, repeated: wall and CPU p50/p99, and what it touched
-//      (a removed server goes to weight 0; the drain checks that delete it 1 s later run in
-//      whichever round is then due, and are counted apart); then those checks are let finish;
+//      (a removed server without connections is deleted in its round, its counts read first; one
+//      with connections goes to weight 0, and the drain check that deletes it later runs in
+//      whichever round is then due and is counted apart); then those checks are let finish;
 //   4. a full resync of the intact kernel: time, and that it wrote nothing;
 //   2. the floor: the same objects loaded by ipset restore, ipvsadm -R and iptables-restore from a
 //      clean kernel (plus ip -batch for the kube-ipvs0 addresses), and our initial sync / floor.
@@ -465,8 +466,8 @@ async function main(): Promise<void> {
   const perCall = new Map<string, CallStat>();
   const touched = new Map<string, number>();
   let foreign = 0;
-  // Endpoints removed by earlier rounds: their TCP real servers went to weight 0, and a later
-  // sync's drain check deletes them (1 s after). Those deletes are counted apart.
+  // Endpoints removed by earlier rounds: a TCP real server that still had connections went to
+  // weight 0, and a later sync's drain check deletes it. Those deletes are counted apart.
   const removedEarlier = new Set<string>();
   let drainDeletes = 0;
   let drainRounds = 0;
@@ -551,8 +552,8 @@ async function main(): Promise<void> {
   console.log(`  first round: ${sample[0] ?? ''}`);
   for (const l of sample.slice(1)) console.log(`    ${l}`);
 
-  // The last rounds' removed servers still drain at weight 0 until their check is due: let those
-  // checks run, so that the resync below finds a settled kernel.
+  // Removed servers that had connections still drain at weight 0 until their check is due: let
+  // those checks run, so that the resync below finds a settled kernel.
   const settleStart = performance.now();
   let settleSyncs = 0;
   for (let at = proxier.nextDrainCheckAt(); at !== undefined && settleSyncs < 20; at = proxier.nextDrainCheckAt()) {

@@ -71,9 +71,8 @@ function toVirtualServer(o: ObservedVirtualServerSetup): VirtualServer {
  * a server without connections is deleted in this sync rather than drained at weight 0 and checked
  * a second later.
  */
-function removesTcp(vs: VirtualServer, record: VirtualServerRecord, want: readonly RealServer[] | undefined): boolean {
+function removesTcp(vs: VirtualServer, record: VirtualServerRecord, want: readonly RealServer[]): boolean {
   if (vs.protocol !== 'TCP' || record.written === undefined || record.written === want) return false;
-  if (want === undefined) return record.written.length > 0;
   const wanted = new Set(want.map(rsKey));
   return record.written.some((rs) => !wanted.has(rsKey(rs)));
 }
@@ -221,7 +220,7 @@ export class IpvsReconciler {
       const vs = spec?.vs ?? record?.draining.values().next().value?.vs;
       // No record: its virtual server is gone (behind our back), and the servers it drained with it.
       if (!vs || !record) continue;
-      const source = created.has(key) ? 'none' : scope.full || dueChecks.has(key) || removesTcp(vs, record, spec?.realServers) ? 'kernel' : 'memory';
+      const source = created.has(key) ? 'none' : scope.full || dueChecks.has(key) || removesTcp(vs, record, spec?.realServers ?? []) ? 'kernel' : 'memory';
       const current = await this.currentRealServers(key, record, vs, source, all);
       const have = new Map(current.map((c) => [rsKey(c.rs), c]));
       // A kernel read (or a virtual server just created) is the truth about what drains: a server

@@ -15,7 +15,7 @@
 #
 # Conductor protocol (plain text; the guest needs only curl):
 #   GET  /next  -> "run <label>" then "mode ipvs|nftables", "cmd <word>"..., "cleanup <word>"...,
-#                  "expect <key> <n>"..., "idle <seconds>", "cold-timeout <seconds>"; or "done"
+#                  "expect <key> <n>"..., "idle <seconds>", "cold-timeout <seconds>", "cold-attempts <n>"; or "done"
 #   GET  /time  -> the host's epoch seconds (for the clock offset)
 #   POST /churn?label=<label>&offset=<guest-host seconds>  -> "ok <changes>" when the writer is done
 #   POST /result?label=<label>   body: the sections below
@@ -220,7 +220,7 @@ run_one() { # run_one LABEL MODE: CMD, CLEANUP, EXPECT, IDLE, COLD_TIMEOUT set b
 
   vm_log "$label: cold start"
   local attempt status
-  for attempt in 1 2; do
+  for ((attempt = 1; attempt <= COLD_ATTEMPTS; attempt++)); do
     mark start
     start_proxy "$WORK/proxy.log"
     first_sync_metrics &
@@ -241,9 +241,9 @@ run_one() { # run_one LABEL MODE: CMD, CLEANUP, EXPECT, IDLE, COLD_TIMEOUT set b
     } >>"$WORK/proxy.log" 2>&1
     vm_log "$label: attempt $attempt: no first sync (wait status $status)"
     stop_proxy
-    if ((attempt == 2)); then
+    if ((attempt == COLD_ATTEMPTS)); then
       kill "$REACH_PID" 2>/dev/null
-      send_result "$label" "no first sync within ${COLD_TIMEOUT}s (two attempts)"
+      send_result "$label" "no first sync within ${COLD_TIMEOUT}s ($COLD_ATTEMPTS attempt(s))"
       return
     fi
     "${CLEANUP[@]}" >"$WORK/cleanup.log" 2>&1
@@ -334,7 +334,7 @@ while :; do
   [[ ${lines[0]:-} == done ]] && break
   read -r verb label <<<"${lines[0]}"
   [[ $verb == run ]] || vm_die "conductor said: ${lines[0]}"
-  CMD=() CLEANUP=() IDLE=60 COLD_TIMEOUT=3600 mode=ipvs
+  CMD=() CLEANUP=() IDLE=60 COLD_TIMEOUT=3600 COLD_ATTEMPTS=2 mode=ipvs
   declare -A EXPECT=()
   for l in "${lines[@]:1}"; do
     read -r key rest <<<"$l"
@@ -345,6 +345,7 @@ while :; do
       expect) read -r k n <<<"$rest"; EXPECT[$k]=$n ;;
       idle) IDLE=$rest ;;
       cold-timeout) COLD_TIMEOUT=$rest ;;
+      cold-attempts) COLD_ATTEMPTS=$rest ;;
       *) vm_die "conductor said: $l" ;;
     esac
   done

@@ -207,7 +207,7 @@ send_result() { # send_result LABEL STATUS
   conductor POST "/result?label=$1" "$WORK/result" >/dev/null
 }
 
-run_one() { # run_one LABEL MODE: CMD, CLEANUP, EXPECT, IDLE, COLD_TIMEOUT set by the caller
+run_one() { # run_one LABEL MODE: CMD, CLEANUP, EXPECT, IDLE, COLD_TIMEOUT, COLD_ATTEMPTS set by the caller
   local label=$1 mode=$2 t_churn
   rm -f "$WORK"/marks "$WORK"/threads "$WORK"/counts* "$WORK"/reach "$WORK"/clock "$WORK"/churn "$WORK"/kprobes* "$WORK"/metrics-* "$WORK"/proxy.log "$WORK"/ready
   scrub_all
@@ -231,9 +231,9 @@ run_one() { # run_one LABEL MODE: CMD, CLEANUP, EXPECT, IDLE, COLD_TIMEOUT set b
     wait "$FIRST_PID" 2>/dev/null
     FIRST_PID=
     ((status == 0)) && break
-    # Say why (the proxy gone, or the wait over or failed), then once more on a clean kernel: a
-    # run lost to the VM (kube-proxy now and then stops logging after "Caches are synced" and
-    # never syncs under TCG) must not read as a figure.
+    # Say why (the proxy gone, or the wait over or failed), then, unless COLD_ATTEMPTS is 1, once
+    # more on a clean kernel: a run lost to the VM (kube-proxy now and then stops logging after
+    # "Caches are synced" and never syncs under TCG) must not read as a figure.
     mark failed
     {
       if kill -0 "$PROXY_PID" 2>/dev/null; then echo "compare guest: attempt $attempt: wait_sync ended with status $status, the proxy still running"; else echo "compare guest: attempt $attempt: the proxy exited"; fi

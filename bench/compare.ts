@@ -89,9 +89,10 @@ function parseArgs(argv: readonly string[]): Options {
     else if (a === '--idle-seconds') o.idleSeconds = num();
     else if (a === '--cold-timeout') o.coldTimeout = Math.round(num());
     else if (a === '--cold-attempts') {
-      o.coldAttempts = Math.round(num());
-      if (o.coldAttempts > 2) throw new Error('--cold-attempts: 1 or 2');
-    }    else if (a === '--sync-period') o.syncPeriod = value();
+      const v = value();
+      if (v !== '1' && v !== '2') throw new Error(`--cold-attempts must be 1 or 2, not ${v}`);
+      o.coldAttempts = Number(v);
+    } else if (a === '--sync-period') o.syncPeriod = value();
     else if (a === '--min-sync-period') o.minSyncPeriod = value();
     else if (a === '--vm-mem') o.vmMem = value();
     else if (a === '--vm-timeout') o.vmTimeout = Math.round(num());
@@ -331,7 +332,8 @@ async function main(): Promise<number> {
       KUBE_IPVS_COMPARE_TOKEN_FILE: tokenFile,
       ...(o.startupBaseline ? { KUBE_IPVS_COMPARE_BASELINE: o.startupBaseline } : {}),
     };
-    // Per proxy: up to two full syncs, the churn and its catch-up, the idle time; then margin.
+    // Per proxy: each cold-start attempt and the restart's sync (a cold timeout each), the churn and
+    // its catch-up, the idle time; then margin.
     const timeout = o.vmTimeout ?? Math.round(600 + o.proxies.length * ((1 + o.coldAttempts) * o.coldTimeout + o.churnSeconds + o.idleSeconds));
     const vmArgs = ['--mem', o.vmMem, '--cpus', '2', '--timeout', String(timeout), ...(o.cpuProf ? ['--rw', o.cpuProf] : []), '--', 'bash', 'bench/compare-guest.sh'];
     const code = await bootVm(root, vmArgs, env, ['ignore', 'inherit', 'inherit']);

@@ -6,12 +6,13 @@
 // iptables);
 // every 90 s the state of a Service that never churns is tampered with (a virtual server
 // deleted, an ipset entry deleted, the INPUT jump deleted, a VIP unbound, or all of IPVS
-// flushed). Samples heap (after a GC with --expose-gc), RSS, open handles, timers and drain
+// flushed). Samples heap (after a GC with --expose-gc), RSS, external memory, open handles, timers and drain
 // records; at the end, with faults off, the kernel must equal the plan.
 //
 //   npm run soak                       4 simulated hours (prints figures; exits 1 if a check fails)
 //   npm run soak -- --minutes 30       shorter; --services, --seed, --fault-rate too
 //   node --expose-gc dist/bench/soak.js --short    the CI version (10 simulated minutes)
+//   --inject-leak-kb N                 keeps N KB of Buffer per slice change: the memory checks must fail
 //
 // Prints one line per sample and the checks; ends with "soak: 1 passed, 0 failed" or the reverse.
 import { parseArgs } from 'node:util';
@@ -36,6 +37,8 @@ const MIN_SYNC_PERIOD_MS = 1_000;
 /** Real servers that keep connections drain until this timeout (run's --drain-timeout). */
 const DRAIN_TIMEOUT_MS = 5 * 60_000;
 const TAMPER_EVERY_MS = 90_000;
+/** Real time a sample waits after its collections before it reads RSS (see sample). */
+const UNMAP_WAIT_MS = 200;
 const ENDPOINTS = 4;
 /** Services 0..STABLE-1 never churn: tampering targets them, so its repair can be checked. */
 const STABLE = 100;
@@ -46,6 +49,8 @@ export interface SoakOptions {
   readonly services: number;
   readonly faultRate: number;
   readonly seed: number;
+  /** Keeps this many KB of Buffer per slice change: proves the memory checks catch a native leak. */
+  readonly leakKbPerChange?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -53,6 +58,8 @@ export interface Sample {
   readonly minute: number;
   readonly heapMB: number;
   readonly rssMB: number;
+  /** Memory outside V8's heap that Node accounts for (Buffers, ArrayBuffers): where a native leak of ours would sit. */
+  readonly externalMB: number;
   readonly handles: number;
   readonly timers: number;
   readonly draining: number;
@@ -92,14 +99,19 @@ function sliceAt(i: number, generation: number, rnd: () => number): V1EndpointSl
 const mb = (bytes: number): number => Math.round((bytes / (1024 * 1024)) * 10) / 10;
 const gc = (globalThis as { gc?: () => void }).gc;
 
-function sample(minute: number, n: FakeNode, counts: { syncs: number; failed: number }): Sample {
+async function sample(minute: number, n: FakeNode, counts: { syncs: number; failed: number }): Promise<Sample> {
   gc?.();
   gc?.();
+  // V8 hands the pages a collection freed back to the system from a background task: read RSS once
+  // it has (sampled at once, RSS swung by 40 MB between samples, whichever happened to catch it).
+  await new Promise((resolve) => setTimeout(resolve, UNMAP_WAIT_MS));
   const resources = process.getActiveResourcesInfo();
+  const m = process.memoryUsage();
   return {
     minute,
-    heapMB: mb(process.memoryUsage().heapUsed),
-    rssMB: mb(process.memoryUsage().rss),
+    heapMB: mb(m.heapUsed),
+    rssMB: mb(m.rss),
+    externalMB: mb(m.external),
     handles: resources.filter((r) => r !== 'Timeout' && r !== 'Immediate').length,
     timers: resources.filter((r) => r === 'Timeout').length + n.clock.pendingTimers,
     draining: n.proxier.drainingServers().length,
@@ -201,6 +213,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const sampleEvery = Math.max(60_000, Math.floor(o.minutes / 24) * 60_000);
   for (let i = 0; i < o.services; i++) n.apply({ services: [mixedService(i)], slices: [sliceAt(i, 0, rnd)] });
   const counts = { syncs: 0, failed: 0, logLines: 0 };
+  const leaked: Buffer[] = [];
   const log = createLogger('json', () => void counts.logLines++);
   const obs = await startObservability({ config: cfg, log, dataplane: n.dataplane, tracker: n.tracker, events: { warn: () => undefined }, nodeEligible: () => true, ownerOf: (k) => n.proxier.virtualServerOwner(k) });
   const inner = reportingSync(n.proxier, log, obs);
@@ -233,7 +246,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   try {
     await n.clock.advance(MIN_SYNC_PERIOD_MS); // the first (full) sync
     out(`soak: ${o.services} services, ${o.minutes} simulated minutes, ${Math.round(o.faultRate * 100)} % write faults, seed ${o.seed}`);
-    samples.push(sample(0, n, counts));
+    samples.push(await sample(0, n, counts));
     for (let t = 1000; t <= endMs; t += 1000) {
       for (let k = 0; k < 3; k++) {
         const i = STABLE + Math.floor(rnd() * (o.services - STABLE));
@@ -241,6 +254,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         const g = (generation.get(i) ?? 0) + 1;
         generation.set(i, g);
         n.apply({ slices: [sliceAt(i, g, rnd)] });
+        if (o.leakKbPerChange) leaked.push(Buffer.alloc(o.leakKbPerChange * 1024, 1));
         changes++;
       }
       if (t % 10_000 === 0) {
@@ -277,9 +291,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         }
       }
       if (t % sampleEvery === 0) {
-        const s = sample(t / 60_000, n, counts);
+        const s = await sample(t / 60_000, n, counts);
         samples.push(s);
-        out(`soak: ${String(s.minute).padStart(4)} min  heap ${s.heapMB} MB  rss ${s.rssMB} MB  handles ${s.handles}  timers ${s.timers}  draining ${s.draining}  syncs ${s.syncs} (${s.failedSyncs} failed)  ${Math.round((performance.now() - started) / 1000)} s`);
+        out(`soak: ${String(s.minute).padStart(4)} min  heap ${s.heapMB} MB  rss ${s.rssMB} MB  external ${s.externalMB} MB  handles ${s.handles}  timers ${s.timers}  draining ${s.draining}  syncs ${s.syncs} (${s.failedSyncs} failed)  ${Math.round((performance.now() - started) / 1000)} s`);
       }
     }
     // The end: churn stops (faults go on), drains finish, and full syncs run until one succeeds:
@@ -310,14 +324,24 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const b = mean(late, k);
     checks.push({ what: `${what} flat`, ok: b <= a * (1 + slackRel) + slackAbs, detail: `early ${a.toFixed(1)}, late ${b.toFixed(1)} (allowed +${Math.round(slackRel * 100)} % + ${slackAbs})` });
   };
-  // Memory: the least-squares trend over the steady samples, as growth across them.
+  // Memory: the trend over the steady samples, as growth across them. The slope is Theil-Sen's (the
+  // median of the slopes between every two samples): RSS swings by tens of MB from one sample to the
+  // next as V8's compiler threads take and give back malloc arenas, and a least-squares line through
+  // ten samples follows one late swing; a leak raises most pairs' slopes, a swing only a few.
   const trend = (what: string, k: keyof Sample, allowed: number): void => {
     const xs = steady.map((s) => s.minute);
     const ys = steady.map((s) => s[k] as number);
-    const mx = xs.reduce((a, x) => a + x, 0) / xs.length;
-    const my = ys.reduce((a, y) => a + y, 0) / ys.length;
-    const sxx = xs.reduce((a, x) => a + (x - mx) ** 2, 0);
-    const slope = sxx === 0 ? 0 : xs.reduce((a, x, i) => a + (x - mx) * ((ys[i] as number) - my), 0) / sxx;
+    const my = ys.reduce((a, y) => a + y, 0) / Math.max(1, ys.length);
+    const slopes: number[] = [];
+    for (let i = 0; i < xs.length; i++) {
+      for (let j = i + 1; j < xs.length; j++) {
+        const dx = (xs[j] as number) - (xs[i] as number);
+        if (dx > 0) slopes.push(((ys[j] as number) - (ys[i] as number)) / dx);
+      }
+    }
+    slopes.sort((a, b) => a - b);
+    const mid = Math.floor(slopes.length / 2);
+    const slope = slopes.length === 0 ? 0 : slopes.length % 2 ? (slopes[mid] as number) : ((slopes[mid - 1] as number) + (slopes[mid] as number)) / 2;
     const span = (xs[xs.length - 1] ?? 0) - (xs[0] ?? 0);
     const growth = slope * span;
     const limit = Math.max(allowed, my * 0.05);
@@ -325,6 +349,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   };
   trend('heap (MB)', 'heapMB', 4);
   trend('RSS (MB)', 'rssMB', 32);
+  trend('external memory (MB)', 'externalMB', 4);
   flat('open handles', 'handles', 1, 0);
   flat('timers', 'timers', 1, 0);
   flat('drain records', 'draining', 5, 0.5);
@@ -355,6 +380,7 @@ async function main(): Promise<void> {
       'fault-rate': { type: 'string', default: '0.1' },
       seed: { type: 'string', default: '1' },
       short: { type: 'boolean', default: false },
+      'inject-leak-kb': { type: 'string', default: '0' },
     },
   });
   const r = await runSoak({
@@ -362,6 +388,7 @@ async function main(): Promise<void> {
     services: Number(values.services),
     faultRate: Number(values['fault-rate']),
     seed: Number(values.seed),
+    leakKbPerChange: Number(values['inject-leak-kb']),
     log: (l) => console.log(l),
   });
   console.log(`soak figures: ${Object.entries(r.figures).map(([k, v]) => `${k}=${v}`).join(' ')}`);

@@ -152,17 +152,25 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
 
   const [{ ClusterTracker }, { formatProblem }] = await Promise.all([import('../cluster/tracker.js'), import('../cluster/problems.js')]);
   const tracker = new ClusterTracker(config.hostnameOverride, (p) => log.warn(formatProblem(p)));
-  // The rest of the daemon loads, and the dataplane opens (ip_vs loaded, iptables builds probed),
-  // while the API source's first lists are out: none of it writes to the kernel.
+  // The rest of the daemon loads, the dataplane opens (ip_vs loaded, iptables builds probed) and
+  // the modules the first sync needs load, while the API source's first lists are out: none of it
+  // writes to the kernel's proxy state.
   let syncModules: ReturnType<typeof importSyncModules> | undefined;
   let dataplane: Promise<OpenedDataplane> | undefined;
   const prepare = (): void => {
     syncModules ??= importSyncModules();
-    dataplane ??= syncModules.then(([{ openRealDataplane }, { kernelRelease }]) => openDataplane(openRealDataplane, kernelRelease));
+    if (dataplane === undefined) {
+      dataplane = syncModules.then(([{ openRealDataplane }, { kernelRelease }]) => openDataplane(openRealDataplane, kernelRelease));
+      // Not awaited: the first sync's own requests find the modules loaded, or wait for them in
+      // the kernel as they would have anyway.
+      void dataplane.then(({ dp }) => import('./module-preload.js').then(({ preloadKernelModules }) => preloadKernelModules(config, dp, log))).catch(() => undefined);
+    }
     // Awaited below only when the source opened; never an unhandled rejection meanwhile.
     dataplane.catch(() => undefined);
   };
   const limiter = rateLimiterFor(config.clientConnection.qps, config.clientConnection.burst);
+  // Manifests: while they are read and parsed.
+  if (paths.length > 0) prepare();
   const opened = paths.length > 0 ? await openManifestSource(paths, config.hostnameOverride, tracker, log) : await openApiSource(config, tracker, log, limiter, redactor, prepare);
   if (!opened) {
     void dataplane?.then((d) => d.dp.close(), () => undefined);

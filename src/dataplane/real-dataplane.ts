@@ -11,6 +11,7 @@ import type { IptablesBackend } from './iptables/backend.js';
 import { NftGeneration } from './iptables/nft-generation.js';
 import { RealIptables } from './iptables/real.js';
 import { selectIptablesBuild } from './iptables/select.js';
+import type { IptablesVariant } from './iptables/select.js';
 import type { IpvsBackend } from './ipvs/backend.js';
 import { RealIpvs } from './ipvs/real.js';
 import { RealNetif } from './netif/real.js';
@@ -22,6 +23,8 @@ export interface RealDataplane extends Dataplane {
   readonly ipvs: RealIpvs;
   /** Which iptables build was picked and why (for the start-up summary). */
   readonly iptablesVariant: string;
+  /** The iptables build picked (which table modules its first restore asks the kernel for). */
+  readonly iptablesBuild: IptablesVariant;
   /** Netlink, or the ipset tool and why netlink could not be used (for the start-up summary). */
   readonly ipsetVariant: string;
   /** Each family not proxied and why (its iptables failed, or the kernel has IPv6 off). */
@@ -135,6 +138,7 @@ async function openNonIpvs(): Promise<Omit<RealDataplane, 'ipvs'>> {
     sysctl: new RealSysctl(),
     conntrack: new RealConntrack(),
     iptablesVariant: variant,
+    iptablesBuild: build.variant,
     ipsetVariant: ipset.variant,
     familiesSkipped: skipped,
     close: () => {

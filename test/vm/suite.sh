@@ -6,6 +6,8 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 export KUBE_IPVS_VM=1
 scenarios=(
+  # First: it checks which modules a first sync loads, on a kernel that has loaded the fewest.
+  "modules:node --import tsx test/vm/modules.vm.ts"
   "smoke:bash test/vm/smoke.sh"
   "init-only:bash test/vm/init-only.vm.sh"
   "ipvs-netlink:node --import tsx test/vm/ipvs-netlink.vm.ts"

@@ -279,22 +279,32 @@ export class Proxier {
     const changedVs = new Set<string>();
     if (!scope.full) for (const keys of scope.delta.virtualServers.values()) for (const k of keys) changedVs.add(k);
     const ipvsScope = full ? ({ full: true } as const) : ({ full: false, keys: changedVs } as const);
-    await this.ipvs.apply(desiredVs, ipvsScope, report);
-
     // Built only when addresses may change: it holds every VIP of the cluster.
     const wantBound = scope.full || scope.delta.addressesChanged ? new Set(state.families.flatMap((f) => [...f.boundAddresses])) : new Set<string>();
-    if (scope.full || scope.delta.addressesChanged) {
-      for (const a of await this.addresses.bind(wantBound, this.bound, report)) this.bound.add(a);
-    }
-
-    let rulesOk = true;
-    if (scope.full || scope.delta.rulesChanged) {
+    const ipvsAndAddresses = async (): Promise<void> => {
+      await this.ipvs.apply(desiredVs, ipvsScope, report);
+      if (scope.full || scope.delta.addressesChanged) {
+        for (const a of await this.addresses.bind(wantBound, this.bound, report)) this.bound.add(a);
+      }
+    };
+    const rules = async (): Promise<boolean> => {
+      let ok = true;
+      if (!scope.full && !scope.delta.rulesChanged) return ok;
+      // One family after the other: iptables-nft's commits of both would race for the generation.
       for (const r of this.iptables) {
         const fam = state.families.find((f) => f.family === r.family);
         if (!fam || (ruleFamilies && !ruleFamilies.has(r.family))) continue;
-        rulesOk = (await r.sync(fam.iptables, report)) && rulesOk;
+        ok = (await r.sync(fam.iptables, report)) && ok;
       }
-    }
+      return ok;
+    };
+    // The rules need only the sets (synced above), IPVS and the addresses need nothing of the rules:
+    // iptables-restore runs as another process, on another CPU, while IPVS and addresses are
+    // written over netlink. Both are settled before anything is removed or a failure is raised.
+    const [written, ruled] = await Promise.allSettled([ipvsAndAddresses(), rules()]);
+    if (written.status === 'rejected') throw written.reason;
+    if (ruled.status === 'rejected') throw ruled.reason;
+    const rulesOk = ruled.value;
     // As in kube-proxy: nothing is removed unless the rules that guard the new state are in.
     if (!rulesOk) return;
     if (scope.full || scope.delta.addressesChanged) {

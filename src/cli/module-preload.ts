@@ -41,7 +41,7 @@ export async function preloadKernelModules(
     return outcome;
   }
   const r = await load(names);
-  if (r.ok) log.info('kernel modules for the first sync loaded while listing', { modules: names.length, ms: r.ms });
+  if (r.ok) log.info('kernel modules for the first sync loaded ahead of it', { modules: names.length, ms: r.ms });
   else log.info('kernel modules not all loaded ahead of the first sync; the kernel loads them when the sync first uses them', { modules: names.join(','), ms: r.ms, detail: r.detail });
   return r;
 }

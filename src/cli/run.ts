@@ -7,7 +7,7 @@ import type { FlagSpec } from '../config/load.js';
 import { loadConfig } from '../config/load.js';
 import type { ClusterTracker } from '../cluster/tracker.js';
 import type { EventSink } from '../cluster/api/events.js';
-import type { V1Node } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import type { DaemonSource } from './daemon.js';
 import { parseDuration } from '../config/duration.js';
 import type { Logger } from '../observe/log.js';
@@ -168,32 +168,55 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
     // Awaited below only when the source opened; never an unhandled rejection meanwhile.
     dataplane.catch(() => undefined);
   };
+  // The source's Node, once there is a source (the proxier reads it at each sync).
+  let nodeOf: () => V1Node | undefined = () => undefined;
+  let proxierMade: Promise<Proxier> | undefined;
+  const proxierOnce = (): Promise<Proxier> => {
+    prepare();
+    proxierMade ??= Promise.all([syncModules as ReturnType<typeof importSyncModules>, dataplane as Promise<OpenedDataplane>]).then(
+      ([[, , { Proxier }, { realClock }], { dp, randomFully, kernelVersion }]) =>
+        new Proxier({
+          config,
+          dataplane: dp,
+          tracker,
+          clock: realClock,
+          nodeObject: () => nodeOf(),
+          nodeIPsFromInterfaces: paths.length > 0,
+          kernelVersion,
+          cpuCount: cpus().length,
+          randomFully,
+          drainTimeoutMs: drainMs,
+        }),
+    );
+    return proxierMade;
+  };
+  // From the API: the first-services pass runs as soon as those Services are listed on their own
+  // and the dataplane is open, while the whole lists are still out.
+  let firstPass: Promise<void> = Promise.resolve();
+  const whileListing = (api: ListingSource): void => {
+    prepare();
+    nodeOf = () => api.node();
+    firstPass = programFirstServicesEarly(api, proxierOnce, config.hostnameOverride, log);
+  };
   const limiter = rateLimiterFor(config.clientConnection.qps, config.clientConnection.burst);
   // Manifests: while they are read and parsed.
   if (paths.length > 0) prepare();
-  const opened = paths.length > 0 ? await openManifestSource(paths, config.hostnameOverride, tracker, log) : await openApiSource(config, tracker, log, limiter, redactor, prepare);
+  const opened = paths.length > 0 ? await openManifestSource(paths, config.hostnameOverride, tracker, log) : await openApiSource(config, tracker, log, limiter, redactor, whileListing);
   if (!opened) {
+    await firstPass;
     void dataplane?.then((d) => d.dp.close(), () => undefined);
     return 1;
   }
+  nodeOf = opened.node;
   prepare();
-  const [, , { Proxier }, { realClock }, { runDaemon }, { applyOomScoreAdj }] = await (syncModules as ReturnType<typeof importSyncModules>);
-  const { dp, randomFully, kernelVersion } = await (dataplane as Promise<OpenedDataplane>).catch((e: unknown) => {
+  const [, , , { realClock }, { runDaemon }, { applyOomScoreAdj }] = await (syncModules as ReturnType<typeof importSyncModules>);
+  const { dp } = await (dataplane as Promise<OpenedDataplane>).catch((e: unknown) => {
     opened.source.close();
     throw e;
   });
-  const proxier = new Proxier({
-    config,
-    dataplane: dp,
-    tracker,
-    clock: realClock,
-    nodeObject: opened.node,
-    nodeIPsFromInterfaces: paths.length > 0,
-    kernelVersion,
-    cpuCount: cpus().length,
-    randomFully,
-    drainTimeoutMs: drainMs,
-  });
+  const proxier = await proxierOnce();
+  // The pass's writes end before the first sync's begin.
+  await firstPass;
   const status = { draining: () => proxier.drainingServers(), drainTimeoutMs: drainMs, clock: realClock, source: opened.status };
   let observability: Observability | undefined;
   if (!once) {
@@ -331,8 +354,37 @@ function importSyncModules() {
   return Promise.all([import('../dataplane/real-dataplane.js'), import('../dataplane/netif/real.js'), import('../sync/proxier.js'), import('../model/clock.js'), import('./daemon.js'), import('../dataplane/oom.js')]);
 }
 
+/** What the first-services pass needs of the API source while its lists are out. */
+interface ListingSource {
+  listFirstServices(keys: readonly string[]): Promise<{ services: V1Service[]; slices: V1EndpointSlice[] }>;
+  node(): V1Node | undefined;
+}
+
+/**
+ * The first-services pass from objects listed on their own (kube-ipvs's own improvement on
+ * kubernetes#133773: the API server's Service answers before the whole cluster is even listed).
+ * Logs what it did; never throws (the first sync programs those Services anyway).
+ */
+async function programFirstServicesEarly(api: ListingSource, proxierOnce: () => Promise<Proxier>, nodeName: string, log: Logger): Promise<void> {
+  const started = performance.now();
+  try {
+    const [{ FIRST_SERVICES }, { ClusterTracker }] = await Promise.all([import('../sync/proxier.js'), import('../cluster/tracker.js')]);
+    const [objects, proxier] = await Promise.all([api.listFirstServices(FIRST_SERVICES), proxierOnce()]);
+    const own = new ClusterTracker(nodeName, () => undefined);
+    for (const s of objects.services) own.upsertService(s);
+    for (const s of objects.slices) own.upsertEndpointSlice(s);
+    const report = await proxier.programFirstServices(own.drain(FIRST_SERVICES).snapshot);
+    if (report === undefined) return;
+    const fields = { services: FIRST_SERVICES.join(','), ms: Math.round(performance.now() - started) };
+    if (report.ok) log.info('programmed ahead of the whole lists', fields);
+    else log.warn('programmed ahead of the whole lists, with failures; the first sync retries them', { ...fields, failed: report.failures.length, first: report.failures[0]?.message });
+  } catch (e) {
+    log.info('not programmed ahead of the whole lists; the first sync programs them', { error: errorMessage(e) });
+  }
+}
+
 /** `whileListing` runs once the first lists are out. */
-async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: Logger, limiter: RateLimiter, redactor: Redactor, whileListing: () => void): Promise<OpenedSource | undefined> {
+async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: Logger, limiter: RateLimiter, redactor: Redactor, whileListing: (api: ListingSource) => void): Promise<OpenedSource | undefined> {
   const [{ loadKubeConfig, credentialsOf, displayServer }, { ApiSource }, { nodeEligibility }] = await Promise.all([
     import('../cluster/api/kubeconfig.js'),
     import('../cluster/api-source.js'),
@@ -343,7 +395,7 @@ async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: 
   let notify: () => void = () => undefined;
   const api = new ApiSource({ connection, tracker, nodeName: config.hostnameOverride, log, onChange: () => notify(), limiter });
   api.start();
-  whileListing();
+  whileListing(api);
   try {
     await api.waitForInitialSync(INITIAL_LIST_TIMEOUT_MS);
   } catch (e) {

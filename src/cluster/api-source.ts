@@ -8,6 +8,8 @@ import type { ApiConnection } from './api/connection.js';
 import type { Logger } from '../observe/log.js';
 import type { RateLimiter } from './api/rate-limiter.js';
 import { Reflector } from './api/reflector.js';
+import { RestClient } from './api/rest.js';
+import type { ServiceKey } from '../model/types.js';
 import type { ClusterTracker } from './tracker.js';
 
 export const PROXY_LABEL_SELECTOR = '!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless';
@@ -105,6 +107,29 @@ export class ApiSource {
       clearTimeout(timer);
       this.starting = false;
     }
+  }
+
+  /**
+   * A few Services and their EndpointSlices, listed on their own while the whole lists are out (a
+   * namespaced list with a name field selector: kube-proxy's role may list, not get), once this
+   * node's Node has listed. They feed the first-services pass (src/sync/proxier.ts), which only
+   * adds: nothing is removed before the whole lists are in.
+   */
+  async listFirstServices(keys: readonly ServiceKey[]): Promise<{ services: V1Service[]; slices: V1EndpointSlice[] }> {
+    const rest = new RestClient(this.options.connection, this.options.limiter);
+    const fetched = await Promise.all(
+      keys.map(async (key) => {
+        const [namespace, name] = key.split('/') as [string, string];
+        const ns = encodeURIComponent(namespace);
+        const [services, slices] = await Promise.all([
+          rest.list<V1Service>(`/api/v1/namespaces/${ns}/services`, { fieldSelector: `metadata.name=${name}`, labelSelector: PROXY_LABEL_SELECTOR }),
+          rest.list<V1EndpointSlice>(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, { labelSelector: `kubernetes.io/service-name=${name},${PROXY_LABEL_SELECTOR}` }),
+        ]);
+        return { services: services.items, slices: slices.items };
+      }),
+    );
+    await this.reflectors.node.waitForFirstList();
+    return { services: fetched.flatMap((f) => f.services), slices: fetched.flatMap((f) => f.slices) };
   }
 
   /** This node's Node object, when it exists. */

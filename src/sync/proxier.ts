@@ -5,7 +5,7 @@
 // syncs, and the next sync is a full one that re-reads the kernel.
 import type { V1Node } from '@kubernetes/client-node';
 import type { ProxyConfig } from '../config/types.js';
-import type { ClusterChanges, ClusterTracker } from '../cluster/tracker.js';
+import type { ClusterChanges, ClusterSnapshot, ClusterTracker } from '../cluster/tracker.js';
 import { buildNodeInfo, nodePodCIDRs } from '../cluster/node.js';
 import type { Dataplane } from '../dataplane/dataplane.js';
 import { deepEqual } from '../model/equal.js';
@@ -225,12 +225,31 @@ export class Proxier {
   }
 
   /**
+   * The first-services pass ahead of the first sync, from objects listed on their own while the
+   * whole lists are still out (ApiSource.listFirstServices): on a node that holds nothing of ours,
+   * the same pass the first sync would make (it then finds their addresses bound and skips it).
+   * Undefined when there was nothing to do. Never concurrent with sync(): the caller awaits it first.
+   */
+  async programFirstServices(snapshot: ClusterSnapshot): Promise<SyncReport | undefined> {
+    if (!this.firstSync) return undefined;
+    const report = new SyncReport();
+    try {
+      const observed = await this.addresses.observe();
+      if (observed.bound.size > 0) return undefined;
+      if (!(await this.syncFirstServices(observed.node, snapshot, report))) return undefined;
+    } catch (e) {
+      report.fail(failureOf(e));
+    }
+    return report;
+  }
+
+  /**
    * FIRST_SERVICES on a node that holds nothing of ours: planned alone and applied as a partial
    * sync, which only adds (sets, rules, their virtual servers and addresses), so the full sync
    * that follows at once finds them in place. Its rules are those of a cluster of these services
    * alone; the full sync writes the whole cluster's.
    */
-  private async syncFirstServices(nodeAddresses: readonly string[], snapshot: Parameters<Planner['updateAll']>[0], report: SyncReport): Promise<boolean> {
+  private async syncFirstServices(nodeAddresses: readonly string[], snapshot: ClusterSnapshot, report: SyncReport): Promise<boolean> {
     const keys = FIRST_SERVICES.filter((k) => snapshot.services.has(k));
     if (keys.length === 0) return false;
     const nodeObj = this.options.nodeObject?.();

@@ -61,6 +61,33 @@ describe('API source against a real kube-apiserver', () => {
     }
   });
 
+  test("default/kubernetes listed on its own, with the shipped role (list, not get) and the API server's own objects; the first-services pass programs it before the whole lists are awaited", async () => {
+    const w = watchedNode(server, 'kube-ipvs-node');
+    try {
+      // kube-apiserver creates default/kubernetes itself, soon after it starts; its endpoints come
+      // from here (this test server runs with --endpoint-reconciler-type=none).
+      await must(apiRequest(server, 'POST', SLICES, slice('kubernetes', [{ name: 'https', port: 6443 }], [{ ip: '192.168.0.2' }], { name: 'kubernetes' })), 'create the kubernetes slice');
+      let objects = await w.source.listFirstServices(['default/kubernetes']);
+      await eventually('default/kubernetes listed', async () => {
+        objects = await w.source.listFirstServices(['default/kubernetes']);
+        return objects.services.length > 0;
+      });
+      assert.deepEqual(objects.services.map((s) => `${s.metadata?.namespace}/${s.metadata?.name}`), ['default/kubernetes']);
+      assert.ok(objects.slices.length > 0 && objects.slices.every((s) => s.metadata?.labels?.['kubernetes.io/service-name'] === 'kubernetes'), JSON.stringify(objects.slices.map((s) => s.metadata?.name)));
+      const endpoint = objects.slices[0]?.endpoints?.[0]?.addresses[0] ?? '';
+      const vip = objects.services[0]?.spec?.clusterIP ?? '';
+      const own = new ClusterTracker(NODE, () => undefined);
+      for (const s of objects.services) own.upsertService(s);
+      for (const s of objects.slices) own.upsertEndpointSlice(s);
+      const report = await w.node.proxier.programFirstServices(own.drain(['default/kubernetes']).snapshot);
+      assert.deepEqual(report?.failures, []);
+      assert.match(w.node.ipvs.dump(), new RegExp(`-a -t ${vip.replaceAll('.', '\\.')}:443 -r ${endpoint.replaceAll('.', '\\.')}:6443 `), w.node.ipvs.dump());
+    } finally {
+      w.close();
+      await apiRequest(server, 'DELETE', `${SLICES}/kubernetes`);
+    }
+  });
+
   test('objects of another proxy (service-proxy-name) and headless ones are not even listed', async () => {
     const w = watchedNode(server, 'kube-ipvs-node');
     try {

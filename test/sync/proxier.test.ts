@@ -476,6 +476,44 @@ describe('the API server first (kubernetes#133773)', () => {
     assert.equal(r.changedServices, 6);
   });
 
+  test('programmed ahead of the whole lists (programFirstServices): the first sync then skips the pass, never writes them again, and ends with the whole plan', async () => {
+    const n = fakeNode();
+    const { ClusterTracker } = await import('../../src/cluster/tracker.js');
+    const own = new ClusterTracker(NODE, () => {});
+    own.upsertService(kubernetes());
+    own.upsertEndpointSlice(kubernetesEps());
+    const events = timeline(n);
+    const report = await n.proxier.programFirstServices(own.drain(['default/kubernetes']).snapshot);
+    assert.deepEqual(report?.failures, []);
+    for (const needed of ['ipvs addService 10.96.0.1:443', 'ipvs addDest 10.96.0.1:443 192.168.0.2', 'bind 10.96.0.1', 'iptables restore']) assert.ok(events.includes(needed), `${needed}:\n${events.join('\n')}`);
+    assert.equal(events.some((e) => e.includes('10.96.1.')), false);
+
+    const cluster = many(10);
+    n.apply({ services: [...cluster.services, kubernetes()], slices: [...cluster.slices, kubernetesEps()] });
+    events.length = 0;
+    const r = await n.proxier.sync();
+    assert.deepEqual(r.report.failures, []);
+    assert.equal(r.firstServicesMs, undefined, 'no second pass');
+    assert.equal(n.ipvs.dump(), renderIpvs(r.state));
+    assert.equal(events.filter((e) => e.includes('10.96.0.1')).length, 0, events.join('\n'));
+    assert.equal(r.report.drift.size, 0, 'the addresses the pass bound are not drift');
+  });
+
+  test('programFirstServices on a node already programmed does nothing (a restart keeps its no-write first sync)', async () => {
+    const n = fakeNode();
+    n.apply({ services: [web(), kubernetes()], slices: [webEps('10.244.1.2'), kubernetesEps()] });
+    await n.proxier.sync();
+    const { Proxier } = await import('../../src/sync/proxier.js');
+    const { ClusterTracker } = await import('../../src/cluster/tracker.js');
+    const own = new ClusterTracker(NODE, () => {});
+    own.upsertService(kubernetes());
+    own.upsertEndpointSlice(kubernetesEps());
+    const second = new Proxier({ config: (await import('../helpers/world.js')).config(), dataplane: n.dataplane, tracker: new ClusterTracker(NODE, () => {}), clock: n.clock, kernelVersion: '6.1.0' });
+    const events = timeline(n);
+    assert.equal(await second.programFirstServices(own.drain(['default/kubernetes']).snapshot), undefined);
+    assert.deepEqual(events, []);
+  });
+
   test('a node already programmed (a restart) gets no such pass: its first sync writes nothing', async () => {
     const n = fakeNode();
     n.apply({ services: [web(), kubernetes()], slices: [webEps('10.244.1.2'), kubernetesEps()] });

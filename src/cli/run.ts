@@ -192,18 +192,18 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
   };
   // From the API: the first-services pass runs as soon as those Services are listed on their own
   // and the dataplane is open, while the whole lists are still out.
-  let firstPass: Promise<void> = Promise.resolve();
+  let firstPass: { settle(): Promise<void> } = { settle: async () => undefined };
   const whileListing = (api: ListingSource): void => {
     prepare();
     nodeOf = () => api.node();
-    firstPass = programFirstServicesEarly(api, proxierOnce, config.hostnameOverride, log);
+    firstPass = startFirstServicesPass(api, proxierOnce, config.hostnameOverride, log);
   };
   const limiter = rateLimiterFor(config.clientConnection.qps, config.clientConnection.burst);
   // Manifests: while they are read and parsed.
   if (paths.length > 0) prepare();
   const opened = paths.length > 0 ? await openManifestSource(paths, config.hostnameOverride, tracker, log) : await openApiSource(config, tracker, log, limiter, redactor, whileListing);
   if (!opened) {
-    await firstPass;
+    await firstPass.settle();
     void dataplane?.then((d) => d.dp.close(), () => undefined);
     return 1;
   }
@@ -214,9 +214,9 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
     opened.source.close();
     throw e;
   });
+  // The pass's writes end before the first sync's begin; a pass still listing is dropped.
+  await firstPass.settle();
   const proxier = await proxierOnce();
-  // The pass's writes end before the first sync's begin.
-  await firstPass;
   const status = { draining: () => proxier.drainingServers(), drainTimeoutMs: drainMs, clock: realClock, source: opened.status };
   let observability: Observability | undefined;
   if (!once) {
@@ -363,24 +363,41 @@ interface ListingSource {
 /**
  * The first-services pass from objects listed on their own (kube-ipvs's own improvement on
  * kubernetes#133773: the API server's Service answers before the whole cluster is even listed).
- * Logs what it did; never throws (the first sync programs those Services anyway).
+ * `settle` is called once the whole lists are in: a pass not yet writing is dropped (the first
+ * sync makes it), one writing is awaited, so the first sync's writes never overlap it. Logs what
+ * it did; never throws.
  */
-async function programFirstServicesEarly(api: ListingSource, proxierOnce: () => Promise<Proxier>, nodeName: string, log: Logger): Promise<void> {
+function startFirstServicesPass(api: ListingSource, proxierOnce: () => Promise<Proxier>, nodeName: string, log: Logger): { settle(): Promise<void> } {
   const started = performance.now();
-  try {
-    const [{ FIRST_SERVICES }, { ClusterTracker }] = await Promise.all([import('../sync/proxier.js'), import('../cluster/tracker.js')]);
-    const [objects, proxier] = await Promise.all([api.listFirstServices(FIRST_SERVICES), proxierOnce()]);
-    const own = new ClusterTracker(nodeName, () => undefined);
-    for (const s of objects.services) own.upsertService(s);
-    for (const s of objects.slices) own.upsertEndpointSlice(s);
-    const report = await proxier.programFirstServices(own.drain(FIRST_SERVICES).snapshot);
-    if (report === undefined) return;
-    const fields = { services: FIRST_SERVICES.join(','), ms: Math.round(performance.now() - started) };
-    if (report.ok) log.info('programmed ahead of the whole lists', fields);
-    else log.warn('programmed ahead of the whole lists, with failures; the first sync retries them', { ...fields, failed: report.failures.length, first: report.failures[0]?.message });
-  } catch (e) {
-    log.info('not programmed ahead of the whole lists; the first sync programs them', { error: errorMessage(e) });
-  }
+  let settled = false;
+  let writing: Promise<void> | undefined;
+  void (async () => {
+    try {
+      const [{ FIRST_SERVICES }, { ClusterTracker }] = await Promise.all([import('../sync/proxier.js'), import('../cluster/tracker.js')]);
+      const [objects, proxier] = await Promise.all([api.listFirstServices(FIRST_SERVICES), proxierOnce()]);
+      if (settled) return;
+      const own = new ClusterTracker(nodeName, () => undefined);
+      for (const s of objects.services) own.upsertService(s);
+      for (const s of objects.slices) own.upsertEndpointSlice(s);
+      writing = proxier.programFirstServices(own.drain(FIRST_SERVICES).snapshot).then(
+        (report) => {
+          if (report === undefined) return;
+          const fields = { services: FIRST_SERVICES.join(','), ms: Math.round(performance.now() - started) };
+          if (report.ok) log.info('programmed ahead of the whole lists', fields);
+          else log.warn('programmed ahead of the whole lists, with failures; the first sync retries them', { ...fields, failed: report.failures.length, first: report.failures[0]?.message });
+        },
+        (e: unknown) => log.info('not programmed ahead of the whole lists; the first sync programs them', { error: errorMessage(e) }),
+      );
+    } catch (e) {
+      if (!settled) log.info('not programmed ahead of the whole lists; the first sync programs them', { error: errorMessage(e) });
+    }
+  })();
+  return {
+    settle: async () => {
+      settled = true;
+      await writing;
+    },
+  };
 }
 
 /** `whileListing` runs once the first lists are out. */

@@ -7,7 +7,7 @@ import type { FlagSpec } from '../config/load.js';
 import { loadConfig } from '../config/load.js';
 import type { ClusterTracker } from '../cluster/tracker.js';
 import type { EventSink } from '../cluster/api/events.js';
-import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import type { V1Node } from '@kubernetes/client-node';
 import type { DaemonSource } from './daemon.js';
 import { parseDuration } from '../config/duration.js';
 import type { Logger } from '../observe/log.js';
@@ -23,6 +23,7 @@ import { rateLimiterFor, type RateLimiter } from '../cluster/api/rate-limiter.js
 import { logLoadWarnings, runProcessFlags } from './process-flags.js';
 import { versionLine } from '../version.js';
 import { errorMessage } from '../model/error-text.js';
+import { startFirstServicesPass, type ListingSource } from './first-services.js';
 
 // Modules are imported where they are used (see main.ts): the cluster source's before the rest, so
 // that its first lists go out while the daemon's other modules load.
@@ -352,52 +353,6 @@ async function openDataplane(open: SyncModules[0]['openRealDataplane'], kernelRe
 
 function importSyncModules() {
   return Promise.all([import('../dataplane/real-dataplane.js'), import('../dataplane/netif/real.js'), import('../sync/proxier.js'), import('../model/clock.js'), import('./daemon.js'), import('../dataplane/oom.js')]);
-}
-
-/** What the first-services pass needs of the API source while its lists are out. */
-interface ListingSource {
-  listFirstServices(keys: readonly string[]): Promise<{ services: V1Service[]; slices: V1EndpointSlice[] }>;
-  node(): V1Node | undefined;
-}
-
-/**
- * The first-services pass from objects listed on their own (kube-ipvs's own improvement on
- * kubernetes#133773: the API server's Service answers before the whole cluster is even listed).
- * `settle` is called once the whole lists are in: a pass not yet writing is dropped (the first
- * sync makes it), one writing is awaited, so the first sync's writes never overlap it. Logs what
- * it did; never throws.
- */
-function startFirstServicesPass(api: ListingSource, proxierOnce: () => Promise<Proxier>, nodeName: string, log: Logger): { settle(): Promise<void> } {
-  const started = performance.now();
-  let settled = false;
-  let writing: Promise<void> | undefined;
-  void (async () => {
-    try {
-      const [{ FIRST_SERVICES }, { ClusterTracker }] = await Promise.all([import('../sync/proxier.js'), import('../cluster/tracker.js')]);
-      const [objects, proxier] = await Promise.all([api.listFirstServices(FIRST_SERVICES), proxierOnce()]);
-      if (settled) return;
-      const own = new ClusterTracker(nodeName, () => undefined);
-      for (const s of objects.services) own.upsertService(s);
-      for (const s of objects.slices) own.upsertEndpointSlice(s);
-      writing = proxier.programFirstServices(own.drain(FIRST_SERVICES).snapshot).then(
-        (report) => {
-          if (report === undefined) return;
-          const fields = { services: FIRST_SERVICES.join(','), ms: Math.round(performance.now() - started) };
-          if (report.ok) log.info('programmed ahead of the whole lists', fields);
-          else log.warn('programmed ahead of the whole lists, with failures; the first sync retries them', { ...fields, failed: report.failures.length, first: report.failures[0]?.message });
-        },
-        (e: unknown) => log.info('not programmed ahead of the whole lists; the first sync programs them', { error: errorMessage(e) }),
-      );
-    } catch (e) {
-      if (!settled) log.info('not programmed ahead of the whole lists; the first sync programs them', { error: errorMessage(e) });
-    }
-  })();
-  return {
-    settle: async () => {
-      settled = true;
-      await writing;
-    },
-  };
 }
 
 /** `whileListing` runs once the first lists are out. */

@@ -53,15 +53,21 @@ export async function ipv6Enabled(paths = { ifInet6: '/proc/net/if_inet6', disab
 
 export async function openRealDataplane(): Promise<RealDataplane> {
   const ipvs = new RealIpvs();
-  try {
-    // Resolving the family loads ip_vs (modprobe) or fails with a message naming the module.
-    await ipvs.client.getInfo();
-  } catch (e) {
+  // Resolving the family loads ip_vs (modprobe) or fails with a message naming the module. IPVS,
+  // iptables and ipset each make a fresh node's kernel load modules (seconds under emulation): at
+  // once, not one after the other.
+  const [ipvsOpened, restOpened] = await Promise.allSettled([ipvs.client.getInfo(), openNonIpvs()]);
+  if (ipvsOpened.status === 'rejected') {
     ipvs.close();
-    const why = errorMessage(e);
+    if (restOpened.status === 'fulfilled') restOpened.value.close();
+    const why = errorMessage(ipvsOpened.reason);
     throw new DataplaneError('UNAVAILABLE', 'ipvs', 'open', 'IPVS', `kube-ipvs cannot run without IPVS: ${why}`);
   }
-  const rest = await openNonIpvs();
+  if (restOpened.status === 'rejected') {
+    ipvs.close();
+    throw restOpened.reason;
+  }
+  const rest = restOpened.value;
   if (rest.iptables.length === 0) {
     ipvs.close();
     rest.close();
@@ -106,6 +112,17 @@ export async function openCleanupDataplane(): Promise<Dataplane & { readonly ipv
 }
 
 async function openNonIpvs(): Promise<Omit<RealDataplane, 'ipvs'>> {
+  // Its set types load while iptables is probed (openIpsetBackend never rejects: it falls back to the tool).
+  const ipsetOpening = openIpsetBackend();
+  try {
+    return await openIptablesWith(ipsetOpening);
+  } catch (e) {
+    void ipsetOpening.then((i) => i.close());
+    throw e;
+  }
+}
+
+async function openIptablesWith(ipsetOpening: ReturnType<typeof openIpsetBackend>): Promise<Omit<RealDataplane, 'ipvs'>> {
   // kube-proxy proxies each family whose iptables works, and IPv6 only with the kernel's IPv6 on.
   const families: IpFamily[] = ['IPv4'];
   const skipped: string[] = [];
@@ -130,7 +147,7 @@ async function openNonIpvs(): Promise<Omit<RealDataplane, 'ipvs'>> {
     }),
   );
   const iptables: IptablesBackend[] = checked.filter((b): b is RealIptables => b !== undefined);
-  const ipset = await openIpsetBackend();
+  const ipset = await ipsetOpening;
   return {
     ipset: ipset.backend,
     iptables,

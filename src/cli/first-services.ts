@@ -28,6 +28,7 @@ export function startFirstServicesPass(api: ListingSource, proxierOnce: () => Pr
   const started = performance.now();
   let settled = false;
   let writing: Promise<void> | undefined;
+  const notAhead = (e: unknown): void => log.info('not programmed ahead of the whole lists; the first sync programs them', { error: errorMessage(e) });
   void (async () => {
     try {
       const [{ FIRST_SERVICES }, { ClusterTracker }] = await Promise.all([import('../sync/proxier.js'), import('../cluster/tracker.js')]);
@@ -43,10 +44,10 @@ export function startFirstServicesPass(api: ListingSource, proxierOnce: () => Pr
           if (report.ok) log.info('programmed ahead of the whole lists', fields);
           else log.warn('programmed ahead of the whole lists, with failures; the first sync retries them', { ...fields, failed: report.failures.length, first: report.failures[0]?.message });
         },
-        (e: unknown) => log.info('not programmed ahead of the whole lists; the first sync programs them', { error: errorMessage(e) }),
+        notAhead,
       );
     } catch (e) {
-      if (!settled) log.info('not programmed ahead of the whole lists; the first sync programs them', { error: errorMessage(e) });
+      if (!settled) notAhead(e);
     }
   })();
   return {

@@ -7,12 +7,16 @@ import type { IptablesBackend } from '../dataplane/iptables/backend.js';
 import type { IptablesVariant } from '../dataplane/iptables/select.js';
 import { kernelModuleRequests, loadKernelModules } from '../dataplane/kernel-modules.js';
 import type { ModuleLoadOutcome } from '../dataplane/kernel-modules.js';
+import { errorMessage } from '../model/error-text.js';
 import type { Logger } from '../observe/log.js';
 import { Planner } from '../plan/planner.js';
 import { familyIptablesTables } from '../plan/render.js';
 
+/** What of the opened dataplane decides the names: its families and its iptables build. */
+type DataplaneFacts = { readonly iptables: readonly IptablesBackend[]; readonly iptablesBuild: IptablesVariant };
+
 /** The module names for this configuration and the dataplane's families and iptables build. */
-export function firstSyncModules(config: ProxyConfig, dp: { readonly iptables: readonly IptablesBackend[]; readonly iptablesBuild: IptablesVariant }): string[] {
+export function firstSyncModules(config: ProxyConfig, dp: DataplaneFacts): string[] {
   const families = dp.iptables.map((b) => b.family);
   const node = buildNodeInfo({ name: config.hostnameOverride, node: undefined, addresses: [], families });
   const state = new Planner({ node, config }).state();
@@ -27,7 +31,7 @@ export function firstSyncModules(config: ProxyConfig, dp: { readonly iptables: r
 /** Loads them and logs how it went; never throws (the kernel loads what is missing on first use). */
 export async function preloadKernelModules(
   config: ProxyConfig,
-  dp: { readonly iptables: readonly IptablesBackend[]; readonly iptablesBuild: IptablesVariant },
+  dp: DataplaneFacts,
   log: Logger,
   load: (names: readonly string[]) => Promise<ModuleLoadOutcome> = loadKernelModules,
 ): Promise<ModuleLoadOutcome> {
@@ -36,7 +40,7 @@ export async function preloadKernelModules(
     names = firstSyncModules(config, dp);
   } catch (e) {
     // A planner bug must not stop the daemon over an optimisation: the first sync reports it.
-    const outcome = { ok: false, ms: 0, detail: `cannot tell which modules: ${e instanceof Error ? e.message : String(e)}` };
+    const outcome = { ok: false, ms: 0, detail: `cannot tell which modules: ${errorMessage(e)}` };
     log.info('kernel modules not loaded ahead of the first sync; the kernel loads them when the sync first uses them', { detail: outcome.detail });
     return outcome;
   }

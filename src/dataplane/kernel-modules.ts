@@ -4,10 +4,11 @@
 // delays the API server's own Service. Asked for while the API lists are out, they cost nothing
 // on the critical path. The names are those the kernel itself hands modprobe on first use, so
 // nothing loads that the first sync would not have loaded anyway.
-import { spawn } from 'node:child_process';
 import type { IpFamily } from '../model/types.js';
 import type { IptablesTable } from '../model/kernel.js';
 import { splitRuleSpec } from '../model/text/iptables.js';
+import { errorMessage } from '../model/error-text.js';
+import { runCommand } from './iptables/real.js';
 import type { IptablesVariant } from './iptables/select.js';
 
 /** What a first sync will write, as far as modules go. */
@@ -77,31 +78,15 @@ export interface ModuleLoadOutcome {
 
 export type ModprobeRunner = (args: readonly string[]) => Promise<{ code: number | null; error?: string; stderr: string }>;
 
-/** `modprobe` with an argument array, never through a shell; stderr kept short. */
-export const runModprobeArgs: ModprobeRunner = (args) =>
-  new Promise((resolve) => {
-    let child;
-    try {
-      child = spawn('modprobe', [...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    } catch (e) {
-      resolve({ code: null, error: e instanceof Error ? e.message : String(e), stderr: '' });
-      return;
-    }
-    let stderr = '';
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (d: string) => {
-      if (stderr.length < 2000) stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      resolve({ code: null, error: e.message, stderr });
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
+/** `modprobe` with an argument array (runCommand: never through a shell, killed after a minute). */
+export const runModprobeArgs: ModprobeRunner = async (args) => {
+  try {
+    const r = await runCommand(['modprobe', ...args], undefined, 60_000);
+    return { code: r.status, stderr: r.stderr };
+  } catch (e) {
+    return { code: null, error: errorMessage(e), stderr: '' };
+  }
+};
 
 /**
  * Asks modprobe for every name at once (`-a`: it goes on past a name it cannot load). Never

@@ -9,6 +9,8 @@ import { config, NODE, service, slice } from '../helpers/world.js';
 import type { FakeNode } from '../helpers/fake-dataplane.js';
 import { FIRST_DRAIN_CHECK_MS } from '../../src/sync/ipvs-reconciler.js';
 import { DataplaneError } from '../../src/dataplane/errors.js';
+import { ClusterTracker } from '../../src/cluster/tracker.js';
+import { Proxier } from '../../src/sync/proxier.js';
 
 /** Counts the sync loop's reads of real servers from the (fake) kernel from now on. */
 function countRealServerReads(n: FakeNode): () => number {
@@ -442,6 +444,19 @@ describe('the API server first (kubernetes#133773)', () => {
     return events;
   }
 
+  /** default/kubernetes alone, as the early pass gets it from its own lists. */
+  function kubernetesAlone() {
+    const own = new ClusterTracker(NODE, () => {});
+    own.upsertService(kubernetes());
+    own.upsertEndpointSlice(kubernetesEps());
+    return own.drain(['default/kubernetes']).snapshot;
+  }
+
+  /** A restarted daemon's proxier on the same node: a fresh Proxier over the same dataplane. */
+  function restarted(n: FakeNode, tracker: ClusterTracker): Proxier {
+    return new Proxier({ config: config(), dataplane: n.dataplane, tracker, clock: n.clock, kernelVersion: '6.1.0' });
+  }
+
   test('on a node holding nothing of ours, default/kubernetes is reachable before any other service is touched', async () => {
     const n = fakeNode();
     const cluster = many(30);
@@ -478,12 +493,8 @@ describe('the API server first (kubernetes#133773)', () => {
 
   test('programmed ahead of the whole lists (programFirstServices): the first sync then skips the pass, never writes them again, and ends with the whole plan', async () => {
     const n = fakeNode();
-    const { ClusterTracker } = await import('../../src/cluster/tracker.js');
-    const own = new ClusterTracker(NODE, () => {});
-    own.upsertService(kubernetes());
-    own.upsertEndpointSlice(kubernetesEps());
     const events = timeline(n);
-    const report = await n.proxier.programFirstServices(own.drain(['default/kubernetes']).snapshot);
+    const report = await n.proxier.programFirstServices(kubernetesAlone());
     assert.deepEqual(report?.failures, []);
     for (const needed of ['ipvs addService 10.96.0.1:443', 'ipvs addDest 10.96.0.1:443 192.168.0.2', 'bind 10.96.0.1', 'iptables restore']) assert.ok(events.includes(needed), `${needed}:\n${events.join('\n')}`);
     assert.equal(events.some((e) => e.includes('10.96.1.')), false);
@@ -503,14 +514,9 @@ describe('the API server first (kubernetes#133773)', () => {
     const n = fakeNode();
     n.apply({ services: [web(), kubernetes()], slices: [webEps('10.244.1.2'), kubernetesEps()] });
     await n.proxier.sync();
-    const { Proxier } = await import('../../src/sync/proxier.js');
-    const { ClusterTracker } = await import('../../src/cluster/tracker.js');
-    const own = new ClusterTracker(NODE, () => {});
-    own.upsertService(kubernetes());
-    own.upsertEndpointSlice(kubernetesEps());
-    const second = new Proxier({ config: (await import('../helpers/world.js')).config(), dataplane: n.dataplane, tracker: new ClusterTracker(NODE, () => {}), clock: n.clock, kernelVersion: '6.1.0' });
+    const second = restarted(n, new ClusterTracker(NODE, () => {}));
     const events = timeline(n);
-    assert.equal(await second.programFirstServices(own.drain(['default/kubernetes']).snapshot), undefined);
+    assert.equal(await second.programFirstServices(kubernetesAlone()), undefined);
     assert.deepEqual(events, []);
   });
 
@@ -518,12 +524,10 @@ describe('the API server first (kubernetes#133773)', () => {
     const n = fakeNode();
     n.apply({ services: [web(), kubernetes()], slices: [webEps('10.244.1.2'), kubernetesEps()] });
     await n.proxier.sync();
-    const { Proxier } = await import('../../src/sync/proxier.js');
-    const { ClusterTracker } = await import('../../src/cluster/tracker.js');
     const tracker = new ClusterTracker(NODE, () => {});
     for (const s of [web(), kubernetes()]) tracker.upsertService(s);
     for (const s of [webEps('10.244.1.2'), kubernetesEps()]) tracker.upsertEndpointSlice(s);
-    const second = new Proxier({ config: (await import('../helpers/world.js')).config(), dataplane: n.dataplane, tracker, clock: n.clock, kernelVersion: '6.1.0' });
+    const second = restarted(n, tracker);
     const events = timeline(n);
     const r = await second.sync();
     assert.deepEqual(r.report.failures, []);

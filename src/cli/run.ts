@@ -34,7 +34,9 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   {
     name: 'service-metrics',
     kind: 'bool',
-    help: 'Per-Service IPVS counters (kube_ipvs_service_*_total) on /metrics, true by default: five series per virtual server, about 1 MB of text per 1,000 Services at each scrape. --service-metrics=false leaves them out.',
+    // A bool flag without a default reads as false when absent: these counters are on unless turned off.
+    default: true,
+    help: 'Per-Service IPVS counters (kube_ipvs_service_*_total) on /metrics: five series per virtual server, about 1 MB of text per 1,000 Services at each scrape. --service-metrics=false leaves them out.',
   },
 ];
 

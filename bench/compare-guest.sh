@@ -5,8 +5,8 @@
 #   cold     process start → first completed sync, then the kernel checked against the expected
 #            counts (polled until complete); the reach probe times default/kubernetes answering
 #            through its ClusterIP
-#   churn    the host writes EndpointSlice changes for a while (POST /churn blocks until done);
-#            then wait for the sync that covers the last one
+#   churn    the host writes EndpointSlice changes for a while (POST /churn blocks until done),
+#            marked each minute; then wait for the sync that covers the last one
 #   idle     nothing changes for a while
 #   restart  the proxy is stopped and started on the programmed node: time to its first sync and
 #            the kernel write requests it made (kprobes on the kernel's write handlers)
@@ -274,7 +274,12 @@ run_one() { # run_one LABEL MODE: CMD, CLEANUP, EXPECT, IDLE, COLD_TIMEOUT, COLD
   metrics churn-baseline
   t_churn=$EPOCHREALTIME
   mark churn-start
+  # A mark at each minute of the writer's: the report shows the churn's cost minute by minute.
+  (for ((k = 1; ; k++)); do sleep 60; mark "churn-m$k"; done) &
+  local ticker=$!
   conductor POST "/churn?label=$label&offset=$(cut -d' ' -f1 "$WORK/clock")" >"$WORK/churn"
+  kill "$ticker" 2>/dev/null
+  wait "$ticker" 2>/dev/null
   mark churn-end
   # The sync that started after the last queued change; then let nothing change.
   wait_sync --since "$t_churn" --baseline "$WORK/metrics-churn-baseline" --timeout "$COLD_TIMEOUT"

@@ -27,6 +27,11 @@ export interface Figures {
   readonly churnChanges?: number;
   readonly churnSeconds?: number;
   readonly churnCpuPerMin?: number;
+  /**
+   * CPU per minute of the writer's minutes after its first (the guest marks each minute): what the
+   * churn costs once any warm-up is over (V8 compiles a daemon's hot code over its first minutes).
+   */
+  readonly churnLaterCpuPerMin?: number;
   readonly churnSyncs?: number;
   readonly churnP50?: number;
   readonly churnP99?: number;
@@ -154,6 +159,21 @@ function threadCpu(lines: readonly string[], from: string, to: string, clkTck: n
   return [...byComm].filter(([, s]) => s >= 0.05).sort((x, y) => y[1] - x[1]).map(([c, s]) => `${c} ${s.toFixed(1)}`).join(', ');
 }
 
+/** CPU per minute over each span between the writer's start, its minute marks and its end. */
+function churnMinutes(marks: ReadonlyMap<string, Mark>, start: Mark, end: Mark): number[] {
+  const points = [start];
+  for (let k = 1; marks.has(`churn-m${k}`); k++) points.push(marks.get(`churn-m${k}`) as Mark);
+  if (points.length === 1) return [];
+  points.push(end);
+  const out: number[] = [];
+  for (let i = 1; i < points.length; i++) {
+    const a = points[i - 1] as Mark;
+    const b = points[i] as Mark;
+    if (b.t - a.t >= 1) out.push(((b.cpu - a.cpu) / (b.t - a.t)) * 60);
+  }
+  return out;
+}
+
 export function figuresOf(label: string, text: string, clkTck: number): Figures {
   const sec = sections(text);
   const status = (sec.get('status') ?? []).join(' ').trim() || 'no result';
@@ -212,6 +232,10 @@ export function figuresOf(label: string, text: string, clkTck: number): Figures 
     fig.churnSyncs = syncCount(after) - syncCount(before);
     const threads = threadCpu(sec.get('threads') ?? [], 'churn-start', 'churn-synced', clkTck);
     if (threads) notes.push(`churn CPU s by thread: ${threads}`);
+    const minutes = churnMinutes(marks, cs, ce);
+    if (minutes.length > 0) notes.push(`churn CPU s per minute, minute by minute: ${minutes.map((m) => m.toFixed(1)).join(', ')}`);
+    const m1 = marks.get('churn-m1');
+    if (m1 && ce.t - m1.t >= 60) fig.churnLaterCpuPerMin = ((ce.cpu - m1.cpu) / (ce.t - m1.t)) * 60;
   }
   const is = marks.get('idle-start');
   const ie = marks.get('idle-end');
@@ -275,6 +299,7 @@ const ROWS: readonly Row[] = [
     noRatio: true,
   },
   { name: 'churn: CPU (s per minute of churn)', get: (f) => f.churnCpuPerMin, digits: 2 },
+  { name: 'churn after its first minute: CPU (s per minute)', get: (f) => f.churnLaterCpuPerMin, digits: 2 },
   { name: 'churn: network programming p50 (s)', get: (f) => f.churnP50, digits: 2 },
   { name: 'churn: network programming p99 (s)', get: (f) => f.churnP99, digits: 2 },
   { name: 'churn: syncs', get: (f) => f.churnSyncs, digits: 0, noRatio: true },

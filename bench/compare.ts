@@ -29,6 +29,8 @@ import { NODE } from '../test/fidelity/scenario.js';
 import { ChurnWriter, expectedCounts, loadCluster, NODE_PORT_RANGE, shapeLabel } from './compare-cluster.js';
 import type { Shape } from './compare-cluster.js';
 import { figuresOf, table } from './compare-report.js';
+import type { HostCpu } from './host-cpu.js';
+import { readHostCpu, stealPercent } from './host-cpu.js';
 import type { Figures } from './compare-report.js';
 
 const K8S_VERSION = 'v1.36.3';
@@ -134,13 +136,18 @@ function commandOf(p: ProxyId, o: Options, paths: Paths): { cmd: string[]; clean
   return { cmd: [paths.kubeProxy, `--proxy-mode=${p}`, ...common, ...periods, '--v=1'], cleanup: [paths.kubeProxy, '--cleanup'] };
 }
 
-/** Answers the guest: the next proxy to run, the host's time, the churn, and the results. */
-/** The host's 1-minute load average when a proxy's run started and when its result came. */
+/**
+ * The host's 1-minute load average when a proxy's run started and when its result came, and its
+ * CPU times then: the steal between them (CPU other tenants took) slows the VM unevenly.
+ */
 interface HostLoad {
   start?: number;
   end?: number;
+  cpuStart?: HostCpu | undefined;
+  stealPct?: number | undefined;
 }
 
+/** Answers the guest: the next proxy to run, the host's time, the churn, and the results. */
 function conductor(o: Options, paths: Paths, churn: ChurnWriter, results: Map<ProxyId, string>, startup: string[], loads: Map<ProxyId, HostLoad>) {
   let index = -1;
   const expected = expectedCounts(o.shape);
@@ -158,7 +165,7 @@ function conductor(o: Options, paths: Paths, churn: ChurnWriter, results: Map<Pr
         const p = o.proxies[++index];
         if (!p) return reply(200, 'done\n');
         log(`${LABELS[p]}: start (load average ${loadavg().map((l) => l.toFixed(1)).join(' ')})`);
-        loads.set(p, { start: loadavg()[0] });
+        loads.set(p, { start: loadavg()[0], cpuStart: readHostCpu() });
         const { cmd, cleanup } = commandOf(p, o, paths);
         const mode = p === 'nftables' ? 'nftables' : 'ipvs';
         const lines = [
@@ -191,8 +198,10 @@ function conductor(o: Options, paths: Paths, churn: ChurnWriter, results: Map<Pr
         results.set(p, await readBody(req));
         const load = loads.get(p) ?? {};
         load.end = loadavg()[0];
+        load.stealPct = stealPercent(load.cpuStart, readHostCpu());
         loads.set(p, load);
-        log(`${LABELS[p]}: result received (load average ${loadavg().map((l) => l.toFixed(1)).join(' ')})`);
+        const steal = load.stealPct === undefined ? '' : `; host CPU steal since its start ${load.stealPct.toFixed(0)} %`;
+        log(`${LABELS[p]}: result received (load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}${steal})`);
         return reply(200, 'ok\n');
       }
       return reply(404, 'unknown\n');
@@ -348,6 +357,7 @@ async function main(): Promise<number> {
       const f = figuresOf(LABELS[p], results.get(p) ?? '### status\nno result from the guest\n', clkTck);
       const load = loads.get(p);
       if (load?.start !== undefined) f.notes.push(`host load average ${load.start.toFixed(1)} at its start, ${load.end?.toFixed(1) ?? '?'} at its end`);
+      if (load?.stealPct !== undefined) f.notes.push(`host CPU steal ${load.stealPct.toFixed(0)} % over its run`);
       return f;
     });
     const run: RunRecord = { shape: o.shape, options: o, started: started.toISOString(), version: version(root), node: process.version, loadBefore, loadAfter, figures: figs };

@@ -28,8 +28,8 @@ export interface Figures {
   readonly churnSeconds?: number;
   readonly churnCpuPerMin?: number;
   /**
-   * CPU per minute of the writer's minutes after its first (the guest marks each minute): what the
-   * churn costs once any warm-up is over (V8 compiles a daemon's hot code over its first minutes).
+   * CPU per minute of the writer's minutes after its first (the guest marks each minute): the
+   * churn's cost without its first minute, in which a JIT-compiled daemon may still be warming up.
    */
   readonly churnLaterCpuPerMin?: number;
   readonly churnSyncs?: number;

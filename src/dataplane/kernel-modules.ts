@@ -8,7 +8,7 @@ import type { IpFamily } from '../model/types.js';
 import type { IptablesTable } from '../model/kernel.js';
 import { splitRuleSpec } from '../model/text/iptables.js';
 import { errorMessage } from '../model/error-text.js';
-import { runCommand } from './iptables/real.js';
+import { runCommand } from './command.js';
 import type { IptablesVariant } from './iptables/select.js';
 
 /** What a first sync will write, as far as modules go. */

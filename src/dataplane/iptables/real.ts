@@ -1,7 +1,6 @@
 // The iptables backend on a real host: iptables-save to observe, one iptables-restore --noflush
 // per sync to change (ip6tables-* for IPv6). Commands are argument arrays, never shell strings, so
 // tests can prefix them (`ip netns exec NAME`) without quoting problems.
-import { spawn } from 'node:child_process';
 import type { IpFamily } from '../../model/types.js';
 import { DataplaneError, type DataplaneErrorCode } from '../errors.js';
 import { isTextParseError } from '../../model/text/error.js';
@@ -9,6 +8,7 @@ import type { IptablesBackend } from './backend.js';
 import { parseIptablesSave, splitRuleSpec, type IptablesTables } from '../../model/text/iptables.js';
 import { errorMessage } from '../../model/error-text.js';
 import type { RulesetGeneration } from './nft-generation.js';
+import { runCommand, SpawnFailure, type RunResult } from '../command.js';
 
 export interface IptablesCommands {
   /** argv of iptables-save, e.g. ['iptables-save'] or ['ip', 'netns', 'exec', 'ns1', 'iptables-save']. */
@@ -39,46 +39,6 @@ export function defaultIptablesCommands(family: IpFamily): IptablesCommands {
 const RESTORE_FLAGS: readonly string[] = ['--noflush', '--counters', '-w', '5'];
 
 const INSTALL_HINT = 'install it (apt-get install iptables)';
-
-interface RunResult {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-class SpawnFailure extends Error {
-  constructor(
-    readonly errno: string | undefined,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** Runs argv with optional stdin, collecting output; rejects only when it could not run at all. */
-export function runCommand(argv: readonly string[], input: string | undefined, timeoutMs: number): Promise<RunResult> {
-  const [file, ...args] = argv;
-  if (file === undefined) return Promise.reject(new SpawnFailure(undefined, 'empty command'));
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: timeoutMs });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e: NodeJS.ErrnoException) => reject(new SpawnFailure(e.code, e.message)));
-    child.on('close', (status, signal) => {
-      const stderr = Buffer.concat(err).toString('utf8');
-      resolve({
-        status: signal ? null : status,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: signal ? `${stderr}killed by ${signal} (timeout ${timeoutMs} ms?)` : stderr,
-      });
-    });
-    // The tool may exit before reading all of stdin (a usage error): that EPIPE is not our failure.
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input ?? '');
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // Reading iptables-restore's stderr

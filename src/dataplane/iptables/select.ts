@@ -5,7 +5,8 @@
 import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import type { IpFamily } from '../../model/types.js';
-import { runCommand, type IptablesCommands } from './real.js';
+import type { IptablesCommands } from './real.js';
+import { runCommand } from '../command.js';
 
 export type IptablesVariant = 'nft' | 'legacy' | 'default';
 

@@ -2,7 +2,7 @@
 // RawNetlinkSocket), with our own framing so we get errno numbers, sequence matching and batching
 // (many doit requests in one datagram; ../netlink/requester.ts, shared with ipset). No ipvsadm at
 // run time.
-import { spawn } from 'node:child_process';
+import { runCommand } from '../command.js';
 import type { NetlinkReply } from '../netlink/requester.js';
 import { CLOSED_ERRNO, NetlinkRequester, datagrams } from '../netlink/requester.js';
 import type { NetlinkTransport } from '../netlink/transport.js';
@@ -97,24 +97,12 @@ export function openGenericNetlink(opts: { recvBufferSize: number; sendBufferSiz
   return openRawNetlink(NETLINK_GENERIC, opts);
 }
 
-/** `modprobe -q <module>`, never through a shell; failures are ignored (the retry reports them). */
+/** `modprobe -q <module>` (runCommand: never through a shell); failures are ignored (the retry reports them). */
 export function runModprobe(module: string): Promise<void> {
-  return new Promise<void>((resolve) => {
-    let child;
-    try {
-      child = spawn('modprobe', ['-q', module], { stdio: 'ignore' });
-    } catch {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    const done = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
-    child.once('error', done);
-    child.once('exit', done);
-  });
+  return runCommand(['modprobe', '-q', module], undefined, 10_000).then(
+    () => undefined,
+    () => undefined,
+  );
 }
 
 function opObject(op: IpvsOp): string {

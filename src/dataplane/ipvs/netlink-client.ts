@@ -444,11 +444,15 @@ export class IpvsNetlinkClient {
     return ops.map((op, i) => results[i] ?? { op, ok: true });
   }
 
-  /** Sends the payloads in datagrams within the byte and ack budgets; returns one errno per payload. */
+  /**
+   * Sends the payloads in datagrams within the byte and ack budgets (the budget still counts an
+   * ERROR per message: every one may fail); each datagram is acknowledged as a group. Returns one
+   * errno per payload.
+   */
   private async runChunks(id: number, items: readonly { payload: Buffer }[]): Promise<number[]> {
     const errnos: number[] = [];
     for (const chunk of datagrams(items, this.batchBytes, this.nl.maxMessages)) {
-      const replies = await this.nl.exchange(chunk.map((item) => ({ type: id, flags: NlmF.REQUEST | NlmF.ACK, payload: item.payload })));
+      const replies = await this.nl.exchangeWrites(chunk.map((item) => ({ type: id, flags: NlmF.REQUEST | NlmF.ACK, payload: item.payload })));
       for (const r of replies) errnos.push(r.errno);
     }
     return errnos;

@@ -76,8 +76,8 @@ export class FakeIpvsKernel implements NetlinkTransport {
   silent = false;
   /** Acks beyond this many per datagram are dropped and ENOBUFS is reported (SO_RCVBUF overflow). */
   ackLimit = Infinity;
-  /** Deliver the replies of one datagram in reverse order (the client must match by seq). */
-  reverse = false;
+  /** Acknowledgements and errors (NLMSG_ERROR messages) sent so far. */
+  errorMessages = 0;
   private bytesCounted = 0;
   readonly services = new Map<string, FakeService>();
   /** Number of netlink messages in each datagram received, and its size. */
@@ -115,10 +115,10 @@ export class FakeIpvsKernel implements NetlinkTransport {
           overflow = true;
           continue;
         }
+        if (isAck) this.errorMessages++;
         out.push(r);
       }
     }
-    if (this.reverse && msgs.length > 1) out.reverse();
     if (!this.silent) {
       setImmediate(() => {
         if (overflow) this.onError?.(105);
@@ -139,13 +139,21 @@ export class FakeIpvsKernel implements NetlinkTransport {
     return this.reply(req, NlMsgType.ERROR, errno === 0 ? 0x100 : 0, Buffer.concat([head, errno === 0 ? orig.subarray(0, 16) : orig]));
   }
 
+  /**
+   * What netlink_rcv_skb (net/netlink/af_netlink.c) sends after a request: an ERROR message when
+   * it failed or asked for an ACK (NLM_F_ACK), nothing for a success that did not ask.
+   */
+  private ack(req: NlMessage, errno: number): Buffer[] {
+    return errno !== 0 || (req.flags & NlmF.ACK) !== 0 ? [this.error(req, errno)] : [];
+  }
+
   private handle(req: NlMessage): Buffer[] {
     if (req.type === GENL_ID_CTRL) {
       const g = parseGenl(req.payload);
       const name = g.attrs.get(2)?.toString('utf8').replace(/\0.*$/, '');
       if (name !== 'IPVS' || !this.loaded) return [this.error(req, E.ENOENT)];
       const body = encodeGenl(1, 2, [encodeAttr(2, Buffer.from('IPVS\0')), encodeAttr(1, u16(this.familyId))]);
-      return [this.reply(req, GENL_ID_CTRL, 0, body), this.error(req, 0)];
+      return [this.reply(req, GENL_ID_CTRL, 0, body), ...this.ack(req, 0)];
     }
     if (req.type !== this.familyId || !this.loaded) return [this.error(req, E.ENOENT)];
     const g = parseGenl(req.payload);
@@ -153,7 +161,7 @@ export class FakeIpvsKernel implements NetlinkTransport {
     const svcNest = g.attrs.get(CmdAttr.SERVICE);
     const svc = svcNest ? parseAttrs(svcNest) : undefined;
     const found = svc ? this.services.get(serviceKey(svc)) : undefined;
-    const ack = (errno: number): Buffer[] => [this.error(req, errno)];
+    const ack = (errno: number): Buffer[] => this.ack(req, errno);
     switch (g.cmd) {
       case IpvsCmd.NEW_SERVICE:
       case IpvsCmd.SET_SERVICE: {

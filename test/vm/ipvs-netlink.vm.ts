@@ -376,19 +376,21 @@ async function main(): Promise<void> {
 
   step('receive buffer overflow');
   {
-    // A socket with a tiny SO_RCVBUF that claims a big one: the kernel drops acks, we must say ENOBUFS, not hang.
+    // A socket with a tiny SO_RCVBUF that claims a big one. Successful writes cost one ACK per
+    // datagram, so 500 adds in one datagram fit where 500 acks did not (before 2026-12-06 this
+    // step overflowed it and checked the ENOBUFS). Failing writes still answer one ERROR each: an
+    // overflow of those is not provoked here, since it aborts the process inside the npm netlink
+    // binding ("Napi::Error in native callback", reproduced with rtnetlink on 2026-12-06, with and
+    // without group acknowledgement); the client's budget keeps them within the buffer it was
+    // granted (below), and the fake kernel's tests cover ENOBUFS.
     const real = openGenericNetlink({ recvBufferSize: 4096, sendBufferSize: 1 << 20 });
     const lying: NetlinkTransport = { ...real, recvBufferSize: 8 << 20 };
     const small = new IpvsNetlinkClient({ transport: lying, timeoutMs: 5000 });
     const ops: IpvsOp[] = Array.from({ length: 500 }, (_, i) => ({ kind: 'addService', vs: svc({ address: `10.98.${i >> 7}.${(i & 0x7f) + 1}`, port: 80 }) }));
-    const [res, tOverflow] = await timed(() => small.applyBatch(ops));
-    const codes = new Map<string, number>();
-    for (const r of res) codes.set(r.ok ? 'ok' : r.error.code, (codes.get(r.ok ? 'ok' : r.error.code) ?? 0) + 1);
-    console.log(`   real SO_RCVBUF ${real.recvBufferSize}, 500 adds in one datagram: ${JSON.stringify(Object.fromEntries(codes))} in ${tOverflow.toFixed(0)} ms`);
-    assert.ok((codes.get('ENOBUFS') ?? 0) > 0, 'overflow reported');
-    assert.equal((codes.get('ok') ?? 0) + (codes.get('ENOBUFS') ?? 0), 500);
-    const present = new Set(ipvsadmSave());
-    res.forEach((r) => r.ok && assert.ok(present.has(renderService({ ...(r.op.vs as ObservedVirtualServer) })), 'acked adds exist'));
+    const [added, tAdd] = await timed(() => small.applyBatch(ops));
+    console.log(`   real SO_RCVBUF ${real.recvBufferSize}, 500 adds in one datagram: ${added.filter((r) => r.ok).length} ok in ${tAdd.toFixed(0)} ms`);
+    assert.ok(added.every((r) => r.ok), 'one ACK for a datagram of successful writes fits');
+    assert.equal(ipvsadmSave().length, 500);
     small.close();
     // The same tiny buffer, honestly reported: the client sizes datagrams so no ack is lost.
     const honest = new IpvsNetlinkClient({ recvBufferSize: 4096 });

@@ -1,7 +1,8 @@
 // Request/reply correlation over one netlink socket, shared by the IPVS and ipset speakers: each
 // request gets a sequence number, many go in one datagram, and each completes on its ACK, ERROR
-// or DONE (or, in a group of writes, on the group's one ACK: exchangeWrites). Protocol specifics stay with the caller: a reply keeps the ERROR payload (ipset puts
-// the failed element's LINENO there) and the or-ed message flags (IPVS dumps watch DUMP_INTR).
+// or DONE (in a group of writes, on the group's one ACK: exchangeWrites). Protocol specifics stay
+// with the caller: a reply keeps the ERROR payload (ipset puts the failed element's LINENO there)
+// and the or-ed message flags (IPVS dumps watch DUMP_INTR).
 import { Errno } from './errno.js';
 import type { NlMessage } from './framing.js';
 import { NlMsgType, NlmF, encodeNlMessage, nlMessageSize, parseNlError, parseNlMessages } from './framing.js';

@@ -2,26 +2,15 @@
 // network namespace (on a bridge link: this host's kernel may lack the dummy module).
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { FakeNetif } from '../../../src/dataplane/netif/fake.js';
 import fc from 'fast-check';
 import type { GeneratedStep, Step } from './contract.js';
 import { assertFakeMatches, netifOpsArb, runContract } from './contract.js';
-
-// Compiled (dist) tests run the compiled child with plain node; tsx runs the TypeScript one.
-const compiled = import.meta.url.endsWith('.js');
-const child = fileURLToPath(new URL(compiled ? './netns-child.js' : './netns-child.ts', import.meta.url));
-
-function netnsUnavailable(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root for a network namespace';
-  const r = spawnSync('unshare', ['-n', 'true'], { encoding: 'utf8', timeout: 10_000 });
-  if (r.error) return `unshare unavailable: ${r.error.message}`;
-  return r.status === 0 ? undefined : `unshare -n failed: ${r.stderr.trim()}`;
-}
+import { netnsUnavailable, unshareChildArgs } from '../../helpers/netns-child.js';
 
 function runReal(args: readonly string[] = [], input?: string): unknown {
-  const r = spawnSync('unshare', ['-n', process.execPath, ...(compiled ? [] : ['--import', 'tsx']), child, ...args], {
+  const r = spawnSync('unshare', [...unshareChildArgs(import.meta.url, 'netns-child'), ...args], {
     encoding: 'utf8',
     timeout: 120_000,
     maxBuffer: 64 * 1024 * 1024,

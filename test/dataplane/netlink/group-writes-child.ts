@@ -2,7 +2,7 @@
 // in one datagram through NetlinkRequester.exchangeWrites (only the last asks for an ACK), then
 // what the kernel answered and which addresses lo holds, as one JSON line.
 import { spawnSync } from 'node:child_process';
-import { NlmF } from '../../../src/dataplane/netlink/framing.js';
+import { NlmF, encodeAttr } from '../../../src/dataplane/netlink/framing.js';
 import { NetlinkRequester } from '../../../src/dataplane/netlink/requester.js';
 import { openRawNetlink } from '../../../src/dataplane/netlink/transport.js';
 
@@ -14,14 +14,7 @@ const LO_INDEX = 1;
 const NO_SUCH_LINK = 999;
 /** NLM_F_CREATE (include/uapi/linux/netlink.h): the product never creates over rtnetlink this way. */
 const NLM_F_CREATE = 0x400;
-
-function attr(type: number, value: Buffer): Buffer {
-  const b = Buffer.alloc(4 + value.length);
-  b.writeUInt16LE(b.length, 0);
-  b.writeUInt16LE(type, 2);
-  value.copy(b, 4);
-  return b;
-}
+const fail = (detail: string): Error => new Error(detail);
 
 /** RTM_NEWADDR of ip/32 on link `index`, create-exclusive: a second add of it fails (EEXIST). */
 function newAddress(ip: string, index: number): { type: number; flags: number; payload: Buffer } {
@@ -30,7 +23,7 @@ function newAddress(ip: string, index: number): { type: number; flags: number; p
   head[1] = 32;
   head.writeUInt32LE(index, 4);
   const a = Buffer.from(ip.split('.').map(Number));
-  return { type: RTM_NEWADDR, flags: NlmF.REQUEST | NlmF.ACK | NLM_F_CREATE | NlmF.EXCL, payload: Buffer.concat([head, attr(IFA_LOCAL, a), attr(IFA_ADDRESS, a)]) };
+  return { type: RTM_NEWADDR, flags: NlmF.REQUEST | NlmF.ACK | NLM_F_CREATE | NlmF.EXCL, payload: Buffer.concat([head, encodeAttr(IFA_LOCAL, a, fail), encodeAttr(IFA_ADDRESS, a, fail)]) };
 }
 
 const nl = new NetlinkRequester(openRawNetlink(NETLINK_ROUTE, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 }), { timeoutMs: 10_000, maxMessagesPerDatagram: 64 });

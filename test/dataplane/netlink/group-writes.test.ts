@@ -5,25 +5,15 @@
 // adds addresses to lo in a private network namespace.
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { Errno } from '../../../src/dataplane/netlink/errno.js';
+import { netnsUnavailable, unshareChildArgs } from '../../helpers/netns-child.js';
 
 const ENODEV = 19;
-// Compiled (dist) tests run the compiled child with plain node; tsx runs the TypeScript one.
-const compiled = import.meta.url.endsWith('.js');
-const child = fileURLToPath(new URL(compiled ? './group-writes-child.js' : './group-writes-child.ts', import.meta.url));
-
-function netnsUnavailable(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root for a network namespace';
-  const r = spawnSync('unshare', ['-n', 'true'], { encoding: 'utf8', timeout: 10_000 });
-  if (r.error) return `unshare unavailable: ${r.error.message}`;
-  return r.status === 0 ? undefined : `unshare -n failed: ${r.stderr.trim()}`;
-}
 
 describe('NetlinkRequester.exchangeWrites (real kernel, rtnetlink in a private netns)', { skip: netnsUnavailable() ?? false }, () => {
   it('one datagram, only the last asking for an ACK: each failure is its own, the rest were done', () => {
-    const r = spawnSync('unshare', ['-n', process.execPath, ...(compiled ? [] : ['--import', 'tsx']), child], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync('unshare', unshareChildArgs(import.meta.url, 'group-writes-child'), { encoding: 'utf8', timeout: 60_000 });
     assert.equal(r.status, 0, `child failed (${r.error?.message ?? r.signal ?? 'exit ' + String(r.status)}): ${r.stderr}`);
     const out = JSON.parse(r.stdout) as { errnos: number[]; addresses: string[] };
     // 10.1.0.1 added, added again (EEXIST), 10.1.0.2 on a link that does not exist (ENODEV), 10.1.0.3 added.

@@ -13,7 +13,7 @@ npm run lint || exit 1
 # last lines of a long run (all a CI log may keep) say which check failed and why.
 digest=$(mktemp)
 keep_failures() { # keep_failures STAGE LOG
-  grep -E 'FAIL:|FAILED|^not ok|^ *not ok|AssertionError|child failed|suite: stopping|undocumented difference' "$2" |
+  grep -E 'FAIL:|^FAIL |FAILED|^not ok|terminate called|Error in native callback|^ *not ok|AssertionError|child failed|suite: stopping|undocumented difference' "$2" |
     grep -v '# SKIP' | head -40 | sed "s/^/$1: /" >>"$digest" || true
 }
 # Lines a passing check flagged for a human ("NOTICE: ..."), repeated after the summary too.

@@ -28,7 +28,10 @@ function tryRun(cmd: string, args: readonly string[]): boolean {
   }
 }
 
+/** The step under way, named again if the scenario fails (CI keeps only its failure lines). */
+let currentStep = 'start';
 function step(name: string): void {
+  currentStep = name;
   console.log(`\n== ${name}`);
 }
 
@@ -428,6 +431,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  console.error('FAIL ipvs-netlink.vm:', e);
+  console.error(`FAIL ipvs-netlink.vm: in step "${currentStep}":`, e);
   process.exit(1);
 });

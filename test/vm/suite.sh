@@ -64,9 +64,11 @@ for entry in "${scenarios[@]}"; do
   if ((rc == 139)) || { ((rc != 0)) && grep -qE "SIGSEGV|Segmentation fault" "$out"; }; then
     printf 'NOTICE: suite: scenario %s: a process died of SIGSEGV (see above); running it once more\n' "$name"
     reset_node
-    "${cmd[@]}"
-    rc=$?
+    "${cmd[@]}" 2>&1 | tee "$out"
+    rc=${PIPESTATUS[0]}
   fi
+  # A CI log may keep only the lines that say what failed: repeat the scenario's last lines so.
+  ((rc == 0)) || tail -n 8 "$out" | sed "s/^/FAIL: $name (exit $rc): /"
   rm -f "$out"
   if ((rc == 0)); then
     pass=$((pass + 1)); printf '=== vm scenario %s: ok (%ss)\n' "$name" "$(($(date +%s) - start))"

@@ -163,6 +163,22 @@ scrub_all() {
   return 0
 }
 
+# The kernel keeps each deleted real server in a trash list for IP_VS_DEST_TRASH_PERIOD (120 s,
+# include/net/ip_vs.h) and walks that list for every real server added (ip_vs_trash_get_dest,
+# net/netfilter/ipvs/ip_vs_ctl.c): a cold start right after another IPVS proxy's cleanup would pay
+# for that proxy's real servers. Unloading ip_vs frees the trash; the next proxy finds ip_vs loaded
+# and empty, as the first one did after boot (record_boot_state loads it).
+fresh_ip_vs() {
+  local mods
+  mods=$(awk '$1 ~ /^ip_vs_/ {print $1}' /proc/modules)
+  # shellcheck disable=SC2086 # module names
+  if modprobe -r $mods ip_vs 2>/dev/null && modprobe ip_vs; then
+    return 0
+  fi
+  vm_log "ip_vs did not unload ($(awk '$1 ~ /^ip_vs/ {print $1 " used by " $4}' /proc/modules | tr '\n' ' ')); waiting 180 s for its dest trash to expire"
+  sleep 180
+}
+
 start_proxy() { # start_proxy LOG: runs CMD in the background as PROXY_PID
   "${CMD[@]}" >>"$1" 2>&1 &
   PROXY_PID=$!
@@ -211,6 +227,7 @@ run_one() { # run_one LABEL MODE: CMD, CLEANUP, EXPECT, IDLE, COLD_TIMEOUT, COLD
   local label=$1 mode=$2 t_churn
   rm -f "$WORK"/marks "$WORK"/threads "$WORK"/counts* "$WORK"/reach "$WORK"/clock "$WORK"/churn "$WORK"/kprobes* "$WORK"/metrics-* "$WORK"/proxy.log "$WORK"/ready
   scrub_all
+  fresh_ip_vs
 
   # default/kubernetes through its ClusterIP, polled from before the proxy starts.
   "${PROBE[@]}" reach --ca "$CA" --token-file "$TOKEN_FILE" --ready "$WORK/ready" --timeout "$COLD_TIMEOUT" >"$WORK/reach" 2>/dev/null &
@@ -248,6 +265,7 @@ run_one() { # run_one LABEL MODE: CMD, CLEANUP, EXPECT, IDLE, COLD_TIMEOUT, COLD
     fi
     "${CLEANUP[@]}" >"$WORK/cleanup.log" 2>&1
     scrub_all
+    fresh_ip_vs
     rm -f "$WORK"/marks "$WORK"/threads "$WORK"/metrics-first*
     # The probe from before the proxy starts again.
     kill "$REACH_PID" 2>/dev/null

@@ -38,6 +38,7 @@ import {
   encodeGetInfo,
   encodeGetService,
   encodeGetTimeouts,
+  encodeRefusedCommand,
   encodeListDests,
   encodeListServices,
   encodeNewDest,
@@ -384,6 +385,10 @@ export class IpvsNetlinkClient {
     let movedRetry = false;
     for (let attempt = 0; attempt < DUMP_ATTEMPTS; attempt++) {
       const id = await this.familyIdFor(op, object);
+      // Once per socket: IPVS walks its service table from the start for every dump datagram
+      // (ip_vs_genl_dump_services), so at a page per datagram a listing of 15,000 virtual servers
+      // walks it about a thousand times. Any outcome is fine: it only sizes later dumps.
+      await this.nl.enlargeDumps((bytes) => ({ type: id, flags: NlmF.REQUEST | NlmF.ACK, payload: encodeRefusedCommand(bytes) }));
       const [r] = await this.nl.exchange([{ type: id, flags: NlmF.REQUEST | NlmF.DUMP, payload }]);
       if (!r) throw new IpvsError({ code: 'PROTOCOL', errno: 0, op, object, detail: 'no reply' });
       if (r.errno === Errno.ENOENT && !movedRetry && (await this.movedFor(id, op, object))) {

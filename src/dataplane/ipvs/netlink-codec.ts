@@ -544,6 +544,15 @@ export function encodeGetInfo(): Buffer {
   return ipvs(IpvsCmd.GET_INFO, []);
 }
 
+/**
+ * A request of `bytes` payload bytes that IPVS refuses with EOPNOTSUPP before reading its body:
+ * command 0 (IPVS_CMD_UNSPEC) has no handler, and genetlink looks the command up before it parses
+ * any attribute (genl_family_rcv_msg, net/netlink/genetlink.c). One attribute of type 0 fills it.
+ */
+export function encodeRefusedCommand(bytes: number): Buffer {
+  return encodeGenl(0, IPVS_GENL_VERSION, [encodeAttr(0, Buffer.alloc(Math.max(0, bytes - 8)))]);
+}
+
 export function encodeFlush(): Buffer {
   return ipvs(IpvsCmd.FLUSH, []);
 }

@@ -76,6 +76,8 @@ export class FakeIpvsKernel implements NetlinkTransport {
   silent = false;
   /** Acks beyond this many per datagram are dropped and ENOBUFS is reported (SO_RCVBUF overflow). */
   ackLimit = Infinity;
+  /** Requests refused for a command IPVS does not have. */
+  refusedCommands = 0;
   /** Acknowledgements and errors (NLMSG_ERROR messages) sent so far. */
   errorMessages = 0;
   private bytesCounted = 0;
@@ -245,6 +247,8 @@ export class FakeIpvsKernel implements NetlinkTransport {
       case IpvsCmd.ZERO:
         return ack(0);
       default:
+        // No handler for the command (genl_family_rcv_msg looks it up before parsing anything).
+        this.refusedCommands++;
         return ack(E.EOPNOTSUPP);
     }
   }

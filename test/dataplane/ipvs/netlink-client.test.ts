@@ -66,6 +66,18 @@ describe('IpvsNetlinkClient (fake kernel)', { skip: endianness() !== 'LE' ? 'fak
     assert.deepEqual(await client.listServiceSetups(), await setups());
   });
 
+  it('before its first dump, sends one request IPVS refuses, 32 KB, so later dumps come in 32 KB datagrams', async () => {
+    const { kernel, client } = setup();
+    await client.addService(vs4);
+    const before = kernel.datagrams.length;
+    assert.equal((await client.listServices()).length, 1);
+    await client.listDestinations(vs4);
+    await client.listServices();
+    const large = kernel.datagrams.slice(before).filter((d) => d.bytes >= 32 * 1024);
+    assert.deepEqual(large, [{ messages: 1, bytes: 32 * 1024 }], 'one refused request, once per socket');
+    assert.equal(kernel.refusedCommands, 1, 'IPVS has no command 0: EOPNOTSUPP');
+  });
+
   it('creates, lists, updates and deletes services and destinations', async () => {
     const { client } = setup();
     await client.addService(vs4);

@@ -135,3 +135,37 @@ describe('NetlinkRequester groups of writes', () => {
     nl.close();
   });
 });
+
+describe('NetlinkRequester.enlargeDumps', () => {
+  // The kernel answers a refused request with an ERROR that echoes it (no NETLINK_CAP_ACK).
+  const refusing = (rcvbuf: number): { transport: NetlinkTransport; sent: NlMessage[] } => {
+    const sent: NlMessage[] = [];
+    const k = scriptedKernel((m, reply) => {
+      sent.push(m);
+      reply(NlMsgType.ERROR, 0, Buffer.concat([int32(-Errno.EOPNOTSUPP), encodeNlMessage(m)]));
+    });
+    return { transport: { ...k, recvBufferSize: rcvbuf }, sent };
+  };
+  const refused = (payloadBytes: number): { type: number; flags: number; payload: Buffer } => ({ type: 0x20, flags: NlmF.REQUEST | NlmF.ACK, payload: Buffer.alloc(payloadBytes) });
+
+  test('sends one refused request of 32 KB, whose echo is larger than the 32,448-byte cap on dump datagrams', async () => {
+    const k = refusing(8 << 20);
+    const nl = new NetlinkRequester(k.transport, { timeoutMs: 1000, maxMessagesPerDatagram: 10 });
+    assert.equal(await nl.enlargeDumps(refused), Errno.EOPNOTSUPP);
+    assert.equal(k.sent.length, 1);
+    const echoBytes = 16 + 4 + encodeNlMessage(k.sent[0] as NlMessage).length;
+    // SKB_WITH_OVERHEAD(32768) on 4 KB pages: 32768 - 320.
+    assert.ok(echoBytes >= 32_448, `echo of ${echoBytes} bytes`);
+    assert.equal(await nl.enlargeDumps(refused), 0, 'once per socket');
+    assert.equal(k.sent.length, 1);
+    nl.close();
+  });
+
+  test('skipped on a receive buffer too small to take the echo safely', async () => {
+    const k = refusing(64 << 10);
+    const nl = new NetlinkRequester(k.transport, { timeoutMs: 1000, maxMessagesPerDatagram: 10 });
+    assert.equal(await nl.enlargeDumps(refused), 0);
+    assert.equal(k.sent.length, 0);
+    nl.close();
+  });
+});

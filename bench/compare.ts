@@ -24,6 +24,7 @@ import { startTestApiServer } from '../test/helpers/apiserver.js';
 import { bootVm, GUEST_HOST, readBody, startConductor, writeGuestKubeconfig } from '../test/helpers/guest-conductor.js';
 import type { Conductor } from '../test/helpers/guest-conductor.js';
 import type { TestApiServer } from '../test/helpers/apiserver.js';
+import { DAEMON_NODE_FLAGS } from '../src/cli/daemon-node-flags.js';
 import { projectRoot } from '../test/api/support.js';
 import { NODE } from '../test/fidelity/scenario.js';
 import { ChurnWriter, expectedCounts, loadCluster, NODE_PORT_RANGE, shapeLabel } from './compare-cluster.js';
@@ -60,7 +61,7 @@ interface Options {
   readonly vmTimeout: number | undefined;
   readonly json: string | undefined;
   readonly cpuProf: string | undefined;
-  /** Extra flags for the node process that runs kube-ipvs (V8 experiments, e.g. --single-threaded-gc). */
+  /** Node flags of the kube-ipvs process: the image's (DAEMON_NODE_FLAGS), then each --node-flag, so one can undo a shipped one. */
   readonly nodeFlags: readonly string[];
   /** Another build's dist/kube-ipvs.mjs, whose --help the guest times beside this one's. */
   readonly startupBaseline: string | undefined;
@@ -69,7 +70,7 @@ interface Options {
 function parseArgs(argv: readonly string[]): Options {
   const o = {
     services: 50, endpoints: 10, proxies: [...PROXIES] as ProxyId[], churnSeconds: 60, churnRate: 2, idleSeconds: 90, coldTimeout: 3600, coldAttempts: 2,
-    syncPeriod: '30s', minSyncPeriod: '1s', vmMem: '3G', vmTimeout: undefined as number | undefined, json: undefined as string | undefined, cpuProf: undefined as string | undefined, nodeFlags: [] as string[],
+    syncPeriod: '30s', minSyncPeriod: '1s', vmMem: '3G', vmTimeout: undefined as number | undefined, json: undefined as string | undefined, cpuProf: undefined as string | undefined, nodeFlags: [...DAEMON_NODE_FLAGS] as string[],
     startupBaseline: undefined as string | undefined,
   };
   for (let i = 0; i < argv.length; i++) {

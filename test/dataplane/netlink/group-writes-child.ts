@@ -3,10 +3,8 @@
 // what the kernel answered and which addresses lo holds, as one JSON line.
 import { spawnSync } from 'node:child_process';
 import { NlmF, encodeAttr } from '../../../src/dataplane/netlink/framing.js';
-import { NetlinkRequester } from '../../../src/dataplane/netlink/requester.js';
-import { openRawNetlink } from '../../../src/dataplane/netlink/transport.js';
+import { routeRequester } from './route-requester.js';
 
-const NETLINK_ROUTE = 0;
 const RTM_NEWADDR = 20;
 const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
@@ -26,7 +24,7 @@ function newAddress(ip: string, index: number): { type: number; flags: number; p
   return { type: RTM_NEWADDR, flags: NlmF.REQUEST | NlmF.ACK | NLM_F_CREATE | NlmF.EXCL, payload: Buffer.concat([head, encodeAttr(IFA_LOCAL, a, fail), encodeAttr(IFA_ADDRESS, a, fail)]) };
 }
 
-const nl = new NetlinkRequester(openRawNetlink(NETLINK_ROUTE, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 }), { timeoutMs: 10_000, maxMessagesPerDatagram: 64 });
+const nl = routeRequester();
 const replies = await nl.exchangeWrites([newAddress('10.1.0.1', LO_INDEX), newAddress('10.1.0.1', LO_INDEX), newAddress('10.1.0.2', NO_SUCH_LINK), newAddress('10.1.0.3', LO_INDEX)]);
 nl.close();
 const shown = spawnSync('ip', ['-4', '-o', 'addr', 'show', 'dev', 'lo'], { encoding: 'utf8' }).stdout;

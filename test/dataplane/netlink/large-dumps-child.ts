@@ -3,11 +3,8 @@
 // datagram the kernel sent, as one JSON line.
 import { spawnSync } from 'node:child_process';
 import { NlmF } from '../../../src/dataplane/netlink/framing.js';
-import { NetlinkRequester } from '../../../src/dataplane/netlink/requester.js';
-import type { NetlinkTransport } from '../../../src/dataplane/netlink/transport.js';
-import { openRawNetlink } from '../../../src/dataplane/netlink/transport.js';
+import { routeRequester } from './route-requester.js';
 
-const NETLINK_ROUTE = 0;
 const RTM_GETADDR = 22;
 /** Above RTM_MAX: rtnetlink_rcv_msg refuses it (EOPNOTSUPP) before it reads the body. */
 const NO_SUCH_RTM = 0x7ff;
@@ -17,17 +14,15 @@ const lines = Array.from({ length: ADDRESSES }, (_, i) => `addr add 10.9.${i >> 
 const added = spawnSync('ip', ['-batch', '-'], { input: lines, encoding: 'utf8' });
 if (added.status !== 0) throw new Error(`ip -batch: ${added.stderr}`);
 
-const real = openRawNetlink(NETLINK_ROUTE, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
 let sizes: number[] = [];
-const counting: NetlinkTransport = {
+const nl = routeRequester((real) => ({
   ...real,
   listen: (onDatagram, onError) =>
     real.listen((d, port) => {
       sizes.push(d.length);
       onDatagram(d, port);
     }, onError),
-};
-const nl = new NetlinkRequester(counting, { timeoutMs: 10_000, maxMessagesPerDatagram: 64 });
+}));
 const dump = async (): Promise<{ parts: number; datagrams: number; largest: number }> => {
   sizes = [];
   const r = await nl.single({ type: RTM_GETADDR, flags: NlmF.REQUEST | NlmF.DUMP, payload: Buffer.from([2, 0, 0, 0, 0, 0, 0, 0]) });

@@ -8,6 +8,7 @@ import { Errno } from '../../../src/dataplane/netlink/errno.js';
 import { NlMsgType, NlmF, encodeNlMessage, parseNlMessages } from '../../../src/dataplane/netlink/framing.js';
 import type { NlMessage } from '../../../src/dataplane/netlink/framing.js';
 import type { NetlinkTransport } from '../../../src/dataplane/netlink/transport.js';
+import type { NetlinkRequest } from '../../../src/dataplane/netlink/requester.js';
 import { NetlinkRequester } from '../../../src/dataplane/netlink/requester.js';
 import { scriptedKernel } from '../../helpers/scripted-netlink.js';
 
@@ -146,7 +147,7 @@ describe('NetlinkRequester.enlargeDumps', () => {
     });
     return { transport: { ...k, recvBufferSize: rcvbuf }, sent };
   };
-  const refused = (payloadBytes: number): { type: number; flags: number; payload: Buffer } => ({ type: 0x20, flags: NlmF.REQUEST | NlmF.ACK, payload: Buffer.alloc(payloadBytes) });
+  const refused = (payloadBytes: number): NetlinkRequest => ({ type: 0x20, flags: NlmF.REQUEST | NlmF.ACK, payload: Buffer.alloc(payloadBytes) });
 
   test('sends one refused request of 32 KB, whose echo is larger than the 32,448-byte cap on dump datagrams', async () => {
     const k = refusing(8 << 20);

@@ -15,7 +15,7 @@
 #
 # Conductor protocol (plain text; the guest needs only curl):
 #   GET  /next  -> "run <label>" then "mode ipvs|nftables", "cmd <word>"..., "cleanup <word>"...,
-#                  "expect <key> <n>"..., "idle <seconds>", "cold-timeout <seconds>", "cold-attempts <n>"; or "done"
+#                  "expect <key> <n>"..., "churn <seconds>", "idle <seconds>", "cold-timeout <seconds>", "cold-attempts <n>"; or "done"
 #   GET  /time  -> the host's epoch seconds (for the clock offset)
 #   POST /churn?label=<label>&offset=<guest-host seconds>  -> "ok <changes>" when the writer is done
 #   POST /result?label=<label>   body: the sections below
@@ -223,7 +223,7 @@ send_result() { # send_result LABEL STATUS
   conductor POST "/result?label=$1" "$WORK/result" >/dev/null
 }
 
-run_one() { # run_one LABEL MODE: CMD, CLEANUP, EXPECT, IDLE, COLD_TIMEOUT, COLD_ATTEMPTS set by the caller
+run_one() { # run_one LABEL MODE: CMD, CLEANUP, EXPECT, CHURN, IDLE, COLD_TIMEOUT, COLD_ATTEMPTS set by the caller
   local label=$1 mode=$2 t_churn
   rm -f "$WORK"/marks "$WORK"/threads "$WORK"/counts* "$WORK"/reach "$WORK"/clock "$WORK"/churn "$WORK"/kprobes* "$WORK"/metrics-* "$WORK"/proxy.log "$WORK"/ready
   scrub_all
@@ -295,12 +295,22 @@ run_one() { # run_one LABEL MODE: CMD, CLEANUP, EXPECT, IDLE, COLD_TIMEOUT, COLD
   # A mark at each minute of the writer's: the report shows the churn's cost minute by minute.
   (for ((k = 1; ; k++)); do sleep 60; mark "churn-m$k"; done) &
   local ticker=$!
+  # The sync that started after the last queued change; then let nothing change. The waiter starts
+  # before the churn ends and judges once it has: started after, its first scrape would lump all
+  # the churn's syncs together, and it would wait for the proxy's next periodic sync, charging
+  # that sync to the churn. Its scrapes during the last seconds of the churn are few and small.
+  rm -f "$WORK/churn-done"
+  (
+    sleep $((CHURN > 15 ? CHURN - 15 : 0))
+    wait_sync --since "$t_churn" --baseline "$WORK/metrics-churn-baseline" --timeout "$COLD_TIMEOUT" --after "$WORK/churn-done"
+  ) &
+  local waiter=$!
   conductor POST "/churn?label=$label&offset=$(cut -d' ' -f1 "$WORK/clock")" >"$WORK/churn"
   kill "$ticker" 2>/dev/null
   wait "$ticker" 2>/dev/null
   mark churn-end
-  # The sync that started after the last queued change; then let nothing change.
-  wait_sync --since "$t_churn" --baseline "$WORK/metrics-churn-baseline" --timeout "$COLD_TIMEOUT"
+  : >"$WORK/churn-done"
+  wait "$waiter"
   mark churn-synced
   metrics churn
   send_result "$label" "cut short after the churn"
@@ -357,7 +367,7 @@ while :; do
   [[ ${lines[0]:-} == done ]] && break
   read -r verb label <<<"${lines[0]}"
   [[ $verb == run ]] || vm_die "conductor said: ${lines[0]}"
-  CMD=() CLEANUP=() IDLE=60 COLD_TIMEOUT=3600 COLD_ATTEMPTS=2 mode=ipvs
+  CMD=() CLEANUP=() CHURN=0 IDLE=60 COLD_TIMEOUT=3600 COLD_ATTEMPTS=2 mode=ipvs
   declare -A EXPECT=()
   for l in "${lines[@]:1}"; do
     read -r key rest <<<"$l"
@@ -366,6 +376,7 @@ while :; do
       cmd) CMD+=("$rest") ;;
       cleanup) CLEANUP+=("$rest") ;;
       expect) read -r k n <<<"$rest"; EXPECT[$k]=$n ;;
+      churn) CHURN=${rest%.*} ;;
       idle) IDLE=$rest ;;
       cold-timeout) COLD_TIMEOUT=$rest ;;
       cold-attempts) COLD_ATTEMPTS=$rest ;;

@@ -175,6 +175,7 @@ function conductor(o: Options, paths: Paths, churn: ChurnWriter, results: Map<Pr
           ...cmd.map((w) => `cmd ${w}`),
           ...cleanup.map((w) => `cleanup ${w}`),
           ...Object.entries(expected[mode]).map(([k, n]) => `expect ${k} ${n}`),
+          `churn ${o.churnSeconds}`,
           `idle ${o.idleSeconds}`,
           `cold-timeout ${o.coldTimeout}`,
           `cold-attempts ${o.coldAttempts}`,

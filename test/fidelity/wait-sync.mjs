@@ -23,7 +23,12 @@
 // (at least twice the longest sync seen) has nothing left to do, even though that sync seems to have
 // begun before the change (e.g. the guest's wall clock stepped back; CI once saw nftables mode so and
 // waited out the whole timeout). That is accepted, with a note on stderr.
-//   node wait-sync.mjs --since SECONDS [--baseline FILE] [--timeout SECONDS] [--quiet SECONDS] [--settle SECONDS] [--two-syncs] [--url URL]
+// With --after FILE it scrapes from its start but judges nothing until FILE exists: started while
+// changes are still being written (the benchmark's churn), it sees each sync's start one scrape at
+// a time. Started only once they were done, its first scrape lumps every sync since the baseline
+// together, so the last one's start is unknown, and a proxy that then has nothing left to do is
+// seen synced only at its next periodic sync or after --settle.
+//   node wait-sync.mjs --since SECONDS [--baseline FILE] [--timeout SECONDS] [--quiet SECONDS] [--settle SECONDS] [--two-syncs] [--after FILE] [--url URL]
 // --since 0 waits for a first completed sync of every family. Exit 0 when synced, 1 on timeout.
 // Plain JavaScript without imports: it starts fast in the VM.
 const args = process.argv.slice(2);
@@ -37,6 +42,7 @@ const baselineFile = opt('--baseline');
 const quietMs = Number(opt('--quiet', '5')) * 1000;
 const settleMs = Number(opt('--settle', '30')) * 1000;
 const twoSyncs = args.includes('--two-syncs');
+const gate = opt('--after');
 const FAMILIES = ['IPv4', 'IPv6'];
 const URL_ = opt('--url', 'http://127.0.0.1:10249/metrics');
 // last_timestamp is set a moment before the duration is observed, so a computed start is early by
@@ -68,7 +74,7 @@ async function scrape() {
   }
 }
 
-const { readFileSync } = await import('node:fs');
+const { existsSync, readFileSync } = await import('node:fs');
 // Hold the event loop for the whole wait: under a loaded TCG guest a pending fetch has let the
 // loop drain, and node then exits 13 (an unsettled top-level await) instead of waiting on.
 setInterval(() => {}, 60_000);
@@ -92,6 +98,8 @@ let progressAt = now_();
 let longestMs = 0;
 while (now_() < deadline) {
   const at = Date.now() / 1000;
+  // Before the scrape: a scrape asked for after FILE appeared shows every change written before it.
+  const open = gate === undefined || existsSync(gate);
   const askedAt = now_();
   const now = await scrape();
   const scrapeMs = now_() - askedAt;
@@ -113,7 +121,7 @@ while (now_() < deadline) {
     const twoAfter = (f) => !twoSyncs || since === 0 || now[f].count - seen[f].count >= 2;
     const startedAfter = (f) => lastStart[f] >= now[f].queued - SLACK;
     const settled = (f) => now[f].last >= now[f].queued && now_() - progressAt >= Math.max(settleMs, 2 * longestMs);
-    const done = changed.length > 0 && changed.every((f) => now[f].count > 0 && (startedAfter(f) || settled(f)) && twoAfter(f));
+    const done = open && changed.length > 0 && changed.every((f) => now[f].count > 0 && (startedAfter(f) || settled(f)) && twoAfter(f));
     if (done && !changed.every(startedAfter)) {
       process.stderr.write(`wait-sync: accepting a sync that ended after the last change though it seems to have begun before it; nothing has been queued or completed for ${Math.round((now_() - progressAt) / 1000)}s: ${JSON.stringify(now)}\n`);
       process.exit(0);

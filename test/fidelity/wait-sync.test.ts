@@ -6,6 +6,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -58,7 +61,54 @@ async function waitAgainst(
   }
 }
 
+/**
+ * The benchmark's churn: twenty syncs since the baseline scrape, the last change queued after the
+ * twentieth ended, then one 0.1 s sync that begins after it, and nothing more. The waiter starts
+ * while the churn runs (`gated`: it sees two scrapes of the twenty, then the one after; the churn
+ * ends, FILE appears, once that one has been served) or only after it (it sees all 21 at once).
+ */
+async function waitAfterChurn({ gated, openGate = true, timeout = 4 }: { gated: boolean; openGate?: boolean; timeout?: number }): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'wait-sync-'));
+  const gate = join(dir, 'churn-done');
+  const baseline = join(dir, 'baseline');
+  writeFileSync(baseline, text({ count: 0, sum: 0, last: 0, queued: 0 }));
+  const queued = Date.now() / 1000 - 0.2;
+  const during: State = { count: 20, sum: 10, last: queued - 0.1, queued };
+  let after: State | undefined;
+  let served = 0;
+  const server = createServer((_req, res) => {
+    const n = served++;
+    if (gated && n < 2) return res.end(text(during));
+    // The last sync ends just before it is first seen, so it began after the change.
+    after ??= { count: 21, sum: 10.1, last: Date.now() / 1000 - 0.01, queued };
+    if (openGate) writeFileSync(gate, '');
+    res.end(text(after));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  try {
+    const args = [SCRIPT, '--since', String(queued - 5), '--baseline', baseline, '--quiet', '0.3', '--timeout', String(timeout), '--url', `http://127.0.0.1:${port}/metrics`];
+    const child = spawn(process.execPath, gated ? [...args, '--after', gate] : args, { stdio: 'ignore' });
+    return await new Promise<number>((r) => child.on('exit', (code) => r(code ?? -1)));
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('wait-sync', () => {
+  test('started during the churn (--after): the sync after the last change counts once the churn has ended', async () => {
+    assert.equal(await waitAfterChurn({ gated: true }), 0);
+  });
+
+  test('started after the churn: the first scrape cannot place that sync, so it waits for another', async () => {
+    assert.equal(await waitAfterChurn({ gated: false }), 1);
+  });
+
+  test('--after: nothing is judged while the file is missing, however synced the proxy is', async () => {
+    assert.equal(await waitAfterChurn({ gated: true, openGate: false, timeout: 3 }), 1);
+  });
+
   test('two quick syncs after a long one: the last began after the previous scrape, so the proxy has caught up', async () => {
     assert.equal(await waitAgainst(() => [0.02, 0.02]), 0);
   });

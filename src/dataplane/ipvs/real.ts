@@ -1,21 +1,23 @@
 // IpvsBackend over the kernel: a thin adapter so the sync loop, the fake and the contract suite
 // all speak one interface. Everything of substance lives in IpvsNetlinkClient.
-import { readFileSync } from 'node:fs';
 import type { IpvsBackend, IpvsOp, IpvsOpResult, IpvsTimeouts, ObservedRealServer, ObservedVirtualServer, ObservedVirtualServerSetup } from './backend.js';
 import type { IpvsNetlinkClientOptions } from './netlink-client.js';
 import { IpvsNetlinkClient } from './netlink-client.js';
 import type { RealServerBlock } from './proc.js';
+import { ProcFile } from './proc-file.js';
 import { PROC_IPVS_PATH, ProcIpvsReader } from './proc.js';
 
 export class RealIpvs implements IpvsBackend {
   readonly client: IpvsNetlinkClient;
   private readonly proc = new ProcIpvsReader();
+  private readonly procFile: ProcFile;
 
   /** Takes an existing client, or options to open one (a NETLINK_GENERIC socket). */
   constructor(
     client: IpvsNetlinkClient | IpvsNetlinkClientOptions = {},
-    private readonly procPath = PROC_IPVS_PATH,
+    procPath = PROC_IPVS_PATH,
   ) {
+    this.procFile = new ProcFile(procPath);
     this.client = client instanceof IpvsNetlinkClient ? client : new IpvsNetlinkClient(client);
   }
 
@@ -32,12 +34,11 @@ export class RealIpvs implements IpvsBackend {
   }
 
   /**
-   * Read synchronously: the kernel hands a seq_file out a page at a time, and an asynchronous read
-   * makes each page a thread-pool round trip (1,400 of them at 5,000 Services); the read itself
-   * is the kernel's formatting, which a thread-pool read costs as well.
+   * Most of a read's cost is the kernel's: for each page it walks its service table from the start
+   * to where the last page ended (ip_vs_info_seq_start in ip_vs_ctl.c).
    */
   async listRealServerBlocks(): Promise<Map<string, RealServerBlock>> {
-    return this.proc.read(readFileSync(this.procPath, 'utf8'));
+    return this.proc.read(this.procFile.read());
   }
 
   apply(ops: readonly IpvsOp[]): Promise<IpvsOpResult[]> {

@@ -1,0 +1,48 @@
+// ProcFile: the text a whole read(2) loop gives, across reads of one kept buffer.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ProcFile } from '../../../src/dataplane/ipvs/proc-file.js';
+
+function withDir(fn: (dir: string) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), 'proc-file-'));
+  try {
+    fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('ProcFile', () => {
+  test('a seq_file, which the kernel hands out a page per read, reads whole', () => {
+    // The mount table of this process: a seq_file that does not change while the test runs.
+    const f = new ProcFile('/proc/self/mountinfo');
+    const expected = readFileSync('/proc/self/mountinfo', 'utf8');
+    assert.ok(expected.length > 0);
+    assert.equal(f.read(), expected);
+    assert.equal(f.read(), expected);
+  });
+
+  test('a file larger than the buffer, then a smaller one: each read is exactly the file', () => {
+    withDir((dir) => {
+      const path = join(dir, 'ip_vs');
+      const big = Array.from({ length: 6000 }, (_, i) => `  -> 0A00${(i % 256).toString(16).padStart(2, '0')}01:1F90      Masq    1      0          0\n`).join('');
+      assert.ok(big.length > 4 * (64 << 10));
+      writeFileSync(path, big);
+      const f = new ProcFile(path);
+      assert.equal(f.read(), big);
+      writeFileSync(path, 'TCP  0A60000A:0050 rr \n');
+      assert.equal(f.read(), 'TCP  0A60000A:0050 rr \n');
+      writeFileSync(path, '');
+      assert.equal(f.read(), '');
+    });
+  });
+
+  test('a missing file throws ENOENT', () => {
+    withDir((dir) => {
+      assert.throws(() => new ProcFile(join(dir, 'ip_vs')).read(), { code: 'ENOENT' });
+    });
+  });
+});

@@ -1,13 +1,7 @@
 // bench:compare — kube-ipvs side by side with upstream kube-proxy v1.36.3 in IPVS and nftables
 // modes: the same VM boot, the same kernel (scrubbed between runs), the same cluster in the same
-// kube-apiserver on the host. Prints figures and ratios; asserts nothing.
-//   npm run bench:compare -- [--services N] [--endpoints N] [--proxies ipvs,nftables,kube-ipvs]
-//       [--churn-seconds S] [--churn-rate R] [--idle-seconds S] [--cold-timeout S] [--cold-attempts 1|2]
-//       [--sync-period 30s] [--min-sync-period 1s] [--vm-mem 3G] [--vm-timeout S]
-//       [--json FILE] [--cpu-prof DIR] [--node-flag FLAG]... [--startup-baseline OTHER/dist/kube-ipvs.mjs]
-//   npm run bench:compare -- --merge A.json B.json   # one table from runs split over VM boots
-// Defaults: 50 Services × 10 endpoints (the size CI runs), 60 s of churn at 2 changes/s, 90 s idle.
-// Wrap it in `flock /work/notes/vm.lock` where several VMs share a machine. See bench/README.md.
+// kube-apiserver on the host. Prints figures and ratios; asserts nothing. Usage: USAGE below
+// (`--help` prints it); bench/README.md says what each figure is.
 //
 // On the host: a real kube-apiserver (test/helpers/apiserver.ts) holds the cluster
 // (bench/compare-cluster.ts) and a small HTTP conductor tells the guest what to run, writes the
@@ -67,6 +61,18 @@ interface Options {
   readonly startupBaseline: string | undefined;
 }
 
+const USAGE = `usage: npm run bench:compare -- [--services N] [--endpoints N] [--proxies ipvs,nftables,kube-ipvs]
+    [--churn-seconds S] [--churn-rate R] [--idle-seconds S] [--cold-timeout S] [--cold-attempts 1|2]
+    [--sync-period 30s] [--min-sync-period 1s] [--vm-mem 3G] [--vm-timeout S]
+    [--json FILE] [--cpu-prof DIR] [--node-flag FLAG]... [--startup-baseline OTHER/dist/kube-ipvs.mjs]
+  npm run bench:compare -- --merge A.json B.json    one table from runs of one size split over VM boots
+Defaults: 50 Services x 10 endpoints (the size CI runs), all three proxies, 60 s of churn at
+2 changes/s, 90 s idle. Where several VMs share a machine, run one at a time (e.g. under flock).
+See bench/README.md.`;
+
+/** A command line this tool cannot run: said with the usage, without a stack. */
+class UsageError extends Error {}
+
 function parseArgs(argv: readonly string[]): Options {
   const o = {
     services: 50, endpoints: 10, proxies: [...PROXIES] as ProxyId[], churnSeconds: 60, churnRate: 2, idleSeconds: 90, coldTimeout: 3600, coldAttempts: 2,
@@ -77,12 +83,12 @@ function parseArgs(argv: readonly string[]): Options {
     const a = argv[i] as string;
     const value = (): string => {
       const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
+      if (v === undefined) throw new UsageError(`${a} needs a value`);
       return v;
     };
     const num = (): number => {
       const v = Number(value());
-      if (!(v > 0)) throw new Error(`${a} must be a positive number`);
+      if (!(v > 0)) throw new UsageError(`${a} must be a positive number`);
       return v;
     };
     if (a === '--services') o.services = Math.round(num());
@@ -93,7 +99,7 @@ function parseArgs(argv: readonly string[]): Options {
     else if (a === '--cold-timeout') o.coldTimeout = Math.round(num());
     else if (a === '--cold-attempts') {
       const v = value();
-      if (v !== '1' && v !== '2') throw new Error(`--cold-attempts must be 1 or 2, not ${v}`);
+      if (v !== '1' && v !== '2') throw new UsageError(`--cold-attempts must be 1 or 2, not ${v}`);
       o.coldAttempts = Number(v);
     } else if (a === '--sync-period') o.syncPeriod = value();
     else if (a === '--min-sync-period') o.minSyncPeriod = value();
@@ -105,12 +111,12 @@ function parseArgs(argv: readonly string[]): Options {
     else if (a === '--startup-baseline') o.startupBaseline = resolve(value());
     else if (a === '--proxies') {
       const list = value().split(',');
-      for (const p of list) if (!(PROXIES as readonly string[]).includes(p)) throw new Error(`--proxies: unknown proxy ${p} (${PROXIES.join(', ')})`);
+      for (const p of list) if (!(PROXIES as readonly string[]).includes(p)) throw new UsageError(`--proxies: unknown proxy ${p} (${PROXIES.join(', ')})`);
       o.proxies = list as ProxyId[];
     } else if (a === '--') continue;
-    else throw new Error(`unknown argument ${a} (see the header of bench/compare.ts)`);
+    else throw new UsageError(`unknown argument ${a}`);
   }
-  if (o.services > 12000) throw new Error('--services: at most 12,000 (node ports 20256 + i must stay inside the API server range)');
+  if (o.services > 12000) throw new UsageError('--services: at most 12,000 (node ports 20256 + i must stay inside the API server range)');
   return { shape: { services: o.services, endpoints: o.endpoints }, ...o };
 }
 
@@ -250,7 +256,7 @@ function report(runs: readonly RunRecord[], extra: readonly string[] = []): stri
   const first = runs[0];
   if (!first) throw new Error('nothing to report');
   const shape = first.shape;
-  if (runs.some((r) => r.shape.services !== shape.services || r.shape.endpoints !== shape.endpoints)) throw new Error('--merge: the runs are of different sizes');
+  if (runs.some((r) => r.shape.services !== shape.services || r.shape.endpoints !== shape.endpoints)) throw new UsageError('--merge: the runs are of different sizes');
   const expected = expectedCounts(shape);
   const boots = runs.map((r) => {
     const o = r.options;
@@ -283,10 +289,14 @@ function version(root: string): string {
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2).filter((a) => a !== '--');
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
   if (argv[0] === '--merge') {
     // Runs of one size split over several VM boots (--proxies), kept with --json: one table.
     const files = argv.slice(1);
-    if (files.length === 0) throw new Error('--merge needs the --json files of earlier runs');
+    if (files.length === 0) throw new UsageError('--merge needs the --json files of earlier runs');
     const clkTck = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
     const runs = files.map((f) => {
       const run = JSON.parse(readFileSync(f, 'utf8')) as RunRecord & { raw?: Record<string, string> };
@@ -384,6 +394,10 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (e: unknown) => {
+    if (e instanceof UsageError) {
+      log(`error: ${e.message}\n${USAGE}`);
+      process.exit(2);
+    }
     log(`error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     process.exit(125);
   },

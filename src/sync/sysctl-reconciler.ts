@@ -28,7 +28,11 @@ async function applyOne(backend: SysctlBackend, s: SysctlSetting): Promise<Outco
  */
 export async function applySysctls(backend: SysctlBackend, settings: readonly SysctlSetting[], report: SyncReport): Promise<void> {
   const byKey = new Map<string, number[]>();
-  settings.forEach((s, i) => byKey.set(s.key, [...(byKey.get(s.key) ?? []), i]));
+  settings.forEach((s, i) => {
+    const indexes = byKey.get(s.key);
+    if (indexes) indexes.push(i);
+    else byKey.set(s.key, [i]);
+  });
   const outcomes: Outcome[] = new Array<Outcome>(settings.length).fill('kept');
   await Promise.all(
     [...byKey.values()].map(async (indexes) => {

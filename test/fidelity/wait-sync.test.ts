@@ -34,6 +34,19 @@ function text(s: State): string {
     .join('');
 }
 
+/** Runs wait-sync.mjs with `args` against a /metrics that `serve` answers; its exit code. */
+async function runWaiter(serve: () => string, args: readonly string[]): Promise<number> {
+  const server = createServer((_req, res) => res.end(serve()));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  try {
+    const child = spawn(process.execPath, [SCRIPT, ...args, '--url', `http://127.0.0.1:${port}/metrics`], { stdio: 'ignore' });
+    return await new Promise<number>((r) => child.on('exit', (code) => r(code ?? -1)));
+  } finally {
+    server.close();
+  }
+}
+
 /**
  * A change queued 2 s before the first scrape, while a 3 s sync ran; after the first scrape that
  * sync ends and `after(t1)` more follow, t1 being when the first scrape was answered. With
@@ -50,15 +63,7 @@ async function waitAgainst(
   const durations = [3, ...after(t1)];
   const end = t1 + 0.06 + durations.slice(1).reduce((a, b) => a + b, 0);
   const later: State = { count: 10 + durations.length, sum: 5 + durations.reduce((a, b) => a + b, 0), last: end, queued };
-  const server = createServer((_req, res) => res.end(text(served++ === 0 || noneAfter ? before : later)));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  try {
-    const child = spawn(process.execPath, [SCRIPT, '--since', String(queued - 0.5), '--quiet', '0.3', '--settle', String(settle), '--timeout', String(timeout), '--url', `http://127.0.0.1:${port}/metrics`], { stdio: 'ignore' });
-    return await new Promise<number>((r) => child.on('exit', (code) => r(code ?? -1)));
-  } finally {
-    server.close();
-  }
+  return runWaiter(() => text(served++ === 0 || noneAfter ? before : later), ['--since', String(queued - 0.5), '--quiet', '0.3', '--settle', String(settle), '--timeout', String(timeout)]);
 }
 
 /**
@@ -76,22 +81,17 @@ async function waitAfterChurn({ gated, openGate = true, timeout = 4 }: { gated: 
   const during: State = { count: 20, sum: 10, last: queued - 0.1, queued };
   let after: State | undefined;
   let served = 0;
-  const server = createServer((_req, res) => {
-    const n = served++;
-    if (gated && n < 2) return res.end(text(during));
+  const serve = (): string => {
+    if (gated && served++ < 2) return text(during);
     // The last sync ends just before it is first seen, so it began after the change.
     after ??= { count: 21, sum: 10.1, last: Date.now() / 1000 - 0.01, queued };
     if (openGate) writeFileSync(gate, '');
-    res.end(text(after));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
+    return text(after);
+  };
+  const args = ['--since', String(queued - 5), '--baseline', baseline, '--quiet', '0.3', '--timeout', String(timeout)];
   try {
-    const args = [SCRIPT, '--since', String(queued - 5), '--baseline', baseline, '--quiet', '0.3', '--timeout', String(timeout), '--url', `http://127.0.0.1:${port}/metrics`];
-    const child = spawn(process.execPath, gated ? [...args, '--after', gate] : args, { stdio: 'ignore' });
-    return await new Promise<number>((r) => child.on('exit', (code) => r(code ?? -1)));
+    return await runWaiter(serve, gated ? [...args, '--after', gate] : args);
   } finally {
-    server.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

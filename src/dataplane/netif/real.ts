@@ -12,6 +12,11 @@ import type { IpFamily } from '../../model/types.js';
 import type { InterfaceAddress, NetifBackend } from './backend.js';
 
 const NLMSG_ERROR = 2;
+const NLMSG_HDRLEN = 16;
+/** A message type rtnetlink refuses (above RTM_MAX, which is 127 or less in every kernel so far). */
+const REFUSED_RTM_TYPE = 0x3ff;
+/** The dump datagram size after one read this large: max_recvmsg_len's cap (net/netlink/af_netlink.c). */
+const LARGE_DUMP_BYTES = 32 * 1024;
 const AF_INET = 2;
 const AF_INET6 = 10;
 const IFNAMSIZ = 16;
@@ -197,35 +202,75 @@ function parseAddressMessage(data: Buffer): AddressMessage {
 }
 
 /**
- * The addresses of RTM_NEWADDR messages, named by `names` (ifindex → link name). Entries of other
- * families are skipped; a malformed message, or an address of the wrong length for its family, is
- * a PARSE error.
+ * The address of one RTM_NEWADDR message, named by `names` (ifindex → link name); undefined for
+ * other messages and families. A malformed message, or an address of the wrong length for its
+ * family, is a PARSE error.
  */
+function decodeAddress(m: { readonly type: number; readonly data: Buffer }, names: ReadonlyMap<number, string>): InterfaceAddress | undefined {
+  if (m.type !== rt.MessageType.NEWADDR) return undefined;
+  let a: AddressMessage;
+  try {
+    a = parseAddressMessage(m.data);
+  } catch (e) {
+    throw unreadable('address', e);
+  }
+  const family = familyOf(a.family);
+  // IPv4 entries carry IFA_LOCAL (the interface's own address; IFA_ADDRESS is the peer on
+  // point-to-point links); IPv6 entries carry only IFA_ADDRESS.
+  const raw = a.local ?? a.address;
+  if (!family || !raw) return undefined;
+  if (raw.length !== (family === 'IPv4' ? 4 : 16)) throw unreadable('address', new Error(`${family} address of ${raw.length} bytes`));
+  return {
+    ifname: names.get(a.index) ?? a.label ?? '',
+    ifindex: a.index,
+    family,
+    address: formatIp({ family, bytes: new Uint8Array(raw) }),
+    prefix: a.prefixlen,
+  };
+}
+
+/** The addresses of RTM_NEWADDR messages, named by `names` (ifindex → link name); see decodeAddress. */
 export function decodeAddresses(parts: readonly { readonly type: number; readonly data: Buffer }[], names: ReadonlyMap<number, string>): InterfaceAddress[] {
   const out: InterfaceAddress[] = [];
   for (const m of parts) {
-    if (m.type !== rt.MessageType.NEWADDR) continue;
-    let a: AddressMessage;
-    try {
-      a = parseAddressMessage(m.data);
-    } catch (e) {
-      throw unreadable('address', e);
-    }
-    const family = familyOf(a.family);
-    // IPv4 entries carry IFA_LOCAL (the interface's own address; IFA_ADDRESS is the peer on
-    // point-to-point links); IPv6 entries carry only IFA_ADDRESS.
-    const raw = a.local ?? a.address;
-    if (!family || !raw) continue;
-    if (raw.length !== (family === 'IPv4' ? 4 : 16)) throw unreadable('address', new Error(`${family} address of ${raw.length} bytes`));
-    out.push({
-      ifname: names.get(a.index) ?? a.label ?? '',
-      ifindex: a.index,
-      family,
-      address: formatIp({ family, bytes: new Uint8Array(raw) }),
-      prefix: a.prefixlen,
-    });
+    const a = decodeAddress(m, names);
+    if (a) out.push(a);
   }
   return out;
+}
+
+/** One address listing's messages in the kernel's order, each with its bytes and what it decoded to. */
+export interface AddressListing {
+  /** The link names the entries were named with. */
+  readonly names: ReadonlyMap<number, string>;
+  readonly entries: readonly { readonly type: number; readonly bytes: Buffer; readonly address: InterfaceAddress | undefined }[];
+}
+
+/**
+ * decodeAddresses for a listing read every sync period: the kernel lists a link's addresses in the
+ * same order while they do not change, and a permanent address's message stays byte for byte the
+ * same (its lifetimes are infinite, its timestamps those of its creation). So a message equal to the
+ * one at its place in the last listing, under the same link names, is that listing's address again,
+ * not decoded anew: tens of thousands of VIPs cost a byte comparison each.
+ */
+export function decodeAddressesSince(parts: readonly { readonly type: number; readonly data: Buffer }[], names: ReadonlyMap<number, string>, last: AddressListing | undefined): { addresses: InterfaceAddress[]; listing: AddressListing } {
+  const before = last && sameNames(last.names, names) ? last.entries : [];
+  const entries: Array<AddressListing['entries'][number]> = [];
+  const addresses: InterfaceAddress[] = [];
+  for (const [i, m] of parts.entries()) {
+    const seen = before[i];
+    // A copy when decoded anew: the datagram the message views is not ours to keep.
+    const entry = seen && seen.type === m.type && seen.bytes.equals(m.data) ? seen : { type: m.type, bytes: Buffer.from(m.data), address: decodeAddress(m, names) };
+    entries.push(entry);
+    if (entry.address) addresses.push(entry.address);
+  }
+  return { addresses, listing: { names, entries } };
+}
+
+function sameNames(a: ReadonlyMap<number, string>, b: ReadonlyMap<number, string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
 }
 
 interface Reply {
@@ -236,6 +281,10 @@ interface Reply {
 
 export class RealNetif implements NetifBackend {
   private sock: RtNetlinkSocket | undefined;
+  /** The last address listing, to skip decoding what has not changed (decodeAddressesSince). */
+  private lastListing: AddressListing | undefined;
+  /** Whether this socket made its one large read (enlargeDumps); reset with the socket. */
+  private dumpsEnlarged = false;
   private readonly timeoutMs: number;
   private readonly batchSize: number;
 
@@ -257,6 +306,7 @@ export class RealNetif implements NetifBackend {
   close(): void {
     this.sock?.socket.close();
     this.sock = undefined;
+    this.dumpsEnlarged = false;
   }
 
   private async call(type: number, payload: Uint8Array[], flags: number): Promise<Reply> {
@@ -343,11 +393,30 @@ export class RealNetif implements NetifBackend {
 
   async addresses(): Promise<InterfaceAddress[]> {
     const links = await this.links();
+    await this.enlargeDumps();
     const data = new AttrStream();
     rt.formatAddressMessage({ kind: 'address', data: {}, attrs: {} }, data);
     const r = await this.call(rt.MessageType.GETADDR, data.bufs, FlagsGet.DUMP);
     if (r.errno !== 0) throw netifError(r.errno, 'list', 'addresses');
-    return decodeAddresses(r.parts, new Map(links.map((l) => [l.index, l.name])));
+    const { addresses, listing } = decodeAddressesSince(r.parts, new Map(links.map((l) => [l.index, l.name])), this.lastListing);
+    this.lastListing = listing;
+    return addresses;
+  }
+
+  /**
+   * Raises this socket's dump datagrams from a page to 32 KB, once (the same trick as
+   * NetlinkRequester.enlargeDumps: the kernel sizes dump datagrams by the largest read the socket
+   * has made, and the binding reads each datagram with exactly its size). rtnetlink refuses a
+   * message type above RTM_MAX before reading it and echoes it whole in its ERROR; reading that
+   * echo is the large read. The address dump of kube-ipvs0 restarts its walk of the device's
+   * address list for every datagram (in_dev_dump_addr), so with every VIP of a big cluster bound
+   * there, eight times larger datagrams mean eight times less walking and fewer reads.
+   */
+  private async enlargeDumps(): Promise<void> {
+    if (this.dumpsEnlarged) return;
+    this.dumpsEnlarged = true;
+    // Any outcome is fine: it only sizes later dumps.
+    await this.call(REFUSED_RTM_TYPE, [Buffer.alloc(LARGE_DUMP_BYTES - NLMSG_HDRLEN)], 0).catch(() => undefined);
   }
 
   private addressMessage(type: number, index: number, ip: ParsedIp, flags: number, seq?: number): Uint8Array[] {

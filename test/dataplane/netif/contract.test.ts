@@ -80,4 +80,17 @@ describe('netif contract', () => {
     const real = runReal(['--generated', 'bridge'], JSON.stringify(sequences)) as GeneratedStep[][];
     await assertFakeMatches(sequences, real, () => fakeWith(true), 'bridge');
   });
+
+  it('real (private netns): a listing of thousands of addresses, read again after changes, is what iproute2 lists', { skip: netnsUnavailable() }, () => {
+    const reads = runReal(['--listing']) as Array<{ ours: string[]; ip: string[] }>;
+    assert.equal(reads.length, 4);
+    for (const [i, r] of reads.entries()) assert.deepEqual(r.ours, r.ip, `read ${i + 1}`);
+    // 3,500 bound; 5 removed and 3 added; the same; the same under the link's new name.
+    assert.deepEqual(
+      reads.map((r) => r.ip.length),
+      [3500, 3498, 3498, 3498],
+    );
+    assert.ok(reads[1]?.ip.includes('kipvs-list 10.97.0.2/24') && !reads[1].ip.includes('kipvs-list 10.96.5.1/32'));
+    assert.ok(reads[3]?.ip.every((a) => a.startsWith('kipvs-list2 ')));
+  });
 });

@@ -194,12 +194,14 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
     return proxierMade;
   };
   // From the API: the first-services pass runs as soon as those Services are listed on their own
-  // and the dataplane is open, while the whole lists are still out.
+  // and the dataplane is open, while the whole lists are still out. Those lists go out once the
+  // sync modules have loaded (or failed to): returned for the source to wait on.
   let firstPass: { settle(): Promise<void> } = { settle: async () => undefined };
-  const whileListing = (api: ListingSource): void => {
+  const whileListing = (api: ListingSource): Promise<unknown> => {
     prepare();
     nodeOf = () => api.node();
     firstPass = startFirstServicesPass(api, proxierOnce, config.hostnameOverride, log);
+    return syncModules as ReturnType<typeof importSyncModules>;
   };
   const limiter = rateLimiterFor(config.clientConnection.qps, config.clientConnection.burst);
   // Manifests: while they are read and parsed.
@@ -357,8 +359,8 @@ function importSyncModules() {
   return Promise.all([import('../dataplane/real-dataplane.js'), import('../dataplane/netif/real.js'), import('../sync/proxier.js'), import('../model/clock.js'), import('./daemon.js'), import('../dataplane/oom.js')]);
 }
 
-/** `whileListing` runs once the first lists are out. */
-async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: Logger, limiter: RateLimiter, redactor: Redactor, whileListing: (api: ListingSource) => void): Promise<OpenedSource | undefined> {
+/** `whileListing` runs as the source starts; the whole lists go out once what it returns settles. */
+async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: Logger, limiter: RateLimiter, redactor: Redactor, whileListing: (api: ListingSource) => Promise<unknown>): Promise<OpenedSource | undefined> {
   const [{ loadKubeConfig, credentialsOf, displayServer }, { ApiSource }, { nodeEligibility }] = await Promise.all([
     import('../cluster/api/kubeconfig.js'),
     import('../cluster/api-source.js'),
@@ -368,8 +370,7 @@ async function openApiSource(config: ProxyConfig, tracker: ClusterTracker, log: 
   redactor.add(...credentialsOf(connection));
   let notify: () => void = () => undefined;
   const api = new ApiSource({ connection, tracker, nodeName: config.hostnameOverride, log, onChange: () => notify(), limiter });
-  api.start();
-  whileListing(api);
+  api.start(whileListing(api));
   try {
     await api.waitForInitialSync(INITIAL_LIST_TIMEOUT_MS);
   } catch (e) {

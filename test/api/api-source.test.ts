@@ -88,6 +88,35 @@ describe('API source against a real kube-apiserver', () => {
     }
   });
 
+  test('start(listsFrom): the Node is listed at once, Services and EndpointSlices only once listsFrom settles (never after close)', async () => {
+    const connection = loadKubeConfig({ kubeconfig: server.kubeconfigFor('kube-ipvs-node'), master: '' });
+    const quiet = createLogger('text', () => undefined);
+    const sourceWith = (): ApiSource => new ApiSource({ connection, tracker: new ClusterTracker(NODE, () => undefined), nodeName: NODE, log: quiet, onChange: () => undefined });
+    let open: () => void = () => undefined;
+    const held = sourceWith();
+    held.start(new Promise<void>((resolve) => (open = resolve)));
+    const closed = sourceWith();
+    let openClosed: () => void = () => undefined;
+    closed.start(new Promise<void>((resolve) => (openClosed = resolve)));
+    try {
+      await eventually('the Node listed', () => Promise.resolve(held.listCounts().node >= 1 && closed.listCounts().node >= 1));
+      assert.ok(held.node(), 'the Node object arrived');
+      // Time for lists that went out too early to come back.
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(held.listCounts(), { services: 0, endpointSlices: 0, node: 1 });
+      closed.close();
+      openClosed();
+      open();
+      await held.waitForInitialSync(20_000);
+      assert.deepEqual(held.listCounts(), { services: 1, endpointSlices: 1, node: 1 });
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(closed.listCounts(), { services: 0, endpointSlices: 0, node: 1 });
+    } finally {
+      held.close();
+      closed.close();
+    }
+  });
+
   test('objects of another proxy (service-proxy-name) and headless ones are not even listed', async () => {
     const w = watchedNode(server, 'kube-ipvs-node');
     try {

@@ -123,6 +123,14 @@ export class IpvsReconciler {
    * key strings or objects.
    */
   private readonly listed = new WeakMap<ObservedVirtualServerSetup, { readonly key: string; readonly vs: VirtualServer }>();
+  /**
+   * The last full sync's listing, until a virtual server is next written (added, updated or
+   * deleted, whatever the outcome): while it is set, `servers` holds exactly the records adopting
+   * it made. A full sync listing the very same entries (the backend hands back an entry whose
+   * kernel bytes did not change) skips adopting them again: at 15,000 virtual servers, most of
+   * an idle resync's own work under emulation.
+   */
+  private untouchedListing: readonly ObservedVirtualServerSetup[] | undefined;
 
   constructor(private readonly options: IpvsReconcilerOptions) {}
 
@@ -151,15 +159,20 @@ export class IpvsReconciler {
     let gone: ReadonlyMap<string, VirtualServerRecord> = new Map();
     if (scope.full) {
       const observed = await this.options.backend.listServiceSetups();
-      const fresh = new Map<string, VirtualServer>();
-      for (const o of observed) {
-        if (o.fwmark !== undefined) continue;
-        let entry = this.listed.get(o);
-        if (!entry) this.listed.set(o, (entry = { key: vsKey(o), vs: toVirtualServer(o) }));
-        fresh.set(entry.key, entry.vs);
+      // The very entries of the last listing, and nothing written since: the records are what
+      // adopting this listing would make, and there is no drift to count.
+      if (!sameEntries(observed, this.untouchedListing)) {
+        const fresh = new Map<string, VirtualServer>();
+        for (const o of observed) {
+          if (o.fwmark !== undefined) continue;
+          let entry = this.listed.get(o);
+          if (!entry) this.listed.set(o, (entry = { key: vsKey(o), vs: toVirtualServer(o) }));
+          fresh.set(entry.key, entry.vs);
+        }
+        if (this.observedOnce) report.noteDrift('ipvs', this.virtualServerDrift(fresh));
+        gone = this.adopt(fresh);
       }
-      if (this.observedOnce) report.noteDrift('ipvs', this.virtualServerDrift(fresh));
-      gone = this.adopt(fresh);
+      this.untouchedListing = observed;
     }
     const keys = scope.full ? [...desired.keys()] : [...scope.keys].filter((k) => desired.has(k));
     const serviceOps: IpvsOp[] = [];
@@ -175,6 +188,7 @@ export class IpvsReconciler {
       }
     }
     const failedServices = new Set<string>();
+    if (serviceOps.length > 0) this.untouchedListing = undefined;
     for (const r of await this.options.backend.apply(serviceOps)) {
       const key = vsKey(r.op.vs);
       if (r.ok) {
@@ -414,6 +428,7 @@ export class IpvsReconciler {
       if (!vs || !this.owned(vs)) continue;
       ops.push({ kind: 'deleteService', vs });
     }
+    if (ops.length > 0) this.untouchedListing = undefined;
     for (const r of await this.options.backend.apply(ops)) {
       const key = vsKey(r.op.vs);
       if (r.ok || isNotFound(r.error)) {
@@ -425,4 +440,11 @@ export class IpvsReconciler {
       }
     }
   }
+}
+
+/** Whether two listings hold the very same entry objects, in the same order. */
+function sameEntries(a: readonly ObservedVirtualServerSetup[], b: readonly ObservedVirtualServerSetup[] | undefined): boolean {
+  if (b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -211,6 +211,30 @@ describe('full resyncs of a kernel they verified before', () => {
     assert.deepEqual([...(await n.proxier.sync({ full: true })).report.drift], [], 'repaired');
   });
 
+  test('a virtual server we added, deleted behind our back before the next full sync (whose listing then reads as the one before), is counted and added again', async () => {
+    const { n } = await synced();
+    await verified(n);
+    n.apply({ services: [web(), shop(), dns(), service('late', { clusterIP: '10.96.0.88', ports: [{ name: 'http', port: 80 }] })] });
+    assert.equal((await n.proxier.sync()).report.counts.get('ipvs.addService'), 1);
+    await n.ipvs.apply([{ kind: 'deleteService', vs: { ...WEB_VS, address: '10.96.0.88' } }]);
+    const full = await n.proxier.sync({ full: true });
+    assert.deepEqual(Object.fromEntries(full.report.drift), { ipvs: 1 });
+    assert.equal(n.ipvs.dump(), renderIpvs(full.state));
+    assert.match(n.ipvs.dump(), /10\.96\.0\.88:80/);
+  });
+
+  test('a virtual server we deleted, added again behind our back before the next full sync, is counted and deleted again', async () => {
+    const { n } = await synced();
+    await verified(n);
+    n.tracker.deleteService('default', 'web');
+    assert.equal((await n.proxier.sync()).report.counts.get('ipvs.deleteService'), 1);
+    await n.ipvs.apply([{ kind: 'addService', vs: WEB_VS }]);
+    const full = await n.proxier.sync({ full: true });
+    assert.deepEqual(Object.fromEntries(full.report.drift), { ipvs: 1 });
+    assert.equal(n.ipvs.dump(), renderIpvs(full.state));
+    assert.doesNotMatch(n.ipvs.dump(), /10\.96\.0\.10:80/);
+  });
+
   test('a set entry removed or added behind our back is still counted and repaired', async () => {
     const { n } = await synced();
     await verified(n);

@@ -352,6 +352,8 @@ export class FakeIpvs implements IpvsBackend {
   injectedFaults = 0;
   /** The real backend's reader of /proc/net/ip_vs, which remembers its last read. */
   private readonly proc = new ProcIpvsReader();
+  /** The last listServiceSetups' entries, in order. */
+  private lastSetups: ObservedVirtualServerSetup[] = [];
 
   constructor(opts: FakeIpvsOptions = {}) {
     this.table = new Table(new Set(opts.schedulers ?? SCHEDULERS), new Set(opts.persistenceEngines ?? ['sip']), opts.hasRoute ?? true);
@@ -374,8 +376,19 @@ export class FakeIpvs implements IpvsBackend {
     return this.run('listServices', () => [...this.table.services.values()].sort(compareServices).map(observeService));
   }
 
+  /**
+   * As the netlink client (IpvsNetlinkClient.listServiceSetups): an entry equal to the one at its
+   * place in the last listing is that listing's object again.
+   */
   listServiceSetups(): Promise<ObservedVirtualServerSetup[]> {
-    return this.listServices().then((list) => list.map(({ stats: _stats, ...setup }) => setup));
+    return this.listServices().then((list) => {
+      const last = this.lastSetups;
+      this.lastSetups = list.map(({ stats: _stats, ...setup }, i) => {
+        const seen = last[i];
+        return seen !== undefined && JSON.stringify(seen) === JSON.stringify(setup) ? seen : setup;
+      });
+      return [...this.lastSetups];
+    });
   }
 
   listRealServers(vs: ObservedVirtualServer | IpvsOp['vs']): Promise<ObservedRealServer[]> {

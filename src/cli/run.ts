@@ -195,13 +195,15 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
   };
   // From the API: the first-services pass runs as soon as those Services are listed on their own
   // and the dataplane is open, while the whole lists are still out. Those lists go out once the
-  // sync modules have loaded (or failed to): returned for the source to wait on.
+  // dataplane is open (or failed to open): returned for the source to wait on. Any sooner, and a
+  // cluster whose lists decode faster than the dataplane opens (1,000 Services under emulation)
+  // has them in first, and the first sync makes the pass instead of it running ahead.
   let firstPass: { settle(): Promise<void> } = { settle: async () => undefined };
   const whileListing = (api: ListingSource): Promise<unknown> => {
     prepare();
     nodeOf = () => api.node();
     firstPass = startFirstServicesPass(api, proxierOnce, config.hostnameOverride, log);
-    return syncModules as ReturnType<typeof importSyncModules>;
+    return dataplane as Promise<OpenedDataplane>;
   };
   const limiter = rateLimiterFor(config.clientConnection.qps, config.clientConnection.burst);
   // Manifests: while they are read and parsed.

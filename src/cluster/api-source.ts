@@ -92,9 +92,9 @@ export class ApiSource {
   /**
    * Starts this node's Node at once, and Services and EndpointSlices once `listsFrom` settles
    * (at once without it). A node joining a big cluster decodes megabytes of lists on the same
-   * thread that loads the daemon's sync modules; holding them until those are in lets the
-   * first-services pass program default/kubernetes seconds sooner, and delays the lists by little:
-   * they are decoded while the dataplane opens instead.
+   * thread that loads the daemon's sync modules and opens its dataplane; holding them until then
+   * lets the first-services pass program default/kubernetes seconds sooner, and the lists are
+   * decoded while it writes.
    */
   start(listsFrom?: Promise<unknown>): void {
     this.reflectors.node.start();

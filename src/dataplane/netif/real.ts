@@ -12,11 +12,8 @@ import type { IpFamily } from '../../model/types.js';
 import type { InterfaceAddress, NetifBackend } from './backend.js';
 
 const NLMSG_ERROR = 2;
-const NLMSG_HDRLEN = 16;
 /** A message type rtnetlink refuses (above RTM_MAX, which is 127 or less in every kernel so far). */
 const REFUSED_RTM_TYPE = 0x3ff;
-/** The dump datagram size after one read this large: max_recvmsg_len's cap (net/netlink/af_netlink.c). */
-const LARGE_DUMP_BYTES = 32 * 1024;
 const AF_INET = 2;
 const AF_INET6 = 10;
 const IFNAMSIZ = 16;
@@ -44,7 +41,8 @@ export interface NetifLink {
 /** One bind or unbind of a batch. */
 import type { NetifAddressOp, NetifOpResult } from './backend.js';
 import { errorMessage } from '../../model/error-text.js';
-import { eachAttr, readU32 } from '../netlink/framing.js';
+import { eachAttr, nlMessageSize, readU32 } from '../netlink/framing.js';
+import { LARGE_DUMP_BYTES } from '../netlink/requester.js';
 export type { NetifAddressOp, NetifOpResult } from './backend.js';
 
 export interface RealNetifOptions {
@@ -404,7 +402,7 @@ export class RealNetif implements NetifBackend {
   }
 
   /**
-   * Raises this socket's dump datagrams from a page to 32 KB, once (the same trick as
+   * Raises this socket's dump datagrams from a page to LARGE_DUMP_BYTES, once (the same trick as
    * NetlinkRequester.enlargeDumps: the kernel sizes dump datagrams by the largest read the socket
    * has made, and the binding reads each datagram with exactly its size). rtnetlink refuses a
    * message type above RTM_MAX before reading it and echoes it whole in its ERROR; reading that
@@ -416,7 +414,7 @@ export class RealNetif implements NetifBackend {
     if (this.dumpsEnlarged) return;
     this.dumpsEnlarged = true;
     // Any outcome is fine: it only sizes later dumps.
-    await this.call(REFUSED_RTM_TYPE, [Buffer.alloc(LARGE_DUMP_BYTES - NLMSG_HDRLEN)], 0).catch(() => undefined);
+    await this.call(REFUSED_RTM_TYPE, [Buffer.alloc(LARGE_DUMP_BYTES - nlMessageSize(0))], 0).catch(() => undefined);
   }
 
   private addressMessage(type: number, index: number, ip: ParsedIp, flags: number, seq?: number): Uint8Array[] {

@@ -48,7 +48,7 @@ const ACK_COST_BYTES = 2048;
  * records the largest read as max_recvmsg_len, capped at SKB_WITH_OVERHEAD(32768), and
  * netlink_dump allocates that much per datagram (net/netlink/af_netlink.c).
  */
-const LARGE_DUMP_BYTES = 32 * 1024;
+export const LARGE_DUMP_BYTES = 32 * 1024;
 /**
  * Below this receive buffer the echo of a LARGE_DUMP_BYTES request (an skb of 64 KB truesize) is
  * not worth the risk of an overflow: the binding aborts the process on a failed read.

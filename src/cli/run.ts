@@ -158,25 +158,26 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
   // The rest of the daemon loads, the dataplane opens (ip_vs loaded, iptables builds probed) and
   // the modules the first sync needs load, while the API source's first lists are out: none of it
   // writes to the kernel's proxy state.
-  let syncModules: ReturnType<typeof importSyncModules> | undefined;
-  let dataplane: Promise<OpenedDataplane> | undefined;
-  const prepare = (): void => {
-    syncModules ??= importSyncModules();
-    if (dataplane === undefined) {
-      dataplane = syncModules.then(([{ openRealDataplane }, { kernelRelease }]) => openDataplane(openRealDataplane, kernelRelease));
+  let prepared: { readonly syncModules: ReturnType<typeof importSyncModules>; readonly dataplane: Promise<OpenedDataplane> } | undefined;
+  const prepare = (): NonNullable<typeof prepared> => {
+    if (prepared === undefined) {
+      const syncModules = importSyncModules();
+      const dataplane = syncModules.then(([{ openRealDataplane }, { kernelRelease }]) => openDataplane(openRealDataplane, kernelRelease));
       // Not awaited: the first sync's own requests find the modules loaded, or wait for them in
       // the kernel as they would have anyway.
       void dataplane.then(({ dp }) => import('./module-preload.js').then(({ preloadKernelModules }) => preloadKernelModules(config, dp, log))).catch(() => undefined);
+      // Awaited below only when the source opened; never an unhandled rejection meanwhile.
+      dataplane.catch(() => undefined);
+      prepared = { syncModules, dataplane };
     }
-    // Awaited below only when the source opened; never an unhandled rejection meanwhile.
-    dataplane.catch(() => undefined);
+    return prepared;
   };
   // The source's Node, once there is a source (the proxier reads it at each sync).
   let nodeOf: () => V1Node | undefined = () => undefined;
   let proxierMade: Promise<Proxier> | undefined;
   const proxierOnce = (): Promise<Proxier> => {
-    prepare();
-    proxierMade ??= Promise.all([syncModules as ReturnType<typeof importSyncModules>, dataplane as Promise<OpenedDataplane>]).then(
+    const { syncModules, dataplane } = prepare();
+    proxierMade ??= Promise.all([syncModules, dataplane]).then(
       ([[, , { Proxier }, { realClock }], { dp, randomFully, kernelVersion }]) =>
         new Proxier({
           config,
@@ -200,10 +201,10 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
   // has them in first, and the first sync makes the pass instead of it running ahead.
   let firstPass: { settle(): Promise<void> } = { settle: async () => undefined };
   const whileListing = (api: ListingSource): Promise<unknown> => {
-    prepare();
+    const { dataplane } = prepare();
     nodeOf = () => api.node();
     firstPass = startFirstServicesPass(api, proxierOnce, config.hostnameOverride, log);
-    return dataplane as Promise<OpenedDataplane>;
+    return dataplane;
   };
   const limiter = rateLimiterFor(config.clientConnection.qps, config.clientConnection.burst);
   // Manifests: while they are read and parsed.
@@ -211,13 +212,13 @@ export async function runRun(argv: readonly string[], io: { out: (s: string) => 
   const opened = paths.length > 0 ? await openManifestSource(paths, config.hostnameOverride, tracker, log) : await openApiSource(config, tracker, log, limiter, redactor, whileListing);
   if (!opened) {
     await firstPass.settle();
-    void dataplane?.then((d) => d.dp.close(), () => undefined);
+    void prepared?.dataplane.then((d) => d.dp.close(), () => undefined);
     return 1;
   }
   nodeOf = opened.node;
-  prepare();
-  const [, , , { realClock }, { runDaemon }, { applyOomScoreAdj }] = await (syncModules as ReturnType<typeof importSyncModules>);
-  const { dp } = await (dataplane as Promise<OpenedDataplane>).catch((e: unknown) => {
+  const { syncModules, dataplane } = prepare();
+  const [, , , { realClock }, { runDaemon }, { applyOomScoreAdj }] = await syncModules;
+  const { dp } = await dataplane.catch((e: unknown) => {
     opened.source.close();
     throw e;
   });

@@ -41,8 +41,8 @@ export interface NetifLink {
 /** One bind or unbind of a batch. */
 import type { NetifAddressOp, NetifOpResult } from './backend.js';
 import { errorMessage } from '../../model/error-text.js';
-import { eachAttr, nlMessageSize, readU32 } from '../netlink/framing.js';
-import { LARGE_DUMP_BYTES } from '../netlink/requester.js';
+import { eachAttr, readU32 } from '../netlink/framing.js';
+import { largeDumpPayloadBytes } from '../netlink/requester.js';
 export type { NetifAddressOp, NetifOpResult } from './backend.js';
 
 export interface RealNetifOptions {
@@ -402,8 +402,8 @@ export class RealNetif implements NetifBackend {
   }
 
   /**
-   * Raises this socket's dump datagrams from a page to LARGE_DUMP_BYTES, once (the same trick as
-   * NetlinkRequester.enlargeDumps: the kernel sizes dump datagrams by the largest read the socket
+   * Raises this socket's dump datagrams from a page to 32 KB, once (the same trick and receive-buffer
+   * guard as NetlinkRequester.enlargeDumps: the kernel sizes dump datagrams by the largest read the socket
    * has made, and the binding reads each datagram with exactly its size). rtnetlink refuses a
    * message type above RTM_MAX before reading it and echoes it whole in its ERROR; reading that
    * echo is the large read. The address dump of kube-ipvs0 restarts its walk of the device's
@@ -413,8 +413,10 @@ export class RealNetif implements NetifBackend {
   private async enlargeDumps(): Promise<void> {
     if (this.dumpsEnlarged) return;
     this.dumpsEnlarged = true;
+    const payloadBytes = largeDumpPayloadBytes(this.socket().socket.getRecvBufferSize());
+    if (payloadBytes === undefined) return;
     // Any outcome is fine: it only sizes later dumps.
-    await this.call(REFUSED_RTM_TYPE, [Buffer.alloc(LARGE_DUMP_BYTES - nlMessageSize(0))], 0).catch(() => undefined);
+    await this.call(REFUSED_RTM_TYPE, [Buffer.alloc(payloadBytes)], 0).catch(() => undefined);
   }
 
   private addressMessage(type: number, index: number, ip: ParsedIp, flags: number, seq?: number): Uint8Array[] {

@@ -48,12 +48,20 @@ const ACK_COST_BYTES = 2048;
  * records the largest read as max_recvmsg_len, capped at SKB_WITH_OVERHEAD(32768), and
  * netlink_dump allocates that much per datagram (net/netlink/af_netlink.c).
  */
-export const LARGE_DUMP_BYTES = 32 * 1024;
+const LARGE_DUMP_BYTES = 32 * 1024;
 /**
  * Below this receive buffer the echo of a LARGE_DUMP_BYTES request (an skb of 64 KB truesize) is
  * not worth the risk of an overflow: the binding aborts the process on a failed read.
  */
 const LARGE_DUMP_MIN_RCVBUF = 256 * 1024;
+
+/**
+ * The payload size of the one refused request whose echo raises a socket's dump datagrams to
+ * LARGE_DUMP_BYTES, or undefined when the socket's receive buffer is too small to risk it.
+ */
+export function largeDumpPayloadBytes(recvBufferSize: number): number | undefined {
+  return recvBufferSize < LARGE_DUMP_MIN_RCVBUF ? undefined : LARGE_DUMP_BYTES - nlMessageSize(0);
+}
 /** Replies still queued behind an ENOBUFS are read within this grace before the rest count as lost. */
 const OVERRUN_GRACE_MS = 100;
 
@@ -192,9 +200,10 @@ export class NetlinkRequester {
    * Returns the errno the refused request got (0 when skipped: a receive buffer too small).
    */
   async enlargeDumps(refused: (payloadBytes: number) => NetlinkRequest): Promise<number> {
-    if (this.dumpsEnlarged || this.transport.recvBufferSize < LARGE_DUMP_MIN_RCVBUF) return 0;
+    const payloadBytes = largeDumpPayloadBytes(this.transport.recvBufferSize);
+    if (this.dumpsEnlarged || payloadBytes === undefined) return 0;
     this.dumpsEnlarged = true;
-    return (await this.single(refused(LARGE_DUMP_BYTES - nlMessageSize(0)))).errno;
+    return (await this.single(refused(payloadBytes))).errno;
   }
 
   /** Closes the socket; requests in flight complete with CLOSED_ERRNO. */

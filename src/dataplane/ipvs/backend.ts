@@ -19,7 +19,7 @@ export interface IpvsBackend {
    * /proc/net/ip_vs: what a full resync needs, without a dump per virtual server. Each virtual
    * server's lines are parsed only when asked (allRealServers in proc.ts parses them all).
    */
-  listRealServerBlocks(): Promise<Map<string, RealServerBlock>>;
+  listRealServerBlocks(): Promise<ReadonlyMap<string, RealServerBlock>>;
   /** Applies every op (a failure does not stop the rest) and reports each. */
   apply(ops: readonly IpvsOp[]): Promise<IpvsOpResult[]>;
   setTimeouts(t: IpvsTimeouts): Promise<void>;

@@ -399,10 +399,10 @@ export class FakeIpvs implements IpvsBackend {
   }
 
   /** Through the text the kernel prints in /proc/net/ip_vs, so the parser is what is exercised. */
-  listRealServerBlocks(): Promise<Map<string, RealServerBlock>> {
+  listRealServerBlocks(): Promise<ReadonlyMap<string, RealServerBlock>> {
     return this.run('listDests', () => {
       const services = [...this.table.services.values()].filter((s) => s.fwmark === 0).sort(compareServices);
-      return this.proc.read(renderProcIpvs(services.map((s) => ({ ...s, realServers: [...s.dests.values()].sort(compareRealServers) }))));
+      return this.proc.read(Buffer.from(renderProcIpvs(services.map((s) => ({ ...s, realServers: [...s.dests.values()].sort(compareRealServers) }))), 'latin1'));
     });
   }
 

@@ -118,24 +118,17 @@ export interface RealServerBlock {
 
 // The two connection counts that end a real-server line (and the blanks the format pads with).
 const CONNECTION_COUNTS = / +\d+ +\d+ *$/gm;
-// A line that does not start with a blank: a virtual server's line (or a header of the file).
-const OUTER_LINE = /^[^ \n][^\n]*/gm;
+const NEWLINE = 0x0a;
+const BLANK = 0x20;
 
-/**
- * A string that shares no memory with the text it was cut from. A match or slice of a long string
- * points into it; kept in a cache across reads, it would keep that whole read's text alive.
- */
-function ownCopy(s: string): string {
-  return JSON.parse(JSON.stringify(s)) as string;
-}
-
-/** A block as the reader keeps it: its raw lines (a slice of one read's text) besides the rest. */
+/** A block as the reader keeps it: its lines (a string of their own) besides the rest. */
 class ReadBlock implements RealServerBlock {
+  /** Its real servers once parsed. */
+  private parsed: readonly ListedRealServer[] | undefined;
+
   constructor(
-    readonly lines: string,
+    private readonly lines: string,
     readonly fingerprint: string,
-    /** Its real servers once parsed (a block with the same lines may start with another's). */
-    public parsed: readonly ListedRealServer[] | undefined,
   ) {}
 
   servers(): readonly ListedRealServer[] {
@@ -151,53 +144,110 @@ class ReadBlock implements RealServerBlock {
 }
 
 /**
- * Reads the file as one block per non-fwmark virtual server, by vsKey, remembering its last read: a
- * block whose lines are exactly those of the last read (counts included, as on a node without
- * traffic) takes that read's fingerprint and parsed servers, and a virtual-server line seen before
- * is not parsed again. So a full resync of an unchanged node costs a scan of the text, not a
- * regular expression per real server.
+ * Where a block lay in a read: its first line (a virtual server's, or a header of the file) from
+ * `start`, its indented lines from `body` to `end`.
+ */
+interface Placed {
+  readonly start: number;
+  readonly body: number;
+  readonly end: number;
+  /** The first line's vsKey; null for headers, fwmark and unknown lines. */
+  readonly key: string | null;
+  readonly block: ReadBlock | undefined;
+}
+
+/** A read as the reader remembers it. Its bytes are those of the caller's buffer (see read()). */
+interface LastRead {
+  readonly bytes: Uint8Array;
+  readonly placed: readonly Placed[];
+  readonly blocks: ReadonlyMap<string, RealServerBlock>;
+}
+
+const NOTHING_READ: LastRead = { bytes: new Uint8Array(0), placed: [], blocks: new Map() };
+
+/**
+ * Reads the file as one block per non-fwmark virtual server, by vsKey, remembering its last read.
+ * A read whose bytes are all those of the last read gives that read's blocks again; otherwise a
+ * block whose bytes are those of the last read (counts included, as on a node without traffic) is
+ * that read's block object again, and only blocks that differ are decoded into text. So a full
+ * resync of an unchanged node costs a comparison of bytes, and no garbage in the size of the file.
  */
 export class ProcIpvsReader {
-  /** The last read's blocks (slices of its text, which they keep alive until the next read). */
-  private last = new Map<string, ReadBlock>();
-  /** Virtual-server lines by text (own copies): their vsKey, or null for lines that are not ours. */
+  private last: LastRead = NOTHING_READ;
+  /** Virtual-server lines by text: their vsKey, or null for lines that are not ours. */
   private keys = new Map<string, string | null>();
 
-  read(text: string): Map<string, RealServerBlock> {
-    const out = new Map<string, ReadBlock>();
+  /**
+   * The blocks of one read of the file. `bytes` must stay unchanged until the next call returns:
+   * that call compares with them (ProcFile's alternating buffers keep that promise).
+   */
+  read(bytes: Uint8Array): ReadonlyMap<string, RealServerBlock> {
     const last = this.last;
-    if (this.keys.size > 2 * last.size + 16) this.keys = new Map();
-    let key: string | undefined;
-    let start = 0;
-    const close = (end: number): void => {
-      if (key === undefined) return;
-      const lines = start < end ? text.slice(start, end) : '';
-      const before = last.get(key);
-      // A fresh block (not the old object), and a fingerprint of its own (the result of replace()
-      // can point into the text): nothing kept past the next read holds this read's text.
-      out.set(key, before !== undefined && before.lines === lines ? new ReadBlock(lines, before.fingerprint, before.parsed) : new ReadBlock(lines, ownCopy(lines.replace(CONNECTION_COUNTS, '')), undefined));
-    };
-    OUTER_LINE.lastIndex = 0;
-    for (let m = OUTER_LINE.exec(text); m !== null; m = OUTER_LINE.exec(text)) {
-      close(m.index);
-      const line = m[0];
-      let known = this.keys.get(line);
-      if (known === undefined) {
-        const vs = parseServiceLine(line);
-        this.keys.set(ownCopy(line), (known = vs ? vsKey(vs) : null));
-      }
-      key = known ?? undefined;
-      start = m.index + line.length + 1;
+    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (buf.equals(last.bytes)) {
+      this.last = { ...last, bytes };
+      return last.blocks;
     }
-    close(text.length);
-    this.last = out;
-    return out;
+    if (this.keys.size > 2 * last.placed.length + 16) this.keys = new Map();
+    const placed: Placed[] = [];
+    const blocks = new Map<string, ReadBlock>();
+    // Blocks mostly come in the last read's order: `next` is the one expected at `pos`.
+    let next = 0;
+    let indexOfKey: Map<string, number> | undefined;
+    const n = buf.length;
+    let pos = 0;
+    while (pos < n) {
+      const expected = last.placed[next];
+      if (expected !== undefined) {
+        const end = pos + expected.end - expected.start;
+        if (end <= n && (end === n || buf[end] !== BLANK) && buf.compare(last.bytes, expected.start, expected.end, pos, end) === 0) {
+          placed.push({ start: pos, body: pos + expected.body - expected.start, end, key: expected.key, block: expected.block });
+          if (expected.key !== null && expected.block) blocks.set(expected.key, expected.block);
+          next++;
+          pos = end;
+          continue;
+        }
+      }
+      const lineEnd = buf.indexOf(NEWLINE, pos);
+      const body = lineEnd < 0 ? n : lineEnd + 1;
+      let end = body;
+      while (end < n && buf[end] === BLANK) {
+        const e = buf.indexOf(NEWLINE, end);
+        end = e < 0 ? n : e + 1;
+      }
+      const line = buf.toString('latin1', pos, lineEnd < 0 ? n : lineEnd);
+      let key = this.keys.get(line);
+      if (key === undefined) {
+        const vs = parseServiceLine(line);
+        this.keys.set(line, (key = vs ? vsKey(vs) : null));
+      }
+      let block: ReadBlock | undefined;
+      if (key !== null) {
+        let i = expected?.key === key ? next : undefined;
+        if (i === undefined) {
+          indexOfKey ??= new Map(last.placed.flatMap((p, j) => (p.key === null ? [] : [[p.key, j] as const])));
+          i = indexOfKey.get(key);
+        }
+        const before = i === undefined ? undefined : last.placed[i];
+        if (i !== undefined) next = i + 1;
+        if (before?.block && before.end - before.body === end - body && buf.compare(last.bytes, before.body, before.end, body, end) === 0) block = before.block;
+        else {
+          const lines = buf.toString('latin1', body, end);
+          block = new ReadBlock(lines, lines.replace(CONNECTION_COUNTS, ''));
+        }
+        blocks.set(key, block);
+      }
+      placed.push({ start: pos, body, end, key, block });
+      pos = end;
+    }
+    this.last = { bytes, placed, blocks };
+    return blocks;
   }
 }
 
 /** The file as one block per non-fwmark virtual server, by vsKey (a read with nothing before it). */
-export function procBlocks(text: string): Map<string, RealServerBlock> {
-  return new ProcIpvsReader().read(text);
+export function procBlocks(text: string): ReadonlyMap<string, RealServerBlock> {
+  return new ProcIpvsReader().read(Buffer.from(text, 'latin1'));
 }
 
 /** Every block's real servers, parsed (what a caller that needs them all wants). */

@@ -37,7 +37,7 @@ export class RealIpvs implements IpvsBackend {
    * Most of a read's cost is the kernel's: for each page it walks its service table from the start
    * to where the last page ended (ip_vs_info_seq_start in ip_vs_ctl.c).
    */
-  async listRealServerBlocks(): Promise<Map<string, RealServerBlock>> {
+  async listRealServerBlocks(): Promise<ReadonlyMap<string, RealServerBlock>> {
     return this.proc.read(this.procFile.read());
   }
 

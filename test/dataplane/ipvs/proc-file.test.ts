@@ -1,4 +1,4 @@
-// ProcFile: the text a whole read(2) loop gives, across reads of one kept buffer.
+// ProcFile: the bytes a whole read(2) loop gives, across reads of two kept buffers.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,8 +21,8 @@ describe('ProcFile', () => {
     const f = new ProcFile('/proc/self/mountinfo');
     const expected = readFileSync('/proc/self/mountinfo', 'utf8');
     assert.ok(expected.length > 0);
-    assert.equal(f.read(), expected);
-    assert.equal(f.read(), expected);
+    assert.equal(f.read().toString('utf8'), expected);
+    assert.equal(f.read().toString('utf8'), expected);
   });
 
   test('a file larger than the buffer, then a smaller one: each read is exactly the file, and stays so', () => {
@@ -33,13 +33,17 @@ describe('ProcFile', () => {
       writeFileSync(path, big);
       const f = new ProcFile(path);
       const first = f.read();
-      assert.equal(first, big);
+      assert.equal(first.toString('latin1'), big);
       writeFileSync(path, 'TCP  0A60000A:0050 rr \n');
-      assert.equal(f.read(), 'TCP  0A60000A:0050 rr \n');
-      // The text of a read is its own: the next read into the same buffer leaves it as it was.
-      assert.equal(first, big);
+      const second = f.read();
+      assert.equal(second.toString('latin1'), 'TCP  0A60000A:0050 rr \n');
+      // A read's bytes stay as they were through the next read: the one after overwrites them.
+      assert.equal(first.toString('latin1'), big);
       writeFileSync(path, '');
-      assert.equal(f.read(), '');
+      assert.equal(f.read().length, 0);
+      assert.equal(second.toString('latin1'), 'TCP  0A60000A:0050 rr \n');
+      writeFileSync(path, big);
+      assert.equal(f.read().toString('latin1'), big);
     });
   });
 

@@ -25,6 +25,21 @@ const KERNEL_TEXT = [
   '',
 ].join('\n');
 
+/**
+ * Texts as ProcFile gives them: each written into one of two buffers in turn, so the bytes of the
+ * read before last are overwritten while a reader still remembers where its blocks lay there.
+ */
+function alternatingBuffers(): (text: string) => Buffer {
+  const bufs = [Buffer.alloc(1 << 16, 0x2a), Buffer.alloc(1 << 16, 0x2a)];
+  let turn = 0;
+  return (text) => {
+    const buf = bufs[turn] as Buffer;
+    turn = 1 - turn;
+    buf.fill(0x2a);
+    return buf.subarray(0, buf.write(text, 'latin1'));
+  };
+}
+
 describe('/proc/net/ip_vs', () => {
   test('reads every non-fwmark virtual server with its real servers, weights and counts', () => {
     const byVs = realServersByVirtualServer(parseProcIpvs(KERNEL_TEXT));
@@ -62,18 +77,71 @@ describe('/proc/net/ip_vs', () => {
   });
 
   test('a reader that remembers its last read gives every read what a first read of that text gives', () => {
+    const lines = KERNEL_TEXT.split('\n');
     const counts = KERNEL_TEXT.replace('Masq    1      3          7         ', 'Masq    1      4          7         ');
     const weight = KERNEL_TEXT.replace('Masq    0      0          1         ', 'Masq    1      0          1         ');
-    const moved = `${KERNEL_TEXT.split('\n').slice(0, 3).join('\n')}\nTCP  0A60000B:0050 rr \n  -> 0AF40106:1F90      Masq    1      0          0         \n${KERNEL_TEXT.split('\n').slice(3).join('\n')}`;
+    const scheduler = KERNEL_TEXT.replace('TCP  0A60005C:01BB sh ', 'TCP  0A60005C:01BB mh ');
+    const added = [...lines.slice(0, 3), 'TCP  0A60000B:0050 rr ', '  -> 0AF40106:1F90      Masq    1      0          0         ', ...lines.slice(3)].join('\n');
+    const removed = [...lines.slice(0, 6), ...lines.slice(8)].join('\n');
+    const swapped = [...lines.slice(0, 3), ...lines.slice(6, 8), ...lines.slice(3, 6), ...lines.slice(8)].join('\n');
+    const unended = KERNEL_TEXT.slice(0, -1);
     const reader = new ProcIpvsReader();
-    // Parsed or not before, same text or not: counts, weights, added and reordered blocks all read fresh.
-    for (const [i, text] of [KERNEL_TEXT, KERNEL_TEXT, counts, counts, weight, KERNEL_TEXT, moved, moved, '', KERNEL_TEXT].entries()) {
-      const got = reader.read(text);
+    const feed = alternatingBuffers();
+    // Parsed or not before, same text or not: counts, weights, added, removed and reordered blocks all read fresh.
+    const texts = [KERNEL_TEXT, KERNEL_TEXT, counts, counts, weight, KERNEL_TEXT, scheduler, added, added, removed, swapped, KERNEL_TEXT, unended, '', KERNEL_TEXT];
+    for (const [i, text] of texts.entries()) {
+      const got = reader.read(feed(text));
       const fresh = procBlocks(text);
       assert.deepEqual([...got.keys()], [...fresh.keys()], `read ${i}: blocks`);
       for (const [key, block] of fresh) assert.equal(got.get(key)?.fingerprint, block.fingerprint, `read ${i}: ${key}`);
-      if (i !== 0 && i !== 5) assert.deepEqual(allRealServers(got), allRealServers(fresh), `read ${i}: servers`);
+      if (i % 3 !== 0) assert.deepEqual(allRealServers(got), allRealServers(fresh), `read ${i}: servers`);
     }
+  });
+
+  test('random reads through two alternating buffers, as ProcFile gives them, each read as a first read would', () => {
+    let seed = 7;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    type Vs = Parameters<typeof renderProcIpvs>[0][number];
+    const server = (i: number): Vs => ({
+      family: 'IPv4', protocol: i % 5 === 0 ? 'UDP' : 'TCP', address: `10.96.0.${i}`, port: 80, scheduler: 'rr',
+      realServers: Array.from({ length: random(4) }, (_, e) => ({ family: 'IPv4' as const, address: `10.244.${i}.${e}`, port: 8080, weight: 1, forward: 'masq' as const, activeConns: 0, inactiveConns: 0 })),
+    });
+    let services = Array.from({ length: 30 }, (_, i) => server(i));
+    const reader = new ProcIpvsReader();
+    const feed = alternatingBuffers();
+    for (let r = 0; r < 300; r++) {
+      const at = random(Math.max(services.length, 1));
+      const change = random(7);
+      if (change === 0) services.splice(at, 1);
+      else if (change === 1) services.splice(at, 0, server(40 + random(60)));
+      else if (change === 2 && services.length > 1) services = [...services.slice(at), ...services.slice(0, at)];
+      else if (change === 3 && services[at]) services[at] = { ...services[at], scheduler: random(2) === 0 ? 'rr' : 'wlc' };
+      else if (change === 4 && services[at]) {
+        const s = services[at];
+        services[at] = { ...s, realServers: s.realServers.map((rs) => ({ ...rs, activeConns: random(3), inactiveConns: random(3), weight: random(4) === 0 ? 0 : rs.weight })) };
+      }
+      // Otherwise the same text as before.
+      const text = renderProcIpvs(services);
+      const got = reader.read(feed(text));
+      assert.deepEqual(allRealServers(got), allRealServers(procBlocks(text)), `read ${r}`);
+      for (const [key, block] of procBlocks(text)) assert.equal(got.get(key)?.fingerprint, block.fingerprint, `read ${r}: ${key}`);
+    }
+  });
+
+  test('a block whose bytes are those of the last read is that read\'s block again, parsed once', () => {
+    const reader = new ProcIpvsReader();
+    const feed = alternatingBuffers();
+    const first = reader.read(feed(KERNEL_TEXT));
+    const servers = first.get('10.96.0.10:80/TCP')?.servers();
+    const counts = KERNEL_TEXT.replace(':14E9      Masq    1      0 ', ':14E9      Masq    1      1 ');
+    assert.notEqual(counts, KERNEL_TEXT);
+    const second = reader.read(feed(counts));
+    assert.equal(second.get('10.96.0.10:80/TCP')?.servers(), servers, 'the same parse');
+    assert.notEqual(second.get('[fd00::a]:53/UDP'), first.get('[fd00::a]:53/UDP'), 'its counts changed');
+    assert.equal(second.get('[fd00::a]:53/UDP')?.servers()[0]?.activeConns, 1);
   });
 
   test('a reader keeps no older read\'s text alive, however many reads bring new lines', () => {
@@ -85,7 +153,7 @@ describe('/proc/net/ip_vs', () => {
       services.push({ family: 'IPv4', protocol: 'TCP', address: `10.96.${i >> 8}.${i & 255}`, port: 80, scheduler: 'rr', realServers });
     }
     const reader = new ProcIpvsReader();
-    reader.read(renderProcIpvs(services));
+    reader.read(Buffer.from(renderProcIpvs(services), 'latin1'));
     gc();
     const before = process.memoryUsage().heapUsed;
     for (let r = 0; r < 40; r++) {
@@ -93,7 +161,7 @@ describe('/proc/net/ip_vs', () => {
       services.push({ family: 'IPv4', protocol: 'TCP', address: `10.97.0.${r}`, port: 80, scheduler: 'rr', realServers: [] });
       const changed = services[r * 7] as (typeof services)[number];
       services[r * 7] = { ...changed, realServers: changed.realServers.map((rs, i) => (i === 0 ? { ...rs, weight: 2 } : rs)) };
-      reader.read(renderProcIpvs(services));
+      reader.read(Buffer.from(renderProcIpvs(services), 'latin1'));
     }
     const text = renderProcIpvs(services).length;
     gc();

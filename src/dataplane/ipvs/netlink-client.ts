@@ -181,22 +181,26 @@ export class IpvsNetlinkClient {
    */
   listServiceSetups(): Promise<ObservedVirtualServerSetup[]> {
     return this.nl.serial(async () => {
-      const parts = await this.dump('listServices', '', encodeListServices());
+      type Entry = { readonly bytes: Buffer; readonly vs: ObservedVirtualServerSetup | undefined };
       const last = this.lastSetups;
-      const next: Array<{ readonly bytes: Buffer; readonly vs: ObservedVirtualServerSetup | undefined }> = [];
-      const out: ObservedVirtualServerSetup[] = [];
-      for (const [i, p] of parts.entries()) {
+      let next: Entry[] = [];
+      let out: ObservedVirtualServerSetup[] = [];
+      // Each part as it arrives: an unchanged table leaves nothing of its datagrams to collect later.
+      const begin = (): void => {
+        next = [];
+        out = [];
+      };
+      await this.dumpEach('listServices', '', encodeListServices(), begin, (p) => {
         const range = serviceSetupRange(p.payload);
-        const seen = last[i];
-        let entry = seen;
-        if (!range || !seen || seen.bytes.compare(p.payload, range.from, range.to) !== 0) {
-          // A copy: the datagram the payload views is not ours to keep.
-          entry = { bytes: range ? Buffer.from(p.payload.subarray(range.from, range.to)) : Buffer.alloc(0), vs: decodeServiceSetup(p.payload) };
-        }
-        if (!entry) continue;
+        const seen = last[next.length];
+        // A copy when decoded anew: the datagram the payload views is not ours to keep.
+        const entry: Entry =
+          range && seen && seen.bytes.compare(p.payload, range.from, range.to) === 0
+            ? seen
+            : { bytes: range ? Buffer.from(p.payload.subarray(range.from, range.to)) : Buffer.alloc(0), vs: decodeServiceSetup(p.payload) };
         next.push(entry);
         if (entry.vs) out.push(entry.vs);
-      }
+      });
       this.lastSetups = next;
       return out;
     });
@@ -382,6 +386,16 @@ export class IpvsNetlinkClient {
   }
 
   private async dump(op: IpvsOpName, object: string, payload: Buffer): Promise<readonly NlMessage[]> {
+    let parts: NlMessage[] = [];
+    await this.dumpEach(op, object, payload, () => (parts = []), (p) => parts.push(p));
+    return parts;
+  }
+
+  /**
+   * A dump whose parts go to `consume` as they arrive. `begin` runs before each attempt: a dump the
+   * kernel marks interrupted (the table changed meanwhile) is read again from its start.
+   */
+  private async dumpEach(op: IpvsOpName, object: string, payload: Buffer, begin: () => void, consume: (part: NlMessage) => void): Promise<void> {
     let movedRetry = false;
     for (let attempt = 0; attempt < DUMP_ATTEMPTS; attempt++) {
       const id = await this.familyIdFor(op, object);
@@ -389,7 +403,8 @@ export class IpvsNetlinkClient {
       // (ip_vs_genl_dump_services), so at a page per datagram a listing of 15,000 virtual servers
       // walks it about a thousand times. Any outcome is fine: it only sizes later dumps.
       await this.nl.enlargeDumps((bytes) => ({ type: id, flags: NlmF.REQUEST | NlmF.ACK, payload: encodeRefusedCommand(bytes) }));
-      const [r] = await this.nl.exchange([{ type: id, flags: NlmF.REQUEST | NlmF.DUMP, payload }]);
+      begin();
+      const [r] = await this.nl.exchange([{ type: id, flags: NlmF.REQUEST | NlmF.DUMP, payload, onPart: consume }]);
       if (!r) throw new IpvsError({ code: 'PROTOCOL', errno: 0, op, object, detail: 'no reply' });
       if (r.errno === Errno.ENOENT && !movedRetry && (await this.movedFor(id, op, object))) {
         movedRetry = true;
@@ -398,10 +413,11 @@ export class IpvsNetlinkClient {
       }
       if (r.errno !== 0) throw replyError(r.errno, op, object);
       // NLM_F_DUMP_INTR: the table changed while the dump ran; read it again.
-      if (!(r.flags & NlmF.DUMP_INTR)) return r.parts;
+      if (!(r.flags & NlmF.DUMP_INTR)) return;
     }
     throw new IpvsError({ code: 'EBUSY', errno: Errno.EBUSY, op, object, detail: 'the table kept changing during the dump; try again' });
   }
+
 
   private async batch(ops: readonly IpvsOp[]): Promise<IpvsOpResult[]> {
     const results: (IpvsOpResult | undefined)[] = new Array<IpvsOpResult | undefined>(ops.length);

@@ -13,6 +13,12 @@ export interface NetlinkRequest {
   readonly type: number;
   readonly flags: number;
   readonly payload: Buffer;
+  /**
+   * Takes each data part as it arrives, instead of the reply's `parts` keeping them all (left
+   * empty then). A dump of thousands of parts kept to its end outlives young-generation
+   * collections and goes to V8's old generation; parts handled one by one die young. Must not throw.
+   */
+  readonly onPart?: (part: NlMessage) => void;
 }
 
 export interface NetlinkReply {
@@ -67,6 +73,7 @@ const OVERRUN_GRACE_MS = 100;
 
 interface Pending {
   readonly parts: NlMessage[];
+  readonly onPart: ((part: NlMessage) => void) | undefined;
   flags: number;
   readonly finish: (errno: number, error?: Buffer) => void;
   readonly touch: () => void;
@@ -160,6 +167,7 @@ export class NetlinkRequester {
         seqs.push(seq);
         const p: Pending = {
           parts: [],
+          onPart: req.onPart,
           flags: 0,
           touch,
           finish: (errno, error) => {
@@ -237,7 +245,10 @@ export class NetlinkRequester {
       if (m.type === NlMsgType.ERROR) p.finish(parseNlError(m.payload), m.payload);
       else if (m.type === NlMsgType.DONE) p.finish(parseNlError(m.payload));
       // Data: a dump part, or a doit reply that its ACK follows (callers always ask for ACKs).
-      else if (m.type !== NlMsgType.NOOP && m.type !== NlMsgType.OVERRUN) p.parts.push(m);
+      else if (m.type !== NlMsgType.NOOP && m.type !== NlMsgType.OVERRUN) {
+        if (p.onPart) p.onPart(m);
+        else p.parts.push(m);
+      }
     }
   }
 

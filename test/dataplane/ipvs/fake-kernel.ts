@@ -80,6 +80,11 @@ export class FakeIpvsKernel implements NetlinkTransport {
   refusedCommands = 0;
   /** Acknowledgements and errors (NLMSG_ERROR messages) sent so far. */
   errorMessages = 0;
+  /**
+   * The next this many dumps come flagged NLM_F_DUMP_INTR, each listing its entries twice: what a
+   * reader sees when the table changes under a dump (a consistency-checked one flags it).
+   */
+  interruptDumps = 0;
   private bytesCounted = 0;
   readonly services = new Map<string, FakeService>();
   /** Number of netlink messages in each datagram received, and its size. */
@@ -255,7 +260,10 @@ export class FakeIpvsKernel implements NetlinkTransport {
 
   /** Entries packed into one datagram (as a dump skb), then DONE; no ACK after a dump. */
   private dumpReply(req: NlMessage, entries: Buffer[]): Buffer[] {
-    const parts = entries.map((e) => this.reply(req, this.familyId, NlmF.MULTI, e));
+    const interrupted = this.interruptDumps > 0;
+    if (interrupted) this.interruptDumps--;
+    const flags = interrupted ? NlmF.MULTI | NlmF.DUMP_INTR : NlmF.MULTI;
+    const parts = (interrupted ? [...entries, ...entries] : entries).map((e) => this.reply(req, this.familyId, flags, e));
     const done = this.reply(req, NlMsgType.DONE, NlmF.MULTI, u32(0));
     return [Buffer.concat(parts), done].filter((b) => b.length > 0);
   }

@@ -66,6 +66,25 @@ describe('IpvsNetlinkClient (fake kernel)', { skip: endianness() !== 'LE' ? 'fak
     assert.deepEqual(await client.listServiceSetups(), await setups());
   });
 
+  it('reads a dump the kernel flags interrupted again from its start, for every listing', async () => {
+    const { kernel, client } = setup();
+    await client.addService(vs4);
+    await client.addService(vs6);
+    await client.addDestination(vs4, rs);
+    const services = await client.listServices();
+    const setups = await client.listServiceSetups();
+    const dests = await client.listDestinations(vs4);
+    assert.equal(services.length, 2);
+    assert.equal(dests.length, 1);
+    kernel.interruptDumps = 1;
+    assert.deepEqual((await client.listServices()).map(({ stats: _s, ...rest }) => rest), services.map(({ stats: _s, ...rest }) => rest));
+    kernel.interruptDumps = 1;
+    assert.deepEqual(await client.listServiceSetups(), setups);
+    kernel.interruptDumps = 1;
+    assert.deepEqual((await client.listDestinations(vs4)).map(({ stats: _s, ...rest }) => rest), dests.map(({ stats: _s, ...rest }) => rest));
+    assert.equal(kernel.interruptDumps, 0, 'each interrupted dump was read');
+  });
+
   it('before its first dump, sends one request IPVS refuses, 32 KB, so later dumps come in 32 KB datagrams', async () => {
     const { kernel, client } = setup();
     await client.addService(vs4);

@@ -48,6 +48,28 @@ describe('NetlinkRequester timeout', () => {
     assert.deepEqual(r.parts.map((p) => p.payload.readInt32LE(0)), [0, 1, 2, 3, 4, 5]);
     nl.close();
   });
+
+  test('a dump with onPart hands each part over as it arrives, in order, and keeps none in the reply', async () => {
+    const seen: Array<{ part: number; whileDumping: boolean }> = [];
+    let done = false;
+    const kernel = scriptedKernel((_request, reply) => {
+      void (async () => {
+        for (let i = 0; i < 4; i++) {
+          await sleep(5);
+          reply(0x20, NlmF.MULTI, int32(i));
+        }
+        await sleep(5);
+        reply(NlMsgType.DONE, NlmF.MULTI, int32(0));
+      })();
+    });
+    const nl = new NetlinkRequester(kernel, { timeoutMs: 200, maxMessagesPerDatagram: 10 });
+    const r = await nl.single({ type: 0x20, flags: NlmF.REQUEST | NlmF.DUMP, payload: Buffer.alloc(4), onPart: (p) => seen.push({ part: p.payload.readInt32LE(0), whileDumping: !done }) });
+    done = true;
+    assert.equal(r.errno, 0);
+    assert.deepEqual(seen, [0, 1, 2, 3].map((part) => ({ part, whileDumping: true })));
+    assert.deepEqual(r.parts, []);
+    nl.close();
+  });
 });
 
 /** An NLMSG_ERROR payload as the kernel writes it: the negative errno, then the request's header. */

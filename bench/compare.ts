@@ -220,7 +220,6 @@ function conductor(o: Options, paths: Paths, churn: ChurnWriter, results: Map<Pr
   };
 }
 
-/** The commit measured (KUBE_IPVS_COMPARE_VERSION names it when running from a copy of the tree). */
 /** `--help` in the guest: median wall, CPU and peak RSS per build. */
 function startupTable(lines: readonly string[], ours: string): string[] {
   const byEntry = new Map<string, number[][]>();
@@ -282,6 +281,10 @@ function report(runs: readonly RunRecord[], extra: readonly string[] = []): stri
 
 const order = (label: string): number => Object.values(LABELS).indexOf(label);
 
+/**
+ * The commit measured (KUBE_IPVS_COMPARE_VERSION names it when running from a copy of the tree),
+ * read before the VM boots: a commit made during an hour-long run is not what it measured.
+ */
 function version(root: string): string {
   const r = spawnSync('git', ['describe', '--always', '--dirty'], { cwd: root, encoding: 'utf8' });
   return r.status === 0 ? r.stdout.trim() : (process.env.KUBE_IPVS_COMPARE_VERSION ?? 'unknown');
@@ -328,6 +331,7 @@ async function main(): Promise<number> {
   const started = new Date();
   const loadBefore = loadavg();
   const t0 = Date.now();
+  const measured = version(root);
   let server: TestApiServer | undefined;
   let http: Conductor | undefined;
   try {
@@ -372,7 +376,7 @@ async function main(): Promise<number> {
       if (load?.stealPct !== undefined) f.notes.push(`host CPU steal ${load.stealPct.toFixed(0)} % over its run`);
       return f;
     });
-    const run: RunRecord = { shape: o.shape, options: o, started: started.toISOString(), version: version(root), node: process.version, loadBefore, loadAfter, figures: figs };
+    const run: RunRecord = { shape: o.shape, options: o, started: started.toISOString(), version: measured, node: process.version, loadBefore, loadAfter, figures: figs };
     console.log(report([run], startupTable(startup, join(root, 'dist', 'kube-ipvs.mjs'))));
     if (o.json) writeFileSync(o.json, JSON.stringify({ ...run, raw: Object.fromEntries(results) }, null, 1));
     const missing = o.proxies.filter((p) => !results.has(p));

@@ -200,7 +200,9 @@ export class ProcIpvsReader {
       const expected = last.placed[next];
       if (expected !== undefined) {
         const end = pos + expected.end - expected.start;
-        if (end <= n && (end === n || buf[end] !== BLANK) && buf.compare(last.bytes, expected.start, expected.end, pos, end) === 0) {
+        // The same bytes, and the block ends there too: at the end of the file, or at a line that
+        // is not one of its own (a last line without its newline may go on in this read).
+        if (end <= n && (end === n || (buf[end - 1] === NEWLINE && buf[end] !== BLANK)) && buf.compare(last.bytes, expected.start, expected.end, pos, end) === 0) {
           placed.push({ start: pos, body: pos + expected.body - expected.start, end, key: expected.key, block: expected.block });
           if (expected.key !== null && expected.block) blocks.set(expected.key, expected.block);
           next++;

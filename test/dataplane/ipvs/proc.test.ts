@@ -85,10 +85,11 @@ describe('/proc/net/ip_vs', () => {
     const removed = [...lines.slice(0, 6), ...lines.slice(8)].join('\n');
     const swapped = [...lines.slice(0, 3), ...lines.slice(6, 8), ...lines.slice(3, 6), ...lines.slice(8)].join('\n');
     const unended = KERNEL_TEXT.slice(0, -1);
+    const goesOn = `${unended}\n  -> 0AF40106:1F90      Masq    1      0          0         \n`;
     const reader = new ProcIpvsReader();
     const feed = alternatingBuffers();
     // Parsed or not before, same text or not: counts, weights, added, removed and reordered blocks all read fresh.
-    const texts = [KERNEL_TEXT, KERNEL_TEXT, counts, counts, weight, KERNEL_TEXT, scheduler, added, added, removed, swapped, KERNEL_TEXT, unended, '', KERNEL_TEXT];
+    const texts = [KERNEL_TEXT, KERNEL_TEXT, counts, counts, weight, KERNEL_TEXT, scheduler, added, added, removed, swapped, KERNEL_TEXT, unended, goesOn, unended, '', KERNEL_TEXT];
     for (const [i, text] of texts.entries()) {
       const got = reader.read(feed(text));
       const fresh = procBlocks(text);

@@ -25,7 +25,6 @@ export class ProcFile {
    */
   read(): Buffer {
     const i = this.turn;
-    this.turn = 1 - i;
     let buf = this.bufs[i] as Buffer;
     const fd = openSync(this.path, 'r');
     let n = 0;
@@ -43,6 +42,9 @@ export class ProcFile {
     } finally {
       closeSync(fd);
     }
+    // Only a read that returns takes a turn: after one that threw, the last read's bytes must
+    // still be those the caller was given.
+    this.turn = 1 - i;
     return buf.subarray(0, n);
   }
 }

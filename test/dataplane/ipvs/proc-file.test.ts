@@ -47,6 +47,20 @@ describe('ProcFile', () => {
     });
   });
 
+  test('a read that fails leaves the last read\'s bytes as they were, through the read after it', () => {
+    withDir((dir) => {
+      const path = join(dir, 'ip_vs');
+      writeFileSync(path, 'TCP  0A60000A:0050 rr \n');
+      const f = new ProcFile(path);
+      const first = f.read();
+      rmSync(path);
+      assert.throws(() => f.read(), { code: 'ENOENT' });
+      writeFileSync(path, 'UDP  0A60000A:0035 rr \n');
+      assert.equal(f.read().toString('latin1'), 'UDP  0A60000A:0035 rr \n');
+      assert.equal(first.toString('latin1'), 'TCP  0A60000A:0050 rr \n');
+    });
+  });
+
   test('a missing file throws ENOENT', () => {
     withDir((dir) => {
       assert.throws(() => new ProcFile(join(dir, 'ip_vs')).read(), { code: 'ENOENT' });

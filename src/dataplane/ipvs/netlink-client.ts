@@ -137,13 +137,19 @@ function asOpError(e: unknown, op: IpvsOpName, object: string): IpvsError {
   return new IpvsError({ code: 'UNKNOWN', errno: 0, op, object, detail: String(e), cause: e });
 }
 
+/** A listServiceSetups entry: one virtual server's setup bytes and what they decoded to. */
+interface SetupEntry {
+  readonly bytes: Buffer;
+  readonly vs: ObservedVirtualServerSetup | undefined;
+}
+
 export class IpvsNetlinkClient {
   private readonly nl: NetlinkRequester;
   private readonly batchBytes: number;
   private readonly modprobe: ((module: string) => Promise<void>) | false;
   private familyId: number | undefined;
-  /** The last listServiceSetups' entries in the kernel's order: each one's setup bytes and what they decoded to. */
-  private lastSetups: ReadonlyArray<{ readonly bytes: Buffer; readonly vs: ObservedVirtualServerSetup | undefined }> = [];
+  /** The last listServiceSetups' entries, in the kernel's order. */
+  private lastSetups: readonly SetupEntry[] = [];
 
   constructor(opts: IpvsNetlinkClientOptions = {}) {
     this.batchBytes = opts.batchBytes ?? DEFAULT_BATCH_BYTES;
@@ -181,28 +187,21 @@ export class IpvsNetlinkClient {
    */
   listServiceSetups(): Promise<ObservedVirtualServerSetup[]> {
     return this.nl.serial(async () => {
-      type Entry = { readonly bytes: Buffer; readonly vs: ObservedVirtualServerSetup | undefined };
       const last = this.lastSetups;
-      let next: Entry[] = [];
-      let out: ObservedVirtualServerSetup[] = [];
+      let next: SetupEntry[] = [];
       // Each part as it arrives: an unchanged table leaves nothing of its datagrams to collect later.
-      const begin = (): void => {
-        next = [];
-        out = [];
-      };
-      await this.dumpEach('listServices', '', encodeListServices(), begin, (p) => {
+      await this.dumpEach('listServices', '', encodeListServices(), () => (next = []), (p) => {
         const range = serviceSetupRange(p.payload);
         const seen = last[next.length];
         // A copy when decoded anew: the datagram the payload views is not ours to keep.
-        const entry: Entry =
+        const entry: SetupEntry =
           range && seen && seen.bytes.compare(p.payload, range.from, range.to) === 0
             ? seen
             : { bytes: range ? Buffer.from(p.payload.subarray(range.from, range.to)) : Buffer.alloc(0), vs: decodeServiceSetup(p.payload) };
         next.push(entry);
-        if (entry.vs) out.push(entry.vs);
       });
       this.lastSetups = next;
-      return out;
+      return next.flatMap((e) => (e.vs ? [e.vs] : []));
     });
   }
 
@@ -417,7 +416,6 @@ export class IpvsNetlinkClient {
     }
     throw new IpvsError({ code: 'EBUSY', errno: Errno.EBUSY, op, object, detail: 'the table kept changing during the dump; try again' });
   }
-
 
   private async batch(ops: readonly IpvsOp[]): Promise<IpvsOpResult[]> {
     const results: (IpvsOpResult | undefined)[] = new Array<IpvsOpResult | undefined>(ops.length);

@@ -19,6 +19,20 @@ const int32 = (n: number): Buffer => {
 };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** A kernel that answers any request with `count` dump parts (0, 1, …) `gapMs` apart, then DONE. */
+function dumpingKernel(count: number, gapMs: number): NetlinkTransport {
+  return scriptedKernel((_request, reply) => {
+    void (async () => {
+      for (let i = 0; i < count; i++) {
+        await sleep(gapMs);
+        reply(0x20, NlmF.MULTI, int32(i));
+      }
+      await sleep(gapMs);
+      reply(NlMsgType.DONE, NlmF.MULTI, int32(0));
+    })();
+  });
+}
+
 describe('NetlinkRequester timeout', () => {
   test('a request the kernel never answers fails with ETIMEDOUT after the silence', async () => {
     const nl = new NetlinkRequester(scriptedKernel(() => undefined), { timeoutMs: 80, maxMessagesPerDatagram: 10 });
@@ -31,18 +45,8 @@ describe('NetlinkRequester timeout', () => {
   });
 
   test('a dump whose parts keep coming within the timeout completes, however long it takes in all', async () => {
-    const kernel = scriptedKernel((_request, reply) => {
-      void (async () => {
-        // Six parts 40 ms apart (240 ms in all, three times the timeout), then DONE.
-        for (let i = 0; i < 6; i++) {
-          await sleep(40);
-          reply(0x20, NlmF.MULTI, int32(i));
-        }
-        await sleep(40);
-        reply(NlMsgType.DONE, NlmF.MULTI, int32(0));
-      })();
-    });
-    const nl = new NetlinkRequester(kernel, { timeoutMs: 80, maxMessagesPerDatagram: 10 });
+    // Six parts 40 ms apart (240 ms in all, three times the timeout), then DONE.
+    const nl = new NetlinkRequester(dumpingKernel(6, 40), { timeoutMs: 80, maxMessagesPerDatagram: 10 });
     const r = await nl.single({ type: 0x20, flags: NlmF.REQUEST | NlmF.DUMP, payload: Buffer.alloc(4) });
     assert.equal(r.errno, 0);
     assert.deepEqual(r.parts.map((p) => p.payload.readInt32LE(0)), [0, 1, 2, 3, 4, 5]);
@@ -52,17 +56,7 @@ describe('NetlinkRequester timeout', () => {
   test('a dump with onPart hands each part over as it arrives, in order, and keeps none in the reply', async () => {
     const seen: Array<{ part: number; whileDumping: boolean }> = [];
     let done = false;
-    const kernel = scriptedKernel((_request, reply) => {
-      void (async () => {
-        for (let i = 0; i < 4; i++) {
-          await sleep(5);
-          reply(0x20, NlmF.MULTI, int32(i));
-        }
-        await sleep(5);
-        reply(NlMsgType.DONE, NlmF.MULTI, int32(0));
-      })();
-    });
-    const nl = new NetlinkRequester(kernel, { timeoutMs: 200, maxMessagesPerDatagram: 10 });
+    const nl = new NetlinkRequester(dumpingKernel(4, 5), { timeoutMs: 200, maxMessagesPerDatagram: 10 });
     const r = await nl.single({ type: 0x20, flags: NlmF.REQUEST | NlmF.DUMP, payload: Buffer.alloc(4), onPart: (p) => seen.push({ part: p.payload.readInt32LE(0), whileDumping: !done }) });
     done = true;
     assert.equal(r.errno, 0);
